@@ -1,0 +1,11 @@
+// Command trailkeeper keeps every AWS account's CloudTrail logs in one
+// tamper-proof archive without AWS Organizations.
+package main
+
+import (
+	"os"
+
+	"github.com/trailkeeper/trailkeeper/internal/cli"
+)
+
+func main() { os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }

@@ -1,0 +1,114 @@
+// Package cli is trailkeeper's command line: one file per command, each turning
+// flags into options and calling a run function; output and exit codes live here.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes, documented in the README and in each command's help.
+const (
+	ExitOK          = 0   // success, healthy, valid
+	ExitProblems    = 1   // the command worked and found problems
+	ExitUsage       = 2   // usage or configuration error
+	ExitAWS         = 3   // AWS access error: credentials, permissions, network
+	ExitChanges     = 4   // plan --detailed-exitcode: changes pending
+	ExitInterrupted = 130 // interrupted
+)
+
+// Version is set at build time with -ldflags "-X .../internal/cli.Version=v1.2.3".
+var Version = "dev"
+
+// IO holds the streams a command reads and writes.
+type IO struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// Globals are the flags every command has.
+type Globals struct {
+	Config     string
+	Output     string
+	NoProgress bool
+}
+
+// exitError carries an exit code and a hint that says how to fix the problem.
+type exitError struct {
+	code int
+	err  error
+	hint string
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(hint string, format string, a ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, a...), hint: hint}
+}
+
+// Main runs the command line and returns the process exit code.
+func Main(args []string, in io.Reader, out, errOut io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	streams := IO{In: in, Out: out, Err: errOut}
+	root := newRoot(streams)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(errOut, "interrupted")
+		return ExitInterrupted
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil && ee.err.Error() != "" {
+			fmt.Fprintln(errOut, "error:", ee.err)
+		}
+		if ee.hint != "" {
+			fmt.Fprintln(errOut, "hint:", ee.hint)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(errOut, "error:", err)
+	return ExitUsage // cobra's own errors are usage errors: unknown flag, missing argument
+}
+
+func newRoot(streams IO) *cobra.Command {
+	g := &Globals{}
+	root := &cobra.Command{
+		Use:   "trailkeeper",
+		Short: "Keep every AWS account's CloudTrail logs in one tamper-proof archive, without AWS Organizations",
+		Long: `trailkeeper sets up S3 cross-account replication of each account's CloudTrail logs into one
+Object-Lock archive bucket, proves it works, and proves the archive is complete and unaltered.
+
+Exit codes: 0 success, 1 problems found, 2 usage or configuration error,
+3 AWS access error, 4 changes pending (plan --detailed-exitcode), 130 interrupted.`,
+		Version:       Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(streams.Out)
+	root.SetErr(streams.Err)
+	root.SetIn(streams.In)
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.Config, "config", "trailkeeper.yaml", "configuration file")
+	pf.StringVarP(&g.Output, "output", "o", "text", "output format: text or json")
+	pf.BoolVar(&g.NoProgress, "no-progress", false, "no progress bars on stderr")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if g.Output != "text" && g.Output != "json" {
+			return usageErr("use --output text or --output json", "unknown output format %q", g.Output)
+		}
+		return nil
+	}
+	root.AddCommand(newSandboxCmd(streams, g, nil))
+	return root
+}

@@ -1,0 +1,89 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+)
+
+// SandboxOptions are the flags of `trailkeeper sandbox`.
+type SandboxOptions struct {
+	Addr    string
+	TLS     bool
+	Verbose bool
+	sandbox.Options
+}
+
+func newSandboxCmd(streams IO, g *Globals, runF func(context.Context, *SandboxOptions) error) *cobra.Command {
+	opts := &SandboxOptions{}
+	cmd := &cobra.Command{
+		Use:   "sandbox",
+		Short: "Serve a local multi-account AWS (S3, IAM, STS, CloudFormation, CloudTrail)",
+		Long: `Serve a local multi-account AWS until interrupted. An access key id of 12 digits acts as that
+account's root user:
+
+  AWS_ACCESS_KEY_ID=111111111111 AWS_SECRET_ACCESS_KEY=x AWS_ENDPOINT_URL=http://127.0.0.1:4566 aws s3 ls
+
+S3 replicates across accounts, CloudTrail delivers log files and signed digests, IAM and bucket
+policies are enforced. See docs/sandbox.md for what is emulated.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runSandbox(cmd.Context(), streams, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Addr, "addr", "127.0.0.1:4566", "address to listen on")
+	f.StringVar(&opts.DataDir, "data-dir", "", "keep state and objects in this directory across restarts (default: in memory)")
+	f.BoolVar(&opts.TLS, "tls", false, "serve https with a generated certificate (its CA is written to DATA-DIR or the temp dir)")
+	f.DurationVar(&opts.DeliveryInterval, "delivery-interval", 5*time.Minute, "how often CloudTrail delivers log files")
+	f.DurationVar(&opts.DigestInterval, "digest-interval", time.Hour, "how often CloudTrail delivers digest files")
+	f.IntVar(&opts.BackgroundEvents, "background-events", 0, "generated management events per trail and delivery")
+	f.Float64Var(&opts.FaultRate, "fault-rate", 0, "share of requests that fail with throttling (503 SlowDown) or internal errors (500)")
+	f.DurationVar(&opts.Latency, "latency", 0, "delay every answer by this much")
+	f.BoolVar(&opts.InsecureHTTP, "insecure-http", false, "count plain-http requests as aws:SecureTransport=false, as AWS would")
+	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "log replication failures and other events to stderr")
+	return cmd
+}
+
+func runSandbox(ctx context.Context, streams IO, opts *SandboxOptions) error {
+	level := slog.LevelWarn
+	if opts.Verbose {
+		level = slog.LevelInfo
+	}
+	opts.Logger = slog.New(slog.NewTextHandler(streams.Err, &slog.HandlerOptions{Level: level}))
+	sb, err := sandbox.New(opts.Options)
+	if err != nil {
+		return usageErr("check --data-dir and --fault-rate", "sandbox: %w", err)
+	}
+	defer sb.Close()
+	srv, err := sb.Start(opts.Addr, opts.TLS)
+	if err != nil {
+		return usageErr("pick a free address with --addr 127.0.0.1:PORT", "sandbox: %w", err)
+	}
+	defer srv.Close()
+	fmt.Fprintf(streams.Err, "sandbox serving %s\n", srv.URL)
+	if srv.CACert != nil {
+		dir := opts.DataDir
+		if dir == "" {
+			dir = os.TempDir()
+		}
+		ca := filepath.Join(dir, "trailkeeper-sandbox-ca.pem")
+		if err := os.WriteFile(ca, srv.CACert, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(streams.Err, "CA certificate: %s (export AWS_CA_BUNDLE=%s)\n", ca, ca)
+	}
+	fmt.Fprintf(streams.Err, "try: AWS_ACCESS_KEY_ID=111111111111 AWS_SECRET_ACCESS_KEY=x AWS_ENDPOINT_URL=%s aws s3 ls\n", srv.URL)
+	<-ctx.Done()
+	fmt.Fprintln(streams.Err, "sandbox stopping")
+	return nil
+}

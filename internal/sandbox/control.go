@@ -1,0 +1,89 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"time"
+)
+
+// serveControl answers the sandbox-only endpoints under /_sandbox/ (documented in
+// docs/sandbox.md). trailkeeper itself never calls them: they exist so that tests
+// and scripts can wait for events instead of sleeping.
+func (s *Sandbox) serveControl(w http.ResponseWriter, r *http.Request) {
+	reply := func(status int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(v)
+	}
+	switch r.Method + " " + r.URL.Path {
+	case "GET /_sandbox/health":
+		reply(200, map[string]string{"status": "ok"})
+	case "POST /_sandbox/cloudtrail/deliver":
+		s.Deliver()
+		reply(200, map[string]string{"status": "delivered"})
+	case "POST /_sandbox/replication/wait":
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		if err := s.WaitReplication(ctx); err != nil {
+			reply(504, map[string]string{"error": err.Error()})
+			return
+		}
+		reply(200, map[string]string{"status": "idle"})
+	case "GET /_sandbox/replication":
+		q := r.URL.Query()
+		st, reason, err := s.ReplicationFailure(q.Get("bucket"), q.Get("key"), q.Get("versionId"))
+		if err != nil {
+			reply(404, map[string]string{"error": err.Error()})
+			return
+		}
+		reply(200, map[string]string{"status": st, "reason": reason})
+	case "GET /_sandbox/calls":
+		reply(200, s.Calls())
+	case "DELETE /_sandbox/calls":
+		s.ResetCalls()
+		reply(200, map[string]string{"status": "reset"})
+	default:
+		reply(404, map[string]string{"error": "unknown sandbox endpoint " + r.Method + " " + r.URL.Path})
+	}
+}
+
+// selfSignedCert makes a CA and a server certificate for localhost and 127.0.0.1.
+func selfSignedCert() (tls.Certificate, []byte, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	now := time.Now()
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "trailkeeper sandbox CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0), DNSNames: []string{"localhost", "*.localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	return tls.Certificate{Certificate: [][]byte{leafDER, caDER}, PrivateKey: key}, caPEM, nil
+}

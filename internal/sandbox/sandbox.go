@@ -1,0 +1,332 @@
+// Package sandbox is a local multi-account AWS: S3 (with cross-account
+// replication and Object Lock), IAM, STS, CloudFormation and CloudTrail (with log
+// and signed digest delivery), speaking the real wire protocols so that the AWS CLI
+// and SDKs work against it unchanged. It enforces IAM and bucket policies with
+// internal/policy and never imports the tool's own setup code, so it cannot share
+// the tool's assumptions about AWS.
+package sandbox
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure a sandbox. The zero value is a usable in-memory sandbox.
+type Options struct {
+	// DataDir keeps state and objects across restarts; empty means in memory.
+	DataDir string
+	// DeliveryInterval is how often CloudTrail delivers log files (AWS: about 5 minutes).
+	DeliveryInterval time.Duration
+	// DigestInterval is how often CloudTrail delivers digest files (AWS: 1 hour).
+	DigestInterval time.Duration
+	// BackgroundEvents adds that many generated management events per logging
+	// trail and delivery, so that logs are not empty when nobody calls the API.
+	BackgroundEvents int
+	// FaultRate makes that share of requests fail with throttling or internal errors.
+	FaultRate float64
+	// Latency delays every answer.
+	Latency time.Duration
+	// InsecureHTTP counts plain-http requests as aws:SecureTransport=false, as AWS
+	// would; by default loopback http counts as secure (see docs/sandbox.md).
+	InsecureHTTP bool
+	// DefaultAccount acts for access keys that are not 12 digits.
+	DefaultAccount string
+	// Logger receives one line per request at debug level; nil discards.
+	Logger *slog.Logger
+}
+
+// Sandbox is one local AWS. Create it with New, serve it with Handler or Start.
+type Sandbox struct {
+	opts   Options
+	mu     sync.Mutex
+	st     *state
+	blobs  blobStore
+	keys   map[string]*signingKey // CloudTrail signing key per region
+	events map[string][]pendingEvent  // trail ARN + region -> undelivered events
+
+	replQueue chan replicationJob
+	replPending atomic.Int64
+	calls     callCounter
+	dirty     atomic.Bool
+	stop      chan struct{}
+	done      sync.WaitGroup
+	closeOnce sync.Once
+	rng       *rand.Rand
+	rngMu     sync.Mutex
+}
+
+// New creates a sandbox and starts its background work (replication, CloudTrail
+// delivery, persistence). Call Close to stop it.
+func New(opts Options) (*Sandbox, error) {
+	if opts.DeliveryInterval <= 0 {
+		opts.DeliveryInterval = 5 * time.Minute
+	}
+	if opts.DigestInterval <= 0 {
+		opts.DigestInterval = time.Hour
+	}
+	if opts.DefaultAccount == "" {
+		opts.DefaultAccount = "000000000000"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.FaultRate < 0 || opts.FaultRate > 1 {
+		return nil, fmt.Errorf("fault rate %v: must be between 0 and 1", opts.FaultRate)
+	}
+	s := &Sandbox{
+		opts:      opts,
+		st:        newState(),
+		keys:      map[string]*signingKey{},
+		events:    map[string][]pendingEvent{},
+		replQueue: make(chan replicationJob, 1<<16),
+		stop:      make(chan struct{}),
+		rng:       rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)),
+		calls:     callCounter{m: map[string]int{}},
+	}
+	if opts.DataDir == "" {
+		s.blobs = &memBlobs{m: map[string][]byte{}}
+	} else {
+		if err := s.load(); err != nil {
+			return nil, err
+		}
+	}
+	s.done.Add(3)
+	go s.replicator()
+	go s.cloudtrailLoop()
+	go s.persistLoop()
+	return s, nil
+}
+
+// Close stops background work and saves state.
+func (s *Sandbox) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.done.Wait()
+		err = s.save()
+	})
+	return err
+}
+
+// Handler serves every emulated service on one endpoint, like LocalStack.
+func (s *Sandbox) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// Server is a running sandbox endpoint.
+type Server struct {
+	URL    string
+	CACert []byte // PEM of the certificate authority, for https servers
+	srv    *http.Server
+	ln     net.Listener
+}
+
+// Close stops the listener.
+func (srv *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.srv.Shutdown(ctx)
+}
+
+// Start serves the sandbox on addr ("127.0.0.1:0" picks a free port). With tls, the
+// server uses a certificate it generates, so aws:SecureTransport is true as on AWS.
+func (s *Sandbox) Start(addr string, useTLS bool) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	out := &Server{srv: &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 30 * time.Second}, ln: ln}
+	scheme := "http"
+	if useTLS {
+		cert, caPEM, err := selfSignedCert()
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		out.CACert = caPEM
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		scheme = "https"
+	}
+	out.URL = scheme + "://" + ln.Addr().String()
+	go out.srv.Serve(ln)
+	return out, nil
+}
+
+// callCounter counts requests per account and action, for tests that count API calls.
+type callCounter struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (c *callCounter) add(account, action string) {
+	c.mu.Lock()
+	c.m[account+" "+action]++
+	c.mu.Unlock()
+}
+
+// Calls returns how many requests each account made per action ("ACCOUNT Action").
+func (s *Sandbox) Calls() map[string]int {
+	s.calls.mu.Lock()
+	defer s.calls.mu.Unlock()
+	out := make(map[string]int, len(s.calls.m))
+	for k, v := range s.calls.m {
+		out[k] = v
+	}
+	return out
+}
+
+// ResetCalls clears the call counts.
+func (s *Sandbox) ResetCalls() {
+	s.calls.mu.Lock()
+	s.calls.m = map[string]int{}
+	s.calls.mu.Unlock()
+}
+
+func (s *Sandbox) chance(p float64) bool {
+	s.rngMu.Lock()
+	defer s.rngMu.Unlock()
+	return s.rng.Float64() < p
+}
+
+// blobStore keeps object bytes by version id.
+type blobStore interface {
+	put(id string, data []byte) error
+	get(id string) ([]byte, error)
+	del(id string)
+}
+
+type memBlobs struct {
+	mu sync.RWMutex
+	m  map[string][]byte
+}
+
+func (b *memBlobs) put(id string, data []byte) error {
+	b.mu.Lock()
+	b.m[id] = data
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *memBlobs) get(id string) ([]byte, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	d, ok := b.m[id]
+	if !ok {
+		return nil, errors.New("blob not found")
+	}
+	return d, nil
+}
+
+func (b *memBlobs) del(id string) {
+	b.mu.Lock()
+	delete(b.m, id)
+	b.mu.Unlock()
+}
+
+type dirBlobs struct{ dir string }
+
+func (b dirBlobs) path(id string) string { return filepath.Join(b.dir, id) }
+
+func (b dirBlobs) put(id string, data []byte) error {
+	tmp := b.path(id) + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, b.path(id))
+}
+
+func (b dirBlobs) get(id string) ([]byte, error) { return os.ReadFile(b.path(id)) }
+func (b dirBlobs) del(id string)                 { os.Remove(b.path(id)) }
+
+// blobID names the bytes of one version of one object.
+func blobID(bucket, versionID string, key string) string {
+	return fmt.Sprintf("%x", sha256Sum([]byte(bucket+"\x00"+key+"\x00"+versionID)))
+}
+
+type snapshot struct {
+	State *state            `json:"state"`
+	Keys  map[string][]byte `json:"keys"` // PKCS#1 DER of the signing keys
+}
+
+func (s *Sandbox) load() error {
+	dir := s.opts.DataDir
+	if err := os.MkdirAll(filepath.Join(dir, "objects"), 0o700); err != nil {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	s.blobs = dirBlobs{dir: filepath.Join(dir, "objects")}
+	data, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	var snap snapshot
+	if err := json.Unmarshal(data, &snap); err != nil || snap.State == nil {
+		return fmt.Errorf("data dir %s: state.json is damaged (%v); move it away to start afresh", dir, err)
+	}
+	s.st = snap.State
+	for _, b := range s.st.Buckets {
+		if b.Objects == nil {
+			b.Objects = map[string][]*version{}
+		}
+		if b.Uploads == nil {
+			b.Uploads = map[string]*upload{}
+		}
+		if b.Policy != "" {
+			b.policyDoc, _ = parseBucketPolicyDoc(b.Policy)
+		}
+	}
+	if err := s.loadKeys(snap.Keys); err != nil {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+func (s *Sandbox) save() error {
+	if s.opts.DataDir == "" {
+		return nil
+	}
+	s.mu.Lock()
+	snap := snapshot{State: s.st, Keys: s.keyDER()}
+	data, err := json.Marshal(snap)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(s.opts.DataDir, "state.json")
+	if err := os.WriteFile(path+".tmp", data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
+}
+
+// persistLoop saves state shortly after it changes, so a killed sandbox loses at
+// most the last moment.
+func (s *Sandbox) persistLoop() {
+	defer s.done.Done()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if s.dirty.Swap(false) {
+				if err := s.save(); err != nil {
+					s.opts.Logger.Error("save sandbox state", "err", err)
+				}
+			}
+		}
+	}
+}
