@@ -600,11 +600,11 @@ type stackXML struct {
 	LastUpdatedTime   string `xml:",omitempty"`
 	DeletionTime      string `xml:",omitempty"`
 	StackStatus       string
-	StackStatusReason string `xml:",omitempty"`
-	Capabilities      []string `xml:"Capabilities>member,omitempty"`
+	StackStatusReason string                                          `xml:",omitempty"`
+	Capabilities      []string                                        `xml:"Capabilities>member,omitempty"`
 	Parameters        []struct{ ParameterKey, ParameterValue string } `xml:"Parameters>member,omitempty"`
-	Outputs           []outputXML `xml:"Outputs>member,omitempty"`
-	Tags              []tagXML    `xml:"Tags>member,omitempty"`
+	Outputs           []outputXML                                     `xml:"Outputs>member,omitempty"`
+	Tags              []tagXML                                        `xml:"Tags>member,omitempty"`
 	DisableRollback   bool
 }
 
@@ -679,7 +679,7 @@ func (s *Sandbox) describeStackEvents(c *call, p url.Values) (any, error) {
 	}
 	type ev struct {
 		StackId, EventId, StackName, LogicalResourceId, PhysicalResourceId, ResourceType, Timestamp, ResourceStatus string
-		ResourceStatusReason                                                                                         string `xml:",omitempty"`
+		ResourceStatusReason                                                                                        string `xml:",omitempty"`
 	}
 	var out struct {
 		StackEvents []ev `xml:"StackEvents>member"`

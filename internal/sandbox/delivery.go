@@ -392,21 +392,21 @@ func (s *Sandbox) putAsService(b *bucket, key string, data []byte, h map[string]
 
 // digestFile is the JSON of a digest, fields in CloudTrail's order.
 type digestFile struct {
-	AWSAccountID        string          `json:"awsAccountId"`
-	DigestStartTime     string          `json:"digestStartTime"`
-	DigestEndTime       string          `json:"digestEndTime"`
-	DigestS3Bucket      string          `json:"digestS3Bucket"`
-	DigestS3Object      string          `json:"digestS3Object"`
-	Fingerprint         string          `json:"digestPublicKeyFingerprint"`
-	SignatureAlgorithm  string          `json:"digestSignatureAlgorithm"`
-	NewestEventTime     *string         `json:"newestEventTime"`
-	OldestEventTime     *string         `json:"oldestEventTime"`
-	PreviousBucket      *string         `json:"previousDigestS3Bucket"`
-	PreviousObject      *string         `json:"previousDigestS3Object"`
-	PreviousHash        *string         `json:"previousDigestHashValue"`
-	PreviousHashAlg     *string         `json:"previousDigestHashAlgorithm"`
-	PreviousSignature   *string         `json:"previousDigestSignature"`
-	LogFiles            []digestLogFile `json:"logFiles"`
+	AWSAccountID       string          `json:"awsAccountId"`
+	DigestStartTime    string          `json:"digestStartTime"`
+	DigestEndTime      string          `json:"digestEndTime"`
+	DigestS3Bucket     string          `json:"digestS3Bucket"`
+	DigestS3Object     string          `json:"digestS3Object"`
+	Fingerprint        string          `json:"digestPublicKeyFingerprint"`
+	SignatureAlgorithm string          `json:"digestSignatureAlgorithm"`
+	NewestEventTime    *string         `json:"newestEventTime"`
+	OldestEventTime    *string         `json:"oldestEventTime"`
+	PreviousBucket     *string         `json:"previousDigestS3Bucket"`
+	PreviousObject     *string         `json:"previousDigestS3Object"`
+	PreviousHash       *string         `json:"previousDigestHashValue"`
+	PreviousHashAlg    *string         `json:"previousDigestHashAlgorithm"`
+	PreviousSignature  *string         `json:"previousDigestSignature"`
+	LogFiles           []digestLogFile `json:"logFiles"`
 }
 
 type digestLogFile struct {

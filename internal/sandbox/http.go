@@ -14,12 +14,12 @@ import (
 
 // caller is who made a request.
 type caller struct {
-	Account   string // 12 digits; empty for services and anonymous callers
-	ARN       string // policy ARN: arn:aws:iam::ACCT:root or the role's ARN
-	Session   string // for role sessions: arn:aws:sts::ACCT:assumed-role/ROLE/NAME
-	UniqueID  string // role ID for role sessions
-	Service   string // e.g. cloudtrail.amazonaws.com for requests the sandbox makes as a service
-	AccessKey string
+	Account     string // 12 digits; empty for services and anonymous callers
+	ARN         string // policy ARN: arn:aws:iam::ACCT:root or the role's ARN
+	Session     string // for role sessions: arn:aws:sts::ACCT:assumed-role/ROLE/NAME
+	UniqueID    string // role ID for role sessions
+	Service     string // e.g. cloudtrail.amazonaws.com for requests the sandbox makes as a service
+	AccessKey   string
 	SessionName string
 }
 
@@ -39,11 +39,11 @@ type call struct {
 	start     time.Time
 	status    int
 	// CloudTrail event fields, filled by handlers.
-	params   map[string]any
-	response map[string]any
-	errCode  string
-	errMsg   string
-	readOnly bool
+	params          map[string]any
+	response        map[string]any
+	errCode         string
+	errMsg          string
+	readOnly        bool
 	resourceAccount string // account whose trails record the event; the caller's by default
 }
 
@@ -137,7 +137,7 @@ func (s *Sandbox) fault(c *call) error {
 // credential is what a request says about its signer.
 type credential struct {
 	accessKey, region, service, token string
-	present                            bool
+	present                           bool
 }
 
 // parseCredential reads the SigV4 Authorization header or presigned query.

@@ -21,15 +21,15 @@ type minutes struct{ Minutes int }
 type s3Tag struct{ Key, Value string }
 
 type replicationRule struct {
-	ID                      string              `xml:",omitempty"`
-	Priority                *int                `xml:",omitempty"`
-	Status                  string
-	Prefix                  *string             `xml:",omitempty"` // the older schema
-	Filter                  *replicationFilter  `xml:",omitempty"`
-	SourceSelectionCriteria *selectionCriteria  `xml:",omitempty"`
-	ExistingObjectReplication *statusOnly       `xml:",omitempty"`
-	Destination             replicationDest
-	DeleteMarkerReplication *statusOnly         `xml:",omitempty"`
+	ID                        string `xml:",omitempty"`
+	Priority                  *int   `xml:",omitempty"`
+	Status                    string
+	Prefix                    *string            `xml:",omitempty"` // the older schema
+	Filter                    *replicationFilter `xml:",omitempty"`
+	SourceSelectionCriteria   *selectionCriteria `xml:",omitempty"`
+	ExistingObjectReplication *statusOnly        `xml:",omitempty"`
+	Destination               replicationDest
+	DeleteMarkerReplication   *statusOnly `xml:",omitempty"`
 }
 
 type replicationFilter struct {
@@ -48,9 +48,9 @@ type selectionCriteria struct {
 
 type replicationDest struct {
 	Bucket                   string
-	Account                  string `xml:",omitempty"`
-	StorageClass             string `xml:",omitempty"`
-	AccessControlTranslation *struct{ Owner string } `xml:",omitempty"`
+	Account                  string                            `xml:",omitempty"`
+	StorageClass             string                            `xml:",omitempty"`
+	AccessControlTranslation *struct{ Owner string }           `xml:",omitempty"`
 	EncryptionConfiguration  *struct{ ReplicaKmsKeyID string } `xml:",omitempty"`
 	ReplicationTime          *struct {
 		Status string

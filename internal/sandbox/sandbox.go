@@ -53,18 +53,18 @@ type Sandbox struct {
 	mu     sync.Mutex
 	st     *state
 	blobs  blobStore
-	keys   map[string]*signingKey // CloudTrail signing key per region
-	events map[string][]pendingEvent  // trail ARN + region -> undelivered events
+	keys   map[string]*signingKey    // CloudTrail signing key per region
+	events map[string][]pendingEvent // trail ARN + region -> undelivered events
 
-	replQueue chan replicationJob
+	replQueue   chan replicationJob
 	replPending atomic.Int64
-	calls     callCounter
-	dirty     atomic.Bool
-	stop      chan struct{}
-	done      sync.WaitGroup
-	closeOnce sync.Once
-	rng       *rand.Rand
-	rngMu     sync.Mutex
+	calls       callCounter
+	dirty       atomic.Bool
+	stop        chan struct{}
+	done        sync.WaitGroup
+	closeOnce   sync.Once
+	rng         *rand.Rand
+	rngMu       sync.Mutex
 }
 
 // New creates a sandbox and starts its background work (replication, CloudTrail

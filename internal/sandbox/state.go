@@ -18,11 +18,11 @@ type state struct {
 }
 
 type account struct {
-	ID     string                    `json:"id"`
-	Roles  map[string]*role          `json:"roles"`  // by name
-	Trails map[string]*trail         `json:"trails"` // by ARN
-	Stacks map[string]*stack         `json:"stacks"` // by stack id
-	Exports map[string]string        `json:"exports"`
+	ID      string            `json:"id"`
+	Roles   map[string]*role  `json:"roles"`  // by name
+	Trails  map[string]*trail `json:"trails"` // by ARN
+	Stacks  map[string]*stack `json:"stacks"` // by stack id
+	Exports map[string]string `json:"exports"`
 }
 
 type role struct {
@@ -44,32 +44,32 @@ type tag struct {
 
 // session is a set of temporary credentials from AssumeRole.
 type session struct {
-	Account  string    `json:"account"`
-	Role     string    `json:"role"`
-	RoleID   string    `json:"roleId"`
-	Name     string    `json:"name"`
-	Secret   string    `json:"secret"`
-	Token    string    `json:"token"`
-	Expires  time.Time `json:"expires"`
+	Account string    `json:"account"`
+	Role    string    `json:"role"`
+	RoleID  string    `json:"roleId"`
+	Name    string    `json:"name"`
+	Secret  string    `json:"secret"`
+	Token   string    `json:"token"`
+	Expires time.Time `json:"expires"`
 }
 
 type bucket struct {
-	Name         string                 `json:"name"`
-	Owner        string                 `json:"owner"`
-	Region       string                 `json:"region"`
-	Created      time.Time              `json:"created"`
-	Versioning   string                 `json:"versioning,omitempty"` // "", Enabled, Suspended
-	ObjectLock   bool                   `json:"objectLock"`
-	LockRule     *lockRule              `json:"lockRule,omitempty"`
-	Policy       string                 `json:"policy,omitempty"` // as stored: role principals as unique IDs
-	PAB          *publicAccessBlock     `json:"pab,omitempty"`
-	Ownership    string                 `json:"ownership,omitempty"`
-	Encryption   string                 `json:"encryption,omitempty"`   // raw XML
-	Notification string                 `json:"notification,omitempty"` // raw XML
-	Replication  *replicationConfig     `json:"replication,omitempty"`
-	Tagging      string                 `json:"tagging,omitempty"`
-	Objects      map[string][]*version  `json:"objects"` // key -> versions, oldest first
-	Uploads      map[string]*upload     `json:"uploads"`
+	Name         string                `json:"name"`
+	Owner        string                `json:"owner"`
+	Region       string                `json:"region"`
+	Created      time.Time             `json:"created"`
+	Versioning   string                `json:"versioning,omitempty"` // "", Enabled, Suspended
+	ObjectLock   bool                  `json:"objectLock"`
+	LockRule     *lockRule             `json:"lockRule,omitempty"`
+	Policy       string                `json:"policy,omitempty"` // as stored: role principals as unique IDs
+	PAB          *publicAccessBlock    `json:"pab,omitempty"`
+	Ownership    string                `json:"ownership,omitempty"`
+	Encryption   string                `json:"encryption,omitempty"`   // raw XML
+	Notification string                `json:"notification,omitempty"` // raw XML
+	Replication  *replicationConfig    `json:"replication,omitempty"`
+	Tagging      string                `json:"tagging,omitempty"`
+	Objects      map[string][]*version `json:"objects"` // key -> versions, oldest first
+	Uploads      map[string]*upload    `json:"uploads"`
 
 	policyDoc *policy.Document // parsed Policy, rebuilt on load
 }
