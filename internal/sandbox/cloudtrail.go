@@ -55,7 +55,8 @@ type digestLog struct {
 
 func (s *Sandbox) serveCloudTrail(c *call) error {
 	target := c.r.Header.Get("X-Amz-Target")
-	_, op, _ := strings.Cut(target, ".CloudTrail_20131101.")
+	// The CLI sends com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.Op, the Go SDK CloudTrail_20131101.Op.
+	_, op, _ := strings.Cut(target, "CloudTrail_20131101.")
 	if op == "" {
 		return errorf(400, "UnknownOperationException", "Unknown operation %s", target)
 	}

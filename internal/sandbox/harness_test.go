@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -30,9 +31,10 @@ const (
 
 // env is one in-process sandbox served on a loopback port.
 type env struct {
-	t   *testing.T
-	sb  *Sandbox
-	url string
+	t      *testing.T
+	sb     *Sandbox
+	url    string
+	client *http.Client // for https sandboxes: trusts the sandbox's CA
 }
 
 func newEnv(t *testing.T, opts Options) *env {
@@ -59,7 +61,15 @@ func (e *env) cfg(acct string) aws.Config {
 		Credentials:  credentials.NewStaticCredentialsProvider(acct, "secret", ""),
 		BaseEndpoint: aws.String(e.url),
 		Retryer:      func() aws.Retryer { return aws.NopRetryer{} },
+		HTTPClient:   e.httpClient(),
 	}
+}
+
+func (e *env) httpClient() aws.HTTPClient {
+	if e.client == nil {
+		return http.DefaultClient
+	}
+	return e.client
 }
 
 func (e *env) s3(acct string) *s3.Client {

@@ -1,0 +1,246 @@
+package sandbox
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+func TestListingAndVersions(t *testing.T) {
+	e := newEnv(t, Options{})
+	c := e.s3(sourceAcct)
+	b := "list-" + sourceAcct
+	must(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).ok(t)
+	must(c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &b, VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})).ok(t)
+	var keys []string
+	for _, day := range []string{"01", "02", "03"} {
+		for i := range 4 {
+			k := fmt.Sprintf("AWSLogs/1/CloudTrail/us-east-1/2025/09/%s/f%d.json.gz", day, i)
+			keys = append(keys, k)
+			must(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: &k, Body: bytes.NewReader([]byte(k))})).ok(t)
+		}
+	}
+	// Paginate with max-keys 5: every key exactly once, in order.
+	var got []string
+	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: &b, MaxKeys: aws.Int32(5)})
+	for p.HasMorePages() {
+		for _, o := range must(p.NextPage(ctx)).ok(t).Contents {
+			got = append(got, *o.Key)
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(keys, ",") {
+		t.Fatalf("v2 pagination:\n%v\nwant\n%v", got, keys)
+	}
+	// Delimiter folds days into common prefixes; start-after skips.
+	d := must(c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b, Prefix: aws.String("AWSLogs/1/CloudTrail/us-east-1/2025/09/"), Delimiter: aws.String("/"),
+		StartAfter: aws.String("AWSLogs/1/CloudTrail/us-east-1/2025/09/01/f9")})).ok(t)
+	if len(d.CommonPrefixes) != 2 || *d.CommonPrefixes[0].Prefix != "AWSLogs/1/CloudTrail/us-east-1/2025/09/02/" || len(d.Contents) != 0 {
+		t.Fatalf("delimiter listing: %+v", d.CommonPrefixes)
+	}
+	// v1 with marker, as validate-logs uses it.
+	v1 := must(c.ListObjects(ctx, &s3.ListObjectsInput{Bucket: &b, Marker: aws.String(keys[9]), Prefix: aws.String("AWSLogs/")})).ok(t)
+	if len(v1.Contents) != 2 || *v1.Contents[0].Key != keys[10] {
+		t.Fatalf("v1 marker listing: %d keys", len(v1.Contents))
+	}
+	// Versions: an overwrite and a delete marker are listed newest first.
+	must(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: &keys[0], Body: bytes.NewReader([]byte("shadow"))})).ok(t)
+	must(c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b, Key: &keys[1]})).ok(t)
+	vs := must(c.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: &b, Prefix: aws.String("AWSLogs/1/CloudTrail/us-east-1/2025/09/01/")})).ok(t)
+	if len(vs.Versions) != 5 || len(vs.DeleteMarkers) != 1 || !*vs.Versions[0].IsLatest || *vs.Versions[0].Size != 6 || *vs.Versions[1].IsLatest {
+		t.Fatalf("versions: %d versions, %d delete markers", len(vs.Versions), len(vs.DeleteMarkers))
+	}
+	if _, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &b, Key: &keys[1]}); errCode(err) != "NoSuchKey" {
+		t.Fatalf("reading a deleted key: %v", err)
+	}
+	old := must(c.GetObject(ctx, &s3.GetObjectInput{Bucket: &b, Key: &keys[0], VersionId: vs.Versions[1].VersionId})).ok(t)
+	if *old.ContentLength != int64(len(keys[0])) {
+		t.Fatal("the shadowed version was not kept")
+	}
+}
+
+func TestMultipartUploadAndChecksums(t *testing.T) {
+	e := newEnv(t, Options{})
+	c := e.s3(sourceAcct)
+	b, k := "mp-"+sourceAcct, "big.bin"
+	must(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).ok(t)
+	up := must(c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &b, Key: &k, ContentEncoding: aws.String("gzip")})).ok(t)
+	part1 := bytes.Repeat([]byte("a"), 5<<20)
+	part2 := []byte("tail")
+	var parts []types.CompletedPart
+	for i, data := range [][]byte{part1, part2} {
+		out := must(c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &b, Key: &k, UploadId: up.UploadId, PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(data)})).ok(t)
+		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(i + 1))})
+	}
+	done := must(c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &b, Key: &k, UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})).ok(t)
+	if !strings.HasSuffix(strings.Trim(*done.ETag, `"`), "-2") {
+		t.Fatalf("multipart ETag %s", *done.ETag)
+	}
+	if got := e.get(sourceAcct, b, k); !bytes.Equal(got, append(part1, part2...)) {
+		t.Fatal("multipart object bytes differ")
+	}
+	// The SDK sends a CRC32 checksum by default; the sandbox checks it and returns it on request.
+	must(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: aws.String("small"), Body: bytes.NewReader([]byte("hello")), ChecksumAlgorithm: types.ChecksumAlgorithmSha256})).ok(t)
+	h := must(c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b, Key: aws.String("small"), ChecksumMode: types.ChecksumModeEnabled})).ok(t)
+	if aws.ToString(h.ChecksumSHA256) != checksum("sha256", []byte("hello")) {
+		t.Fatalf("SHA256 checksum %q", aws.ToString(h.ChecksumSHA256))
+	}
+}
+
+// TestPersistence restarts a sandbox on the same data dir: buckets, objects,
+// roles, trails and signing keys survive.
+func TestPersistence(t *testing.T) {
+	dir := t.TempDir()
+	sb, err := New(Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := sb.Start("127.0.0.1:0", false)
+	e := &env{t: t, sb: sb, url: srv.URL}
+	p := newPair(t, e)
+	p.grant(t, sourceAcct)
+	key := "AWSLogs/" + sourceAcct + "/kept.json.gz"
+	if st, _ := p.put(t, key); st != "COMPLETED" {
+		t.Fatal(st)
+	}
+	fp := must(e.cloudtrail(sourceAcct).ListPublicKeys(ctx, &cloudtrail.ListPublicKeysInput{})).ok(t).PublicKeyList[0].Fingerprint
+	srv.Close()
+	if err := sb.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	e2 := newEnv(t, Options{DataDir: dir})
+	if got := e2.get(archiveAcct, p.archive, key); string(got) != "log "+key {
+		t.Fatalf("replica after restart: %q", got)
+	}
+	if _, err := e2.iam(sourceAcct).GetRole(ctx, nil); err == nil {
+		t.Fatal("GetRole without a name succeeded")
+	}
+	pol := must(e2.s3(archiveAcct).GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &p.archive})).ok(t)
+	if !strings.Contains(*pol.Policy, "DenyInsecureTransport") {
+		t.Fatal("bucket policy lost")
+	}
+	fp2 := must(e2.cloudtrail(sourceAcct).ListPublicKeys(ctx, &cloudtrail.ListPublicKeysInput{})).ok(t).PublicKeyList[0].Fingerprint
+	if *fp != *fp2 {
+		t.Fatal("the CloudTrail signing key changed across a restart: old digests would no longer verify")
+	}
+	// Replication still runs after the restart: the grant (stored as the role's unique ID) still matches.
+	p.e = e2
+	if st, why := p.put(t, "AWSLogs/"+sourceAcct+"/after.json.gz"); st != "COMPLETED" {
+		t.Fatalf("after restart: %s %s", st, why)
+	}
+}
+
+// TestTLSSecureTransport: over https aws:SecureTransport is true, as on AWS, so
+// the archive's TLS deny lets requests through; over http with InsecureHTTP it denies.
+func TestTLSSecureTransport(t *testing.T) {
+	sb, err := New(Options{InsecureHTTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	tlsSrv, err := sb.Start("127.0.0.1:0", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tlsSrv.Close()
+	plain, _ := sb.Start("127.0.0.1:0", false)
+	defer plain.Close()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(tlsSrv.CACert)
+	secure := &env{t: t, sb: sb, url: tlsSrv.URL, client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
+	insecure := &env{t: t, sb: sb, url: plain.URL}
+	p := newPair(t, secure)
+	grant := strings.Replace(archivePolicy(p.archive, archiveAcct), `"s3:ReplicateObject","s3:ReplicateTags"`, `"s3:GetObject"`, 1)
+	must(secure.s3(archiveAcct).PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &p.archive, Policy: &grant})).ok(t)
+	key := "AWSLogs/x"
+	// Over https, a body that cannot seek and a checksum make the SDK stream the
+	// body aws-chunked with the checksum as a trailer (STREAMING-UNSIGNED-PAYLOAD-TRAILER).
+	body := struct{ io.Reader }{strings.NewReader("streamed")}
+	must(secure.s3(archiveAcct).PutObject(ctx, &s3.PutObjectInput{Bucket: &p.archive, Key: &key, Body: body, ContentLength: aws.Int64(8), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})).ok(t)
+	if got := secure.get(archiveAcct, p.archive, key); string(got) != "streamed" {
+		t.Fatalf("https read: %q", got)
+	}
+	h := must(secure.s3(archiveAcct).HeadObject(ctx, &s3.HeadObjectInput{Bucket: &p.archive, Key: &key, ChecksumMode: types.ChecksumModeEnabled})).ok(t)
+	if aws.ToString(h.ChecksumCRC32) != checksum("crc32", []byte("streamed")) {
+		t.Fatalf("trailer checksum not kept: %q", aws.ToString(h.ChecksumCRC32))
+	}
+	if _, err := insecure.s3(archiveAcct).GetObject(ctx, &s3.GetObjectInput{Bucket: &p.archive, Key: &key}); errCode(err) != "AccessDenied" {
+		t.Fatalf("plain http read under the TLS deny: %v, want AccessDenied", err)
+	}
+}
+
+// TestFaults: with faults injected, the SDK's standard retryer still gets every
+// write through, and the sandbox answers with AWS's throttling and error codes.
+func TestFaults(t *testing.T) {
+	e := newEnv(t, Options{FaultRate: 1})
+	_, err := e.s3(sourceAcct).ListBuckets(ctx, &s3.ListBucketsInput{})
+	if c := errCode(err); c != "SlowDown" && c != "InternalError" {
+		t.Fatalf("with fault rate 1: %v", err)
+	}
+
+	e = newEnv(t, Options{FaultRate: 0.3})
+	cfg := e.cfg(sourceAcct)
+	cfg.Retryer = func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 20; o.MaxBackoff = time.Millisecond })
+	}
+	c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	b := "faulty-" + sourceAcct
+	must(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).ok(t)
+	for i := range 50 {
+		must(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: aws.String(fmt.Sprint(i)), Body: bytes.NewReader([]byte("x"))})).ok(t)
+	}
+	n := 0
+	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: &b})
+	for p.HasMorePages() {
+		n += len(must(p.NextPage(ctx)).ok(t).Contents)
+	}
+	faults := e.sb.Calls()[sourceAcct+" Fault"] + e.sb.Calls()["anonymous Fault"]
+	if n != 50 || faults == 0 {
+		t.Fatalf("%d objects after retries (want 50), %d faults injected", n, faults)
+	}
+}
+
+func TestTrailDeliveryError(t *testing.T) {
+	e := newEnv(t, Options{DeliveryInterval: time.Hour, DigestInterval: time.Hour})
+	s, ct := e.s3(sourceAcct), e.cloudtrail(sourceAcct)
+	b := "trail-" + sourceAcct
+	arn := "arn:aws:cloudtrail:" + region + ":" + sourceAcct + ":trail/a.b_c-d"
+	must(s.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).ok(t)
+	_, err := ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("a.b_c-d"), S3BucketName: &b})
+	if errCode(err) != "InsufficientS3BucketPolicyException" {
+		t.Fatalf("trail into a bucket without a CloudTrail policy: %v", err)
+	}
+	must(s.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &b, Policy: aws.String(trailBucketPolicy(b, sourceAcct, arn, "logs"))})).ok(t)
+	must(ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("a.b_c-d"), S3BucketName: &b, S3KeyPrefix: aws.String("logs"), EnableLogFileValidation: aws.Bool(true)})).ok(t)
+	must(ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("a.b_c-d")})).ok(t)
+	e.sb.Deliver()
+	st := must(ct.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: &arn})).ok(t)
+	if !*st.IsLogging || st.LatestDeliveryTime == nil || aws.ToString(st.LatestDeliveryError) != "" || st.LatestDigestDeliveryTime == nil {
+		t.Fatalf("healthy trail status: %+v", st)
+	}
+	list := must(s.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b, Prefix: aws.String("logs/AWSLogs/" + sourceAcct + "/CloudTrail-Digest/")})).ok(t)
+	if len(list.Contents) != 1 || !strings.Contains(*list.Contents[0].Key, "_CloudTrail-Digest_"+region+"_a.b_c-d_"+region+"_") {
+		t.Fatalf("digest keys under the prefix: %v", list.Contents)
+	}
+	// The bucket owner replaces the policy with one that denies CloudTrail.
+	must(s.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &b, Policy: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":{"Service":"cloudtrail.amazonaws.com"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::` + b + `/*"}]}`)})).ok(t)
+	must(s.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: &b})).ok(t) // an event to deliver
+	e.sb.Deliver()
+	st = must(ct.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: &arn})).ok(t)
+	if aws.ToString(st.LatestDeliveryError) != "AccessDenied" || aws.ToString(st.LatestDigestDeliveryError) != "AccessDenied" {
+		t.Fatalf("delivery errors: %q, %q", aws.ToString(st.LatestDeliveryError), aws.ToString(st.LatestDigestDeliveryError))
+	}
+}
