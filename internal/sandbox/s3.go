@@ -15,22 +15,13 @@ import (
 	"time"
 
 	"github.com/trailkeeper/trailkeeper/internal/policy"
+	"github.com/trailkeeper/trailkeeper/internal/regions"
 )
 
 func itoa(n int64) string          { return strconv.FormatInt(n, 10) }
 func sha256Sum(b []byte) [32]byte  { return sha256.Sum256(b) }
 func bucketARN(name string) string { return "arn:aws:s3:::" + name }
 
-// Regions are the AWS regions the sandbox accepts, so that a typo fails as on AWS.
-var Regions = map[string]bool{
-	"us-east-1": true, "us-east-2": true, "us-west-1": true, "us-west-2": true, "af-south-1": true,
-	"ap-east-1": true, "ap-south-1": true, "ap-south-2": true, "ap-northeast-1": true, "ap-northeast-2": true,
-	"ap-northeast-3": true, "ap-southeast-1": true, "ap-southeast-2": true, "ap-southeast-3": true,
-	"ap-southeast-4": true, "ap-southeast-5": true, "ap-southeast-7": true, "ca-central-1": true, "ca-west-1": true,
-	"eu-central-1": true, "eu-central-2": true, "eu-west-1": true, "eu-west-2": true, "eu-west-3": true,
-	"eu-north-1": true, "eu-south-1": true, "eu-south-2": true, "il-central-1": true, "me-central-1": true,
-	"me-south-1": true, "mx-central-1": true, "sa-east-1": true,
-}
 
 // splitBucketKey finds the bucket and key in path-style (/bucket/key) or
 // virtual-host-style (bucket.localhost, bucket.s3.<anything>) requests.
@@ -190,7 +181,7 @@ func (s *Sandbox) createBucket(c *call, name string) error {
 	}
 	region := cfg.LocationConstraint
 	switch {
-	case region != "" && !Regions[region]:
+	case region != "" && !regions.Known(region):
 		return errorf(400, "InvalidLocationConstraint", "The specified location-constraint is not valid")
 	case region == "us-east-1" && c.region == "us-east-1":
 		return errorf(400, "InvalidLocationConstraint", "The specified location-constraint is not valid")

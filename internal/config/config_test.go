@@ -1,0 +1,91 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestExampleParses(t *testing.T) {
+	c, err := Parse("trailkeeper.yaml", []byte(Example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Archive.ObjectLock.String() != "GOVERNANCE 400 days" || c.Sources[0].Region != "ap-northeast-1" ||
+		c.Replication.RoleName != "trailkeeper-replication" || !c.Replication.TimeControl || c.Archive.StorageClass != "STANDARD_IA" {
+		t.Fatalf("example read as %+v", c)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse("t.yaml", []byte("archive: {account_id: '999999999999', region: us-east-1}\nsources: [{account_id: '011111111111'}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Archive.Bucket != "aggregation-cloudtrail-logs-999999999999" || c.Sources[0].AccountID != "011111111111" || c.Sources[0].Region != "us-east-1" {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestErrorsNameFileLineAndField(t *testing.T) {
+	base := "archive:\n  account_id: \"999999999999\"\n  region: ap-northeast-1\nsources:\n  - account_id: \"111111111111\"\n"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"bad account id", strings.Replace(base, `"111111111111"`, `"1234"`, 1), `t.yaml:5: sources[0].account_id: "1234" is not a 12-digit AWS account id`},
+		{"unquoted id with letters", strings.Replace(base, `"999999999999"`, `99999999999x`, 1), `t.yaml:2: archive.account_id: "99999999999x"`},
+		{"unknown key", base + "    trial: Members\n", `t.yaml:6: sources[0].trial: unknown key (known here: account_id, bucket, external_id, profile, region, role_arn, trail)`},
+		{"unknown region", strings.Replace(base, "ap-northeast-1", "ap-northeast-9", 1), `t.yaml:3: archive.region: "ap-northeast-9" is not an AWS region`},
+		{"missing region", strings.Replace(base, "  region: ap-northeast-1\n", "", 1), `t.yaml:2: archive.region: missing`},
+		{"duplicate account", base + "  - account_id: \"111111111111\"\n", `t.yaml:6: sources[1].account_id: account 111111111111 is listed twice (first on line 5)`},
+		{"archive as source", base + "  - account_id: \"999999999999\"\n", `sources[1].account_id: the archive account cannot also be a source`},
+		{"empty sources", strings.SplitAfter(base, "sources:\n")[0], `t.yaml:4: sources: must be a list`},
+		{"no sources", strings.SplitAfter(base, "sources:\n")[0][:len(strings.SplitAfter(base, "sources:\n")[0])-len("sources:\n")], `sources: missing`},
+		{"no archive", "sources:\n  - account_id: \"111111111111\"\n", `archive: missing`},
+		{"both days and years", strings.Replace(base, "  region: ap-northeast-1\n", "  region: ap-northeast-1\n  object_lock: {mode: GOVERNANCE, days: 1, years: 1}\n", 1), `t.yaml:4: archive.object_lock: give either days or years`},
+		{"lock mode", strings.Replace(base, "  region: ap-northeast-1\n", "  region: ap-northeast-1\n  object_lock: {mode: FOREVER, days: 1}\n", 1), `archive.object_lock.mode: "FOREVER": use GOVERNANCE or COMPLIANCE`},
+		{"days not a number", strings.Replace(base, "  region: ap-northeast-1\n", "  region: ap-northeast-1\n  object_lock: {mode: GOVERNANCE, days: many}\n", 1), `archive.object_lock.days: "many" is not a whole number`},
+		{"bad bucket", strings.Replace(base, "  region: ap-northeast-1\n", "  region: ap-northeast-1\n  bucket: My_Bucket\n", 1), `t.yaml:4: archive.bucket: "My_Bucket" is not a valid S3 bucket name`},
+		{"role of another account", base + "    role_arn: arn:aws:iam::222222222222:role/x\n", `sources[0].role_arn: the role belongs to another account`},
+		{"not yaml", "archive: [\n", `t.yaml:1: not valid YAML`},
+		{"sources not a list", strings.Replace(base, "  - account_id: \"111111111111\"\n", "  account_id: 1\n", 1), `t.yaml:5: sources: must be a list`},
+		{"key given twice", strings.Replace(base, "  region: ap-northeast-1\n", "  region: ap-northeast-1\n  region: us-east-1\n", 1), `archive.region: given twice`},
+		{"replica key not an ARN", base + "replication:\n  replica_kms_key: alias/archive\n", `t.yaml:7: replication.replica_kms_key: "alias/archive": give the full key ARN`},
+		{"replica key of another account", base + "replication:\n  replica_kms_key: arn:aws:kms:ap-northeast-1:111111111111:key/k\n", `replication.replica_kms_key: must be a key of the archive account`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("t.yaml", []byte(tt.yaml))
+			var ce *Error
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v\nwant an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFileHints(t *testing.T) {
+	_, err := Load("/nonexistent/trailkeeper.yaml")
+	if err == nil || !strings.Contains(err.Error(), "trailkeeper init") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(Example))
+	f.Add([]byte("archive: {account_id: '999999999999', region: us-east-1, object_lock: {mode: COMPLIANCE, years: 7}}\nsources: [{account_id: '111111111111', role_arn: 'arn:aws:iam::111111111111:role/a'}]\n"))
+	f.Add([]byte("a: &x [*x]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("f.yaml", data)
+		if err != nil {
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error is not a *config.Error: %v", err)
+			}
+			return
+		}
+		if c.Archive.AccountID == "" || len(c.Sources) == 0 || c.Archive.Bucket == "" {
+			t.Fatalf("accepted an incomplete config: %+v", c)
+		}
+	})
+}

@@ -1,0 +1,28 @@
+// Package regions lists the AWS commercial regions, so that a typo in a config or
+// a request fails early, as on AWS, instead of silently meaning nothing.
+package regions
+
+import "sort"
+
+var known = map[string]bool{
+	"us-east-1": true, "us-east-2": true, "us-west-1": true, "us-west-2": true, "af-south-1": true,
+	"ap-east-1": true, "ap-east-2": true, "ap-south-1": true, "ap-south-2": true, "ap-northeast-1": true, "ap-northeast-2": true,
+	"ap-northeast-3": true, "ap-southeast-1": true, "ap-southeast-2": true, "ap-southeast-3": true,
+	"ap-southeast-4": true, "ap-southeast-5": true, "ap-southeast-7": true, "ca-central-1": true, "ca-west-1": true,
+	"eu-central-1": true, "eu-central-2": true, "eu-west-1": true, "eu-west-2": true, "eu-west-3": true,
+	"eu-north-1": true, "eu-south-1": true, "eu-south-2": true, "il-central-1": true, "me-central-1": true,
+	"me-south-1": true, "mx-central-1": true, "sa-east-1": true,
+}
+
+// Known reports whether name is an AWS region.
+func Known(name string) bool { return known[name] }
+
+// All returns the regions, sorted.
+func All() []string {
+	out := make([]string, 0, len(known))
+	for r := range known {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
