@@ -109,6 +109,7 @@ Exit codes: 0 success, 1 problems found, 2 usage or configuration error,
 		}
 		return nil
 	}
-	root.AddCommand(newSandboxCmd(streams, g, nil))
+	root.AddCommand(newInitCmd(streams, g), newPlanCmd(streams, g), newApplyCmd(streams, g), newRemoveSourceCmd(streams, g),
+		newSandboxCmd(streams, g, nil))
 	return root
 }

@@ -696,6 +696,13 @@ func (s *Sandbox) describeStackResources(c *call, p url.Values) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.findStack(c, p.Get("StackName"))
+	if phys := p.Get("PhysicalResourceId"); p.Get("StackName") == "" && phys != "" {
+		// Without a stack name, CloudFormation finds the stack that owns a physical resource.
+		st = s.stackOwning(c, phys)
+		if st == nil {
+			return nil, cfnError("Stack for %s does not exist", phys)
+		}
+	}
 	if st == nil {
 		return nil, cfnError("Stack with id %s does not exist", p.Get("StackName"))
 	}
@@ -715,6 +722,20 @@ func (s *Sandbox) describeStackResources(c *call, p url.Values) (any, error) {
 	return struct {
 		StackResources []res `xml:"StackResources>member"`
 	}{list}, nil
+}
+
+func (s *Sandbox) stackOwning(c *call, physical string) *stack {
+	for _, st := range s.st.account(c.caller.Account).Stacks {
+		if st.Region != c.region || st.Status == "DELETE_COMPLETE" {
+			continue
+		}
+		for _, r := range st.Resources {
+			if r.Physical == physical {
+				return st
+			}
+		}
+	}
+	return nil
 }
 
 func (s *Sandbox) getTemplate(c *call, p url.Values) (any, error) {

@@ -22,7 +22,6 @@ func itoa(n int64) string          { return strconv.FormatInt(n, 10) }
 func sha256Sum(b []byte) [32]byte  { return sha256.Sum256(b) }
 func bucketARN(name string) string { return "arn:aws:s3:::" + name }
 
-
 // splitBucketKey finds the bucket and key in path-style (/bucket/key) or
 // virtual-host-style (bucket.localhost, bucket.s3.<anything>) requests.
 func splitBucketKey(r *http.Request) (string, string) {

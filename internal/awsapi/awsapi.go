@@ -1,0 +1,197 @@
+// Package awsapi builds per-account AWS clients the way AWS users already have
+// credentials (shared-config profiles, SSO included; a role to assume; the default
+// chain), pointed at AWS or at an endpoint such as the sandbox, with retries that
+// ride out throttling. It also says which errors mean "AWS access" to the CLI.
+package awsapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+
+	"github.com/trailkeeper/trailkeeper/internal/config"
+)
+
+// Target is one account to act in.
+type Target struct {
+	Account     string
+	Region      string
+	Credentials config.Credentials
+	Endpoint    string // empty: AWS (or AWS_ENDPOINT_URL)
+}
+
+// Clients are the service clients of one account.
+type Clients struct {
+	Account    string
+	Region     string
+	S3         *s3.Client
+	IAM        *iam.Client
+	STS        *sts.Client
+	CloudTrail *cloudtrail.Client
+	CFN        *cloudformation.Client
+	cfg        aws.Config
+}
+
+// MaxAttempts bounds retries of throttled and failed calls.
+const MaxAttempts = 12
+
+// New builds the clients of a target. It does not call AWS.
+func New(ctx context.Context, t Target) (*Clients, error) {
+	opts := []func(*awsconfig.LoadOptions) error{
+		awsconfig.WithRegion(t.Region),
+		awsconfig.WithAppID("trailkeeper"),
+		awsconfig.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = MaxAttempts
+				o.MaxBackoff = 5 * time.Second
+				o.RateLimiter = ratelimit.None // retry quotas would give up on a throttled sandbox or a busy account
+			})
+		}),
+	}
+	if t.Credentials.Profile != "" {
+		opts = append(opts, awsconfig.WithSharedConfigProfile(t.Credentials.Profile))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, credentialsError(t, err)
+	}
+	if t.Endpoint != "" {
+		cfg.BaseEndpoint = aws.String(t.Endpoint)
+	}
+	if arn := t.Credentials.RoleARN; arn != "" {
+		base := sts.NewFromConfig(cfg)
+		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(base, arn, func(o *stscreds.AssumeRoleOptions) {
+			o.RoleSessionName = "trailkeeper"
+			if t.Credentials.ExternalID != "" {
+				o.ExternalID = aws.String(t.Credentials.ExternalID)
+			}
+		}))
+	}
+	// Endpoints other than AWS's (the sandbox, moto: IP addresses) need path-style S3.
+	pathStyle := t.Endpoint != "" || os.Getenv("AWS_ENDPOINT_URL") != "" || os.Getenv("AWS_ENDPOINT_URL_S3") != ""
+	return &Clients{
+		Account:    t.Account,
+		Region:     t.Region,
+		S3:         s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = pathStyle }),
+		IAM:        iam.NewFromConfig(cfg),
+		STS:        sts.NewFromConfig(cfg),
+		CloudTrail: cloudtrail.NewFromConfig(cfg),
+		CFN:        cloudformation.NewFromConfig(cfg),
+		cfg:        cfg,
+	}, nil
+}
+
+// InRegion returns clients of the same account in another region (trails live
+// in their home region; S3 and IAM do not care).
+func (c *Clients) InRegion(region string) *Clients {
+	if region == c.Region {
+		return c
+	}
+	cfg := c.cfg.Copy()
+	cfg.Region = region
+	out := *c
+	out.Region = region
+	out.CloudTrail = cloudtrail.NewFromConfig(cfg)
+	out.CFN = cloudformation.NewFromConfig(cfg)
+	out.cfg = cfg
+	return &out
+}
+
+// CheckIdentity makes sure the credentials really act in the configured account,
+// before anything is changed.
+func (c *Clients) CheckIdentity(ctx context.Context, how string) error {
+	out, err := c.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return &AccessError{Account: c.Account, Err: fmt.Errorf("sts GetCallerIdentity: %w", err),
+			Hint: "check the credentials of " + how + " (aws sts get-caller-identity" + profileFlag(how) + ")"}
+	}
+	if got := aws.ToString(out.Account); got != c.Account {
+		return &AccessError{Account: c.Account, Err: fmt.Errorf("%s acts as account %s (%s), not %s", how, got, aws.ToString(out.Arn), c.Account),
+			Hint: "point " + how + " at account " + c.Account + ", or fix the account_id in the config"}
+	}
+	return nil
+}
+
+func profileFlag(how string) string {
+	if p, ok := strings.CutPrefix(how, "profile "); ok {
+		return " --profile " + p
+	}
+	return ""
+}
+
+// Describe says how a target's credentials are found, for messages.
+func Describe(c config.Credentials) string {
+	switch {
+	case c.RoleARN != "":
+		return "role " + c.RoleARN
+	case c.Profile != "":
+		return "profile " + c.Profile
+	}
+	return "the default credentials"
+}
+
+// AccessError is a failure to reach or act in an account: credentials,
+// permissions, network. The CLI exits 3 for it.
+type AccessError struct {
+	Account string
+	Err     error
+	Hint    string
+}
+
+func (e *AccessError) Error() string { return "account " + e.Account + ": " + e.Err.Error() }
+func (e *AccessError) Unwrap() error { return e.Err }
+
+func credentialsError(t Target, err error) error {
+	hint := "configure credentials for account " + t.Account
+	var missing awsconfig.SharedConfigProfileNotExistError
+	if errors.As(err, &missing) {
+		hint = fmt.Sprintf("profile %s is not in ~/.aws/config; run 'aws configure sso --profile %s' or 'aws configure --profile %s'", t.Credentials.Profile, t.Credentials.Profile, t.Credentials.Profile)
+	}
+	return &AccessError{Account: t.Account, Err: err, Hint: hint}
+}
+
+// accessCodes are AWS error codes that mean the caller may not do what it asked.
+var accessCodes = map[string]bool{"AccessDenied": true, "AccessDeniedException": true, "UnauthorizedOperation": true,
+	"InvalidClientTokenId": true, "ExpiredToken": true, "ExpiredTokenException": true, "InvalidAccessKeyId": true,
+	"SignatureDoesNotMatch": true, "UnrecognizedClientException": true, "AllAccessDisabled": true}
+
+// IsAccess reports whether err is an access problem: denied, bad credentials, or
+// no network.
+func IsAccess(err error) bool {
+	var ae *AccessError
+	if errors.As(err, &ae) {
+		return true
+	}
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		return accessCodes[api.ErrorCode()]
+	}
+	var netErr net.Error
+	var opErr *net.OpError
+	return errors.As(err, &netErr) || errors.As(err, &opErr)
+}
+
+// Code returns the AWS error code of err, or "".
+func Code(err error) string {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		return api.ErrorCode()
+	}
+	return ""
+}

@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// writeJSON is the one way commands print machine-readable results.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// isTerminal reports whether a stream is a character device (a person is there).
+func isTerminal(stream any) bool {
+	f, ok := stream.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progress reports long work on stderr: a line that rewrites itself on a
+// terminal, and a line every few seconds otherwise (CI logs stay short).
+type progress struct {
+	mu       sync.Mutex
+	w        io.Writer
+	tty      bool
+	off      bool
+	total    int
+	done     int
+	last     time.Time
+	start    time.Time
+	label    string
+	interval time.Duration
+}
+
+func newProgress(w io.Writer, g *Globals, label string, total int) *progress {
+	return &progress{w: w, tty: isTerminal(w), off: g.NoProgress, total: total, label: label, start: time.Now(), interval: 5 * time.Second}
+}
+
+func (p *progress) step(msg string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done++
+	if p.off {
+		return
+	}
+	now := time.Now()
+	switch {
+	case p.tty:
+		fmt.Fprintf(p.w, "\r\033[K%s %d/%d %s", p.label, p.done, p.total, truncate(msg, 60))
+	case p.done == p.total || now.Sub(p.last) >= p.interval:
+		fmt.Fprintf(p.w, "%s %d/%d (%s) %s\n", p.label, p.done, p.total, now.Sub(p.start).Round(100*time.Millisecond), msg)
+		p.last = now
+	}
+}
+
+func (p *progress) finish() {
+	if p.tty && !p.off {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+// thousands writes 20480 as 20,480.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}

@@ -1,0 +1,256 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trailkeeper/trailkeeper/internal/config"
+	"github.com/trailkeeper/trailkeeper/internal/setup"
+)
+
+// PlanOptions are the flags of plan, apply and remove-source.
+type PlanOptions struct {
+	DetailedExitCode bool
+	Yes              bool
+	Prune            bool
+	AllowCompliance  bool
+	Parallel         int
+	Remove           []string
+}
+
+func newPlanCmd(streams IO, g *Globals) *cobra.Command {
+	opts := &PlanOptions{}
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Show, per account, what apply would change",
+		Long: `Read the archive and every source account and show what apply would change, with the
+policy and replication rule differences as diffs. Nothing is written.
+
+Exit codes: 0 success (with --detailed-exitcode: nothing to change), 1 a problem that needs a person,
+2 configuration error, 3 AWS access error, 4 changes pending (--detailed-exitcode).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return classify(runPlan(cmd.Context(), streams, g, opts, false))
+		},
+	}
+	cmd.Flags().BoolVar(&opts.DetailedExitCode, "detailed-exitcode", false, "exit 4 when there are changes, 0 when none")
+	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "also plan to take away grants of accounts no longer in the config")
+	cmd.Flags().BoolVar(&opts.AllowCompliance, "allow-compliance", false, "accept COMPLIANCE retention")
+	cmd.Flags().IntVar(&opts.Parallel, "parallel", 8, "accounts read or changed at once")
+	return cmd
+}
+
+func newApplyCmd(streams IO, g *Globals) *cobra.Command {
+	opts := &PlanOptions{}
+	cmd := &cobra.Command{
+		Use:   "apply",
+		Short: "Converge the archive and every source account to the config",
+		Long: `Plan, ask for confirmation (on a terminal; --yes for scripts), then apply: the archive bucket with
+Object Lock, its policy, and in each source account versioning, the replication role and the
+replication rule. Each write is read back. apply never deletes a log, never removes a policy statement
+or replication rule it did not write, and never weakens Object Lock. A second apply writes nothing.
+
+Exit codes: 0 applied (or nothing to do), 1 a problem that needs a person, 2 configuration error,
+3 AWS access error, 130 interrupted (run apply again to finish).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return classify(runPlan(cmd.Context(), streams, g, opts, true))
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "take away grants of accounts no longer in the config")
+	cmd.Flags().BoolVar(&opts.AllowCompliance, "allow-compliance", false, "accept COMPLIANCE retention, which nobody can shorten or remove")
+	cmd.Flags().IntVar(&opts.Parallel, "parallel", 8, "accounts read or changed at once")
+	return cmd
+}
+
+func newRemoveSourceCmd(streams IO, g *Globals) *cobra.Command {
+	opts := &PlanOptions{}
+	cmd := &cobra.Command{
+		Use:   "remove-source ACCOUNT",
+		Short: "Take a source account out: its archive grant, replication rule and role (never its logs)",
+		Long: `Take a source account out of the archive: remove its grant from the archive policy, trailkeeper's
+replication rule from its bucket (other rules stay) and trailkeeper's role. Logs already in its bucket and
+in the archive stay. The account must still be in the config, for its credentials; delete its entry after.
+
+Exit codes as for apply.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Remove = args
+			return classify(runPlan(cmd.Context(), streams, g, opts, true))
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().IntVar(&opts.Parallel, "parallel", 8, "accounts read or changed at once")
+	return cmd
+}
+
+// loadConfig reads the config, letting AWS_ENDPOINT_URL stand in for endpoint_url.
+func loadConfig(g *Globals) (*config.Config, error) {
+	return config.Load(g.Config)
+}
+
+func runPlan(ctx context.Context, streams IO, g *Globals, opts *PlanOptions, apply bool) error {
+	c, err := loadConfig(g)
+	if err != nil {
+		return err
+	}
+	sources := c.Sources
+	if len(opts.Remove) > 0 {
+		sources = nil
+		for _, a := range opts.Remove {
+			s := c.Source(a)
+			if s == nil {
+				return usageErr("remove-source needs the account's entry in the config for its credentials", "account %s is not in %s", a, c.Path)
+			}
+			sources = append(sources, *s)
+		}
+	}
+	start := time.Now()
+	if !g.NoProgress {
+		fmt.Fprintf(streams.Err, "reading %d accounts...\n", len(sources)+1)
+	}
+	env, err := setup.Connect(ctx, c, sources, opts.Parallel)
+	if err != nil {
+		return err
+	}
+	plan, err := setup.Build(ctx, env, setup.Options{Remove: opts.Remove, Prune: opts.Prune, AllowCompliance: opts.AllowCompliance, Parallel: opts.Parallel})
+	if err != nil {
+		return err
+	}
+	if !apply {
+		if err := printPlan(streams.Out, g, plan); err != nil {
+			return err
+		}
+		if opts.DetailedExitCode && len(plan.Steps) > 0 {
+			return &exitError{code: ExitChanges, err: fmt.Errorf("")}
+		}
+		return nil
+	}
+	if len(plan.Steps) == 0 {
+		return printPlan(streams.Out, g, plan)
+	}
+	if !opts.Yes {
+		if g.Output == "text" {
+			printPlan(streams.Err, g, plan)
+		}
+		if !isTerminal(streams.In) {
+			return usageErr("pass --yes to apply without a terminal", "apply changes AWS accounts and needs confirmation")
+		}
+		fmt.Fprintf(streams.Err, "Apply these %d changes? Only 'yes' is accepted: ", len(plan.Steps))
+		answer, _ := bufio.NewReader(streams.In).ReadString('\n')
+		if strings.TrimSpace(answer) != "yes" {
+			return &exitError{code: ExitProblems, err: fmt.Errorf("apply cancelled; nothing was changed")}
+		}
+	}
+	prog := newProgress(streams.Err, g, "apply", len(plan.Steps))
+	err = plan.Apply(ctx, opts.Parallel, stepProgress{prog})
+	prog.finish()
+	done := 0
+	for _, s := range plan.Steps {
+		if s.Done {
+			done++
+		}
+	}
+	if g.Output == "json" {
+		writeJSON(streams.Out, map[string]any{"applied": done, "planned": len(plan.Steps), "steps": plan.Steps, "notes": plan.Notes,
+			"archivePolicyBytes": plan.PolicyBytes, "accountsThatStillFit": plan.AccountsFit, "error": errString(err)})
+	} else {
+		printApplied(streams.Out, plan, done, time.Since(start))
+	}
+	return err
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+type stepProgress struct{ p *progress }
+
+func (s stepProgress) Start(*setup.Step) {}
+func (s stepProgress) Done(st *setup.Step, err error) {
+	msg := "account " + st.Account + ": " + st.Resource
+	if err != nil {
+		msg += ": FAILED"
+	}
+	s.p.step(msg)
+}
+
+var actionMark = map[string]string{"create": "+", "update": "~", "delete": "-"}
+
+func printPlan(w io.Writer, g *Globals, p *setup.Plan) error {
+	if g.Output == "json" {
+		return writeJSON(w, p)
+	}
+	if len(p.Steps) == 0 {
+		fmt.Fprintln(w, "No changes: every account matches the config.")
+	}
+	last := ""
+	for _, s := range p.Steps {
+		if s.Account != last {
+			fmt.Fprintf(w, "\n%s %s\n", p.Accounts[s.Account], s.Account)
+			last = s.Account
+		}
+		fmt.Fprintf(w, "  %s %s: %s\n", actionMark[s.Action], s.Resource, s.Summary)
+		for _, l := range splitNonEmpty(s.Diff) {
+			fmt.Fprintf(w, "      %s\n", l)
+		}
+	}
+	printNotes(w, p)
+	if len(p.Steps) > 0 {
+		fmt.Fprintf(w, "\nPlan: %d changes in %d accounts.", len(p.Steps), countAccounts(p))
+	}
+	fmt.Fprintf(w, " Archive policy: %s of 20,480 bytes, about %s more accounts fit.\n", thousands(p.PolicyBytes), thousands(p.AccountsFit))
+	return nil
+}
+
+func printNotes(w io.Writer, p *setup.Plan) {
+	if len(p.Notes) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nNotes:")
+	for _, n := range p.Notes {
+		fmt.Fprintf(w, "  - %s\n", n)
+	}
+}
+
+func printApplied(w io.Writer, p *setup.Plan, done int, took time.Duration) {
+	last := ""
+	for _, s := range p.Steps {
+		if !s.Done {
+			continue
+		}
+		if s.Account != last {
+			fmt.Fprintf(w, "%s %s\n", p.Accounts[s.Account], s.Account)
+			last = s.Account
+		}
+		fmt.Fprintf(w, "  %s %s: %s\n", actionMark[s.Action], s.Resource, s.Summary)
+	}
+	printNotes(w, p)
+	fmt.Fprintf(w, "\nApplied %d of %d changes in %s. Archive policy: %s of 20,480 bytes, about %s more accounts fit.\n",
+		done, len(p.Steps), took.Round(10*time.Millisecond), thousands(p.PolicyBytes), thousands(p.AccountsFit))
+}
+
+func countAccounts(p *setup.Plan) int {
+	seen := map[string]bool{}
+	for _, s := range p.Steps {
+		seen[s.Account] = true
+	}
+	return len(seen)
+}
+
+func splitNonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(strings.TrimRight(s, "\n"), "\n")
+}

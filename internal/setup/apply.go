@@ -1,0 +1,60 @@
+package setup
+
+import (
+	"context"
+	"sort"
+	"sync"
+)
+
+// Progress hears about each step as it starts and ends.
+type Progress interface {
+	Start(s *Step)
+	Done(s *Step, err error)
+}
+
+// Apply runs the plan phase by phase. Within the source phase, accounts run in
+// parallel and each account's steps in order; a failure stops that account only,
+// and the revoke phase runs only when every source succeeded, so that nothing is
+// taken away while a source still depends on it. Every step is idempotent:
+// an interrupted apply is finished by running apply again.
+func (p *Plan) Apply(ctx context.Context, parallel int, progress Progress) error {
+	for phase := PhaseArchive; phase <= PhaseRevoke; phase++ {
+		byAccount := map[string][]*Step{}
+		var order []string
+		for _, s := range p.Steps {
+			if s.Phase != phase {
+				continue
+			}
+			if _, ok := byAccount[s.Account]; !ok {
+				order = append(order, s.Account)
+			}
+			byAccount[s.Account] = append(byAccount[s.Account], s)
+		}
+		sort.Strings(order)
+		var mu sync.Mutex
+		err := forEach(ctx, parallel, len(order), func(ctx context.Context, i int) error {
+			for _, s := range byAccount[order[i]] {
+				if progress != nil {
+					mu.Lock()
+					progress.Start(s)
+					mu.Unlock()
+				}
+				err := s.Run(ctx)
+				s.Done = err == nil
+				if progress != nil {
+					mu.Lock()
+					progress.Done(s, err)
+					mu.Unlock()
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

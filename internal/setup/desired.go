@@ -1,0 +1,232 @@
+// Package setup turns trailkeeper.yaml into the archive and replication AWS
+// needs: it observes each account, computes the desired documents, plans the
+// steps between them and applies those steps, reading each write back. Policy
+// documents and rules are built by pure functions of the config and the trails.
+package setup
+
+import (
+	"bytes"
+	"encoding/json"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/trailkeeper/trailkeeper/internal/config"
+	"github.com/trailkeeper/trailkeeper/internal/policy"
+)
+
+// Names trailkeeper writes; it recognises what it owns by them.
+const (
+	SidDenyInsecure = "TrailkeeperDenyInsecureTransport"
+	SidReplication  = "TrailkeeperReplication"
+	RuleID          = "trailkeeper-cloudtrail"
+	RolePolicyName  = "trailkeeper-replication"
+)
+
+// The seed document's names, recognised for adoption.
+var (
+	seedSids     = map[string]bool{"AllowReplicationFromSourceAccount": true, "AllowReplicationFromSourceAccounts": true, "AllowReplicationPolicyCheck": true}
+	seedRuleID   = "ReplicateCloudTrailLogs"
+	seedRoleName = "S3ReplicationRole"
+)
+
+// Trail is what discovery learns of a source account's trail.
+type Trail struct {
+	Name        string `json:"name"`
+	ARN         string `json:"arn"`
+	HomeRegion  string `json:"homeRegion"`
+	Bucket      string `json:"bucket"`
+	Prefix      string `json:"prefix,omitempty"`
+	KMSKey      string `json:"kmsKey,omitempty"`
+	MultiRegion bool   `json:"multiRegion"`
+	Validation  bool   `json:"logFileValidation"`
+	Logging     bool   `json:"logging"`
+}
+
+// LogPrefix is where the trail writes: "[prefix/]AWSLogs/".
+func (t Trail) LogPrefix() string {
+	if t.Prefix == "" {
+		return "AWSLogs/"
+	}
+	return strings.TrimSuffix(t.Prefix, "/") + "/AWSLogs/"
+}
+
+func bucketARN(b string) string { return "arn:aws:s3:::" + b }
+
+// RoleARN is the ARN of a role in an account.
+func RoleARN(account, name string) string { return "arn:aws:iam::" + account + ":role/" + name }
+
+// ReplicationTrust lets S3 assume the replication role.
+func ReplicationTrust() *policy.Document {
+	return &policy.Document{Version: "2012-10-17", Statements: []policy.Statement{{
+		Effect: policy.Allow, Principal: &policy.Principal{Service: policy.Strings{"s3.amazonaws.com"}},
+		Action: policy.Strings{"sts:AssumeRole"}}}}
+}
+
+// RolePolicy is the least privilege replication needs (AWS-FACTS.md section 3):
+// read the trail's objects for replication, write replicas under this account's
+// own prefix in the archive, and use the KMS keys of a KMS trail.
+func RolePolicy(c *config.Config, account string, t Trail) *policy.Document {
+	p := t.LogPrefix()
+	d := &policy.Document{Version: "2012-10-17", Statements: []policy.Statement{
+		{Sid: "SourceBucket", Effect: policy.Allow, Action: policy.Strings{"s3:GetReplicationConfiguration", "s3:ListBucket"},
+			Resource: policy.Strings{bucketARN(t.Bucket)}},
+		{Sid: "SourceObjects", Effect: policy.Allow, Action: policy.Strings{"s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl",
+			"s3:GetObjectVersionTagging", "s3:GetObjectRetention", "s3:GetObjectLegalHold"},
+			Resource: policy.Strings{bucketARN(t.Bucket) + "/" + p + "*"}},
+		{Sid: "ArchiveReplicas", Effect: policy.Allow, Action: policy.Strings{"s3:ReplicateObject", "s3:ReplicateTags"},
+			Resource: policy.Strings{bucketARN(c.Archive.Bucket) + "/" + p + account + "/*"}},
+	}}
+	if t.KMSKey != "" {
+		d.Statements = append(d.Statements,
+			policy.Statement{Sid: "DecryptSource", Effect: policy.Allow, Action: policy.Strings{"kms:Decrypt"}, Resource: policy.Strings{t.KMSKey}},
+			policy.Statement{Sid: "EncryptReplicas", Effect: policy.Allow, Action: policy.Strings{"kms:Encrypt"}, Resource: policy.Strings{c.Replication.ReplicaKMSKey}})
+	}
+	return d
+}
+
+// DenyInsecure is the archive's TLS deny.
+func DenyInsecure(bucket string) policy.Statement {
+	return policy.Statement{Sid: SidDenyInsecure, Effect: policy.Deny, Principal: &policy.Principal{All: true},
+		Action: policy.Strings{"s3:*"}, Resource: policy.Strings{bucketARN(bucket), bucketARN(bucket) + "/*"},
+		Condition: policy.Conditions{"Bool": {"aws:SecureTransport": {"false"}}}}
+}
+
+// ReplicationGrant is the compact archive statement of AWS-FACTS.md section 4:
+// bare account ids as principals (not "public", and immune to role re-creation),
+// narrowed to the replication role by name, object actions only. roles lists
+// the role ARNs allowed (patterns with * for the shared name).
+func ReplicationGrant(bucket string, accounts, roles, prefixes []string) policy.Statement {
+	accounts = sortedUnique(accounts)
+	var res policy.Strings
+	for _, p := range sortedUnique(prefixes) {
+		res = append(res, bucketARN(bucket)+"/"+p+"*")
+	}
+	return policy.Statement{Sid: SidReplication, Effect: policy.Allow, Principal: &policy.Principal{AWS: policy.Strings(accounts)},
+		Action: policy.Strings{"s3:ReplicateObject", "s3:ReplicateTags"}, Resource: res,
+		Condition: policy.Conditions{"ArnLike": {"aws:PrincipalArn": policy.Strings(sortedUnique(roles))}}}
+}
+
+// SharedRolePattern matches the trailkeeper role of any account.
+func SharedRolePattern(name string) string { return "arn:aws:iam::*:role/" + name }
+
+func sortedUnique(in []string) []string {
+	set := map[string]bool{}
+	for _, s := range in {
+		set[s] = true
+	}
+	out := make([]string, 0, len(set))
+	for s := range set {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Rule is the replication rule for a source whose trail is t.
+func Rule(c *config.Config, t Trail, priority int32) s3types.ReplicationRule {
+	r := s3types.ReplicationRule{
+		ID: aws.String(RuleID), Priority: aws.Int32(priority), Status: s3types.ReplicationRuleStatusEnabled,
+		Filter:                  &s3types.ReplicationRuleFilter{Prefix: aws.String(t.LogPrefix())},
+		DeleteMarkerReplication: &s3types.DeleteMarkerReplication{Status: s3types.DeleteMarkerReplicationStatusDisabled},
+		Destination: &s3types.Destination{Bucket: aws.String(bucketARN(c.Archive.Bucket)), Account: aws.String(c.Archive.AccountID),
+			StorageClass: s3types.StorageClass(c.Archive.StorageClass)},
+	}
+	if c.Replication.TimeControl {
+		r.Destination.ReplicationTime = &s3types.ReplicationTime{Status: s3types.ReplicationTimeStatusEnabled, Time: &s3types.ReplicationTimeValue{Minutes: aws.Int32(15)}}
+		r.Destination.Metrics = &s3types.Metrics{Status: s3types.MetricsStatusEnabled, EventThreshold: &s3types.ReplicationTimeValue{Minutes: aws.Int32(15)}}
+	}
+	if t.KMSKey != "" {
+		r.SourceSelectionCriteria = &s3types.SourceSelectionCriteria{SseKmsEncryptedObjects: &s3types.SseKmsEncryptedObjects{Status: s3types.SseKmsEncryptedObjectsStatusEnabled}}
+		r.Destination.EncryptionConfiguration = &s3types.EncryptionConfiguration{ReplicaKmsKeyID: aws.String(c.Replication.ReplicaKMSKey)}
+	}
+	return r
+}
+
+// canonical renders a rule or configuration for comparison and diffs: indented
+// JSON without the null fields the SDK types carry.
+func canonical(v any) string {
+	data, _ := json.Marshal(v)
+	var tree any
+	json.Unmarshal(data, &tree)
+	out, _ := json.MarshalIndent(dropNulls(tree), "", "  ")
+	return string(out)
+}
+
+func dropNulls(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if e == nil {
+				delete(x, k)
+			} else {
+				x[k] = dropNulls(e)
+			}
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = dropNulls(e)
+		}
+	}
+	return v
+}
+
+// canonicalPolicy normalises a policy document: element order, one-element
+// lists, sorted principals and values, so that equal policies compare equal.
+func canonicalPolicy(d *policy.Document) string {
+	if d == nil {
+		return ""
+	}
+	cp := *d
+	cp.Statements = make([]policy.Statement, len(d.Statements))
+	for i, s := range d.Statements {
+		s.Action, s.NotAction = sortStrings(s.Action), sortStrings(s.NotAction)
+		s.Resource, s.NotResource = sortStrings(s.Resource), sortStrings(s.NotResource)
+		for _, p := range []**policy.Principal{&s.Principal, &s.NotPrincipal} {
+			if *p != nil {
+				q := **p
+				q.AWS, q.Service = sortStrings(q.AWS), sortStrings(q.Service)
+				*p = &q
+			}
+		}
+		if s.Condition != nil {
+			c := policy.Conditions{}
+			for op, keys := range s.Condition {
+				c[op] = map[string]policy.Strings{}
+				for k, v := range keys {
+					c[op][k] = sortStrings(v)
+				}
+			}
+			s.Condition = c
+		}
+		cp.Statements[i] = s
+	}
+	// The document marshals in AWS's element order (Sid, Effect, Principal, ...).
+	data, _ := json.Marshal(&cp)
+	var out bytes.Buffer
+	json.Indent(&out, data, "", "  ")
+	return out.String()
+}
+
+func sortStrings(s policy.Strings) policy.Strings {
+	if s == nil {
+		return nil
+	}
+	out := append(policy.Strings{}, s...)
+	sort.Strings(out)
+	return out
+}
+
+// samePolicy compares two documents by meaning rather than by bytes.
+func samePolicy(a, b *policy.Document) bool { return canonicalPolicy(a) == canonicalPolicy(b) }
+
+// minifiedSize is the size S3 limits (20,480 bytes for bucket policies).
+func minifiedSize(d *policy.Document) int {
+	data, _ := json.Marshal(d)
+	return len(data)
+}
+
+// PolicyLimit is S3's bucket policy size limit.
+const PolicyLimit = 20480

@@ -1,0 +1,293 @@
+package setup
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/trailkeeper/trailkeeper/internal/awsapi"
+	"github.com/trailkeeper/trailkeeper/internal/config"
+	"github.com/trailkeeper/trailkeeper/internal/policy"
+)
+
+// notConverged is a write that AWS accepted but that did not read back as written.
+func notConverged(account, what string) error {
+	return fmt.Errorf("account %s: %s did not read back as written; run apply again", account, what)
+}
+
+type archiveOps struct {
+	cl *awsapi.Clients
+	c  *config.Config
+}
+
+func (o archiveOps) acct() string   { return o.c.Archive.AccountID }
+func (o archiveOps) bucket() string { return o.c.Archive.Bucket }
+
+func (o archiveOps) createBucket(ctx context.Context) error {
+	in := &s3.CreateBucketInput{Bucket: aws.String(o.bucket()), ObjectLockEnabledForBucket: aws.Bool(true),
+		ObjectOwnership: s3types.ObjectOwnershipBucketOwnerEnforced}
+	if r := o.c.Archive.Region; r != "us-east-1" {
+		in.CreateBucketConfiguration = &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(r)}
+	}
+	_, err := o.cl.S3.CreateBucket(ctx, in)
+	if code := awsapi.Code(err); code == "BucketAlreadyOwnedByYou" {
+		err = nil // a previous, interrupted run created it
+	} else if code == "BucketAlreadyExists" {
+		return &Conflict{Account: o.acct(), Msg: "bucket name " + o.bucket() + " is taken by another account", Hint: "choose another archive.bucket"}
+	}
+	if err != nil {
+		return wrap(o.acct(), "s3 CreateBucket "+o.bucket(), err)
+	}
+	if _, err := o.cl.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(o.bucket()), ExpectedBucketOwner: aws.String(o.acct())}); err != nil {
+		return wrap(o.acct(), "s3 HeadBucket "+o.bucket(), err)
+	}
+	return nil
+}
+
+func (o archiveOps) enableVersioning(ctx context.Context) error {
+	return enableVersioning(ctx, o.cl, o.acct(), o.bucket())
+}
+
+func enableVersioning(ctx context.Context, cl *awsapi.Clients, acct, b string) error {
+	if _, err := cl.S3.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &b,
+		VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled}}); err != nil {
+		return wrap(acct, "s3 PutBucketVersioning "+b, err)
+	}
+	v, err := cl.S3.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: &b})
+	if err != nil {
+		return wrap(acct, "s3 GetBucketVersioning "+b, err)
+	}
+	if v.Status != s3types.BucketVersioningStatusEnabled {
+		return notConverged(acct, "versioning of "+b)
+	}
+	return nil
+}
+
+func (o archiveOps) setRetention(ctx context.Context) error {
+	want := o.c.Archive.ObjectLock
+	r := &s3types.DefaultRetention{Mode: s3types.ObjectLockRetentionMode(want.Mode)}
+	if want.Years > 0 {
+		r.Years = aws.Int32(int32(want.Years))
+	} else {
+		r.Days = aws.Int32(int32(want.Days))
+	}
+	b := o.bucket()
+	if _, err := o.cl.S3.PutObjectLockConfiguration(ctx, &s3.PutObjectLockConfigurationInput{Bucket: &b, ObjectLockConfiguration: &s3types.ObjectLockConfiguration{
+		ObjectLockEnabled: s3types.ObjectLockEnabledEnabled, Rule: &s3types.ObjectLockRule{DefaultRetention: r}}}); err != nil {
+		return wrap(o.acct(), "s3 PutObjectLockConfiguration "+b, err)
+	}
+	st, err := ObserveArchive(ctx, o.c, o.cl)
+	if err != nil {
+		return err
+	}
+	if st.Retention == nil || *st.Retention != want {
+		return notConverged(o.acct(), "default retention of "+b)
+	}
+	return nil
+}
+
+func (o archiveOps) blockPublic(ctx context.Context) error {
+	b := o.bucket()
+	if _, err := o.cl.S3.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: &b, PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{
+		BlockPublicAcls: aws.Bool(true), IgnorePublicAcls: aws.Bool(true), BlockPublicPolicy: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true)}}); err != nil {
+		return wrap(o.acct(), "s3 PutPublicAccessBlock "+b, err)
+	}
+	got, err := o.cl.S3.GetPublicAccessBlock(ctx, &s3.GetPublicAccessBlockInput{Bucket: &b})
+	if err != nil {
+		return wrap(o.acct(), "s3 GetPublicAccessBlock "+b, err)
+	}
+	if p := got.PublicAccessBlockConfiguration; !aws.ToBool(p.BlockPublicPolicy) || !aws.ToBool(p.RestrictPublicBuckets) {
+		return notConverged(o.acct(), "public access block of "+b)
+	}
+	return nil
+}
+
+func (o archiveOps) enforceOwner(ctx context.Context) error {
+	b := o.bucket()
+	if _, err := o.cl.S3.PutBucketOwnershipControls(ctx, &s3.PutBucketOwnershipControlsInput{Bucket: &b, OwnershipControls: &s3types.OwnershipControls{
+		Rules: []s3types.OwnershipControlsRule{{ObjectOwnership: s3types.ObjectOwnershipBucketOwnerEnforced}}}}); err != nil {
+		return wrap(o.acct(), "s3 PutBucketOwnershipControls "+b, err)
+	}
+	got, err := o.cl.S3.GetBucketOwnershipControls(ctx, &s3.GetBucketOwnershipControlsInput{Bucket: &b})
+	if err != nil {
+		return wrap(o.acct(), "s3 GetBucketOwnershipControls "+b, err)
+	}
+	if len(got.OwnershipControls.Rules) != 1 || got.OwnershipControls.Rules[0].ObjectOwnership != s3types.ObjectOwnershipBucketOwnerEnforced {
+		return notConverged(o.acct(), "ownership controls of "+b)
+	}
+	return nil
+}
+
+// putPolicy writes the merged policy. There is no conditional write in S3, so
+// it reads the policy first and refuses when statements trailkeeper did not
+// plan for appeared since: a concurrent editor's change is never dropped.
+func (o archiveOps) putPolicy(ctx context.Context, want *policy.Document) error {
+	b := o.bucket()
+	if len(want.Statements) == 0 {
+		if _, err := o.cl.S3.DeleteBucketPolicy(ctx, &s3.DeleteBucketPolicyInput{Bucket: &b}); err != nil {
+			return wrap(o.acct(), "s3 DeleteBucketPolicy "+b, err)
+		}
+		return nil
+	}
+	cur, err := getBucketPolicy(ctx, o.cl, o.acct(), b)
+	if err != nil {
+		return err
+	}
+	if cur != nil {
+		for _, s := range cur.Statements {
+			if s.Sid == "" || want.Statement(s.Sid) == nil && !seedSids[s.Sid] {
+				if !containsStatement(want, s) {
+					return &Conflict{Account: o.acct(), Msg: fmt.Sprintf("the policy of %s changed since it was planned (statement %q)", b, s.Sid),
+						Hint: "run trailkeeper plan again"}
+				}
+			}
+		}
+	}
+	if size := minifiedSize(want); size > PolicyLimit {
+		return &Conflict{Account: o.acct(), Msg: fmt.Sprintf("the policy would be %d bytes, over S3's %d", size, PolicyLimit)}
+	}
+	data, _ := json.Marshal(want)
+	if _, err := o.cl.S3.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &b, Policy: aws.String(string(data))}); err != nil {
+		return wrap(o.acct(), "s3 PutBucketPolicy "+b, err)
+	}
+	got, err := getBucketPolicy(ctx, o.cl, o.acct(), b)
+	if err != nil {
+		return err
+	}
+	if !samePolicy(got, want) {
+		return notConverged(o.acct(), "bucket policy of "+b)
+	}
+	return nil
+}
+
+func containsStatement(d *policy.Document, s policy.Statement) bool {
+	one := &policy.Document{Statements: []policy.Statement{s}}
+	for _, t := range d.Statements {
+		if samePolicy(one, &policy.Document{Statements: []policy.Statement{t}}) {
+			return true
+		}
+	}
+	return false
+}
+
+type sourceOps struct {
+	cl *awsapi.Clients
+	c  *config.Config
+	st *SourceState
+}
+
+func (o sourceOps) acct() string { return o.st.Config.AccountID }
+
+func (o sourceOps) enableVersioning(ctx context.Context) error {
+	return enableVersioning(ctx, o.cl, o.acct(), o.st.Trail.Bucket)
+}
+
+func (o sourceOps) enableValidation(ctx context.Context) error {
+	ct := o.cl.InRegion(o.st.Trail.HomeRegion).CloudTrail
+	if _, err := ct.UpdateTrail(ctx, &cloudtrail.UpdateTrailInput{Name: aws.String(o.st.Trail.ARN), EnableLogFileValidation: aws.Bool(true)}); err != nil {
+		return wrap(o.acct(), "cloudtrail UpdateTrail "+o.st.Trail.Name, err)
+	}
+	got, err := ct.GetTrail(ctx, &cloudtrail.GetTrailInput{Name: aws.String(o.st.Trail.ARN)})
+	if err != nil {
+		return wrap(o.acct(), "cloudtrail GetTrail "+o.st.Trail.Name, err)
+	}
+	if !aws.ToBool(got.Trail.LogFileValidationEnabled) {
+		return notConverged(o.acct(), "log file validation of trail "+o.st.Trail.Name)
+	}
+	return nil
+}
+
+func policyJSON(d *policy.Document) *string {
+	data, _ := json.Marshal(d)
+	return aws.String(string(data))
+}
+
+func (o sourceOps) createRole(ctx context.Context, name string, trust, pol *policy.Document) error {
+	_, err := o.cl.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: &name, AssumeRolePolicyDocument: policyJSON(trust),
+		Description: aws.String("trailkeeper: replicates CloudTrail logs to the archive " + o.c.Archive.Bucket)})
+	if awsapi.Code(err) == "EntityAlreadyExists" {
+		err = o.updateTrust(ctx, name, trust) // a previous, interrupted run created it
+	}
+	if err != nil {
+		return wrap(o.acct(), "iam CreateRole "+name, err)
+	}
+	return o.putRolePolicy(ctx, name, pol)
+}
+
+func (o sourceOps) updateTrust(ctx context.Context, name string, trust *policy.Document) error {
+	if _, err := o.cl.IAM.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: &name, PolicyDocument: policyJSON(trust)}); err != nil {
+		return wrap(o.acct(), "iam UpdateAssumeRolePolicy "+name, err)
+	}
+	r, err := getRole(ctx, o.cl, o.acct(), name)
+	if err != nil {
+		return err
+	}
+	if r == nil || !samePolicy(r.Trust, trust) {
+		return notConverged(o.acct(), "trust policy of role "+name)
+	}
+	return nil
+}
+
+func (o sourceOps) putRolePolicy(ctx context.Context, name string, pol *policy.Document) error {
+	if _, err := o.cl.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: &name, PolicyName: aws.String(RolePolicyName), PolicyDocument: policyJSON(pol)}); err != nil {
+		return wrap(o.acct(), "iam PutRolePolicy "+name, err)
+	}
+	r, err := getRole(ctx, o.cl, o.acct(), name)
+	if err != nil {
+		return err
+	}
+	if r == nil || !samePolicy(r.Policy, pol) {
+		return notConverged(o.acct(), "policy "+RolePolicyName+" of role "+name)
+	}
+	return nil
+}
+
+func (o sourceOps) deleteRolePolicy(ctx context.Context, name string) error {
+	_, err := o.cl.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: &name, PolicyName: aws.String(RolePolicyName)})
+	if err != nil && awsapi.Code(err) != "NoSuchEntity" {
+		return wrap(o.acct(), "iam DeleteRolePolicy "+name, err)
+	}
+	return nil
+}
+
+func (o sourceOps) deleteRole(ctx context.Context, name string, hasPolicy bool) error {
+	if hasPolicy {
+		if err := o.deleteRolePolicy(ctx, name); err != nil {
+			return err
+		}
+	}
+	_, err := o.cl.IAM.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: &name})
+	if err != nil && awsapi.Code(err) != "NoSuchEntity" {
+		return wrap(o.acct(), "iam DeleteRole "+name, err)
+	}
+	return nil
+}
+
+func (o sourceOps) putReplication(ctx context.Context, want *s3types.ReplicationConfiguration) error {
+	b := o.st.Trail.Bucket
+	if _, err := o.cl.S3.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: &b, ReplicationConfiguration: want}); err != nil {
+		return wrap(o.acct(), "s3 PutBucketReplication "+b, err)
+	}
+	got, err := o.cl.S3.GetBucketReplication(ctx, &s3.GetBucketReplicationInput{Bucket: &b})
+	if err != nil {
+		return wrap(o.acct(), "s3 GetBucketReplication "+b, err)
+	}
+	if canonical(normalizeReplication(got.ReplicationConfiguration)) != canonical(normalizeReplication(want)) {
+		return notConverged(o.acct(), "replication configuration of "+b)
+	}
+	return nil
+}
+
+func (o sourceOps) deleteReplication(ctx context.Context) error {
+	b := o.st.Trail.Bucket
+	if _, err := o.cl.S3.DeleteBucketReplication(ctx, &s3.DeleteBucketReplicationInput{Bucket: &b}); err != nil {
+		return wrap(o.acct(), "s3 DeleteBucketReplication "+b, err)
+	}
+	return nil
+}

@@ -1,0 +1,636 @@
+package setup
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/trailkeeper/trailkeeper/internal/awsapi"
+	"github.com/trailkeeper/trailkeeper/internal/config"
+	"github.com/trailkeeper/trailkeeper/internal/policy"
+)
+
+// Phases order the steps so that replication never breaks while they run:
+// the archive first, then grants for new roles, then the sources in parallel,
+// and only then what is taken away (old grants, the seed's statements).
+const (
+	PhaseArchive = iota
+	PhaseGrant
+	PhaseSources
+	PhaseRevoke
+)
+
+// Step is one change. Run writes it and reads it back.
+type Step struct {
+	Account  string                          `json:"account"`
+	Phase    int                             `json:"phase"`
+	Resource string                          `json:"resource"`
+	Action   string                          `json:"action"` // create, update or delete
+	Summary  string                          `json:"summary"`
+	Diff     string                          `json:"diff,omitempty"`
+	Run      func(ctx context.Context) error `json:"-"`
+	Done     bool                            `json:"done,omitempty"` // set by Apply once written and read back
+}
+
+// Plan is what apply would change, and what the user should know.
+type Plan struct {
+	Steps []*Step  `json:"steps"`
+	Notes []string `json:"notes"`
+	// Archive policy size after apply, and how many more accounts would fit.
+	PolicyBytes int `json:"archivePolicyBytes"`
+	AccountsFit int `json:"accountsThatStillFit"`
+	// Accounts maps each account to what it is in this plan (archive, source).
+	Accounts map[string]string `json:"accounts"`
+}
+
+// Options change what a plan includes.
+type Options struct {
+	// Remove takes these source accounts out: their grant, replication rule and
+	// role. Logs are never deleted.
+	Remove []string
+	// Prune takes away grants of accounts that are no longer in the config.
+	Prune bool
+	// AllowCompliance permits COMPLIANCE retention, which nobody can shorten.
+	AllowCompliance bool
+	// Parallel bounds how many accounts are read or changed at once.
+	Parallel int
+}
+
+// Env holds the clients of every account of a config.
+type Env struct {
+	Config  *config.Config
+	Archive *awsapi.Clients
+	Sources map[string]*awsapi.Clients
+}
+
+// Connect builds clients for the archive and the given sources and checks, in
+// parallel, that each credential acts in the account the config names.
+func Connect(ctx context.Context, c *config.Config, sources []config.Source, parallel int) (*Env, error) {
+	endpoint := c.EndpointURL
+	e := &Env{Config: c, Sources: map[string]*awsapi.Clients{}}
+	targets := []struct {
+		t   awsapi.Target
+		set func(*awsapi.Clients)
+	}{{awsapi.Target{Account: c.Archive.AccountID, Region: c.Archive.Region, Credentials: c.Archive.Credentials, Endpoint: endpoint},
+		func(cl *awsapi.Clients) { e.Archive = cl }}}
+	var mu sync.Mutex
+	for _, s := range sources {
+		targets = append(targets, struct {
+			t   awsapi.Target
+			set func(*awsapi.Clients)
+		}{awsapi.Target{Account: s.AccountID, Region: s.Region, Credentials: s.Credentials, Endpoint: endpoint},
+			func(cl *awsapi.Clients) { mu.Lock(); e.Sources[cl.Account] = cl; mu.Unlock() }})
+	}
+	err := forEach(ctx, parallel, len(targets), func(ctx context.Context, i int) error {
+		t := targets[i].t
+		cl, err := awsapi.New(ctx, t)
+		if err != nil {
+			return err
+		}
+		if err := cl.CheckIdentity(ctx, awsapi.Describe(t.Credentials)); err != nil {
+			return err
+		}
+		targets[i].set(cl)
+		return nil
+	})
+	return e, err
+}
+
+// forEach runs fn for 0..n-1 with at most parallel at once and returns the
+// errors of all that failed, so that one bad account does not hide another.
+func forEach(ctx context.Context, parallel, n int, fn func(ctx context.Context, i int) error) error {
+	if parallel < 1 {
+		parallel = 8
+	}
+	sem := make(chan struct{}, parallel)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if ctx.Err() != nil {
+				errs[i] = ctx.Err()
+				return
+			}
+			errs[i] = fn(ctx, i)
+		}()
+	}
+	wg.Wait()
+	return joinErrors(errs)
+}
+
+// Errors is several independent failures, one per account.
+type Errors []error
+
+func (e Errors) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+func (e Errors) Unwrap() []error { return e }
+
+func joinErrors(errs []error) error {
+	var out Errors
+	for _, err := range errs {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	switch len(out) {
+	case 0:
+		return nil
+	case 1:
+		return out[0]
+	}
+	return out
+}
+
+// Build observes every account and plans the steps from what is to what the
+// config says should be.
+func Build(ctx context.Context, e *Env, opts Options) (*Plan, error) {
+	c := e.Config
+	p := &Plan{Accounts: map[string]string{c.Archive.AccountID: "archive"}}
+	removing := map[string]bool{}
+	for _, a := range opts.Remove {
+		removing[a] = true
+	}
+	var archive *ArchiveState
+	var sources = make([]*SourceState, len(c.Sources))
+	err := forEach(ctx, opts.Parallel, len(c.Sources)+1, func(ctx context.Context, i int) error {
+		var err error
+		if i == 0 {
+			archive, err = ObserveArchive(ctx, c, e.Archive)
+			return err
+		}
+		src := c.Sources[i-1]
+		cl := e.Sources[src.AccountID]
+		if cl == nil {
+			return nil // not connected: not part of this run
+		}
+		sources[i-1], err = ObserveSource(ctx, c, src, cl)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := p.planArchive(e, archive, opts); err != nil {
+		return nil, err
+	}
+	g := grantChange{}
+	for _, st := range sources {
+		if st == nil {
+			continue
+		}
+		acct := st.Config.AccountID
+		p.Accounts[acct] = "source"
+		cl := e.Sources[acct]
+		if removing[acct] {
+			p.planRemoval(c, cl, st, &g)
+			continue
+		}
+		if err := p.planSource(c, cl, st, &g); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.planPolicy(e, archive, sources, removing, opts, g); err != nil {
+		return nil, err
+	}
+	sort.SliceStable(p.Steps, func(i, j int) bool { return p.Steps[i].Phase < p.Steps[j].Phase })
+	return p, nil
+}
+
+// grantChange collects what sources need from the archive policy.
+type grantChange struct {
+	roles   []string // role ARNs other than the shared pattern (borrowed roles)
+	adopted []string // accounts moving off the seed's S3ReplicationRole
+}
+
+func (p *Plan) add(s *Step) { p.Steps = append(p.Steps, s) }
+
+func (p *Plan) note(format string, a ...any) { p.Notes = append(p.Notes, fmt.Sprintf(format, a...)) }
+
+func lockDays(o config.ObjectLock) int { return o.Days + 365*o.Years }
+
+func (p *Plan) planArchive(e *Env, st *ArchiveState, opts Options) error {
+	c := e.Config
+	a := c.Archive.AccountID
+	want := c.Archive.ObjectLock
+	if want.Mode == "COMPLIANCE" && !opts.AllowCompliance && (st.Retention == nil || st.Retention.Mode != "COMPLIANCE") {
+		return &Conflict{Account: a, Msg: "the config asks for COMPLIANCE retention: nobody, root included, can shorten or remove it for " + want.String(),
+			Hint: "run apply with --allow-compliance if that is intended, or use mode: GOVERNANCE"}
+	}
+	if cur := st.Retention; cur != nil {
+		weaker := (cur.Mode == "COMPLIANCE" && want.Mode != "COMPLIANCE") || (cur.Mode == want.Mode && lockDays(want) < lockDays(*cur))
+		if weaker {
+			return &Conflict{Account: a, Msg: fmt.Sprintf("the archive keeps logs for %s; the config asks for %s, which would weaken Object Lock", cur, want),
+				Hint: "trailkeeper never weakens Object Lock; set archive.object_lock to at least " + cur.String()}
+		}
+	}
+	ops := archiveOps{cl: e.Archive, c: c}
+	if !st.Exists {
+		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "bucket " + c.Archive.Bucket, Action: "create",
+			Summary: fmt.Sprintf("create bucket %s in %s with Object Lock (versioning on)", c.Archive.Bucket, c.Archive.Region), Run: ops.createBucket})
+	} else if st.Versioning != "Enabled" {
+		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "bucket " + c.Archive.Bucket, Action: "update",
+			Summary: "enable versioning (was " + orOff(st.Versioning) + ")", Run: ops.enableVersioning})
+	}
+	if st.Retention == nil || *st.Retention != want || !st.ObjectLock {
+		from := "none"
+		if st.Retention != nil {
+			from = st.Retention.String()
+		}
+		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "object lock", Action: "update",
+			Summary: fmt.Sprintf("default retention %s (was %s)", want, from), Run: ops.setRetention})
+	}
+	if pab := st.PAB; pab == nil || !aws.ToBool(pab.BlockPublicAcls) || !aws.ToBool(pab.IgnorePublicAcls) || !aws.ToBool(pab.BlockPublicPolicy) || !aws.ToBool(pab.RestrictPublicBuckets) {
+		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "public access block", Action: "update", Summary: "block all public access", Run: ops.blockPublic})
+	}
+	if st.Ownership != string(s3types.ObjectOwnershipBucketOwnerEnforced) {
+		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "ownership controls", Action: "update",
+			Summary: "bucket owner enforced: replicas belong to the archive account, ACLs off (was " + orOff(st.Ownership) + ")", Run: ops.enforceOwner})
+	}
+	return nil
+}
+
+func orOff(s string) string {
+	if s == "" {
+		return "off"
+	}
+	return s
+}
+
+// rolePlan decides which role a source's replication uses: trailkeeper's own,
+// or, when rules of another tool share the bucket's single replication role, that
+// role with trailkeeper's inline policy added.
+func (p *Plan) planSource(c *config.Config, cl *awsapi.Clients, st *SourceState, g *grantChange) error {
+	acct := st.Config.AccountID
+	t := st.Trail
+	ops := sourceOps{cl: cl, c: c, st: st}
+	if t.KMSKey != "" && c.Replication.ReplicaKMSKey == "" {
+		return &Conflict{Account: acct, Msg: fmt.Sprintf("trail %s encrypts logs with KMS key %s; S3 replicates SSE-KMS objects only with a replica key", t.Name, t.KMSKey),
+			Hint: "set replication.replica_kms_key to a KMS key ARN of account " + c.Archive.AccountID + " in " + c.Archive.Region + " whose policy lets the source roles encrypt"}
+	}
+	if !t.Logging {
+		p.note("account %s: trail %s is not logging; nothing reaches the archive until it is started (aws cloudtrail start-logging --name %s)", acct, t.Name, t.ARN)
+	}
+	if st.Versioning != "Enabled" {
+		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "bucket " + t.Bucket, Action: "update",
+			Summary: "enable versioning (was " + orOff(st.Versioning) + "): replication needs it", Run: ops.enableVersioning})
+	}
+	if !t.Validation {
+		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "trail " + t.Name, Action: "update",
+			Summary: "turn on log file validation: CloudTrail then signs hourly digests that verify checks", Run: ops.enableValidation})
+	}
+	var foreign []s3types.ReplicationRule
+	seedRule := false
+	if st.Replication != nil {
+		for _, r := range st.Replication.Rules {
+			switch id := aws.ToString(r.ID); {
+			case id == RuleID:
+			case id == seedRuleID && st.CurrentRole != nil && st.CurrentRole.Name == seedRoleName:
+				seedRule = true
+			default:
+				foreign = append(foreign, r)
+			}
+		}
+	}
+	roleName := c.Replication.RoleName
+	wantPolicy := RolePolicy(c, acct, t)
+	if st.CurrentRole != nil && len(foreign) > 0 {
+		// The bucket's one replication role serves rules trailkeeper did not write.
+		cur := st.CurrentRole
+		if cur.Stack != "" {
+			return &Conflict{Account: acct, Msg: fmt.Sprintf("bucket %s replicates with role %s (rules %s), which CloudFormation stack %s manages; S3 allows one role per bucket", t.Bucket, cur.Name, ruleIDs(foreign), cur.Stack),
+				Hint: "add trailkeeper's permissions to that stack (trailkeeper render DIR writes them), or move those rules to role " + roleName}
+		}
+		roleName = cur.Name
+		g.roles = append(g.roles, cur.ARN)
+		p.note("account %s: bucket %s also replicates rules %s with role %s; trailkeeper adds its own inline policy %s to that role and leaves the rest alone", acct, t.Bucket, ruleIDs(foreign), cur.Name, RolePolicyName)
+		if !samePolicy(cur.Policy, wantPolicy) {
+			p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + cur.Name, Action: verb(cur.Policy == nil),
+				Summary: "inline policy " + RolePolicyName + " (least privilege for replication)", Diff: diff(canonicalPolicy(cur.Policy), canonicalPolicy(wantPolicy)),
+				Run: func(ctx context.Context) error { return ops.putRolePolicy(ctx, cur.Name, wantPolicy) }})
+		}
+	} else {
+		if st.CurrentRole != nil && seedRule {
+			g.adopted = append(g.adopted, acct)
+			stack := ""
+			if st.CurrentRole.Stack != "" {
+				stack = fmt.Sprintf("; it belongs to stack %s, which trailkeeper leaves alone: delete it when you no longer need it (aws cloudformation delete-stack --stack-name %s)", st.CurrentRole.Stack, st.CurrentRole.Stack)
+			}
+			p.note("account %s: adopting the seed's setup: rule %s and role %s are replaced by rule %s with role %s (no s3:ReplicateDelete, no archive listing)%s",
+				acct, seedRuleID, seedRoleName, RuleID, roleName, stack)
+		}
+		if err := p.planRole(c, ops, st, wantPolicy); err != nil {
+			return err
+		}
+	}
+	want := desiredReplication(c, st, foreign, RoleARN(acct, roleName))
+	if st.Replication == nil || canonical(normalizeReplication(st.Replication)) != canonical(normalizeReplication(want)) {
+		cur := ""
+		if st.Replication != nil {
+			cur = canonical(normalizeReplication(st.Replication))
+		}
+		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "replication of " + t.Bucket, Action: verb(st.Replication == nil),
+			Summary: fmt.Sprintf("rule %s: %s -> %s, %s", RuleID, t.LogPrefix(), c.Archive.Bucket, c.Archive.StorageClass),
+			Diff:    diff(cur, canonical(normalizeReplication(want))),
+			Run:     func(ctx context.Context) error { return ops.putReplication(ctx, want) }})
+	}
+	return nil
+}
+
+func (p *Plan) planRole(c *config.Config, ops sourceOps, st *SourceState, want *policy.Document) error {
+	acct := st.Config.AccountID
+	name := c.Replication.RoleName
+	trust := ReplicationTrust()
+	r := st.Role
+	if r != nil && r.Stack != "" {
+		if !samePolicy(r.Trust, trust) || !samePolicy(r.Policy, want) {
+			return &Conflict{Account: acct, Msg: fmt.Sprintf("role %s is managed by CloudFormation stack %s and differs from what trailkeeper needs", name, r.Stack),
+				Hint: "update the stack with the template 'trailkeeper render DIR' writes; trailkeeper does not edit stack resources behind CloudFormation's back"}
+		}
+		return nil
+	}
+	if r == nil {
+		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + name, Action: "create",
+			Summary: "replication role trusted by s3.amazonaws.com, with inline policy " + RolePolicyName, Diff: diff("", canonicalPolicy(want)),
+			Run: func(ctx context.Context) error { return ops.createRole(ctx, name, trust, want) }})
+		return nil
+	}
+	if !samePolicy(r.Trust, trust) {
+		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + name, Action: "update", Summary: "trust policy: only s3.amazonaws.com may assume it",
+			Diff: diff(canonicalPolicy(r.Trust), canonicalPolicy(trust)), Run: func(ctx context.Context) error { return ops.updateTrust(ctx, name, trust) }})
+	}
+	if !samePolicy(r.Policy, want) {
+		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + name, Action: verb(r.Policy == nil), Summary: "inline policy " + RolePolicyName,
+			Diff: diff(canonicalPolicy(r.Policy), canonicalPolicy(want)), Run: func(ctx context.Context) error { return ops.putRolePolicy(ctx, name, want) }})
+	}
+	return nil
+}
+
+func verb(create bool) string {
+	if create {
+		return "create"
+	}
+	return "update"
+}
+
+func ruleIDs(rules []s3types.ReplicationRule) string {
+	var ids []string
+	for _, r := range rules {
+		ids = append(ids, aws.ToString(r.ID))
+	}
+	return strings.Join(ids, ", ")
+}
+
+// desiredReplication keeps every rule trailkeeper did not write (except the
+// seed's, which it replaces) and upserts its own rule by ID, with a priority no
+// other rule uses.
+func desiredReplication(c *config.Config, st *SourceState, foreign []s3types.ReplicationRule, role string) *s3types.ReplicationConfiguration {
+	used := map[int32]bool{}
+	for _, r := range foreign {
+		used[aws.ToInt32(r.Priority)] = true
+	}
+	prio := int32(1)
+	if st.Replication != nil {
+		for _, r := range st.Replication.Rules {
+			if aws.ToString(r.ID) == RuleID && !used[aws.ToInt32(r.Priority)] {
+				prio = aws.ToInt32(r.Priority)
+			}
+		}
+	}
+	for used[prio] {
+		prio++
+	}
+	rules := append([]s3types.ReplicationRule{}, foreign...)
+	rules = append(rules, Rule(c, st.Trail, prio))
+	return &s3types.ReplicationConfiguration{Role: aws.String(role), Rules: rules}
+}
+
+// replicationView is the part of a replication configuration that matters,
+// in a form that compares and diffs well.
+type replicationView struct {
+	Role  string
+	Rules []s3types.ReplicationRule
+}
+
+func normalizeReplication(r *s3types.ReplicationConfiguration) replicationView {
+	rules := append([]s3types.ReplicationRule{}, r.Rules...)
+	sort.Slice(rules, func(i, j int) bool { return aws.ToString(rules[i].ID) < aws.ToString(rules[j].ID) })
+	return replicationView{Role: aws.ToString(r.Role), Rules: rules}
+}
+
+// planRemoval takes a source out: its rule, its role (or its inline policy on
+// a borrowed role); the archive grant goes in the revoke phase. Logs stay.
+func (p *Plan) planRemoval(c *config.Config, cl *awsapi.Clients, st *SourceState, g *grantChange) {
+	acct := st.Config.AccountID
+	ops := sourceOps{cl: cl, c: c, st: st}
+	var rest []s3types.ReplicationRule
+	ours := false
+	if st.Replication != nil {
+		for _, r := range st.Replication.Rules {
+			if aws.ToString(r.ID) == RuleID {
+				ours = true
+			} else {
+				rest = append(rest, r)
+			}
+		}
+	}
+	bucket := st.Trail.Bucket
+	if ours && len(rest) == 0 {
+		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "replication of " + bucket, Action: "delete",
+			Summary: "delete the replication configuration (only trailkeeper's rule was left)", Run: ops.deleteReplication})
+	} else if ours {
+		cfg := &s3types.ReplicationConfiguration{Role: st.Replication.Role, Rules: rest}
+		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "replication of " + bucket, Action: "update",
+			Summary: "remove rule " + RuleID + ", keep rules " + ruleIDs(rest),
+			Run:     func(ctx context.Context) error { return ops.putReplication(ctx, cfg) }})
+	}
+	if r := st.Role; r != nil && r.Stack == "" {
+		if len(rest) > 0 && roleName(aws.ToString(st.Replication.Role)) == r.Name {
+			p.note("account %s: role %s stays: rules %s still use it", acct, r.Name, ruleIDs(rest))
+		} else {
+			p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + r.Name, Action: "delete",
+				Summary: "delete trailkeeper's replication role", Run: func(ctx context.Context) error { return ops.deleteRole(ctx, r.Name, r.Policy != nil) }})
+		}
+	}
+	if cur := st.CurrentRole; cur != nil && cur.Policy != nil && cur.Stack == "" {
+		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + cur.Name, Action: "update",
+			Summary: "remove inline policy " + RolePolicyName + " from the shared role", Run: func(ctx context.Context) error { return ops.deleteRolePolicy(ctx, cur.Name) }})
+	}
+	p.note("account %s: its logs stay where they are, in its bucket and in the archive; remove its entry from the config", acct)
+}
+
+var seedPrincipalRE = regexp.MustCompile(`^arn:aws:iam::(\d{12}):role/` + seedRoleName + `$`)
+var resourcePrefixRE = regexp.MustCompile(`^arn:aws:s3:::[^/]+/(.*)\*$`)
+
+// planPolicy merges trailkeeper's statements into the archive policy by Sid,
+// in two writes: grants before the sources change, revocations after.
+func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, removing map[string]bool, opts Options, g grantChange) error {
+	c := e.Config
+	a := c.Archive.AccountID
+	cur := st.Policy
+	if cur == nil {
+		cur = &policy.Document{Version: "2012-10-17"}
+	}
+	// What the current grant holds.
+	var oldAccounts, oldRoles, oldPrefixes []string
+	if s := cur.Statement(SidReplication); s != nil && s.Principal != nil {
+		oldAccounts = s.Principal.AWS
+		oldRoles = s.Condition["ArnLike"]["aws:PrincipalArn"]
+		for _, r := range s.Resource {
+			if m := resourcePrefixRE.FindStringSubmatch(r); m != nil {
+				oldPrefixes = append(oldPrefixes, m[1])
+			}
+		}
+	}
+	inConfig := map[string]bool{}
+	var accounts, prefixes []string
+	roles := append([]string{SharedRolePattern(c.Replication.RoleName)}, g.roles...)
+	for _, s := range c.Sources {
+		if !removing[s.AccountID] {
+			inConfig[s.AccountID] = true
+			accounts = append(accounts, s.AccountID)
+		}
+	}
+	for _, s := range sources {
+		if s != nil && !removing[s.Config.AccountID] {
+			prefixes = append(prefixes, s.Trail.LogPrefix())
+		}
+	}
+	// Grant phase: add what is new, keep everything else.
+	grantAccounts := append(append([]string{}, oldAccounts...), accounts...)
+	grantRoles := append(append([]string{}, oldRoles...), roles...)
+	grantPrefixes := append(append([]string{}, oldPrefixes...), prefixes...)
+	grant := withStatements(cur, DenyInsecure(c.Archive.Bucket), ReplicationGrant(c.Archive.Bucket, grantAccounts, grantRoles, grantPrefixes))
+
+	// Revoke phase: drop removed and (with --prune) unlisted accounts, and the
+	// seed's statements once every account they name has moved to trailkeeper.
+	keep := func(acct string) bool { return !removing[acct] && (inConfig[acct] || !opts.Prune) }
+	var finalAccounts []string
+	for _, acct := range sortedUnique(grantAccounts) {
+		if keep(acct) {
+			finalAccounts = append(finalAccounts, acct)
+		} else if !inConfig[acct] && !removing[acct] {
+			p.note("account %s: grant removed (--prune); its replication rule and role remain in that account: run 'trailkeeper remove-source %s' with its credentials", acct, acct)
+		}
+	}
+	for _, acct := range sortedUnique(oldAccounts) {
+		if !inConfig[acct] && !opts.Prune && !removing[acct] {
+			p.note("account %s is granted in the archive policy but not in the config: 'apply --prune' removes the grant", acct)
+		}
+	}
+	var finalRoles []string
+	for _, r := range sortedUnique(grantRoles) {
+		if m := regexp.MustCompile(`^arn:aws:iam::(\d{12}):role/`).FindStringSubmatch(r); m == nil || keep(m[1]) {
+			finalRoles = append(finalRoles, r)
+		}
+	}
+	finalPrefixes := grantPrefixes
+	if opts.Prune && observedAll(sources) {
+		finalPrefixes = prefixes
+	}
+	final := grant
+	if len(finalAccounts) > 0 {
+		final = withStatements(grant, ReplicationGrant(c.Archive.Bucket, finalAccounts, finalRoles, finalPrefixes))
+	} else {
+		final = withoutStatements(grant, func(s policy.Statement) bool { return s.Sid == SidReplication })
+	}
+	adopted := map[string]bool{}
+	for _, acct := range g.adopted {
+		adopted[acct] = true
+	}
+	for _, s := range sources {
+		if s != nil && s.Replication != nil && roleName(aws.ToString(s.Replication.Role)) == c.Replication.RoleName {
+			adopted[s.Config.AccountID] = true // moved in an earlier run
+		}
+	}
+	final = withoutStatements(final, func(s policy.Statement) bool {
+		if !seedSids[s.Sid] || s.Principal == nil {
+			return false
+		}
+		for _, pr := range s.Principal.AWS {
+			m := seedPrincipalRE.FindStringSubmatch(pr)
+			if m == nil || !adopted[m[1]] {
+				return false
+			}
+		}
+		return true
+	})
+	for _, s := range final.Statements {
+		if seedSids[s.Sid] {
+			p.note("archive: the seed's statement %s stays: it names accounts that do not use trailkeeper's role yet", s.Sid)
+		}
+	}
+
+	p.PolicyBytes = minifiedSize(final)
+	perAccount := len(`"123456789012",`)
+	if size := minifiedSize(grant); size > PolicyLimit {
+		return &Conflict{Account: a, Msg: fmt.Sprintf("the archive policy would be %d bytes, over S3's limit of %d", size, PolicyLimit),
+			Hint: fmt.Sprintf("each account adds about %d bytes; remove statements trailkeeper did not write, or split the sources over two archives", perAccount)}
+	}
+	p.AccountsFit = max(0, PolicyLimit-max(p.PolicyBytes, minifiedSize(grant))) / perAccount
+	ops := archiveOps{cl: e.Archive, c: c}
+	if !samePolicy(cur, grant) {
+		p.add(&Step{Account: a, Phase: PhaseGrant, Resource: "bucket policy", Action: verb(st.Policy == nil),
+			Summary: fmt.Sprintf("statements %s and %s (%d source accounts)", SidDenyInsecure, SidReplication, len(sortedUnique(grantAccounts))),
+			Diff:    diff(canonicalPolicy(st.Policy), canonicalPolicy(grant)), Run: func(ctx context.Context) error { return ops.putPolicy(ctx, grant) }})
+	}
+	if !samePolicy(grant, final) {
+		p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "bucket policy", Action: "update",
+			Summary: "take away grants that are no longer needed", Diff: diff(canonicalPolicy(grant), canonicalPolicy(final)),
+			Run: func(ctx context.Context) error { return ops.putPolicy(ctx, final) }})
+	}
+	return nil
+}
+
+func observedAll(sources []*SourceState) bool {
+	for _, s := range sources {
+		if s == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// withStatements replaces statements by Sid, appending new ones; others stay in place.
+func withStatements(d *policy.Document, stmts ...policy.Statement) *policy.Document {
+	out := &policy.Document{Version: d.Version, ID: d.ID, Statements: append([]policy.Statement{}, d.Statements...)}
+	if out.Version == "" {
+		out.Version = "2012-10-17"
+	}
+	for _, s := range stmts {
+		found := false
+		for i := range out.Statements {
+			if out.Statements[i].Sid == s.Sid {
+				out.Statements[i], found = s, true
+			}
+		}
+		if !found {
+			out.Statements = append(out.Statements, s)
+		}
+	}
+	return out
+}
+
+func withoutStatements(d *policy.Document, drop func(policy.Statement) bool) *policy.Document {
+	out := &policy.Document{Version: d.Version, ID: d.ID}
+	for _, s := range d.Statements {
+		if !drop(s) {
+			out.Statements = append(out.Statements, s)
+		}
+	}
+	return out
+}
