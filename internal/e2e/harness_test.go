@@ -5,8 +5,10 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -92,6 +94,7 @@ func (e *env) writeConfig(accounts []string, replication string) {
 	e.t.Setenv("AWS_SHARED_CREDENTIALS_FILE", credsFile)
 	e.t.Setenv("AWS_ENDPOINT_URL", "")
 	e.t.Setenv("AWS_PROFILE", "")
+	os.Unsetenv("AWS_PROFILE") // an empty AWS_PROFILE names a profile ""; t.Setenv restores the old value
 	yaml := fmt.Sprintf(`archive:
   account_id: %q
   region: %s
@@ -201,4 +204,40 @@ func (e *env) freshLogReplicates(account string) {
 		st, why, _ := e.sb.ReplicationFailure(bucket, newest, aws.ToString(sh.VersionId))
 		e.t.Fatalf("account %s: %s is %s (%s %s) in the source, archive: %v", account, newest, sh.ReplicationStatus, st, why, err)
 	}
+}
+
+// must(call).ok(t) fails the test when the call returned an error.
+func must[T any](v T, err error) result[T] { return result[T]{v, err} }
+
+type result[T any] struct {
+	v   T
+	err error
+}
+
+func (r result[T]) ok(t *testing.T) T {
+	t.Helper()
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return r.v
+}
+
+func mustJSON(v any) []byte {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return data
+}
+
+// requireTool fails in CI and skips elsewhere when an outside tool is missing.
+func requireTool(t *testing.T, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is required in CI and missing", name)
+	}
+	t.Skipf("%s not installed", name)
 }
