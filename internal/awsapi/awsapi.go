@@ -67,12 +67,25 @@ func New(ctx context.Context, t Target) (*Clients, error) {
 	if t.Credentials.Profile != "" {
 		opts = append(opts, awsconfig.WithSharedConfigProfile(t.Credentials.Profile))
 	}
+	endpoint := t.Endpoint
+	if endpoint == "" {
+		endpoint = os.Getenv("AWS_ENDPOINT_URL")
+	}
+	if endpoint != "" {
+		opts = append(opts, awsconfig.WithBaseEndpoint(endpoint),
+			// The SDK resolves the endpoint after the credentials, so the STS client
+			// behind a profile's role_arn would still call AWS: point it here too.
+			awsconfig.WithAssumeRoleCredentialOptions(func(o *stscreds.AssumeRoleOptions) {
+				if c, ok := o.Client.(*sts.Client); ok {
+					so := c.Options()
+					so.BaseEndpoint = aws.String(endpoint)
+					o.Client = sts.New(so)
+				}
+			}))
+	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, credentialsError(t, err)
-	}
-	if t.Endpoint != "" {
-		cfg.BaseEndpoint = aws.String(t.Endpoint)
 	}
 	if arn := t.Credentials.RoleARN; arn != "" {
 		base := sts.NewFromConfig(cfg)

@@ -73,6 +73,9 @@ func (s *Sandbox) bucketFor(c *call, name, action, resource string, extra map[st
 		return nil, e
 	}
 	c.resourceAccount = b.Owner
+	if want := c.r.Header.Get("x-amz-expected-bucket-owner"); want != "" && want != b.Owner {
+		return nil, accessDenied("Access Denied") // S3 answers 403 when the bucket has another owner
+	}
 	if resource == "" {
 		resource = bucketARN(name)
 	}
