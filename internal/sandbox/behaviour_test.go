@@ -207,7 +207,7 @@ func TestFaults(t *testing.T) {
 	for p.HasMorePages() {
 		n += len(must(p.NextPage(ctx)).ok(t).Contents)
 	}
-	faults := e.sb.Calls()[sourceAcct+" Fault"] + e.sb.Calls()["anonymous Fault"]
+	faults := e.sb.Calls()[sourceAcct+" Fault"]
 	if n != 50 || faults == 0 {
 		t.Fatalf("%d objects after retries (want 50), %d faults injected", n, faults)
 	}

@@ -87,10 +87,12 @@ func (s *Sandbox) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-amz-request-id", c.requestID)
 	w.Header().Set("x-amzn-RequestId", c.requestID)
 	var err error
-	if s.opts.FaultRate > 0 && s.chance(s.opts.FaultRate) {
-		err = s.fault(c)
-	} else if c.caller, err = s.resolveCaller(cred); err == nil {
-		err = s.dispatch(c)
+	if c.caller, err = s.resolveCaller(cred); err == nil {
+		if rate := s.currentFaultRate(); rate > 0 && s.chance(rate) {
+			err = s.fault(c)
+		} else {
+			err = s.dispatch(c)
+		}
 	}
 	if err != nil {
 		s.writeError(c, err)

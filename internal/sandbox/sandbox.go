@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -65,7 +66,14 @@ type Sandbox struct {
 	closeOnce   sync.Once
 	rng         *rand.Rand
 	rngMu       sync.Mutex
+	faultRate   atomic.Uint64 // math.Float64bits of the share of requests that fail
 }
+
+// SetFaultRate changes the share of requests that fail, e.g. after a test has
+// built its starting point without faults.
+func (s *Sandbox) SetFaultRate(rate float64) { s.faultRate.Store(math.Float64bits(rate)) }
+
+func (s *Sandbox) currentFaultRate() float64 { return math.Float64frombits(s.faultRate.Load()) }
 
 // New creates a sandbox and starts its background work (replication, CloudTrail
 // delivery, persistence). Call Close to stop it.
@@ -95,6 +103,7 @@ func New(opts Options) (*Sandbox, error) {
 		rng:       rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)),
 		calls:     callCounter{m: map[string]int{}},
 	}
+	s.SetFaultRate(opts.FaultRate)
 	if opts.DataDir == "" {
 		s.blobs = &memBlobs{m: map[string][]byte{}}
 	} else {
