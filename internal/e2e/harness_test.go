@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -240,4 +241,21 @@ func requireTool(t *testing.T, name string) {
 		t.Fatalf("%s is required in CI and missing", name)
 	}
 	t.Skipf("%s not installed", name)
+}
+
+func compactJSON(t *testing.T, s string) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("not JSON: %s", s)
+	}
+	out, _ := json.Marshal(v)
+	return string(out)
+}
+
+func decodeURL(s string) string {
+	if d, err := url.QueryUnescape(s); err == nil {
+		return d
+	}
+	return s
 }

@@ -1,0 +1,166 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/trailkeeper/trailkeeper/internal/cli"
+	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+	"github.com/trailkeeper/trailkeeper/internal/world"
+)
+
+func startMoto(t *testing.T) string {
+	t.Helper()
+	if err := exec.Command("python3", "-c", "import moto.server").Run(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("moto is required in CI")
+		}
+		t.Skip("moto not installed")
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command("python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", fmt.Sprint(port))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if resp, err := http.Get(url + "/moto-api/"); err == nil {
+			resp.Body.Close()
+			return url
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("moto did not start")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// asAccount acts in an account on any endpoint by assuming a role there, which
+// is how moto (and AWS) let one set of keys reach several accounts.
+func asAccount(endpoint, account string) aws.Config {
+	base := aws.Config{Region: region, BaseEndpoint: aws.String(endpoint), Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")}
+	cfg := base.Copy()
+	cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(base), "arn:aws:iam::"+account+":role/admin"))
+	return cfg
+}
+
+// applyAgainst writes a config whose accounts are reached with role_arn, creates
+// the member's trail, and runs apply; it returns the exit code and output.
+func applyAgainst(t *testing.T, endpoint string, setupMember func(aws.Config)) (int, string) {
+	setupMember(asAccount(endpoint, acctA))
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "trailkeeper.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`archive:
+  account_id: %q
+  region: %s
+  bucket: %s
+  role_arn: arn:aws:iam::%s:role/admin
+sources:
+  - account_id: %q
+    role_arn: arn:aws:iam::%s:role/admin
+endpoint_url: %s
+`, archiveAcct, region, archive, archiveAcct, acctA, acctA, endpoint)), 0o600)
+	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
+	var out strings.Builder
+	code := cli.Main([]string{"apply", "--yes", "--no-progress", "--config", cfg}, strings.NewReader(""), &out, &out)
+	return code, out.String()
+}
+
+func createMemberVia(t *testing.T, cfg aws.Config) {
+	m := world.Member{Account: acctA, Region: region}
+	b := "cm-members-cloudtrail-" + acctA
+	c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	must(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: region}})).ok(t)
+	must(c.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &b, Policy: aws.String(world.TrailBucketPolicy(m))})).ok(t)
+	ct := cloudtrail.NewFromConfig(cfg)
+	must(ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("Members"), S3BucketName: &b})).ok(t)
+	must(ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("Members")})).ok(t)
+}
+
+// TestApplyAgainstMoto runs the same apply against moto and the sandbox, with
+// accounts reached through role_arn. moto stores what apply writes but answers
+// GetBucketReplication with Filter.Prefix "" whatever was put (AWS-FACTS.md
+// section 10), so apply's read-back reports the replication rule as not
+// converged there; everything apply wrote before it must match the sandbox's.
+func TestApplyAgainstMoto(t *testing.T) {
+	motoURL := startMoto(t)
+	sb := newEnv(t, sandbox.Options{})
+	// The sandbox needs the admin roles that moto does not.
+	for _, a := range []string{archiveAcct, acctA} {
+		im := iam.NewFromConfig(world.Config(sb.url, a, region))
+		must(im.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("admin"),
+			AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"000000000000"},"Action":"sts:AssumeRole"}]}`)})).ok(t)
+		must(im.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("admin"), PolicyName: aws.String("all"),
+			PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)})).ok(t)
+	}
+	code, out := applyAgainst(t, sb.url, func(cfg aws.Config) { createMemberVia(t, cfg) })
+	if code != 0 {
+		t.Fatalf("apply on the sandbox exited %d:\n%s", code, out)
+	}
+	code, motoOut := applyAgainst(t, motoURL, func(cfg aws.Config) { createMemberVia(t, cfg) })
+	if code != 1 || !strings.Contains(motoOut, "replication configuration of cm-members-cloudtrail-"+acctA+" did not read back as written") {
+		t.Fatalf("apply on moto: exit %d (want 1: moto's GetBucketReplication loses the filter prefix):\n%s", code, motoOut)
+	}
+	rep := must(s3.NewFromConfig(asAccount(motoURL, acctA), func(o *s3.Options) { o.UsePathStyle = true }).GetBucketReplication(ctx,
+		&s3.GetBucketReplicationInput{Bucket: aws.String("cm-members-cloudtrail-" + acctA)})).ok(t)
+	if p := rep.ReplicationConfiguration.Rules[0].Filter.Prefix; aws.ToString(p) != "" {
+		t.Logf("moto now returns the filter prefix %q: the read-back should converge; drop this exception", aws.ToString(p))
+	}
+	// What both accepted must be the same documents.
+	for _, check := range []struct {
+		what string
+		get  func(endpoint string) string
+	}{
+		{"archive policy", func(ep string) string {
+			cfg := asAccount(ep, archiveAcct)
+			if ep == sb.url {
+				cfg = world.Config(ep, archiveAcct, region)
+			}
+			out := must(s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }).GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(archive)})).ok(t)
+			return compactJSON(t, aws.ToString(out.Policy))
+		}},
+		{"object lock", func(ep string) string {
+			cfg := asAccount(ep, archiveAcct)
+			if ep == sb.url {
+				cfg = world.Config(ep, archiveAcct, region)
+			}
+			out := must(s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }).GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: aws.String(archive)})).ok(t)
+			r := out.ObjectLockConfiguration.Rule.DefaultRetention
+			return fmt.Sprint(r.Mode, aws.ToInt32(r.Days))
+		}},
+		{"role policy", func(ep string) string {
+			cfg := asAccount(ep, acctA)
+			if ep == sb.url {
+				cfg = world.Config(ep, acctA, region)
+			}
+			out := must(iam.NewFromConfig(cfg).GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String("trailkeeper-replication"), PolicyName: aws.String("trailkeeper-replication")})).ok(t)
+			return compactJSON(t, decodeURL(aws.ToString(out.PolicyDocument)))
+		}},
+	} {
+		if a, b := check.get(sb.url), check.get(motoURL); a != b {
+			t.Errorf("%s differs:\n  sandbox: %s\n  moto:    %s", check.what, a, b)
+		}
+	}
+}
