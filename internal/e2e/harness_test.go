@@ -259,3 +259,15 @@ func decodeURL(s string) string {
 	}
 	return s
 }
+
+// runAWS runs the AWS CLI as an account against the env's sandbox.
+func runAWS(e *env, acct string, args ...string) (string, error) {
+	cmd := exec.Command("aws", args...)
+	cmd.Env = append(environWithout("AWS_PROFILE"), "AWS_ACCESS_KEY_ID="+acct, "AWS_SECRET_ACCESS_KEY=x", "AWS_DEFAULT_REGION="+region,
+		"AWS_ENDPOINT_URL="+e.url, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%v: %s", err, out)
+	}
+	return string(out), nil
+}

@@ -1,0 +1,56 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+	"github.com/trailkeeper/trailkeeper/internal/world"
+)
+
+// TestRenderThenDeployWithTheCLI: what render writes deploys with the AWS CLI
+// (CloudFormation for the role), replicates, and trailkeeper then accepts the
+// stack-managed role without editing it.
+func TestRenderThenDeployWithTheCLI(t *testing.T) {
+	requireTool(t, "aws")
+	e := newEnv(t, sandbox.Options{})
+	e.member(world.Member{Account: acctA, Validation: true})
+	e.writeConfig([]string{acctA}, "")
+	dir := t.TempDir()
+	out, errOut, code := e.run("render", dir)
+	if code != 0 || !strings.Contains(out, filepath.Join(dir, acctA, "replication-role.cfn.json")) {
+		t.Fatalf("render exited %d: %s%s", code, out, errOut)
+	}
+	// The archive as a pipeline would build it: bucket, then the rendered files.
+	cli := func(acct string, args ...string) {
+		t.Helper()
+		if _, err := runAWS(e, acct, args...); err != nil {
+			t.Fatalf("aws %s: %v", strings.Join(args, " "), err)
+		}
+	}
+	file := func(name string) string { return "file://" + filepath.Join(dir, name) }
+	cli(archiveAcct, "s3api", "create-bucket", "--bucket", archive, "--create-bucket-configuration", "LocationConstraint="+region, "--object-lock-enabled-for-bucket")
+	cli(archiveAcct, "s3api", "put-object-lock-configuration", "--bucket", archive, "--object-lock-configuration", file("archive/object-lock-configuration.json"))
+	cli(archiveAcct, "s3api", "put-bucket-policy", "--bucket", archive, "--policy", file("archive/bucket-policy.json"))
+	bucket := "cm-members-cloudtrail-" + acctA
+	cli(acctA, "s3api", "put-bucket-versioning", "--bucket", bucket, "--versioning-configuration", "Status=Enabled")
+	cli(acctA, "cloudformation", "create-stack", "--stack-name", "trailkeeper-replication", "--template-body", file(acctA+"/replication-role.cfn.json"), "--capabilities", "CAPABILITY_NAMED_IAM")
+	cli(acctA, "cloudformation", "wait", "stack-create-complete", "--stack-name", "trailkeeper-replication")
+	cli(acctA, "s3api", "put-bucket-replication", "--bucket", bucket, "--replication-configuration", file(acctA+"/replication-configuration.json"))
+	e.freshLogReplicates(acctA)
+
+	out, errOut, code = e.run("plan", "--detailed-exitcode")
+	if code != 0 {
+		t.Fatalf("plan after deploying the rendered files: exit %d\n%s%s", code, out, errOut)
+	}
+	pol := must(world.S3(e.url, archiveAcct, region).GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(archive)})).ok(t)
+	rendered, _ := os.ReadFile(filepath.Join(dir, "archive/bucket-policy.json"))
+	if compactJSON(t, *pol.Policy) != compactJSON(t, string(rendered)) {
+		t.Fatalf("deployed policy differs from the rendered one")
+	}
+}
