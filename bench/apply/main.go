@@ -1,0 +1,151 @@
+// Command apply measures 'trailkeeper apply' for many source accounts on the
+// in-process sandbox (wall time and AWS calls per account, first and second
+// run), and the seed document's procedure run with the AWS CLI, its peer, on a
+// few accounts of the same sandbox. It prints markdown.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/trailkeeper/trailkeeper/internal/cli"
+	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+	"github.com/trailkeeper/trailkeeper/internal/world"
+)
+
+const (
+	archiveAcct = "999999999999"
+	region      = "ap-northeast-1"
+)
+
+func main() {
+	accounts := flag.Int("accounts", 100, "source accounts for trailkeeper apply")
+	peer := flag.Int("peer", 10, "source accounts for the seed's procedure with the AWS CLI (0 to skip)")
+	flag.Parse()
+	ctx := context.Background()
+	sb, err := sandbox.New(sandbox.Options{DeliveryInterval: time.Hour, DigestInterval: time.Hour})
+	check(err)
+	defer sb.Close()
+	srv, err := sb.Start("127.0.0.1:0", false)
+	check(err)
+	defer srv.Close()
+	dir, _ := os.MkdirTemp("", "bench-apply")
+	defer os.RemoveAll(dir)
+
+	profiles := map[string]string{"log-archive": archiveAcct}
+	var src strings.Builder
+	for i := range *accounts {
+		a := fmt.Sprintf("%012d", 100000000000+i)
+		check(world.CreateMember(ctx, srv.URL, world.Member{Account: a, Region: region}))
+		profiles["m"+a] = a
+		fmt.Fprintf(&src, "  - account_id: %q\n    profile: m%s\n", a, a)
+	}
+	cfgFile, credsFile, err := world.WriteProfiles(dir, profiles)
+	check(err)
+	os.Setenv("AWS_CONFIG_FILE", cfgFile)
+	os.Setenv("AWS_SHARED_CREDENTIALS_FILE", credsFile)
+	config := filepath.Join(dir, "trailkeeper.yaml")
+	check(os.WriteFile(config, []byte(fmt.Sprintf("archive:\n  account_id: %q\n  region: %s\n  profile: log-archive\nsources:\n%sendpoint_url: %s\n",
+		archiveAcct, region, src.String(), srv.URL)), 0o600))
+
+	fmt.Printf("Machine: %d cores, %s/%s, %s. Sandbox in-process, plain http on loopback.\n\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	fmt.Println("| run | accounts | wall time | per account | AWS calls | calls per account | write calls |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for run := 1; run <= 2; run++ {
+		sb.ResetCalls()
+		start := time.Now()
+		if code := cli.Main([]string{"apply", "--yes", "--no-progress", "--config", config}, strings.NewReader(""), io.Discard, os.Stderr); code != 0 {
+			log.Fatalf("apply exited %d", code)
+		}
+		took := time.Since(start)
+		calls, writes := count(sb.Calls())
+		n := *accounts + 1
+		fmt.Printf("| trailkeeper apply, run %d | %d + archive | %s | %s | %d | %.1f | %d |\n", run, *accounts, took.Round(time.Millisecond),
+			(took / time.Duration(n)).Round(100*time.Microsecond), calls, float64(calls)/float64(n), writes)
+	}
+	if *peer > 0 {
+		seedPeer(ctx, srv.URL, *peer)
+	}
+}
+
+// seedPeer runs the seed document's steps with the AWS CLI, account by account,
+// as its reader would, and the one archive policy edit at the end.
+func seedPeer(ctx context.Context, endpoint string, n int) {
+	seedDir := "internal/sandbox/testdata/seed"
+	tpl, err := os.ReadFile(filepath.Join(seedDir, "s3-replication-role.yaml"))
+	check(err)
+	rc, err := os.ReadFile(filepath.Join(seedDir, "replication-config.json"))
+	check(err)
+	tmp, _ := os.MkdirTemp("", "bench-seed")
+	defer os.RemoveAll(tmp)
+	check(os.WriteFile(filepath.Join(tmp, "role.yaml"), tpl, 0o600))
+	var principals []string
+	calls := 0
+	start := time.Now()
+	for i := range n {
+		a := fmt.Sprintf("%012d", 200000000000+i)
+		check(world.CreateMember(ctx, endpoint, world.Member{Account: a, Region: region}))
+		bucket := "cm-members-cloudtrail-" + a
+		check(os.WriteFile(filepath.Join(tmp, "rc.json"), []byte(strings.NewReplacer("${ACCOUNT_ID}", a, "${DESTINATION_ACCOUNT_ID}", archiveAcct).Replace(string(rc))), 0o600))
+		for _, args := range [][]string{
+			{"sts", "get-caller-identity"},
+			{"s3api", "head-bucket", "--bucket", bucket},
+			{"s3api", "get-bucket-versioning", "--bucket", bucket},
+			{"s3api", "put-bucket-versioning", "--bucket", bucket, "--versioning-configuration", "Status=Enabled"},
+			{"cloudformation", "create-stack", "--stack-name", "cloudtrail-replication-role", "--template-body", "file://" + filepath.Join(tmp, "role.yaml"),
+				"--parameters", "ParameterKey=DestinationAccountId,ParameterValue=" + archiveAcct, "--capabilities", "CAPABILITY_NAMED_IAM"},
+			{"cloudformation", "wait", "stack-create-complete", "--stack-name", "cloudtrail-replication-role"},
+			{"s3api", "put-bucket-replication", "--bucket", bucket, "--replication-configuration", "file://" + filepath.Join(tmp, "rc.json")},
+			{"s3api", "get-bucket-replication", "--bucket", bucket},
+		} {
+			awsCLI(endpoint, a, args...)
+			calls++
+		}
+		principals = append(principals, `"arn:aws:iam::`+a+`:role/S3ReplicationRole"`)
+	}
+	pol := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Sid":"AllowReplicationFromSourceAccounts","Effect":"Allow","Principal":{"AWS":[%s]},"Action":["s3:ReplicateObject","s3:ReplicateDelete","s3:ReplicateTags","s3:ObjectOwnerOverrideToBucketOwner"],"Resource":"arn:aws:s3:::aggregation-cloudtrail-logs-%s/*"}]}`,
+		strings.Join(principals, ","), archiveAcct)
+	check(os.WriteFile(filepath.Join(tmp, "bp.json"), []byte(pol), 0o600))
+	awsCLI(endpoint, archiveAcct, "s3api", "put-bucket-policy", "--bucket", "aggregation-cloudtrail-logs-"+archiveAcct, "--policy", "file://"+filepath.Join(tmp, "bp.json"))
+	calls++
+	took := time.Since(start)
+	fmt.Printf("| seed procedure with the AWS CLI (peer) | %d + archive | %s | %s | %d CLI commands | %.1f | n/a (not idempotent: a second run fails at create-stack) |\n",
+		n, took.Round(time.Millisecond), (took / time.Duration(n+1)).Round(100*time.Microsecond), calls, float64(calls)/float64(n+1))
+}
+
+func awsCLI(endpoint, acct string, args ...string) {
+	cmd := exec.Command("aws", args...)
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+acct, "AWS_SECRET_ACCESS_KEY=x", "AWS_DEFAULT_REGION="+region, "AWS_ENDPOINT_URL="+endpoint,
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func count(calls map[string]int) (total, writes int) {
+	for k, n := range calls {
+		total += n
+		_, action, _ := strings.Cut(k, " ")
+		for _, p := range []string{"Put", "Create", "Delete", "Update", "Start", "Stop"} {
+			if strings.HasPrefix(action, p) {
+				writes += n
+			}
+		}
+	}
+	return total, writes
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}

@@ -1,0 +1,91 @@
+// Command policysize measures how many source accounts fit in the archive
+// bucket policy (S3 limit: 20,480 bytes minified) in three layouts: the seed's
+// (every role ARN in two shared statements), one statement per account, and
+// trailkeeper's compact statement. It prints a markdown table.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/trailkeeper/trailkeeper/internal/policy"
+	"github.com/trailkeeper/trailkeeper/internal/setup"
+)
+
+const bucket = "aggregation-cloudtrail-logs-999999999999"
+
+func account(i int) string { return fmt.Sprintf("%012d", 100000000000+i) }
+
+func roleARN(i int) string { return "arn:aws:iam::" + account(i) + ":role/S3ReplicationRole" }
+
+// seed is the blog post's layout after "adding a source account": both
+// statements list every role ARN.
+func seed(n int) *policy.Document {
+	var roles policy.Strings
+	for i := range n {
+		roles = append(roles, roleARN(i))
+	}
+	return &policy.Document{Version: "2012-10-17", Statements: []policy.Statement{
+		{Sid: "AllowReplicationFromSourceAccounts", Effect: policy.Allow, Principal: &policy.Principal{AWS: roles},
+			Action:   policy.Strings{"s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags", "s3:ObjectOwnerOverrideToBucketOwner"},
+			Resource: policy.Strings{"arn:aws:s3:::" + bucket + "/*"}},
+		{Sid: "AllowReplicationPolicyCheck", Effect: policy.Allow, Principal: &policy.Principal{AWS: roles},
+			Action: policy.Strings{"s3:GetBucketVersioning", "s3:PutBucketVersioning", "s3:List*"}, Resource: policy.Strings{"arn:aws:s3:::" + bucket}},
+	}}
+}
+
+// perAccount gives each account its own statement scoped to its own prefix.
+func perAccount(n int) *policy.Document {
+	d := &policy.Document{Version: "2012-10-17", Statements: []policy.Statement{setup.DenyInsecure(bucket)}}
+	for i := range n {
+		d.Statements = append(d.Statements, policy.Statement{Sid: "Replication" + account(i), Effect: policy.Allow,
+			Principal: &policy.Principal{AWS: policy.Strings{roleARN(i)}}, Action: policy.Strings{"s3:ReplicateObject", "s3:ReplicateTags"},
+			Resource: policy.Strings{"arn:aws:s3:::" + bucket + "/AWSLogs/" + account(i) + "/*"}})
+	}
+	return d
+}
+
+func compact(n int) *policy.Document {
+	var accounts []string
+	for i := range n {
+		accounts = append(accounts, account(i))
+	}
+	return &policy.Document{Version: "2012-10-17", Statements: []policy.Statement{setup.DenyInsecure(bucket),
+		setup.ReplicationGrant(bucket, accounts, []string{setup.SharedRolePattern("trailkeeper-replication")}, []string{"AWSLogs/"})}}
+}
+
+func size(d *policy.Document) int {
+	data, _ := json.Marshal(d)
+	return len(data)
+}
+
+// fit is the largest n whose document fits the limit.
+func fit(build func(int) *policy.Document) int {
+	n := 0
+	for size(build(n+1)) <= setup.PolicyLimit {
+		n++
+	}
+	return n
+}
+
+func main() {
+	layouts := []struct {
+		name  string
+		build func(int) *policy.Document
+	}{
+		{"seed (role ARNs in two shared statements)", seed},
+		{"one statement per account", perAccount},
+		{"trailkeeper compact (account ids, role name condition)", compact},
+	}
+	fmt.Println("| layout | bytes for 1 account | bytes per added account | accounts that fit in 20,480 bytes |")
+	fmt.Println("|---|---|---|---|")
+	for _, l := range layouts {
+		one, hundred := size(l.build(1)), size(l.build(101))
+		fmt.Printf("| %s | %d | %.1f | %d |\n", l.name, one, float64(hundred-one)/100, fit(l.build))
+	}
+	if fit(compact) < 1000 {
+		fmt.Fprintln(os.Stderr, "goal missed: fewer than 1,000 accounts fit")
+		os.Exit(1)
+	}
+}
