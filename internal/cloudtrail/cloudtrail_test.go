@@ -1,0 +1,141 @@
+package cloudtrail
+
+import (
+	"bytes"
+	"compress/gzip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseKey(t *testing.T) {
+	tests := []struct {
+		key  string
+		want Key
+	}{
+		{"AWSLogs/653711331788/CloudTrail/us-east-1/2018/11/28/653711331788_CloudTrail_us-east-1_20181128T2235Z_cR9ra7OH1rytWyXY.json.gz",
+			Key{Kind: Log, Account: "653711331788", Region: "us-east-1", Day: "2018/11/28", Time: time.Date(2018, 11, 28, 22, 35, 0, 0, time.UTC), Suffix: "cR9ra7OH1rytWyXY"}},
+		{"org/logs/AWSLogs/111111111111/CloudTrail-Digest/eu-west-1/2025/09/10/111111111111_CloudTrail-Digest_eu-west-1_a.b_c-d_us-east-1_20250910T150131Z.json.gz",
+			Key{Kind: Digest, Prefix: "org/logs/", Account: "111111111111", Region: "eu-west-1", Day: "2025/09/10", Trail: "a.b_c-d", HomeRegion: "us-east-1",
+				Time: time.Date(2025, 9, 10, 15, 1, 31, 0, time.UTC)}},
+		{"AWSLogs/111111111111/CloudTrail-Digest/us-east-1/2025/09/10/111111111111_CloudTrail-Digest_us-east-1_Members_us-east-1_20250910T150131Z_backfill.json.gz",
+			Key{Kind: Digest, Account: "111111111111", Region: "us-east-1", Day: "2025/09/10", Trail: "Members", HomeRegion: "us-east-1", Backfill: true,
+				Time: time.Date(2025, 9, 10, 15, 1, 31, 0, time.UTC)}},
+		{"AWSLogs/111111111111/CloudTrail-Insight/us-east-1/2025/09/10/111111111111_CloudTrail-Insight_us-east-1_20250910T1500Z_aaaaaaaaaaaaaaaa.json.gz",
+			Key{Kind: Insight, Account: "111111111111", Region: "us-east-1", Day: "2025/09/10", Time: time.Date(2025, 9, 10, 15, 0, 0, 0, time.UTC), Suffix: "aaaaaaaaaaaaaaaa"}},
+		// A trail name that itself looks like "_name_region": read from the right.
+		{"AWSLogs/111111111111/CloudTrail-Digest/us-east-1/2025/09/10/111111111111_CloudTrail-Digest_us-east-1_x_us-west-2_us-east-1_20250910T150131Z.json.gz",
+			Key{Kind: Digest, Account: "111111111111", Region: "us-east-1", Day: "2025/09/10", Trail: "x_us-west-2", HomeRegion: "us-east-1",
+				Time: time.Date(2025, 9, 10, 15, 1, 31, 0, time.UTC)}},
+	}
+	for _, tt := range tests {
+		got, err := ParseKey(tt.key)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.key, err)
+		}
+		tt.want.Raw = tt.key
+		if got != tt.want {
+			t.Errorf("%s:\n got %+v\nwant %+v", tt.key, got, tt.want)
+		}
+	}
+	for _, bad := range []string{
+		"", "AWSLogs/", "AWSLogs/1/CloudTrail/us-east-1/2018/11/28/x.json.gz",
+		"fooAWSLogs/653711331788/CloudTrail/us-east-1/2018/11/28/653711331788_CloudTrail_us-east-1_20181128T2235Z_cR9ra7OH1rytWyXY.json.gz",
+		"AWSLogs/653711331788/CloudTrail/us-east-1/2018/11/29/653711331788_CloudTrail_us-east-1_20181128T2235Z_cR9ra7OH1rytWyXY.json.gz",
+		"AWSLogs/222222222222/CloudTrail/us-east-1/2018/11/28/653711331788_CloudTrail_us-east-1_20181128T2235Z_cR9ra7OH1rytWyXY.json.gz",
+		"AWSLogs/653711331788/CloudTrail/us-east-1/2018/11/28/653711331788_CloudTrail_us-east-1_20181128T2299Z_cR9ra7OH1rytWyXY.json.gz",
+	} {
+		if _, err := ParseKey(bad); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+func TestKeyBuildersRoundTrip(t *testing.T) {
+	at := time.Date(2025, 9, 10, 15, 1, 31, 0, time.UTC)
+	k, err := ParseKey(DigestKey("p/", "111111111111", "ap-northeast-1", "a.b_c-d", "us-east-1", at, true))
+	if err != nil || k.Trail != "a.b_c-d" || !k.Backfill || !k.Time.Equal(at) || k.Prefix != "p/" {
+		t.Fatalf("%+v %v", k, err)
+	}
+	k, err = ParseKey(LogKey("", "111111111111", "ap-northeast-1", at, "ABCDEFGHabcdefgh"))
+	if err != nil || k.Kind != Log || !k.Time.Equal(at.Truncate(time.Minute)) {
+		t.Fatalf("%+v %v", k, err)
+	}
+}
+
+func TestHashLogOfRealFiles(t *testing.T) {
+	dir := "../../../shared/data/cloudtrail/flaws2/AWSLogs/653711331788/CloudTrail/us-east-1/2018/11/28"
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json.gz"))
+	if len(files) == 0 {
+		t.Skip("shared data not present")
+	}
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		h, n, err := HashLog(bytes.NewReader(data))
+		if err != nil || len(h) != 64 || n == 0 {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if _, _, err := HashLog(bytes.NewReader(data[:len(data)/2])); err == nil {
+			t.Fatalf("%s: a truncated file hashed without error", f)
+		}
+	}
+}
+
+func gz(b []byte) []byte {
+	var out bytes.Buffer
+	w := gzip.NewWriter(&out)
+	w.Write(b)
+	w.Close()
+	return out.Bytes()
+}
+
+const sampleDigest = `{"awsAccountId":"111111111111","digestStartTime":"2025-09-10T14:01:31Z","digestEndTime":"2025-09-10T15:01:31Z","digestS3Bucket":"b","digestS3Object":"AWSLogs/111111111111/CloudTrail-Digest/us-east-1/2025/09/10/111111111111_CloudTrail-Digest_us-east-1_t_us-east-1_20250910T150131Z.json.gz","digestPublicKeyFingerprint":"00","digestSignatureAlgorithm":"SHA256withRSA","newestEventTime":null,"oldestEventTime":null,"previousDigestS3Bucket":null,"previousDigestS3Object":null,"previousDigestHashValue":null,"previousDigestHashAlgorithm":null,"previousDigestSignature":null,"logFiles":[]}`
+
+func TestReadDigest(t *testing.T) {
+	d, err := ReadDigest(bytes.NewReader(gz([]byte(sampleDigest))))
+	if err != nil || !d.ChainStart() || !strings.HasSuffix(d.SigningString(), "\nnull") {
+		t.Fatalf("%v %+v", err, d)
+	}
+	for name, data := range map[string][]byte{
+		"not gzip":   []byte(sampleDigest),
+		"truncated":  gz([]byte(sampleDigest))[:40],
+		"not json":   gz([]byte("hello")),
+		"bad time":   gz([]byte(strings.Replace(sampleDigest, "2025-09-10T15:01:31Z", "yesterday", 1))),
+		"half null":  gz([]byte(strings.Replace(sampleDigest, `"previousDigestSignature":null`, `"previousDigestSignature":"ab"`, 1))),
+		"other algo": gz([]byte(strings.Replace(sampleDigest, "SHA256withRSA", "MD5withRSA", 1))),
+	} {
+		if _, err := ReadDigest(bytes.NewReader(data)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func FuzzParseKey(f *testing.F) {
+	f.Add("AWSLogs/111111111111/CloudTrail-Digest/us-east-1/2025/09/10/111111111111_CloudTrail-Digest_us-east-1_a.b_c-d_us-east-1_20250910T150131Z_backfill.json.gz")
+	f.Add("p/AWSLogs/o-abc/111111111111/CloudTrail/us-east-1/2018/11/28/111111111111_CloudTrail_us-east-1_20181128T2235Z_cR9ra7OH1rytWyXY.json.gz")
+	f.Fuzz(func(t *testing.T, key string) {
+		k, err := ParseKey(key)
+		if err != nil {
+			return
+		}
+		if k.Kind == Digest {
+			if got := DigestKey(k.Prefix, k.Account, k.Region, k.Trail, k.HomeRegion, k.Time, k.Backfill); !strings.HasSuffix(key, got[len(k.Prefix):]) {
+				t.Fatalf("round trip: %s -> %s", key, got)
+			}
+		}
+	})
+}
+
+func FuzzReadDigest(f *testing.F) {
+	f.Add(gz([]byte(sampleDigest)))
+	f.Add(gz([]byte(`{"logFiles":[{"s3Object":"x","hashValue":"00","hashAlgorithm":"SHA-256"}]}`)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := ReadDigest(bytes.NewReader(data))
+		if err == nil {
+			_ = d.SigningString()
+		}
+		HashLog(bytes.NewReader(data))
+	})
+}
