@@ -20,21 +20,21 @@ import (
 
 // DigestFile is a CloudTrail digest file (AWS-FACTS.md section 7).
 type DigestFile struct {
-	AccountID           string    `json:"awsAccountId"`
-	StartTime           string    `json:"digestStartTime"`
-	EndTime             string    `json:"digestEndTime"`
-	Bucket              string    `json:"digestS3Bucket"`
-	Object              string    `json:"digestS3Object"`
-	Fingerprint         string    `json:"digestPublicKeyFingerprint"`
-	SignatureAlgorithm  string    `json:"digestSignatureAlgorithm"`
-	NewestEventTime     *string   `json:"newestEventTime"`
-	OldestEventTime     *string   `json:"oldestEventTime"`
-	PreviousBucket      *string   `json:"previousDigestS3Bucket"`
-	PreviousObject      *string   `json:"previousDigestS3Object"`
-	PreviousHash        *string   `json:"previousDigestHashValue"`
-	PreviousHashAlg     *string   `json:"previousDigestHashAlgorithm"`
-	PreviousSignature   *string   `json:"previousDigestSignature"`
-	LogFiles            []LogFile `json:"logFiles"`
+	AccountID          string    `json:"awsAccountId"`
+	StartTime          string    `json:"digestStartTime"`
+	EndTime            string    `json:"digestEndTime"`
+	Bucket             string    `json:"digestS3Bucket"`
+	Object             string    `json:"digestS3Object"`
+	Fingerprint        string    `json:"digestPublicKeyFingerprint"`
+	SignatureAlgorithm string    `json:"digestSignatureAlgorithm"`
+	NewestEventTime    *string   `json:"newestEventTime"`
+	OldestEventTime    *string   `json:"oldestEventTime"`
+	PreviousBucket     *string   `json:"previousDigestS3Bucket"`
+	PreviousObject     *string   `json:"previousDigestS3Object"`
+	PreviousHash       *string   `json:"previousDigestHashValue"`
+	PreviousHashAlg    *string   `json:"previousDigestHashAlgorithm"`
+	PreviousSignature  *string   `json:"previousDigestSignature"`
+	LogFiles           []LogFile `json:"logFiles"`
 
 	Start, End time.Time `json:"-"`
 	// Raw is the uncompressed file; RawHash its SHA-256 in hex.
