@@ -47,19 +47,33 @@ func newProgress(w io.Writer, g *Globals, label string, total int) *progress {
 	return &progress{w: w, tty: isTerminal(w), off: g.NoProgress, total: total, label: label, start: time.Now(), interval: 5 * time.Second}
 }
 
+// step counts one more unit of work done.
 func (p *progress) step(msg string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.done++
+	p.show(p.done+1, p.total, msg)
+}
+
+// update reports absolute progress (done of total, total still growing).
+func (p *progress) update(done, total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.show(done, total, "")
+}
+
+// show prints on a terminal at once, elsewhere every few seconds and at the end.
+func (p *progress) show(done, total int, msg string) {
+	p.done, p.total = done, total
 	if p.off {
 		return
 	}
 	now := time.Now()
 	switch {
-	case p.tty:
-		fmt.Fprintf(p.w, "\r\033[K%s %d/%d %s", p.label, p.done, p.total, truncate(msg, 60))
-	case p.done == p.total || now.Sub(p.last) >= p.interval:
-		fmt.Fprintf(p.w, "%s %d/%d (%s) %s\n", p.label, p.done, p.total, now.Sub(p.start).Round(100*time.Millisecond), msg)
+	case p.tty && now.Sub(p.last) >= 100*time.Millisecond || p.tty && done == total:
+		fmt.Fprintf(p.w, "\r\033[K%s %d/%d %s", p.label, done, total, truncate(msg, 60))
+		p.last = now
+	case !p.tty && (done == total || now.Sub(p.last) >= p.interval):
+		fmt.Fprintf(p.w, "%s %d/%d (%s) %s\n", p.label, done, total, now.Sub(p.start).Round(100*time.Millisecond), msg)
 		p.last = now
 	}
 }

@@ -13,26 +13,27 @@ import (
 )
 
 type trail struct {
-	Name           string            `json:"name"`
-	ARN            string            `json:"arn"`
-	Account        string            `json:"account"`
-	HomeRegion     string            `json:"homeRegion"`
-	Bucket         string            `json:"bucket"`
-	Prefix         string            `json:"prefix,omitempty"`
-	IncludeGlobal  bool              `json:"includeGlobal"`
-	MultiRegion    bool              `json:"multiRegion"`
-	LogValidation  bool              `json:"logValidation"`
-	KMSKey         string            `json:"kmsKey,omitempty"`
-	Logging        bool              `json:"logging"`
-	StartedLogging time.Time         `json:"startedLogging,omitzero"`
-	StoppedLogging time.Time         `json:"stoppedLogging,omitzero"`
-	LatestDelivery time.Time         `json:"latestDelivery,omitzero"`
-	DeliveryError  string            `json:"deliveryError,omitempty"`
-	LatestDigest   time.Time         `json:"latestDigest,omitzero"`
-	DigestError    string            `json:"digestError,omitempty"`
-	LatestAttempt  time.Time         `json:"latestAttempt,omitzero"`
-	Chains         map[string]*chain `json:"chains"` // per delivering region
-	Tags           []tag             `json:"tags,omitempty"`
+	Name           string               `json:"name"`
+	ARN            string               `json:"arn"`
+	Account        string               `json:"account"`
+	HomeRegion     string               `json:"homeRegion"`
+	Bucket         string               `json:"bucket"`
+	Prefix         string               `json:"prefix,omitempty"`
+	IncludeGlobal  bool                 `json:"includeGlobal"`
+	MultiRegion    bool                 `json:"multiRegion"`
+	LogValidation  bool                 `json:"logValidation"`
+	KMSKey         string               `json:"kmsKey,omitempty"`
+	Logging        bool                 `json:"logging"`
+	StartedLogging time.Time            `json:"startedLogging,omitzero"`
+	StoppedLogging time.Time            `json:"stoppedLogging,omitzero"`
+	LatestDelivery time.Time            `json:"latestDelivery,omitzero"`
+	DeliveryError  string               `json:"deliveryError,omitempty"`
+	LatestDigest   time.Time            `json:"latestDigest,omitzero"`
+	DigestError    string               `json:"digestError,omitempty"`
+	LatestAttempt  time.Time            `json:"latestAttempt,omitzero"`
+	Chains         map[string]*chain    `json:"chains"` // per delivering region
+	LastDigestEnd  map[string]time.Time `json:"lastDigestEnd,omitempty"`
+	Tags           []tag                `json:"tags,omitempty"`
 }
 
 // chain is the state of one digest chain (account, region, trail).

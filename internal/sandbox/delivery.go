@@ -387,6 +387,7 @@ func (s *Sandbox) putAsService(b *bucket, key string, data []byte, h map[string]
 	if err != nil {
 		return err
 	}
+	v.Checksums = withDefaultChecksum(nil, data)
 	return s.addVersion(b, v, data)
 }
 
@@ -430,8 +431,13 @@ func ptr(s string) *string {
 func (s *Sandbox) deliverDigest(t *trail, region string, now time.Time) {
 	ch := s.chainFor(t, region, t.StartedLogging)
 	end := now.Truncate(time.Second)
+	// Digest keys have one-second resolution: never reuse one, not even across a
+	// restarted chain (CloudTrail's hourly digests never collide).
+	if last := t.LastDigestEnd[region]; !end.After(last) {
+		end = last.Add(time.Second)
+	}
 	if !end.After(ch.Start) {
-		end = ch.Start.Add(time.Second) // keys have one-second resolution: never reuse one
+		end = ch.Start.Add(time.Second)
 	}
 	b := s.st.Buckets[t.Bucket]
 	name := fmt.Sprintf("%s_CloudTrail-Digest_%s_%s_%s_%s.json.gz", t.Account, region, t.Name, t.HomeRegion, end.Format("20060102T150405Z"))
@@ -486,5 +492,9 @@ func (s *Sandbox) deliverDigest(t *trail, region string, now time.Time) {
 	}
 	ch.PrevBucket, ch.PrevKey, ch.PrevHash, ch.PrevSignature = b.Name, key, hex.EncodeToString(sum[:]), hex.EncodeToString(sig)
 	ch.Start, ch.Logs = end, nil
+	if t.LastDigestEnd == nil {
+		t.LastDigestEnd = map[string]time.Time{}
+	}
+	t.LastDigestEnd[region] = end
 	t.LatestDigest, t.DigestError = now, ""
 }

@@ -168,6 +168,15 @@ func newVersion(b *bucket, key string, h map[string]string, data []byte, owner s
 	return v, nil
 }
 
+// withDefaultChecksum adds the CRC64NVME that S3 computes for every new object
+// uploaded without a checksum.
+func withDefaultChecksum(sums map[string]string, data []byte) map[string]string {
+	if len(sums) > 0 {
+		return sums
+	}
+	return map[string]string{"CRC64NVME": checksum("crc64nvme", data)}
+}
+
 // addVersion stores a new version: in a versioned bucket it is added, otherwise
 // it replaces the "null" version. Callers hold s.mu.
 func (s *Sandbox) addVersion(b *bucket, v *version, data []byte) error {
@@ -219,7 +228,7 @@ func (s *Sandbox) putObject(c *call, bkt, key string) error {
 	if err != nil {
 		return err
 	}
-	v.Checksums = sums
+	v.Checksums = withDefaultChecksum(sums, data)
 	if err := s.addVersion(b, v, data); err != nil {
 		return err
 	}

@@ -18,6 +18,8 @@ import (
 
 // Options narrow and tune a verification.
 type Options struct {
+	// Root is where to look for [prefix/]AWSLogs/ (s3://bucket/ROOT); "" for the top.
+	Root         string
 	Since, Until time.Time // digests whose period ends in [Since, Until]; zero: all
 	Accounts     []string
 	Regions      []string
@@ -28,7 +30,8 @@ type Options struct {
 	Sample   int
 	Parallel int
 	Keys     Keys
-	// Progress hears how many objects are done of how many found so far.
+	// Progress hears how many objects are done of how many found so far; it is
+	// called from one goroutine at a time.
 	Progress func(done, total int64)
 }
 
@@ -86,6 +89,7 @@ type verifier struct {
 	buckets map[string]string // account -> bucket digests must name
 	done    atomic.Int64
 	total   atomic.Int64
+	progMu  sync.Mutex
 }
 
 func (v *verifier) note(format string, a ...any) {
@@ -101,7 +105,9 @@ func (v *verifier) add(f *Finding) {
 func (v *verifier) tick(n int64) {
 	d := v.done.Add(n)
 	if v.opts.Progress != nil {
+		v.progMu.Lock()
 		v.opts.Progress(d, v.total.Load())
+		v.progMu.Unlock()
 	}
 }
 
@@ -120,7 +126,11 @@ func contains(list []string, s string) bool {
 // discover finds the [prefix/]AWSLogs/ACCOUNT/.../REGION folders, then lists
 // each once (day by day when a time range is given), in parallel.
 func (v *verifier) discover(ctx context.Context) ([]*folder, error) {
-	bases, err := v.findBases(ctx, "", 0)
+	root := v.opts.Root
+	if root != "" && !strings.HasSuffix(root, "/") {
+		root += "/"
+	}
+	bases, err := v.findBases(ctx, root, 0)
 	if err != nil {
 		return nil, err
 	}

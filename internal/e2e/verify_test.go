@@ -1,0 +1,219 @@
+package e2e
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/rand"
+	"crypto/rsa"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	ct "github.com/trailkeeper/trailkeeper/internal/cloudtrail"
+	"github.com/trailkeeper/trailkeeper/internal/cloudtrail/fixture"
+	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+	"github.com/trailkeeper/trailkeeper/internal/store"
+	"github.com/trailkeeper/trailkeeper/internal/verify"
+	"github.com/trailkeeper/trailkeeper/internal/world"
+)
+
+// deliveries makes activity and lets CloudTrail deliver n times (a digest each).
+func (e *env) deliveries(account string, n int) {
+	e.t.Helper()
+	for range n {
+		if err := world.Activity(ctx, e.url, account, region, 2); err != nil {
+			e.t.Fatal(err)
+		}
+		e.sb.Deliver()
+	}
+	e.sb.WaitReplication(ctx)
+}
+
+// TestVerifyTheArchive: the archive built by apply and CloudTrail's deliveries
+// verifies, and a log rewritten by someone with write access to the archive is caught.
+func TestVerifyTheArchive(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	for _, a := range []string{acctA, acctB} {
+		e.member(world.Member{Account: a})
+	}
+	e.writeConfig([]string{acctA, acctB}, "")
+	e.apply()
+	for _, a := range []string{acctA, acctB} {
+		e.deliveries(a, 3)
+	}
+	out, errOut, code := e.run("verify")
+	if code != 0 || !strings.Contains(out, "all valid") || strings.Contains(out, "Findings") {
+		t.Fatalf("verify of an intact archive: exit %d\n%s%s", code, out, errOut)
+	}
+	// The archive account (write access, GOVERNANCE lock) writes a new version over a log.
+	arch := world.S3(e.url, archiveAcct, region)
+	list := must(arch.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(archive), Prefix: aws.String("AWSLogs/" + acctA + "/CloudTrail/")})).ok(t)
+	victim := *list.Contents[0].Key
+	must(arch.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(archive), Key: &victim, Body: bytes.NewReader(fixture.Gzip([]byte(`{"Records":[]}`)))})).ok(t)
+	out, _, code = e.run("verify", "--output", "json")
+	if code != 1 || !strings.Contains(out, `"kind": "shadowing-version"`) || !strings.Contains(out, victim) {
+		t.Fatalf("verify after tampering: exit %d\n%s", code, out)
+	}
+	// A local copy (aws s3 sync keeps the latest bytes only) shows the alteration too.
+	dir := t.TempDir()
+	copyLatest(t, e, dir)
+	out, _, code = e.run("verify", dir)
+	if code != 1 || !strings.Contains(out, "altered-log") || !strings.Contains(out, "local copy without object metadata") {
+		t.Fatalf("verify of a local copy: exit %d\n%s", code, out)
+	}
+}
+
+func copyLatest(t *testing.T, e *env, dir string) {
+	s := store.S3{Client: world.S3(e.url, archiveAcct, region), Bucket: archive}
+	d := store.Dir{Root: dir}
+	s.Versions(ctx, "", func(v store.Version) error {
+		if !v.Latest || v.DeleteMarker {
+			return nil
+		}
+		r, _, err := s.Open(ctx, v.Key, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(r)
+		r.Close()
+		return d.Put(ctx, v.Key, data, nil)
+	})
+}
+
+// TestAgreesWithTheAWSCLI: on the sandbox's source buckets, where the AWS CLI
+// can validate, trailkeeper and 'aws cloudtrail validate-logs' reach the same
+// verdict for each case the CLI can express.
+func TestAgreesWithTheAWSCLI(t *testing.T) {
+	requireTool(t, "aws")
+	cases := []struct {
+		name   string
+		trail  string
+		tamper func(t *testing.T, e *env, src *s3.Client, bucket string, logs, digests []string)
+		valid  bool
+	}{
+		{"all valid", "Members", nil, true},
+		{"trail named a.b_c-d", "a.b_c-d", nil, true},
+		{"one log altered", "Members", func(t *testing.T, e *env, src *s3.Client, bucket string, logs, digests []string) {
+			body := bytes.Replace(gunzipBytes(t, getObject(t, src, bucket, logs[1])), []byte(`"readOnly":true`), []byte(`"readOnly":false`), 1)
+			purge(t, src, bucket, logs[1])
+			must(src.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &logs[1], Body: bytes.NewReader(fixture.Gzip(body))})).ok(t)
+		}, false},
+		{"shadowing version", "Members", func(t *testing.T, e *env, src *s3.Client, bucket string, logs, digests []string) {
+			must(src.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &logs[0], Body: bytes.NewReader(fixture.Gzip([]byte(`{"Records":[]}`)))})).ok(t)
+		}, false},
+		{"one log deleted", "Members", func(t *testing.T, e *env, src *s3.Client, bucket string, logs, digests []string) {
+			purge(t, src, bucket, logs[2])
+		}, false},
+		{"two consecutive digests deleted", "Members", func(t *testing.T, e *env, src *s3.Client, bucket string, logs, digests []string) {
+			purge(t, src, bucket, digests[1])
+			purge(t, src, bucket, digests[2])
+		}, false},
+		{"forged signature", "Members", func(t *testing.T, e *env, src *s3.Client, bucket string, logs, digests []string) {
+			last := digests[len(digests)-1]
+			data := getObject(t, src, bucket, last)
+			purge(t, src, bucket, last)
+			must(src.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &last, Body: bytes.NewReader(data),
+				Metadata: map[string]string{"signature": strings.Repeat("0f", 256), "signature-algorithm": "SHA256withRSA"}})).ok(t)
+		}, false},
+		{"re-signed with an unknown key", "Members", func(t *testing.T, e *env, src *s3.Client, bucket string, logs, digests []string) {
+			last := digests[len(digests)-1]
+			df, err := ct.ReadDigest(bytes.NewReader(getObject(t, src, bucket, last)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, _ := rsa.GenerateKey(rand.Reader, 2048)
+			forger := fixture.Builder{Key: k}
+			df.Fingerprint = forger.Fingerprint()
+			raw, sig, _ := forger.Sign(df)
+			purge(t, src, bucket, last)
+			must(src.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &last, Body: bytes.NewReader(fixture.Gzip(raw)),
+				Metadata: map[string]string{"signature": sig, "signature-algorithm": "SHA256withRSA"}})).ok(t)
+		}, false},
+		{"chain restart after logging was stopped", "Members", func(t *testing.T, e *env, src *s3.Client, bucket string, logs, digests []string) {
+			c := cloudtrail.NewFromConfig(world.Config(e.url, acctA, region))
+			must(c.StopLogging(ctx, &cloudtrail.StopLoggingInput{Name: aws.String("Members")})).ok(t)
+			must(c.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("Members")})).ok(t)
+			e.deliveries(acctA, 2)
+		}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, sandbox.Options{})
+			m := e.member(world.Member{Account: acctA, Trail: tc.trail, Validation: true})
+			startAt := time.Now().UTC().Add(-time.Minute)
+			e.deliveries(acctA, 4)
+			src := world.S3(e.url, acctA, region)
+			bucket := "cm-members-cloudtrail-" + acctA
+			logs, digests := keysUnder(t, src, bucket, "AWSLogs/"+acctA+"/CloudTrail/"), keysUnder(t, src, bucket, "AWSLogs/"+acctA+"/CloudTrail-Digest/")
+			if len(digests) < 4 || len(logs) < 4 {
+				t.Fatalf("%d digests, %d logs", len(digests), len(logs))
+			}
+			if tc.tamper != nil {
+				tc.tamper(t, e, src, bucket, logs, digests)
+			}
+			cliOut, cliErr := runAWS(e, acctA, "cloudtrail", "validate-logs", "--trail-arn", m.TrailARN(), "--start-time", startAt.Format(time.RFC3339))
+			cliValid := cliErr == nil && !strings.Contains(cliOut, "INVALID")
+			ct := cloudtrail.NewFromConfig(world.Config(e.url, acctA, region))
+			r, err := verify.Run(ctx, store.S3{Client: src, Bucket: bucket}, verify.Options{
+				Registry: map[string]string{acctA: bucket},
+				Keys:     verify.NewCloudTrailKeys(func(string) *cloudtrail.Client { return ct }, time.Time{}, time.Time{})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ours := r.Problems() == 0
+			if cliValid != tc.valid || ours != tc.valid {
+				t.Fatalf("want valid=%v; AWS CLI valid=%v, trailkeeper valid=%v\nCLI:\n%s\ntrailkeeper findings: %+v", tc.valid, cliValid, ours, cliOut, findingsText(r))
+			}
+		})
+	}
+}
+
+func findingsText(r *verify.Report) string {
+	var b strings.Builder
+	for _, f := range r.Findings {
+		if f.Severity == verify.Error {
+			b.WriteString(f.Kind + " " + f.Key + ": " + f.Message + "\n")
+		}
+	}
+	return b.String()
+}
+
+func keysUnder(t *testing.T, c *s3.Client, bucket, prefix string) []string {
+	var out []string
+	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix})
+	for p.HasMorePages() {
+		for _, o := range must(p.NextPage(ctx)).ok(t).Contents {
+			out = append(out, *o.Key)
+		}
+	}
+	return out
+}
+
+func getObject(t *testing.T, c *s3.Client, bucket, key string) []byte {
+	out := must(c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})).ok(t)
+	defer out.Body.Close()
+	data, _ := io.ReadAll(out.Body)
+	return data
+}
+
+// purge deletes every version of a key (the source bucket has no Object Lock).
+func purge(t *testing.T, c *s3.Client, bucket, key string) {
+	vs := must(c.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: &bucket, Prefix: &key})).ok(t)
+	for _, v := range vs.Versions {
+		must(c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key, VersionId: v.VersionId})).ok(t)
+	}
+}
+
+func gunzipBytes(t *testing.T, data []byte) []byte {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(zr)
+	return out
+}
