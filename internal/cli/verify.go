@@ -62,7 +62,7 @@ Exit codes: 0 all valid, 1 problems found, 2 usage or configuration error, 3 AWS
 	f.StringSliceVar(&opts.Regions, "region", nil, "only this region (repeatable)")
 	f.StringVar(&opts.Sample, "sample", "", "hash one log file in N (1/N); every digest is still checked")
 	f.StringVar(&opts.PublicKeys, "public-keys", "", "CloudTrail public keys from 'trailkeeper keys export', for offline verification")
-	f.IntVar(&opts.Parallel, "parallel", 0, "objects read at once (default 4 per core)")
+	f.IntVar(&opts.Parallel, "parallel", 0, "objects read at once (default 32)")
 	return cmd
 }
 

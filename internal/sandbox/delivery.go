@@ -36,9 +36,12 @@ func (s *Sandbox) signingKey(region string) (*rsa.PrivateKey, error) {
 	if k != nil {
 		return k.priv, nil
 	}
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, err
+	priv := s.opts.SigningKey
+	if priv == nil {
+		var err error
+		if priv, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			return nil, err
+		}
 	}
 	s.mu.Lock()
 	s.keys[region] = &signingKey{priv: priv, created: time.Now().UTC().Add(-time.Hour).Truncate(time.Second)}

@@ -8,6 +8,7 @@ package sandbox
 
 import (
 	"context"
+	"crypto/rsa"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,9 @@ type Options struct {
 	// InsecureHTTP counts plain-http requests as aws:SecureTransport=false, as AWS
 	// would; by default loopback http counts as secure (see docs/sandbox.md).
 	InsecureHTTP bool
+	// SigningKey, when set, is CloudTrail's digest signing key in every region,
+	// so that benchmarks can write chains the sandbox's ListPublicKeys vouches for.
+	SigningKey *rsa.PrivateKey
 	// DefaultAccount acts for access keys that are not 12 digits.
 	DefaultAccount string
 	// Logger receives one line per request at debug level; nil discards.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -43,6 +44,11 @@ type Trail struct {
 	MultiRegion bool   `json:"multiRegion"`
 	Validation  bool   `json:"logFileValidation"`
 	Logging     bool   `json:"logging"`
+	// From GetTrailStatus: CloudTrail's own word on delivery.
+	LatestDelivery      time.Time `json:"latestDelivery,omitzero"`
+	DeliveryError       string    `json:"latestDeliveryError,omitempty"`
+	LatestDigest        time.Time `json:"latestDigestDelivery,omitzero"`
+	DigestDeliveryError string    `json:"latestDigestDeliveryError,omitempty"`
 }
 
 // LogPrefix is where the trail writes: "[prefix/]AWSLogs/".

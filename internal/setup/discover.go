@@ -219,6 +219,8 @@ func findTrail(ctx context.Context, src config.Source, cl *awsapi.Clients) (*Tra
 		return nil, wrap(src.AccountID, "cloudtrail GetTrailStatus "+tr.Name, err)
 	}
 	tr.Logging = aws.ToBool(status.IsLogging)
+	tr.LatestDelivery, tr.DeliveryError = aws.ToTime(status.LatestDeliveryTime), aws.ToString(status.LatestDeliveryError)
+	tr.LatestDigest, tr.DigestDeliveryError = aws.ToTime(status.LatestDigestDeliveryTime), aws.ToString(status.LatestDigestDeliveryError)
 	return tr, nil
 }
 

@@ -59,7 +59,8 @@ type folder struct {
 // Run verifies the archive in s.
 func Run(ctx context.Context, s store.Store, opts Options) (*Report, error) {
 	if opts.Parallel <= 0 {
-		opts.Parallel = 4 * runtime.NumCPU()
+		// Reads from S3 wait on the network far more than on the CPU.
+		opts.Parallel = max(32, 4*runtime.NumCPU())
 	}
 	v := &verifier{s: s, opts: opts, report: &Report{Location: s.String()}, buckets: map[string]string{}}
 	for a, b := range opts.Registry {
