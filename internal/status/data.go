@@ -1,0 +1,143 @@
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/trailkeeper/trailkeeper/internal/awsapi"
+	"github.com/trailkeeper/trailkeeper/internal/setup"
+)
+
+// RTCThreshold is Replication Time Control's promise: 15 minutes.
+const RTCThreshold = 15 * time.Minute
+
+type logObject struct {
+	key string
+	at  time.Time
+}
+
+// checkData reads as little as it can: the log folders of today and yesterday in
+// each region the trail delivers, a HeadObject on the newest few log files in
+// the source, and one in the archive for each until one is found there.
+func (ck *checker) checkData(ctx context.Context, a *Account, st *setup.SourceState, cl *awsapi.Clients, hasRule bool) error {
+	t, acct := st.Trail, st.Config.AccountID
+	base := t.LogPrefix() + acct + "/CloudTrail/"
+	regions := []string{t.HomeRegion}
+	if t.MultiRegion {
+		found, err := prefixes(ctx, cl.S3, t.Bucket, base)
+		if err != nil {
+			return err
+		}
+		regions = found
+	}
+	var logs []logObject
+	for _, r := range regions {
+		for _, day := range []time.Time{ck.opts.Now, ck.opts.Now.AddDate(0, 0, -1)} {
+			p := base + r + "/" + day.Format("2006/01/02/")
+			out, err := cl.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &t.Bucket, Prefix: &p})
+			if err != nil {
+				return fmt.Errorf("account %s: list %s: %w", acct, p, err)
+			}
+			for _, o := range out.Contents {
+				logs = append(logs, logObject{aws.ToString(o.Key), aws.ToTime(o.LastModified)})
+			}
+		}
+	}
+	sort.Slice(logs, func(i, j int) bool { return logs[i].at.After(logs[j].at) })
+	if len(logs) == 0 {
+		if t.Logging {
+			ck.add(a, Warning, "no-recent-logs", acct, "make sure the account has activity; check the trail's event selectors",
+				"no log files today or yesterday under s3://%s/%s", t.Bucket, base)
+		}
+		return nil
+	}
+	a.NewestSourceLog = &logs[0].at
+	arch := ck.e.Archive.S3
+	var failed []string
+	for i, l := range logs {
+		if i >= ck.opts.Recent {
+			break
+		}
+		h, err := cl.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &t.Bucket, Key: &l.key})
+		if err != nil {
+			return fmt.Errorf("account %s: head %s: %w", acct, l.key, err)
+		}
+		status := string(h.ReplicationStatus)
+		if status == "" {
+			status = "NONE"
+		}
+		a.Recent[status]++
+		switch status {
+		case "PENDING":
+			if age := ck.opts.Now.Sub(l.at); age > RTCThreshold {
+				ck.add(a, Error, "replication-pending", acct, "check the rule's OperationsPendingReplication metric in CloudWatch (AWS/S3, RuleId "+setup.RuleID+")",
+					"%s has been PENDING for %s, longer than the 15-minute RTC threshold", l.key, age.Round(time.Minute))
+			}
+		case "FAILED":
+			failed = append(failed, l.key)
+		case "NONE":
+			if hasRule {
+				ck.add(a, Error, "not-replicated", acct, applyFix, "%s got no replication status: no enabled rule applies to it (prefix or KMS settings)", l.key)
+			}
+		}
+	}
+	if len(failed) > 0 {
+		ck.add(a, Error, "replication-failed", acct, failedFix,
+			"%d of the newest %d log files FAILED to replicate (e.g. %s); S3 never retries FAILED objects", len(failed), min(len(logs), ck.opts.Recent), failed[0])
+	}
+	// The newest log file that is in the archive gives the lag.
+	for i, l := range logs {
+		if i >= ck.opts.Recent {
+			break
+		}
+		h, err := arch.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &ck.c.Archive.Bucket, Key: &l.key})
+		if err == nil {
+			at := aws.ToTime(h.LastModified)
+			a.NewestArchiveLog = &at
+			lag := int64(logs[0].at.Sub(l.at).Seconds())
+			a.LagSeconds = &lag
+			break
+		}
+		if code := awsapi.Code(err); code != "NotFound" && code != "NoSuchKey" && code != "404" {
+			return fmt.Errorf("archive: head %s: %w", l.key, err)
+		}
+	}
+	if a.NewestArchiveLog == nil && a.Recent["COMPLETED"] == 0 {
+		ck.add(a, Error, "nothing-archived", acct, "see the findings above; logs written before replication worked need S3 Batch Replication (aws s3control create-job)",
+			"none of the newest %d log files of account %s is in the archive", min(len(logs), ck.opts.Recent), acct)
+	}
+	return nil
+}
+
+// failedFix lists what each replication failure reason needs; on AWS the reason
+// is in S3 replication events, not on the object.
+const failedFix = "find the reason in the s3:Replication:OperationFailedReplication events of the source bucket " +
+	"(AssumeRoleNotPermitted: fix the role's trust; SrcGetObjectNotPermitted: the role's source permissions; " +
+	"DstPutObjectNotPermitted: the archive policy grant; DstBucketUnversioned: archive versioning; " +
+	"DstKmsKeyNotFound: replication.replica_kms_key), run trailkeeper apply, then re-replicate with S3 Batch Replication"
+
+func prefixes(ctx context.Context, c interface {
+	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+}, bucket, prefix string) ([]string, error) {
+	out, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix, Delimiter: aws.String("/")})
+	if err != nil {
+		return nil, err
+	}
+	var regions []string
+	for _, p := range out.CommonPrefixes {
+		regions = append(regions, strings.TrimSuffix(strings.TrimPrefix(aws.ToString(p.Prefix), prefix), "/"))
+	}
+	return regions, nil
+}
+
+func mustJSON(v any) []byte {
+	data, _ := json.Marshal(v)
+	return data
+}
