@@ -72,9 +72,49 @@ func main() {
 		fmt.Printf("| trailkeeper apply, run %d | %d + archive | %s | %s | %d | %.1f | %d |\n", run, *accounts, took.Round(time.Millisecond),
 			(took / time.Duration(n)).Round(100*time.Microsecond), calls, float64(calls)/float64(n), writes)
 	}
+	// status on the same accounts, after each trail delivered and replicated a log.
+	for i := range *accounts {
+		a := fmt.Sprintf("%012d", 100000000000+i)
+		check(world.Activity(ctx, srv.URL, a, region, 1))
+	}
+	sb.Deliver()
+	check(sb.WaitReplication(ctx))
+	sb.ResetCalls()
+	start := time.Now()
+	if code := cli.Main([]string{"status", "--no-progress", "--config", config}, strings.NewReader(""), io.Discard, os.Stderr); code != 0 {
+		log.Fatalf("status exited %d", code)
+	}
+	took := time.Since(start)
+	calls, writes := count(sb.Calls())
+	n := *accounts + 1
+	fmt.Printf("| trailkeeper status | %d + archive | %s | %s | %d | %.1f | %d |\n", *accounts, took.Round(time.Millisecond),
+		(took / time.Duration(n)).Round(100*time.Microsecond), calls, float64(calls)/float64(n), writes)
 	if *peer > 0 {
+		statusPeer(srv.URL, *peer)
 		seedPeer(ctx, srv.URL, *peer)
 	}
+}
+
+// statusPeer is what a person checks with the AWS CLI for each account, the way
+// the seed checks: the trail, the replication rule, the newest log file and its
+// replication status in the source and in the archive.
+func statusPeer(endpoint string, n int) {
+	calls := 0
+	start := time.Now()
+	for i := range n {
+		a := fmt.Sprintf("%012d", 100000000000+i)
+		bucket := "cm-members-cloudtrail-" + a
+		awsCLI(endpoint, a, "cloudtrail", "get-trail-status", "--name", "Members")
+		awsCLI(endpoint, a, "s3api", "get-bucket-replication", "--bucket", bucket)
+		key := strings.TrimSpace(awsOut(endpoint, a, "s3api", "list-objects-v2", "--bucket", bucket, "--prefix", "AWSLogs/"+a+"/CloudTrail/",
+			"--query", "sort_by(Contents,&LastModified)[-1].Key", "--output", "text"))
+		awsCLI(endpoint, a, "s3api", "head-object", "--bucket", bucket, "--key", key)
+		awsCLI(endpoint, archiveAcct, "s3api", "head-object", "--bucket", "aggregation-cloudtrail-logs-"+archiveAcct, "--key", key)
+		calls += 5
+	}
+	took := time.Since(start)
+	fmt.Printf("| the same checks by hand with the AWS CLI (peer of status) | %d | %s | %s | %d CLI commands | %.1f | 0 |\n",
+		n, took.Round(time.Millisecond), (took / time.Duration(n)).Round(100*time.Microsecond), calls, float64(calls)/float64(n))
 }
 
 // seedPeer runs the seed document's steps with the AWS CLI, account by account,
@@ -122,13 +162,17 @@ func seedPeer(ctx context.Context, endpoint string, n int) {
 		n, took.Round(time.Millisecond), (took / time.Duration(n+1)).Round(100*time.Microsecond), calls, float64(calls)/float64(n+1))
 }
 
-func awsCLI(endpoint, acct string, args ...string) {
+func awsCLI(endpoint, acct string, args ...string) { awsOut(endpoint, acct, args...) }
+
+func awsOut(endpoint, acct string, args ...string) string {
 	cmd := exec.Command("aws", args...)
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+acct, "AWS_SECRET_ACCESS_KEY=x", "AWS_DEFAULT_REGION="+region, "AWS_ENDPOINT_URL="+endpoint,
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
-	if out, err := cmd.CombinedOutput(); err != nil {
+	out, err := cmd.Output()
+	if err != nil {
 		log.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+	return string(out)
 }
 
 func count(calls map[string]int) (total, writes int) {
