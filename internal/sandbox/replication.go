@@ -372,6 +372,9 @@ func (s *Sandbox) replicateVersion(src *bucket, rule *replicationRule, v *versio
 	replica := *v
 	replica.Replication, replica.ReplicationWhy = "REPLICA", ""
 	replica.Owner = dst.Owner
+	// A replica is a new version of the destination: its Last-Modified is when it
+	// was written there, and default retention counts from then. [verify on AWS]
+	replica.LastModified = time.Now().UTC()
 	if rule.Destination.StorageClass != "" {
 		replica.StorageClass = rule.Destination.StorageClass
 	}
@@ -379,7 +382,7 @@ func (s *Sandbox) replicateVersion(src *bucket, rule *replicationRule, v *versio
 		replica.KMSKey = rule.Destination.EncryptionConfiguration.ReplicaKmsKeyID
 	}
 	if replica.LockMode == "" && dst.LockRule != nil {
-		replica.LockMode, replica.RetainUntil = dst.LockRule.Mode, retainUntil(v.LastModified, dst.LockRule)
+		replica.LockMode, replica.RetainUntil = dst.LockRule.Mode, retainUntil(replica.LastModified, dst.LockRule)
 	}
 	if !v.DeleteMarker {
 		data, err := s.blobs.get(blobID(src.Name, v.ID, v.Key))

@@ -74,6 +74,7 @@ type Account struct {
 	Region            string         `json:"region"`
 	Trail             string         `json:"trail"`
 	Bucket            string         `json:"bucket"`
+	KeyPrefix         string         `json:"keyPrefix"`
 	Logging           bool           `json:"logging"`
 	LatestDelivery    *time.Time     `json:"latestDelivery"`
 	DeliveryError     string         `json:"latestDeliveryError"`
@@ -248,7 +249,7 @@ func (ck *checker) checkSource(ctx context.Context, src config.Source) (*Account
 		return nil, err
 	}
 	t := st.Trail
-	a := &Account{Account: src.AccountID, Region: t.HomeRegion, Trail: t.Name, Bucket: t.Bucket, Logging: t.Logging,
+	a := &Account{Account: src.AccountID, Region: t.HomeRegion, Trail: t.Name, Bucket: t.Bucket, KeyPrefix: t.Prefix, Logging: t.Logging,
 		DeliveryError: t.DeliveryError, LogFileValidation: t.Validation, Recent: map[string]int{}}
 	a.LatestDelivery, a.LatestDigest = timePtr(t.LatestDelivery), timePtr(t.LatestDigest)
 	acct := src.AccountID
