@@ -110,6 +110,6 @@ Exit codes: 0 success, 1 problems found, 2 usage or configuration error,
 		return nil
 	}
 	root.AddCommand(newInitCmd(streams, g), newPlanCmd(streams, g), newApplyCmd(streams, g), newRemoveSourceCmd(streams, g), newRenderCmd(streams, g), newStatusCmd(streams, g), newReportCmd(streams, g), newVerifyCmd(streams, g), newKeysCmd(streams, g),
-		newSandboxCmd(streams, g, nil))
+		newSandboxCmd(streams, g, nil), newDemoCmd(streams, g))
 	return root
 }

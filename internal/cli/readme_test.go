@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestREADMECommandsExist runs --help of every trailkeeper command the README
+// names, so that the README never shows a command the binary does not accept.
+func TestREADMECommandsExist(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Commands are in code: fenced blocks and `inline` spans.
+	var code []string
+	for _, m := range regexp.MustCompile("(?s)```[a-z]*\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
+		code = append(code, strings.Split(m[1], "\n")...)
+	}
+	for _, m := range regexp.MustCompile("`([^`\n]+)`").FindAllStringSubmatch(string(readme), -1) {
+		code = append(code, m[1])
+	}
+	seen := map[string]bool{}
+	for _, line := range code {
+		m := regexp.MustCompile(`(?:^|\s|/)trailkeeper ([a-z][a-z-]*)(?: ([a-z][a-z-]*))?`).FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		seen[m[1]] = true
+		if m[1] == "keys" || m[1] == "completion" {
+			seen[m[1]+" "+m[2]] = true
+		}
+	}
+	if len(seen) < 8 {
+		t.Fatalf("found only %v in the README", seen)
+	}
+	for cmd := range seen {
+		var out bytes.Buffer
+		if code := Main(append(strings.Fields(cmd), "--help"), strings.NewReader(""), &out, &out); code != 0 || !strings.Contains(out.String(), "Usage:") {
+			t.Errorf("README names 'trailkeeper %s', but --help exits %d:\n%s", cmd, code, out.String())
+		}
+	}
+}
+
+func TestVersionAndCompletion(t *testing.T) {
+	var out bytes.Buffer
+	if code := Main([]string{"--version"}, strings.NewReader(""), &out, &out); code != 0 || !strings.Contains(out.String(), "trailkeeper version") {
+		t.Fatalf("--version: %d %s", code, out.String())
+	}
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		out.Reset()
+		if code := Main([]string{"completion", shell}, strings.NewReader(""), &out, &out); code != 0 || !strings.Contains(out.String(), "trailkeeper") {
+			t.Fatalf("completion %s: exit %d", shell, code)
+		}
+	}
+}
+
+// TestREADMEDemoCommand runs the README's first command exactly as a newcomer
+// would, and checks its exit code and its proof lines.
+func TestREADMEDemoCommand(t *testing.T) {
+	cmd := exec.Command("go", "run", "./cmd/trailkeeper", "demo", "--dir", t.TempDir())
+	cmd.Dir = "../.."
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go run ./cmd/trailkeeper demo: %v\n%s", err, out)
+	}
+	for _, proof := range []string{"accounts", "plan", "apply", "replicate", "status", "add", "verify", "tamper", "report"} {
+		if !regexp.MustCompile(`(?m)^ok   ` + proof + ` `).Match(out) {
+			t.Errorf("no proof line for %s:\n%s", proof, out)
+		}
+	}
+	if !bytes.Contains(out, []byte("All 9 proofs held")) || !bytes.Contains(out, []byte("is caught by verify (exit 1: shadowing-version)")) {
+		t.Fatalf("demo output:\n%s", out)
+	}
+}
