@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/trailkeeper/trailkeeper/internal/cli"
 	ct "github.com/trailkeeper/trailkeeper/internal/cloudtrail"
 	"github.com/trailkeeper/trailkeeper/internal/cloudtrail/fixture"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
@@ -65,6 +67,20 @@ func TestVerifyTheArchive(t *testing.T) {
 	out, _, code = e.run("verify", dir)
 	if code != 1 || !strings.Contains(out, "altered-log") || !strings.Contains(out, "local copy without object metadata") {
 		t.Fatalf("verify of a local copy: exit %d\n%s", code, out)
+	}
+	// Offline: keys exported once, then a local copy verified without reaching AWS.
+	keys := filepath.Join(t.TempDir(), "keys.json")
+	if out, errOut, code := e.run("keys", "export", keys); code != 0 {
+		t.Fatalf("keys export: exit %d %s%s", code, out, errOut)
+	}
+	var errb strings.Builder
+	var outb strings.Builder
+	code = cli.Main([]string{"verify", dir, "--public-keys", keys, "--config", filepath.Join(t.TempDir(), "none.yaml"), "--no-progress"}, strings.NewReader(""), &outb, &errb)
+	if code != 1 || !strings.Contains(outb.String(), "altered-log") || !strings.Contains(outb.String(), "digests and") {
+		t.Fatalf("offline verify: exit %d\n%s%s", code, outb.String(), errb.String())
+	}
+	if code := cli.Main([]string{"verify", dir, "--config", filepath.Join(t.TempDir(), "none.yaml")}, strings.NewReader(""), &outb, &errb); code != 2 {
+		t.Fatalf("verify without keys or config: exit %d, want 2", code)
 	}
 }
 

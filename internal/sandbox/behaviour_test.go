@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -242,5 +243,35 @@ func TestTrailDeliveryError(t *testing.T) {
 	st = must(ct.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: &arn})).ok(t)
 	if aws.ToString(st.LatestDeliveryError) != "AccessDenied" || aws.ToString(st.LatestDigestDeliveryError) != "AccessDenied" {
 		t.Fatalf("delivery errors: %q, %q", aws.ToString(st.LatestDeliveryError), aws.ToString(st.LatestDigestDeliveryError))
+	}
+}
+
+func TestBackgroundEvents(t *testing.T) {
+	e := newEnv(t, Options{DeliveryInterval: time.Hour, DigestInterval: time.Hour, BackgroundEvents: 5})
+	s, ct := e.s3(sourceAcct), e.cloudtrail(sourceAcct)
+	b := "bg-" + sourceAcct
+	arn := "arn:aws:cloudtrail:" + region + ":" + sourceAcct + ":trail/background"
+	must(s.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).ok(t)
+	must(s.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &b, Policy: aws.String(trailBucketPolicy(b, sourceAcct, arn, ""))})).ok(t)
+	must(ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("background"), S3BucketName: &b})).ok(t)
+	must(ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("background")})).ok(t)
+	e.sb.Deliver() // nobody called the API since StartLogging's own event: background activity fills the log
+	list := must(s.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b, Prefix: aws.String("AWSLogs/")})).ok(t)
+	if len(list.Contents) != 1 {
+		t.Fatalf("%d log files", len(list.Contents))
+	}
+	var records struct{ Records []map[string]any }
+	if err := json.Unmarshal(gunzip(t, e.get(sourceAcct, b, *list.Contents[0].Key)), &records); err != nil {
+		t.Fatal(err)
+	}
+	if len(records.Records) < 6 { // StartLogging plus five generated events
+		t.Fatalf("%d records", len(records.Records))
+	}
+	for _, r := range records.Records {
+		for _, f := range []string{"eventVersion", "userIdentity", "eventTime", "eventSource", "eventName", "awsRegion", "sourceIPAddress", "userAgent", "requestID", "eventID", "readOnly", "eventType", "recipientAccountId"} {
+			if _, ok := r[f]; !ok {
+				t.Fatalf("record without %s: %v", f, r)
+			}
+		}
 	}
 }
