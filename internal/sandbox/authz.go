@@ -19,10 +19,15 @@ func (c *call) requestContext(extra map[string][]string) map[string][]string {
 	if c.caller.Account != "" {
 		ctx["aws:PrincipalAccount"] = []string{c.caller.Account}
 		ctx["aws:PrincipalArn"] = []string{c.caller.ARN}
-		if c.caller.root() {
+		switch {
+		case c.caller.root():
 			ctx["aws:PrincipalType"] = []string{"Account"}
 			ctx["aws:userid"] = []string{c.caller.Account}
-		} else {
+		case c.caller.User != "":
+			ctx["aws:PrincipalType"] = []string{"User"}
+			ctx["aws:userid"] = []string{c.caller.UniqueID}
+			ctx["aws:username"] = []string{c.caller.User}
+		default:
 			ctx["aws:PrincipalType"] = []string{"AssumedRole"}
 			ctx["aws:userid"] = []string{c.caller.UniqueID + ":" + c.caller.SessionName}
 		}
@@ -54,6 +59,13 @@ func (s *Sandbox) identityDecision(c caller, req policy.Request) policy.Decision
 	if c.root() {
 		return policy.Allowed
 	}
+	if c.User != "" {
+		u := s.st.account(c.Account).Users[c.User]
+		if u == nil || u.ID != c.UniqueID {
+			return policy.ImplicitDeny
+		}
+		return inlineDecision(u.Inline, req)
+	}
 	if c.Session == "" {
 		return policy.ImplicitDeny // services and anonymous callers have no identity policy
 	}
@@ -64,9 +76,12 @@ func (s *Sandbox) identityDecision(c caller, req policy.Request) policy.Decision
 	return roleDecision(r, req)
 }
 
-func roleDecision(r *role, req policy.Request) policy.Decision {
+func roleDecision(r *role, req policy.Request) policy.Decision { return inlineDecision(r.Inline, req) }
+
+// inlineDecision evaluates a principal's inline policies together.
+func inlineDecision(inline map[string]string, req policy.Request) policy.Decision {
 	out := policy.ImplicitDeny
-	for _, doc := range r.Inline {
+	for _, doc := range inline {
 		d, err := policy.Parse([]byte(doc), policy.Identity)
 		if err != nil {
 			continue

@@ -155,6 +155,10 @@ func newUUID() string {
 
 func (s *Sandbox) event(c *call, recipient, region string, now time.Time) json.RawMessage {
 	id := map[string]any{"type": "Root", "principalId": c.caller.Account, "arn": c.caller.ARN, "accountId": c.caller.Account, "accessKeyId": c.caller.AccessKey}
+	if c.caller.User != "" {
+		id = map[string]any{"type": "IAMUser", "principalId": c.caller.UniqueID, "arn": c.caller.ARN, "accountId": c.caller.Account,
+			"accessKeyId": c.caller.AccessKey, "userName": c.caller.User}
+	}
 	if c.caller.Session != "" {
 		id = map[string]any{"type": "AssumedRole", "principalId": c.caller.UniqueID + ":" + c.caller.SessionName, "arn": c.caller.Session,
 			"accountId": c.caller.Account, "accessKeyId": c.caller.AccessKey, "sessionContext": map[string]any{

@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 var ctx = context.Background()
@@ -335,5 +337,41 @@ func TestCrossAccountAccess(t *testing.T) {
 		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}`)})).ok(t)
 	if _, err := roleS3.GetObject(ctx, &s3.GetObjectInput{Bucket: &p.source, Key: &key}); err != nil {
 		t.Fatalf("role with both sides allowing: %v", err)
+	}
+}
+
+// TestIAMUsers: a user's access key acts as the user, whose inline policies
+// decide; across accounts the bucket policy must name the user (stored by id).
+func TestIAMUsers(t *testing.T) {
+	e := newEnv(t, Options{})
+	p := newPair(t, e)
+	key := "AWSLogs/" + sourceAcct + "/u.json.gz"
+	must(e.s3(sourceAcct).PutObject(ctx, &s3.PutObjectInput{Bucket: &p.source, Key: &key, Body: bytes.NewReader([]byte("u"))})).ok(t)
+	i := e.iam(otherAcct)
+	must(i.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("auditor")})).ok(t)
+	k := must(i.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String("auditor")})).ok(t).AccessKey
+	cfg := e.cfg(otherAcct)
+	cfg.Credentials = credentials.NewStaticCredentialsProvider(*k.AccessKeyId, *k.SecretAccessKey, "")
+	auditor := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	who := must(sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})).ok(t)
+	if *who.Arn != "arn:aws:iam::"+otherAcct+":user/auditor" || !strings.HasPrefix(*who.UserId, "AIDA") {
+		t.Fatalf("caller identity %s %s", *who.Arn, *who.UserId)
+	}
+	grant := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + otherAcct + `:user/auditor"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::` + p.source + `/*"}]}`
+	must(e.s3(sourceAcct).PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &p.source, Policy: &grant})).ok(t)
+	if _, err := auditor.GetObject(ctx, &s3.GetObjectInput{Bucket: &p.source, Key: &key}); errCode(err) != "AccessDenied" {
+		t.Fatalf("user without identity policy: %v", err)
+	}
+	must(i.PutUserPolicy(ctx, &iam.PutUserPolicyInput{UserName: aws.String("auditor"), PolicyName: aws.String("read"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}`)})).ok(t)
+	if _, err := auditor.GetObject(ctx, &s3.GetObjectInput{Bucket: &p.source, Key: &key}); err != nil {
+		t.Fatalf("user with both sides allowing: %v", err)
+	}
+	if _, err := i.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String("auditor")}); errCode(err) != "DeleteConflict" {
+		t.Fatalf("deleting a user with a policy and a key: %v", err)
+	}
+	pol := must(e.s3(sourceAcct).GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &p.source})).ok(t)
+	if !strings.Contains(*pol.Policy, "user/auditor") {
+		t.Fatalf("policy shows %s", *pol.Policy)
 	}
 }

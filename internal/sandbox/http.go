@@ -19,11 +19,12 @@ type caller struct {
 	Session     string // for role sessions: arn:aws:sts::ACCT:assumed-role/ROLE/NAME
 	UniqueID    string // role ID for role sessions
 	Service     string // e.g. cloudtrail.amazonaws.com for requests the sandbox makes as a service
+	User        string // IAM user name, for requests signed with a user's access key
 	AccessKey   string
 	SessionName string
 }
 
-func (c caller) root() bool { return c.Account != "" && c.Session == "" }
+func (c caller) root() bool { return c.Account != "" && c.Session == "" && c.User == "" }
 
 // call is one request in flight.
 type call struct {
@@ -222,6 +223,15 @@ func (s *Sandbox) resolveCaller(cr credential) (caller, error) {
 			Session:  "arn:aws:sts::" + sess.Account + ":assumed-role/" + sess.Role + "/" + sess.Name,
 			UniqueID: sess.RoleID, AccessKey: k, SessionName: sess.Name,
 		}, nil
+	}
+	if strings.HasPrefix(k, "AKIA") {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if uk := s.st.Keys[k]; uk != nil {
+			if u := s.st.account(uk.Account).Users[uk.User]; u != nil {
+				return caller{Account: uk.Account, ARN: "arn:aws:iam::" + uk.Account + ":user" + u.Path + u.Name, UniqueID: u.ID, User: u.Name, AccessKey: k}, nil
+			}
+		}
 	}
 	a := s.opts.DefaultAccount
 	return caller{Account: a, ARN: "arn:aws:iam::" + a + ":root", AccessKey: k}, nil

@@ -99,7 +99,7 @@ func (s *Sandbox) iamActions() map[string]queryHandler {
 			return out, err
 		}
 	}
-	return map[string]queryHandler{
+	actions := map[string]queryHandler{
 		"CreateRole": s.createRole,
 		"GetRole": withRole("GetRole", func(c *call, p url.Values, r *role) (any, error) {
 			c.readOnly = true
@@ -239,6 +239,10 @@ func (s *Sandbox) iamActions() map[string]queryHandler {
 			return out, nil
 		},
 	}
+	for name, h := range s.userActions() {
+		actions[name] = h
+	}
+	return actions
 }
 
 func minify(doc string) string {
@@ -327,6 +331,9 @@ func (s *Sandbox) stsActions() map[string]queryHandler {
 		"GetCallerIdentity": func(c *call, p url.Values) (any, error) {
 			c.readOnly = true
 			arn, uid := c.caller.ARN, c.caller.Account
+			if c.caller.User != "" {
+				uid = c.caller.UniqueID
+			}
 			if c.caller.Session != "" {
 				arn, uid = c.caller.Session, c.caller.UniqueID+":"+c.caller.SessionName
 			}

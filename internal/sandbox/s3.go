@@ -534,17 +534,18 @@ func (s *Sandbox) getPolicy(c *call, b *bucket) error {
 	return err
 }
 
-// renderPolicy shows stored unique IDs as role ARNs again while the role exists.
+// renderPolicy shows stored unique IDs as ARNs again while the role or user exists.
 func (s *Sandbox) renderPolicy(stored string) string {
-	return roleIDRE.ReplaceAllStringFunc(stored, func(id string) string {
-		if acct, r := s.st.roleByID(strings.Trim(id, `"`)); r != nil {
-			return `"arn:aws:iam::` + acct + `:role` + r.Path + r.Name + `"`
+	return principalIDRE.ReplaceAllStringFunc(stored, func(id string) string {
+		if arn := s.st.principalByID(strings.Trim(id, `"`)); arn != "" {
+			return `"` + arn + `"`
 		}
 		return id
 	})
 }
 
-var roleIDRE = regexp.MustCompile(`"AROA[A-Z0-9]{17}"`)
+var principalIDRE = regexp.MustCompile(`"(?:AROA|AIDA)[A-Z0-9]{17}"`)
+var userARNRE = regexp.MustCompile(`^arn:aws:iam::(\d{12}):user/(?:.*/)?([\w+=,.@-]+)$`)
 
 func (s *Sandbox) putPolicy(c *call, b *bucket) error {
 	body, _ := io.ReadAll(io.LimitReader(c.r.Body, 1<<20))
@@ -618,9 +619,14 @@ func (s *Sandbox) principalID(a string) (string, error) {
 		return a, nil
 	case strings.HasPrefix(a, "arn:aws:iam::") && strings.HasSuffix(a, ":root") && isAccountID(a[13:25]) && len(a) == 30:
 		return a, nil
-	case roleIDRE.MatchString(`"` + a + `"`):
-		if _, r := s.st.roleByID(a); r != nil {
+	case principalIDRE.MatchString(`"` + a + `"`):
+		if s.st.principalByID(a) != "" {
 			return a, nil
+		}
+	case userARNRE.MatchString(a):
+		m := userARNRE.FindStringSubmatch(a)
+		if acct := s.st.Accounts[m[1]]; acct != nil && acct.Users[m[2]] != nil {
+			return acct.Users[m[2]].ID, nil
 		}
 	case roleARNRE.MatchString(a):
 		m := roleARNRE.FindStringSubmatch(a)

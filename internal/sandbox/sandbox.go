@@ -289,6 +289,14 @@ func (s *Sandbox) load() error {
 		return fmt.Errorf("data dir %s: state.json is damaged (%v); move it away to start afresh", dir, err)
 	}
 	s.st = snap.State
+	if s.st.Keys == nil {
+		s.st.Keys = map[string]*userKey{}
+	}
+	for _, a := range s.st.Accounts {
+		if a.Users == nil {
+			a.Users = map[string]*user{}
+		}
+	}
 	for _, b := range s.st.Buckets {
 		if b.Objects == nil {
 			b.Objects = map[string][]*version{}

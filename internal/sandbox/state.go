@@ -15,11 +15,30 @@ type state struct {
 	Buckets  map[string]*bucket  `json:"buckets"`
 	Accounts map[string]*account `json:"accounts"`
 	Sessions map[string]*session `json:"sessions"` // temporary access key id -> session
+	Keys     map[string]*userKey `json:"keys"`     // long-term access key id (AKIA...) -> user
+}
+
+// userKey is an IAM user's long-term access key.
+type userKey struct {
+	Account string    `json:"account"`
+	User    string    `json:"user"`
+	Secret  string    `json:"secret"`
+	Created time.Time `json:"created"`
+}
+
+// user is an IAM user: its inline policies apply to requests signed with its keys.
+type user struct {
+	Name    string            `json:"name"`
+	ID      string            `json:"id"`
+	Path    string            `json:"path"`
+	Created time.Time         `json:"created"`
+	Inline  map[string]string `json:"inline"`
 }
 
 type account struct {
 	ID      string            `json:"id"`
 	Roles   map[string]*role  `json:"roles"`  // by name
+	Users   map[string]*user  `json:"users"`  // by name
 	Trails  map[string]*trail `json:"trails"` // by ARN
 	Stacks  map[string]*stack `json:"stacks"` // by stack id
 	Exports map[string]string `json:"exports"`
@@ -123,16 +142,33 @@ type upload struct {
 }
 
 func newState() *state {
-	return &state{Buckets: map[string]*bucket{}, Accounts: map[string]*account{}, Sessions: map[string]*session{}}
+	return &state{Buckets: map[string]*bucket{}, Accounts: map[string]*account{}, Sessions: map[string]*session{}, Keys: map[string]*userKey{}}
 }
 
 func (st *state) account(id string) *account {
 	a := st.Accounts[id]
 	if a == nil {
-		a = &account{ID: id, Roles: map[string]*role{}, Trails: map[string]*trail{}, Stacks: map[string]*stack{}, Exports: map[string]string{}}
+		a = &account{ID: id, Roles: map[string]*role{}, Users: map[string]*user{}, Trails: map[string]*trail{}, Stacks: map[string]*stack{}, Exports: map[string]string{}}
 		st.Accounts[id] = a
 	}
 	return a
+}
+
+// principalByID finds the ARN of a role or user by its unique ID, across accounts.
+func (st *state) principalByID(id string) string {
+	for acct, a := range st.Accounts {
+		for _, r := range a.Roles {
+			if r.ID == id {
+				return "arn:aws:iam::" + acct + ":role" + r.Path + r.Name
+			}
+		}
+		for _, u := range a.Users {
+			if u.ID == id {
+				return "arn:aws:iam::" + acct + ":user" + u.Path + u.Name
+			}
+		}
+	}
+	return ""
 }
 
 // roleByID finds a role by unique ID across accounts.
