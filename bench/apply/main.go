@@ -67,7 +67,7 @@ func main() {
 			log.Fatalf("apply exited %d", code)
 		}
 		took := time.Since(start)
-		calls, writes := count(sb.Calls())
+		calls, writes := count(sb)
 		n := *accounts + 1
 		fmt.Printf("| trailkeeper apply, run %d | %d + archive | %s | %s | %d | %.1f | %d |\n", run, *accounts, took.Round(time.Millisecond),
 			(took / time.Duration(n)).Round(100*time.Microsecond), calls, float64(calls)/float64(n), writes)
@@ -85,7 +85,7 @@ func main() {
 		log.Fatalf("status exited %d", code)
 	}
 	took := time.Since(start)
-	calls, writes := count(sb.Calls())
+	calls, writes := count(sb)
 	n := *accounts + 1
 	fmt.Printf("| trailkeeper status | %d + archive | %s | %s | %d | %.1f | %d |\n", *accounts, took.Round(time.Millisecond),
 		(took / time.Duration(n)).Round(100*time.Microsecond), calls, float64(calls)/float64(n), writes)
@@ -175,15 +175,12 @@ func awsOut(endpoint, acct string, args ...string) string {
 	return string(out)
 }
 
-func count(calls map[string]int) (total, writes int) {
-	for k, n := range calls {
+func count(sb *sandbox.Sandbox) (total, writes int) {
+	for _, n := range sb.Calls() {
 		total += n
-		_, action, _ := strings.Cut(k, " ")
-		for _, p := range []string{"Put", "Create", "Delete", "Update", "Start", "Stop"} {
-			if strings.HasPrefix(action, p) {
-				writes += n
-			}
-		}
+	}
+	for _, n := range sb.WriteCalls() {
+		writes += n
 	}
 	return total, writes
 }

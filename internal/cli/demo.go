@@ -63,7 +63,6 @@ type demo struct {
 	url    string
 	dir    string
 	config string
-	g      *Globals
 	failed int
 	steps  int
 }
@@ -230,7 +229,7 @@ func runDemo(ctx context.Context, streams IO, opts *DemoOptions) error {
 		if out, code := d.cmd("apply", "--yes"); code != ExitOK {
 			return "", fmt.Errorf("apply exited %d: %s", code, firstLine(out))
 		}
-		touched := writtenAccounts(sb.Calls())
+		touched := writtenAccounts(sb.WriteCalls())
 		if len(touched) != 2 || !touched[demoArchive] || !touched[fourth] {
 			return "", fmt.Errorf("adding %s wrote in accounts %v", fourth, touched)
 		}
@@ -322,15 +321,11 @@ func (d *demo) archived(accounts []string) (logs, digests int, err error) {
 	return logs, digests, nil
 }
 
-func writtenAccounts(calls map[string]int) map[string]bool {
+func writtenAccounts(writes map[string]int) map[string]bool {
 	out := map[string]bool{}
-	for k := range calls {
-		acct, action, _ := strings.Cut(k, " ")
-		for _, p := range []string{"Put", "Create", "Delete", "Update"} {
-			if strings.HasPrefix(action, p) {
-				out[acct] = true
-			}
-		}
+	for k := range writes {
+		acct, _, _ := strings.Cut(k, " ")
+		out[acct] = true
 	}
 	return out
 }

@@ -70,7 +70,6 @@ func runSandbox(ctx context.Context, streams IO, opts *SandboxOptions) error {
 		return usageErr("pick a free address with --addr 127.0.0.1:PORT", "sandbox: %w", err)
 	}
 	defer srv.Close()
-	fmt.Fprintf(streams.Err, "sandbox serving %s\n", srv.URL)
 	if srv.CACert != nil {
 		dir := opts.DataDir
 		if dir == "" {
@@ -82,6 +81,8 @@ func runSandbox(ctx context.Context, streams IO, opts *SandboxOptions) error {
 		}
 		fmt.Fprintf(streams.Err, "CA certificate: %s (export AWS_CA_BUNDLE=%s)\n", ca, ca)
 	}
+	// Printed last: once this line is out, the sandbox answers.
+	fmt.Fprintf(streams.Err, "sandbox serving %s\n", srv.URL)
 	fmt.Fprintf(streams.Err, "try: AWS_ACCESS_KEY_ID=111111111111 AWS_SECRET_ACCESS_KEY=x AWS_ENDPOINT_URL=%s aws s3 ls\n", srv.URL)
 	<-ctx.Done()
 	fmt.Fprintln(streams.Err, "sandbox stopping")

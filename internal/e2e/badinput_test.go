@@ -65,9 +65,9 @@ func TestMissingPermissions(t *testing.T) {
 	e.member(world.Member{Account: acctA})
 	im := iam.NewFromConfig(world.Config(e.url, acctA, region))
 	must(im.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("readonly"),
-		AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + acctA + `"},"Action":"sts:AssumeRole"}]}`)})).ok(t)
+		AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + acctA + `"},"Action":"sts:AssumeRole"}]}`)})).OK(t)
 	must(im.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("readonly"), PolicyName: aws.String("read"),
-		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:Get*","s3:List*","iam:Get*","iam:List*","cloudtrail:Describe*","cloudtrail:Get*","cloudformation:Describe*"],"Resource":"*"}]}`)})).ok(t)
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:Get*","s3:List*","iam:Get*","iam:List*","cloudtrail:Describe*","cloudtrail:Get*","cloudformation:Describe*"],"Resource":"*"}]}`)})).OK(t)
 	e.writeConfig([]string{acctA}, "")
 	// The source now acts through the read-only role (a profile with role_arn and source_profile).
 	cfgFile := os.Getenv("AWS_CONFIG_FILE")
@@ -90,7 +90,7 @@ func TestArchiveBucketOwnedBySomeoneElse(t *testing.T) {
 	e := newEnv(t, sandbox.Options{})
 	e.member(world.Member{Account: acctA})
 	squatter := world.S3(e.url, "888888888888", region)
-	must(squatter.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(archive), CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: region}})).ok(t)
+	must(squatter.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(archive), CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
 	e.writeConfig([]string{acctA}, "")
 	e.sb.ResetCalls()
 	_, errOut, code := e.run("apply", "--yes")

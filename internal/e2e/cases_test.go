@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
 	"github.com/trailkeeper/trailkeeper/internal/world"
@@ -62,26 +61,26 @@ func TestForeignStatementAndRuleSurvive(t *testing.T) {
 	// The archive exists with an auditor's read grant.
 	arch := world.S3(e.url, archiveAcct, region)
 	must(arch.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(archive), ObjectLockEnabledForBucket: aws.Bool(true),
-		CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: region}})).ok(t)
+		CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
 	auditor := `{"Sid":"AuditorRead","Effect":"Allow","Principal":{"AWS":"555555555555"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::` + archive + `/AWSLogs/*"}`
-	must(arch.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(archive), Policy: aws.String(`{"Version":"2012-10-17","Statement":[` + auditor + `]}`)})).ok(t)
+	must(arch.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(archive), Policy: aws.String(`{"Version":"2012-10-17","Statement":[` + auditor + `]}`)})).OK(t)
 	// The source already replicates other/ to a DR bucket with its own role.
 	dr := "dr-" + acctA
 	for _, b := range []string{dr, bucket} {
 		if b == dr {
-			must(src.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: region}})).ok(t)
+			must(src.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
 		}
-		must(src.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &b, VersioningConfiguration: &s3types.VersioningConfiguration{Status: "Enabled"}})).ok(t)
+		must(src.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &b, VersioningConfiguration: &s3types.VersioningConfiguration{Status: "Enabled"}})).OK(t)
 	}
 	im := iam.NewFromConfig(world.Config(e.url, acctA, region))
-	must(im.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("dr-replication"), AssumeRolePolicyDocument: aws.String(string(mustJSON(setup.ReplicationTrust())))})).ok(t)
+	must(im.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("dr-replication"), AssumeRolePolicyDocument: aws.String(string(mustJSON(setup.ReplicationTrust())))})).OK(t)
 	must(im.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("dr-replication"), PolicyName: aws.String("dr"), PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[
 		{"Effect":"Allow","Action":"s3:GetObjectVersionForReplication","Resource":"arn:aws:s3:::` + bucket + `/other/*"},
-		{"Effect":"Allow","Action":"s3:ReplicateObject","Resource":"arn:aws:s3:::` + dr + `/*"}]}`)})).ok(t)
+		{"Effect":"Allow","Action":"s3:ReplicateObject","Resource":"arn:aws:s3:::` + dr + `/*"}]}`)})).OK(t)
 	must(src.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: &bucket, ReplicationConfiguration: &s3types.ReplicationConfiguration{
 		Role: aws.String("arn:aws:iam::" + acctA + ":role/dr-replication"), Rules: []s3types.ReplicationRule{{ID: aws.String("disaster-recovery"),
 			Priority: aws.Int32(1), Status: "Enabled", Filter: &s3types.ReplicationRuleFilter{Prefix: aws.String("other/")},
-			DeleteMarkerReplication: &s3types.DeleteMarkerReplication{Status: "Disabled"}, Destination: &s3types.Destination{Bucket: aws.String("arn:aws:s3:::" + dr)}}}}})).ok(t)
+			DeleteMarkerReplication: &s3types.DeleteMarkerReplication{Status: "Disabled"}, Destination: &s3types.Destination{Bucket: aws.String("arn:aws:s3:::" + dr)}}}}})).OK(t)
 
 	e.writeConfig([]string{acctA}, "")
 	out := e.apply()
@@ -91,14 +90,14 @@ func TestForeignStatementAndRuleSurvive(t *testing.T) {
 	if pol := archivePolicy(t, e); !strings.Contains(pol, `"Sid":"AuditorRead"`) || !strings.Contains(pol, "555555555555") {
 		t.Fatalf("the auditor's statement was lost: %s", pol)
 	}
-	rep := must(src.GetBucketReplication(ctx, &s3.GetBucketReplicationInput{Bucket: &bucket})).ok(t)
+	rep := must(src.GetBucketReplication(ctx, &s3.GetBucketReplicationInput{Bucket: &bucket})).OK(t)
 	if len(rep.ReplicationConfiguration.Rules) != 2 {
 		t.Fatalf("rules after apply: %d", len(rep.ReplicationConfiguration.Rules))
 	}
 	e.freshLogReplicates(acctA)
 	// The foreign rule still replicates its own objects.
 	key := "other/backup.txt"
-	put := must(src.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader([]byte("dr"))})).ok(t)
+	put := must(src.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader([]byte("dr"))})).OK(t)
 	e.sb.WaitReplication(ctx)
 	if st, why, _ := e.sb.ReplicationFailure(bucket, key, *put.VersionId); st != "COMPLETED" {
 		t.Fatalf("the foreign rule broke: %s %s", st, why)
@@ -129,19 +128,7 @@ func TestAdoptSeedSetup(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "adopting the seed's setup") || !strings.Contains(out, "- bucket policy") && !strings.Contains(out, "AllowReplicationPolicyCheck") {
 		t.Fatalf("plan does not recognise the seed's setup (exit %d):\n%s", code, out)
 	}
-	c, err := config.Load(e.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := setup.Connect(ctx, c, c.Sources, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := setup.Build(ctx, env, setup.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := plan.Apply(ctx, 1, checkAfterEachStep{e, t}); err != nil {
+	if err := build(t, e).Apply(ctx, 1, checkAfterEachStep{e, t}); err != nil {
 		t.Fatal(err)
 	}
 	pol := archivePolicy(t, e)
@@ -150,7 +137,7 @@ func TestAdoptSeedSetup(t *testing.T) {
 	}
 	// The stack-managed role was not touched behind CloudFormation's back.
 	im := iam.NewFromConfig(world.Config(e.url, acctA, region))
-	doc := must(im.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String("S3ReplicationRole"), PolicyName: aws.String("S3ReplicationPolicy")})).ok(t)
+	doc := must(im.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String("S3ReplicationRole"), PolicyName: aws.String("S3ReplicationPolicy")})).OK(t)
 	if !strings.Contains(*doc.PolicyDocument, "ReplicateDelete") {
 		t.Fatal("the stack's role policy was edited")
 	}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trailkeeper/trailkeeper/internal/testenv"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -130,18 +132,7 @@ func (e *env) apply(args ...string) string {
 }
 
 // writes counts the write calls the sandbox saw since the last reset.
-func (e *env) writes() map[string]int {
-	out := map[string]int{}
-	for k, n := range e.sb.Calls() {
-		_, action, _ := strings.Cut(k, " ")
-		for _, p := range []string{"Put", "Create", "Delete", "Update", "Start", "Stop", "Tag", "Untag"} {
-			if strings.HasPrefix(action, p) {
-				out[k] += n
-			}
-		}
-	}
-	return out
-}
+func (e *env) writes() map[string]int { return e.sb.WriteCalls() }
 
 // accountsWritten lists the accounts that received write calls.
 func (e *env) accountsWritten() []string {
@@ -207,40 +198,12 @@ func (e *env) freshLogReplicates(account string) {
 	}
 }
 
-// must(call).ok(t) fails the test when the call returned an error.
-func must[T any](v T, err error) result[T] { return result[T]{v, err} }
-
-type result[T any] struct {
-	v   T
-	err error
-}
-
-func (r result[T]) ok(t *testing.T) T {
-	t.Helper()
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	return r.v
-}
-
 func mustJSON(v any) []byte {
 	data, err := json.Marshal(v)
 	if err != nil {
 		panic(err)
 	}
 	return data
-}
-
-// requireTool fails in CI and skips elsewhere when an outside tool is missing.
-func requireTool(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err == nil {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is required in CI and missing", name)
-	}
-	t.Skipf("%s not installed", name)
 }
 
 func compactJSON(t *testing.T, s string) string {
@@ -271,3 +234,8 @@ func runAWS(e *env, acct string, args ...string) (string, error) {
 	}
 	return string(out), nil
 }
+
+// must(call).OK(t) fails the test when the call returned an error.
+func must[T any](v T, err error) testenv.Result[T] { return testenv.Must(v, err) }
+
+var requireTool = testenv.RequireTool

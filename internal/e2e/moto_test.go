@@ -2,14 +2,12 @@ package e2e
 
 import (
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/trailkeeper/trailkeeper/internal/testenv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -24,35 +22,6 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
-
-func startMoto(t *testing.T) string {
-	t.Helper()
-	if err := exec.Command("python3", "-c", "import moto.server").Run(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("moto is required in CI")
-		}
-		t.Skip("moto not installed")
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command("python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if resp, err := http.Get(url + "/moto-api/"); err == nil {
-			resp.Body.Close()
-			return url
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("moto did not start")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // asAccount acts in an account on any endpoint by assuming a role there, which
 // is how moto (and AWS) let one set of keys reach several accounts.
@@ -92,11 +61,11 @@ func createMemberVia(t *testing.T, cfg aws.Config) {
 	m := world.Member{Account: acctA, Region: region}
 	b := "cm-members-cloudtrail-" + acctA
 	c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
-	must(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: region}})).ok(t)
-	must(c.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &b, Policy: aws.String(world.TrailBucketPolicy(m))})).ok(t)
+	must(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
+	must(c.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &b, Policy: aws.String(world.TrailBucketPolicy(m))})).OK(t)
 	ct := cloudtrail.NewFromConfig(cfg)
-	must(ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("Members"), S3BucketName: &b})).ok(t)
-	must(ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("Members")})).ok(t)
+	must(ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("Members"), S3BucketName: &b})).OK(t)
+	must(ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("Members")})).OK(t)
 }
 
 // TestApplyAgainstMoto runs the same apply against moto and the sandbox, with
@@ -105,15 +74,15 @@ func createMemberVia(t *testing.T, cfg aws.Config) {
 // section 10), so apply's read-back reports the replication rule as not
 // converged there; everything apply wrote before it must match the sandbox's.
 func TestApplyAgainstMoto(t *testing.T) {
-	motoURL := startMoto(t)
+	motoURL := testenv.StartMoto(t)
 	sb := newEnv(t, sandbox.Options{})
 	// The sandbox needs the admin roles that moto does not.
 	for _, a := range []string{archiveAcct, acctA} {
 		im := iam.NewFromConfig(world.Config(sb.url, a, region))
 		must(im.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("admin"),
-			AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"000000000000"},"Action":"sts:AssumeRole"}]}`)})).ok(t)
+			AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"000000000000"},"Action":"sts:AssumeRole"}]}`)})).OK(t)
 		must(im.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("admin"), PolicyName: aws.String("all"),
-			PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)})).ok(t)
+			PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)})).OK(t)
 	}
 	code, out := applyAgainst(t, sb.url, func(cfg aws.Config) { createMemberVia(t, cfg) })
 	if code != 0 {
@@ -124,7 +93,7 @@ func TestApplyAgainstMoto(t *testing.T) {
 		t.Fatalf("apply on moto: exit %d (want 1: moto's GetBucketReplication loses the filter prefix):\n%s", code, motoOut)
 	}
 	rep := must(s3.NewFromConfig(asAccount(motoURL, acctA), func(o *s3.Options) { o.UsePathStyle = true }).GetBucketReplication(ctx,
-		&s3.GetBucketReplicationInput{Bucket: aws.String("cm-members-cloudtrail-" + acctA)})).ok(t)
+		&s3.GetBucketReplicationInput{Bucket: aws.String("cm-members-cloudtrail-" + acctA)})).OK(t)
 	if p := rep.ReplicationConfiguration.Rules[0].Filter.Prefix; aws.ToString(p) != "" {
 		t.Logf("moto now returns the filter prefix %q: the read-back should converge; drop this exception", aws.ToString(p))
 	}
@@ -138,7 +107,7 @@ func TestApplyAgainstMoto(t *testing.T) {
 			if ep == sb.url {
 				cfg = world.Config(ep, archiveAcct, region)
 			}
-			out := must(s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }).GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(archive)})).ok(t)
+			out := must(s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }).GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(archive)})).OK(t)
 			return compactJSON(t, aws.ToString(out.Policy))
 		}},
 		{"object lock", func(ep string) string {
@@ -146,7 +115,7 @@ func TestApplyAgainstMoto(t *testing.T) {
 			if ep == sb.url {
 				cfg = world.Config(ep, archiveAcct, region)
 			}
-			out := must(s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }).GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: aws.String(archive)})).ok(t)
+			out := must(s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }).GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: aws.String(archive)})).OK(t)
 			r := out.ObjectLockConfiguration.Rule.DefaultRetention
 			return fmt.Sprint(r.Mode, aws.ToInt32(r.Days))
 		}},
@@ -155,7 +124,7 @@ func TestApplyAgainstMoto(t *testing.T) {
 			if ep == sb.url {
 				cfg = world.Config(ep, acctA, region)
 			}
-			out := must(iam.NewFromConfig(cfg).GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String("trailkeeper-replication"), PolicyName: aws.String("trailkeeper-replication")})).ok(t)
+			out := must(iam.NewFromConfig(cfg).GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String("trailkeeper-replication"), PolicyName: aws.String("trailkeeper-replication")})).OK(t)
 			return compactJSON(t, decodeURL(aws.ToString(out.PolicyDocument)))
 		}},
 	} {

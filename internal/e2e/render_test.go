@@ -48,7 +48,7 @@ func TestRenderThenDeployWithTheCLI(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("plan after deploying the rendered files: exit %d\n%s%s", code, out, errOut)
 	}
-	pol := must(world.S3(e.url, archiveAcct, region).GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(archive)})).ok(t)
+	pol := must(world.S3(e.url, archiveAcct, region).GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(archive)})).OK(t)
 	rendered, _ := os.ReadFile(filepath.Join(dir, "archive/bucket-policy.json"))
 	if compactJSON(t, *pol.Policy) != compactJSON(t, string(rendered)) {
 		t.Fatalf("deployed policy differs from the rendered one")

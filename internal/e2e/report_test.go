@@ -49,9 +49,9 @@ func (w *stallWriter) Put(ctx context.Context, key string, data []byte, meta map
 		if !w.inStall {
 			w.saved = archivePolicy(w.e.t, w.e)
 			broken := strings.Replace(w.saved, `"`+acctA+`"`, `"`+acctB+`"`, 1)
-			must(arch.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(archive), Policy: &broken})).ok(w.e.t)
+			must(arch.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(archive), Policy: &broken})).OK(w.e.t)
 		} else {
-			must(arch.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(archive), Policy: &w.saved})).ok(w.e.t)
+			must(arch.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(archive), Policy: &w.saved})).OK(w.e.t)
 		}
 		w.inStall = !w.inStall
 	}

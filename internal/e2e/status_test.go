@@ -79,38 +79,38 @@ func TestStatusNamesWhatIsBroken(t *testing.T) {
 	}{
 		{"archive policy missing the account", world.Member{Account: acctA}, "", func(t *testing.T, e *env) {
 			pol := strings.Replace(archivePolicy(t, e), `"`+acctA+`"`, `"`+acctB+`"`, 1)
-			must(world.S3(e.url, archiveAcct, region).PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(archive), Policy: &pol})).ok(t)
+			must(world.S3(e.url, archiveAcct, region).PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(archive), Policy: &pol})).OK(t)
 		}, "archive-policy-missing-grant", "trailkeeper apply"},
 		{"rule prefix does not match a trail with a key prefix", world.Member{Account: acctA, Prefix: "org"}, "", func(t *testing.T, e *env) {
 			c := world.S3(e.url, acctA, region)
-			rep := must(c.GetBucketReplication(ctx, &s3.GetBucketReplicationInput{Bucket: &bucket})).ok(t).ReplicationConfiguration
+			rep := must(c.GetBucketReplication(ctx, &s3.GetBucketReplicationInput{Bucket: &bucket})).OK(t).ReplicationConfiguration
 			rep.Rules[0].Filter.Prefix = aws.String("AWSLogs/")
-			must(c.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: &bucket, ReplicationConfiguration: rep})).ok(t)
+			must(c.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: &bucket, ReplicationConfiguration: rep})).OK(t)
 		}, "rule-prefix-mismatch", "trailkeeper apply"},
 		{"KMS trail without SseKmsEncryptedObjects", world.Member{Account: acctA, KMSKey: kmsKey}, replicaKey, func(t *testing.T, e *env) {
 			c := world.S3(e.url, acctA, region)
-			rep := must(c.GetBucketReplication(ctx, &s3.GetBucketReplicationInput{Bucket: &bucket})).ok(t).ReplicationConfiguration
+			rep := must(c.GetBucketReplication(ctx, &s3.GetBucketReplicationInput{Bucket: &bucket})).OK(t).ReplicationConfiguration
 			rep.Rules[0].SourceSelectionCriteria, rep.Rules[0].Destination.EncryptionConfiguration = nil, nil
-			must(c.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: &bucket, ReplicationConfiguration: rep})).ok(t)
+			must(c.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: &bucket, ReplicationConfiguration: rep})).OK(t)
 		}, "kms-not-replicated", "replica_kms_key"},
 		{"stopped trail", world.Member{Account: acctA}, "", func(t *testing.T, e *env) {
-			must(cloudtrail.NewFromConfig(world.Config(e.url, acctA, region)).StopLogging(ctx, &cloudtrail.StopLoggingInput{Name: aws.String("Members")})).ok(t)
+			must(cloudtrail.NewFromConfig(world.Config(e.url, acctA, region)).StopLogging(ctx, &cloudtrail.StopLoggingInput{Name: aws.String("Members")})).OK(t)
 		}, "trail-not-logging", "aws cloudtrail start-logging --name arn:aws:cloudtrail:"},
 		{"role missing s3:ReplicateObject", world.Member{Account: acctA}, "", func(t *testing.T, e *env) {
 			im := iam.NewFromConfig(world.Config(e.url, acctA, region))
-			doc := must(im.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String("trailkeeper-replication"), PolicyName: aws.String(setup.RolePolicyName)})).ok(t)
+			doc := must(im.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String("trailkeeper-replication"), PolicyName: aws.String(setup.RolePolicyName)})).OK(t)
 			pol := strings.Replace(decodeURL(*doc.PolicyDocument), `"s3:ReplicateObject",`, "", 1)
-			must(im.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("trailkeeper-replication"), PolicyName: aws.String(setup.RolePolicyName), PolicyDocument: &pol})).ok(t)
+			must(im.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("trailkeeper-replication"), PolicyName: aws.String(setup.RolePolicyName), PolicyDocument: &pol})).OK(t)
 		}, "role-permission", "trailkeeper apply"},
 		{"role deleted and recreated", world.Member{Account: acctA}, "", func(t *testing.T, e *env) {
 			im := iam.NewFromConfig(world.Config(e.url, acctA, region))
-			must(im.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String("trailkeeper-replication"), PolicyName: aws.String(setup.RolePolicyName)})).ok(t)
-			must(im.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String("trailkeeper-replication")})).ok(t)
-			must(im.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("trailkeeper-replication"), AssumeRolePolicyDocument: aws.String(string(mustJSON(setup.ReplicationTrust())))})).ok(t)
+			must(im.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String("trailkeeper-replication"), PolicyName: aws.String(setup.RolePolicyName)})).OK(t)
+			must(im.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String("trailkeeper-replication")})).OK(t)
+			must(im.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("trailkeeper-replication"), AssumeRolePolicyDocument: aws.String(string(mustJSON(setup.ReplicationTrust())))})).OK(t)
 		}, "role-permission", "trailkeeper apply"},
 		{"source bucket policy denies CloudTrail", world.Member{Account: acctA}, "", func(t *testing.T, e *env) {
 			deny := `{"Version":"2012-10-17","Statement":[{"Sid":"NoCloudTrail","Effect":"Deny","Principal":{"Service":"cloudtrail.amazonaws.com"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::` + bucket + `/*"}]}`
-			must(world.S3(e.url, acctA, region).PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &bucket, Policy: &deny})).ok(t)
+			must(world.S3(e.url, acctA, region).PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &bucket, Policy: &deny})).OK(t)
 		}, "trail-delivery-error", "cloudtrail.amazonaws.com"},
 	}
 	for _, tc := range cases {
@@ -148,7 +148,7 @@ func TestStatusJSONSchemaIsDocumented(t *testing.T) {
 		t.Fatalf("the example in docs/status.md is not JSON: %v", err)
 	}
 	e := healthy(t, world.Member{Account: acctA}, "")
-	must(cloudtrail.NewFromConfig(world.Config(e.url, acctA, region)).StopLogging(ctx, &cloudtrail.StopLoggingInput{Name: aws.String("Members")})).ok(t)
+	must(cloudtrail.NewFromConfig(world.Config(e.url, acctA, region)).StopLogging(ctx, &cloudtrail.StopLoggingInput{Name: aws.String("Members")})).OK(t)
 	_, _, out := e.status()
 	var actual any
 	json.Unmarshal([]byte(out), &actual)

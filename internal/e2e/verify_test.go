@@ -54,9 +54,9 @@ func TestVerifyTheArchive(t *testing.T) {
 	}
 	// The archive account (write access, GOVERNANCE lock) writes a new version over a log.
 	arch := world.S3(e.url, archiveAcct, region)
-	list := must(arch.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(archive), Prefix: aws.String("AWSLogs/" + acctA + "/CloudTrail/")})).ok(t)
+	list := must(arch.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(archive), Prefix: aws.String("AWSLogs/" + acctA + "/CloudTrail/")})).OK(t)
 	victim := *list.Contents[0].Key
-	must(arch.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(archive), Key: &victim, Body: bytes.NewReader(fixture.Gzip([]byte(`{"Records":[]}`)))})).ok(t)
+	must(arch.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(archive), Key: &victim, Body: bytes.NewReader(fixture.Gzip([]byte(`{"Records":[]}`)))})).OK(t)
 	out, _, code = e.run("verify", "--output", "json")
 	if code != 1 || !strings.Contains(out, `"kind": "shadowing-version"`) || !strings.Contains(out, victim) {
 		t.Fatalf("verify after tampering: exit %d\n%s", code, out)
@@ -117,10 +117,10 @@ func TestAgreesWithTheAWSCLI(t *testing.T) {
 		{"one log altered", "Members", func(t *testing.T, e *env, src *s3.Client, bucket string, logs, digests []string) {
 			body := bytes.Replace(gunzipBytes(t, getObject(t, src, bucket, logs[1])), []byte(`"readOnly":true`), []byte(`"readOnly":false`), 1)
 			purge(t, src, bucket, logs[1])
-			must(src.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &logs[1], Body: bytes.NewReader(fixture.Gzip(body))})).ok(t)
+			must(src.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &logs[1], Body: bytes.NewReader(fixture.Gzip(body))})).OK(t)
 		}, false},
 		{"shadowing version", "Members", func(t *testing.T, e *env, src *s3.Client, bucket string, logs, digests []string) {
-			must(src.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &logs[0], Body: bytes.NewReader(fixture.Gzip([]byte(`{"Records":[]}`)))})).ok(t)
+			must(src.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &logs[0], Body: bytes.NewReader(fixture.Gzip([]byte(`{"Records":[]}`)))})).OK(t)
 		}, false},
 		{"one log deleted", "Members", func(t *testing.T, e *env, src *s3.Client, bucket string, logs, digests []string) {
 			purge(t, src, bucket, logs[2])
@@ -134,7 +134,7 @@ func TestAgreesWithTheAWSCLI(t *testing.T) {
 			data := getObject(t, src, bucket, last)
 			purge(t, src, bucket, last)
 			must(src.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &last, Body: bytes.NewReader(data),
-				Metadata: map[string]string{"signature": strings.Repeat("0f", 256), "signature-algorithm": "SHA256withRSA"}})).ok(t)
+				Metadata: map[string]string{"signature": strings.Repeat("0f", 256), "signature-algorithm": "SHA256withRSA"}})).OK(t)
 		}, false},
 		{"re-signed with an unknown key", "Members", func(t *testing.T, e *env, src *s3.Client, bucket string, logs, digests []string) {
 			last := digests[len(digests)-1]
@@ -148,12 +148,12 @@ func TestAgreesWithTheAWSCLI(t *testing.T) {
 			raw, sig, _ := forger.Sign(df)
 			purge(t, src, bucket, last)
 			must(src.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &last, Body: bytes.NewReader(fixture.Gzip(raw)),
-				Metadata: map[string]string{"signature": sig, "signature-algorithm": "SHA256withRSA"}})).ok(t)
+				Metadata: map[string]string{"signature": sig, "signature-algorithm": "SHA256withRSA"}})).OK(t)
 		}, false},
 		{"chain restart after logging was stopped", "Members", func(t *testing.T, e *env, src *s3.Client, bucket string, logs, digests []string) {
 			c := cloudtrail.NewFromConfig(world.Config(e.url, acctA, region))
-			must(c.StopLogging(ctx, &cloudtrail.StopLoggingInput{Name: aws.String("Members")})).ok(t)
-			must(c.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("Members")})).ok(t)
+			must(c.StopLogging(ctx, &cloudtrail.StopLoggingInput{Name: aws.String("Members")})).OK(t)
+			must(c.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("Members")})).OK(t)
 			e.deliveries(acctA, 2)
 		}, true},
 	}
@@ -203,7 +203,7 @@ func keysUnder(t *testing.T, c *s3.Client, bucket, prefix string) []string {
 	var out []string
 	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix})
 	for p.HasMorePages() {
-		for _, o := range must(p.NextPage(ctx)).ok(t).Contents {
+		for _, o := range must(p.NextPage(ctx)).OK(t).Contents {
 			out = append(out, *o.Key)
 		}
 	}
@@ -211,7 +211,7 @@ func keysUnder(t *testing.T, c *s3.Client, bucket, prefix string) []string {
 }
 
 func getObject(t *testing.T, c *s3.Client, bucket, key string) []byte {
-	out := must(c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})).ok(t)
+	out := must(c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})).OK(t)
 	defer out.Body.Close()
 	data, _ := io.ReadAll(out.Body)
 	return data
@@ -219,9 +219,9 @@ func getObject(t *testing.T, c *s3.Client, bucket, key string) []byte {
 
 // purge deletes every version of a key (the source bucket has no Object Lock).
 func purge(t *testing.T, c *s3.Client, bucket, key string) {
-	vs := must(c.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: &bucket, Prefix: &key})).ok(t)
+	vs := must(c.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: &bucket, Prefix: &key})).OK(t)
 	for _, v := range vs.Versions {
-		must(c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key, VersionId: v.VersionId})).ok(t)
+		must(c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key, VersionId: v.VersionId})).OK(t)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	ct "github.com/trailkeeper/trailkeeper/internal/cloudtrail"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
 	"github.com/trailkeeper/trailkeeper/internal/status"
+	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
 // Cell states, also the CSS classes of the heatmap.
@@ -117,9 +118,13 @@ func collectAccount(ctx context.Context, e *setup.Env, a *status.Account, hours 
 		prefix = strings.TrimSuffix(a.KeyPrefix, "/") + "/"
 	}
 	base := prefix + "AWSLogs/" + a.Account + "/"
-	regions, err := regionsOf(ctx, cl.S3, a.Bucket, base+"CloudTrail/")
+	folders, err := (store.S3{Client: cl.S3, Bucket: a.Bucket}).Prefixes(ctx, base+"CloudTrail/")
 	if err != nil {
 		return nil, err
+	}
+	var regions []string
+	for _, f := range folders {
+		regions = append(regions, strings.TrimSuffix(strings.TrimPrefix(f, base+"CloudTrail/"), "/"))
 	}
 	if len(regions) == 0 {
 		regions = []string{a.Region}
@@ -144,18 +149,6 @@ func collectAccount(ctx context.Context, e *setup.Env, a *status.Account, hours 
 		rows = append(rows, Row{Account: a.Account, Region: region, Cells: cells(hours, srcObjs, archObjs)})
 	}
 	return rows, nil
-}
-
-func regionsOf(ctx context.Context, c *s3.Client, bucket, prefix string) ([]string, error) {
-	out, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix, Delimiter: aws.String("/")})
-	if err != nil {
-		return nil, err
-	}
-	var regions []string
-	for _, p := range out.CommonPrefixes {
-		regions = append(regions, strings.TrimSuffix(strings.TrimPrefix(aws.ToString(p.Prefix), prefix), "/"))
-	}
-	return regions, nil
 }
 
 func list(ctx context.Context, c *s3.Client, bucket, prefix string) ([]object, error) {

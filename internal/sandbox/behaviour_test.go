@@ -23,21 +23,21 @@ func TestListingAndVersions(t *testing.T) {
 	e := newEnv(t, Options{})
 	c := e.s3(sourceAcct)
 	b := "list-" + sourceAcct
-	must(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).ok(t)
-	must(c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &b, VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})).ok(t)
+	must(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
+	must(c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &b, VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})).OK(t)
 	var keys []string
 	for _, day := range []string{"01", "02", "03"} {
 		for i := range 4 {
 			k := fmt.Sprintf("AWSLogs/1/CloudTrail/us-east-1/2025/09/%s/f%d.json.gz", day, i)
 			keys = append(keys, k)
-			must(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: &k, Body: bytes.NewReader([]byte(k))})).ok(t)
+			must(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: &k, Body: bytes.NewReader([]byte(k))})).OK(t)
 		}
 	}
 	// Paginate with max-keys 5: every key exactly once, in order.
 	var got []string
 	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: &b, MaxKeys: aws.Int32(5)})
 	for p.HasMorePages() {
-		for _, o := range must(p.NextPage(ctx)).ok(t).Contents {
+		for _, o := range must(p.NextPage(ctx)).OK(t).Contents {
 			got = append(got, *o.Key)
 		}
 	}
@@ -46,26 +46,26 @@ func TestListingAndVersions(t *testing.T) {
 	}
 	// Delimiter folds days into common prefixes; start-after skips.
 	d := must(c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b, Prefix: aws.String("AWSLogs/1/CloudTrail/us-east-1/2025/09/"), Delimiter: aws.String("/"),
-		StartAfter: aws.String("AWSLogs/1/CloudTrail/us-east-1/2025/09/01/f9")})).ok(t)
+		StartAfter: aws.String("AWSLogs/1/CloudTrail/us-east-1/2025/09/01/f9")})).OK(t)
 	if len(d.CommonPrefixes) != 2 || *d.CommonPrefixes[0].Prefix != "AWSLogs/1/CloudTrail/us-east-1/2025/09/02/" || len(d.Contents) != 0 {
 		t.Fatalf("delimiter listing: %+v", d.CommonPrefixes)
 	}
 	// v1 with marker, as validate-logs uses it.
-	v1 := must(c.ListObjects(ctx, &s3.ListObjectsInput{Bucket: &b, Marker: aws.String(keys[9]), Prefix: aws.String("AWSLogs/")})).ok(t)
+	v1 := must(c.ListObjects(ctx, &s3.ListObjectsInput{Bucket: &b, Marker: aws.String(keys[9]), Prefix: aws.String("AWSLogs/")})).OK(t)
 	if len(v1.Contents) != 2 || *v1.Contents[0].Key != keys[10] {
 		t.Fatalf("v1 marker listing: %d keys", len(v1.Contents))
 	}
 	// Versions: an overwrite and a delete marker are listed newest first.
-	must(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: &keys[0], Body: bytes.NewReader([]byte("shadow"))})).ok(t)
-	must(c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b, Key: &keys[1]})).ok(t)
-	vs := must(c.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: &b, Prefix: aws.String("AWSLogs/1/CloudTrail/us-east-1/2025/09/01/")})).ok(t)
+	must(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: &keys[0], Body: bytes.NewReader([]byte("shadow"))})).OK(t)
+	must(c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b, Key: &keys[1]})).OK(t)
+	vs := must(c.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: &b, Prefix: aws.String("AWSLogs/1/CloudTrail/us-east-1/2025/09/01/")})).OK(t)
 	if len(vs.Versions) != 5 || len(vs.DeleteMarkers) != 1 || !*vs.Versions[0].IsLatest || *vs.Versions[0].Size != 6 || *vs.Versions[1].IsLatest {
 		t.Fatalf("versions: %d versions, %d delete markers", len(vs.Versions), len(vs.DeleteMarkers))
 	}
 	if _, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &b, Key: &keys[1]}); errCode(err) != "NoSuchKey" {
 		t.Fatalf("reading a deleted key: %v", err)
 	}
-	old := must(c.GetObject(ctx, &s3.GetObjectInput{Bucket: &b, Key: &keys[0], VersionId: vs.Versions[1].VersionId})).ok(t)
+	old := must(c.GetObject(ctx, &s3.GetObjectInput{Bucket: &b, Key: &keys[0], VersionId: vs.Versions[1].VersionId})).OK(t)
 	if *old.ContentLength != int64(len(keys[0])) {
 		t.Fatal("the shadowed version was not kept")
 	}
@@ -75,17 +75,17 @@ func TestMultipartUploadAndChecksums(t *testing.T) {
 	e := newEnv(t, Options{})
 	c := e.s3(sourceAcct)
 	b, k := "mp-"+sourceAcct, "big.bin"
-	must(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).ok(t)
-	up := must(c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &b, Key: &k, ContentEncoding: aws.String("gzip")})).ok(t)
+	must(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
+	up := must(c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &b, Key: &k, ContentEncoding: aws.String("gzip")})).OK(t)
 	part1 := bytes.Repeat([]byte("a"), 5<<20)
 	part2 := []byte("tail")
 	var parts []types.CompletedPart
 	for i, data := range [][]byte{part1, part2} {
-		out := must(c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &b, Key: &k, UploadId: up.UploadId, PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(data)})).ok(t)
+		out := must(c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &b, Key: &k, UploadId: up.UploadId, PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(data)})).OK(t)
 		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(i + 1))})
 	}
 	done := must(c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &b, Key: &k, UploadId: up.UploadId,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})).ok(t)
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})).OK(t)
 	if !strings.HasSuffix(strings.Trim(*done.ETag, `"`), "-2") {
 		t.Fatalf("multipart ETag %s", *done.ETag)
 	}
@@ -93,8 +93,8 @@ func TestMultipartUploadAndChecksums(t *testing.T) {
 		t.Fatal("multipart object bytes differ")
 	}
 	// The SDK sends a CRC32 checksum by default; the sandbox checks it and returns it on request.
-	must(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: aws.String("small"), Body: bytes.NewReader([]byte("hello")), ChecksumAlgorithm: types.ChecksumAlgorithmSha256})).ok(t)
-	h := must(c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b, Key: aws.String("small"), ChecksumMode: types.ChecksumModeEnabled})).ok(t)
+	must(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: aws.String("small"), Body: bytes.NewReader([]byte("hello")), ChecksumAlgorithm: types.ChecksumAlgorithmSha256})).OK(t)
+	h := must(c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b, Key: aws.String("small"), ChecksumMode: types.ChecksumModeEnabled})).OK(t)
 	if aws.ToString(h.ChecksumSHA256) != checksum("sha256", []byte("hello")) {
 		t.Fatalf("SHA256 checksum %q", aws.ToString(h.ChecksumSHA256))
 	}
@@ -116,7 +116,7 @@ func TestPersistence(t *testing.T) {
 	if st, _ := p.put(t, key); st != "COMPLETED" {
 		t.Fatal(st)
 	}
-	fp := must(e.cloudtrail(sourceAcct).ListPublicKeys(ctx, &cloudtrail.ListPublicKeysInput{})).ok(t).PublicKeyList[0].Fingerprint
+	fp := must(e.cloudtrail(sourceAcct).ListPublicKeys(ctx, &cloudtrail.ListPublicKeysInput{})).OK(t).PublicKeyList[0].Fingerprint
 	srv.Close()
 	if err := sb.Close(); err != nil {
 		t.Fatal(err)
@@ -129,11 +129,11 @@ func TestPersistence(t *testing.T) {
 	if _, err := e2.iam(sourceAcct).GetRole(ctx, nil); err == nil {
 		t.Fatal("GetRole without a name succeeded")
 	}
-	pol := must(e2.s3(archiveAcct).GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &p.archive})).ok(t)
+	pol := must(e2.s3(archiveAcct).GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &p.archive})).OK(t)
 	if !strings.Contains(*pol.Policy, "DenyInsecureTransport") {
 		t.Fatal("bucket policy lost")
 	}
-	fp2 := must(e2.cloudtrail(sourceAcct).ListPublicKeys(ctx, &cloudtrail.ListPublicKeysInput{})).ok(t).PublicKeyList[0].Fingerprint
+	fp2 := must(e2.cloudtrail(sourceAcct).ListPublicKeys(ctx, &cloudtrail.ListPublicKeysInput{})).OK(t).PublicKeyList[0].Fingerprint
 	if *fp != *fp2 {
 		t.Fatal("the CloudTrail signing key changed across a restart: old digests would no longer verify")
 	}
@@ -165,16 +165,16 @@ func TestTLSSecureTransport(t *testing.T) {
 	insecure := &env{t: t, sb: sb, url: plain.URL}
 	p := newPair(t, secure)
 	grant := strings.Replace(archivePolicy(p.archive, archiveAcct), `"s3:ReplicateObject","s3:ReplicateTags"`, `"s3:GetObject"`, 1)
-	must(secure.s3(archiveAcct).PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &p.archive, Policy: &grant})).ok(t)
+	must(secure.s3(archiveAcct).PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &p.archive, Policy: &grant})).OK(t)
 	key := "AWSLogs/x"
 	// Over https, a body that cannot seek and a checksum make the SDK stream the
 	// body aws-chunked with the checksum as a trailer (STREAMING-UNSIGNED-PAYLOAD-TRAILER).
 	body := struct{ io.Reader }{strings.NewReader("streamed")}
-	must(secure.s3(archiveAcct).PutObject(ctx, &s3.PutObjectInput{Bucket: &p.archive, Key: &key, Body: body, ContentLength: aws.Int64(8), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})).ok(t)
+	must(secure.s3(archiveAcct).PutObject(ctx, &s3.PutObjectInput{Bucket: &p.archive, Key: &key, Body: body, ContentLength: aws.Int64(8), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})).OK(t)
 	if got := secure.get(archiveAcct, p.archive, key); string(got) != "streamed" {
 		t.Fatalf("https read: %q", got)
 	}
-	h := must(secure.s3(archiveAcct).HeadObject(ctx, &s3.HeadObjectInput{Bucket: &p.archive, Key: &key, ChecksumMode: types.ChecksumModeEnabled})).ok(t)
+	h := must(secure.s3(archiveAcct).HeadObject(ctx, &s3.HeadObjectInput{Bucket: &p.archive, Key: &key, ChecksumMode: types.ChecksumModeEnabled})).OK(t)
 	if aws.ToString(h.ChecksumCRC32) != checksum("crc32", []byte("streamed")) {
 		t.Fatalf("trailer checksum not kept: %q", aws.ToString(h.ChecksumCRC32))
 	}
@@ -199,14 +199,14 @@ func TestFaults(t *testing.T) {
 	}
 	c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
 	b := "faulty-" + sourceAcct
-	must(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).ok(t)
+	must(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
 	for i := range 50 {
-		must(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: aws.String(fmt.Sprint(i)), Body: bytes.NewReader([]byte("x"))})).ok(t)
+		must(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: aws.String(fmt.Sprint(i)), Body: bytes.NewReader([]byte("x"))})).OK(t)
 	}
 	n := 0
 	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: &b})
 	for p.HasMorePages() {
-		n += len(must(p.NextPage(ctx)).ok(t).Contents)
+		n += len(must(p.NextPage(ctx)).OK(t).Contents)
 	}
 	faults := e.sb.Calls()[sourceAcct+" Fault"]
 	if n != 50 || faults == 0 {
@@ -219,28 +219,28 @@ func TestTrailDeliveryError(t *testing.T) {
 	s, ct := e.s3(sourceAcct), e.cloudtrail(sourceAcct)
 	b := "trail-" + sourceAcct
 	arn := "arn:aws:cloudtrail:" + region + ":" + sourceAcct + ":trail/a.b_c-d"
-	must(s.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).ok(t)
+	must(s.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
 	_, err := ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("a.b_c-d"), S3BucketName: &b})
 	if errCode(err) != "InsufficientS3BucketPolicyException" {
 		t.Fatalf("trail into a bucket without a CloudTrail policy: %v", err)
 	}
-	must(s.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &b, Policy: aws.String(trailBucketPolicy(b, sourceAcct, arn, "logs"))})).ok(t)
-	must(ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("a.b_c-d"), S3BucketName: &b, S3KeyPrefix: aws.String("logs"), EnableLogFileValidation: aws.Bool(true)})).ok(t)
-	must(ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("a.b_c-d")})).ok(t)
+	must(s.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &b, Policy: aws.String(trailBucketPolicy(b, sourceAcct, arn, "logs"))})).OK(t)
+	must(ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("a.b_c-d"), S3BucketName: &b, S3KeyPrefix: aws.String("logs"), EnableLogFileValidation: aws.Bool(true)})).OK(t)
+	must(ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("a.b_c-d")})).OK(t)
 	e.sb.Deliver()
-	st := must(ct.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: &arn})).ok(t)
+	st := must(ct.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: &arn})).OK(t)
 	if !*st.IsLogging || st.LatestDeliveryTime == nil || aws.ToString(st.LatestDeliveryError) != "" || st.LatestDigestDeliveryTime == nil {
 		t.Fatalf("healthy trail status: %+v", st)
 	}
-	list := must(s.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b, Prefix: aws.String("logs/AWSLogs/" + sourceAcct + "/CloudTrail-Digest/")})).ok(t)
+	list := must(s.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b, Prefix: aws.String("logs/AWSLogs/" + sourceAcct + "/CloudTrail-Digest/")})).OK(t)
 	if len(list.Contents) != 1 || !strings.Contains(*list.Contents[0].Key, "_CloudTrail-Digest_"+region+"_a.b_c-d_"+region+"_") {
 		t.Fatalf("digest keys under the prefix: %v", list.Contents)
 	}
 	// The bucket owner replaces the policy with one that denies CloudTrail.
-	must(s.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &b, Policy: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":{"Service":"cloudtrail.amazonaws.com"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::` + b + `/*"}]}`)})).ok(t)
-	must(s.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: &b})).ok(t) // an event to deliver
+	must(s.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &b, Policy: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":{"Service":"cloudtrail.amazonaws.com"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::` + b + `/*"}]}`)})).OK(t)
+	must(s.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: &b})).OK(t) // an event to deliver
 	e.sb.Deliver()
-	st = must(ct.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: &arn})).ok(t)
+	st = must(ct.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: &arn})).OK(t)
 	if aws.ToString(st.LatestDeliveryError) != "AccessDenied" || aws.ToString(st.LatestDigestDeliveryError) != "AccessDenied" {
 		t.Fatalf("delivery errors: %q, %q", aws.ToString(st.LatestDeliveryError), aws.ToString(st.LatestDigestDeliveryError))
 	}
@@ -251,12 +251,12 @@ func TestBackgroundEvents(t *testing.T) {
 	s, ct := e.s3(sourceAcct), e.cloudtrail(sourceAcct)
 	b := "bg-" + sourceAcct
 	arn := "arn:aws:cloudtrail:" + region + ":" + sourceAcct + ":trail/background"
-	must(s.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).ok(t)
-	must(s.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &b, Policy: aws.String(trailBucketPolicy(b, sourceAcct, arn, ""))})).ok(t)
-	must(ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("background"), S3BucketName: &b})).ok(t)
-	must(ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("background")})).ok(t)
+	must(s.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
+	must(s.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &b, Policy: aws.String(trailBucketPolicy(b, sourceAcct, arn, ""))})).OK(t)
+	must(ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("background"), S3BucketName: &b})).OK(t)
+	must(ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("background")})).OK(t)
 	e.sb.Deliver() // nobody called the API since StartLogging's own event: background activity fills the log
-	list := must(s.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b, Prefix: aws.String("AWSLogs/")})).ok(t)
+	list := must(s.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b, Prefix: aws.String("AWSLogs/")})).OK(t)
 	if len(list.Contents) != 1 {
 		t.Fatalf("%d log files", len(list.Contents))
 	}

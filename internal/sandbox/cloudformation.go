@@ -636,7 +636,7 @@ func (st *stack) xml() stackXML {
 		x.Outputs = append(x.Outputs, outputXML{o.Key, o.Value, o.Description, o.Export})
 	}
 	for _, t := range st.Tags {
-		x.Tags = append(x.Tags, tagXML{t.Key, t.Value})
+		x.Tags = append(x.Tags, tagXML(t))
 	}
 	return x
 }

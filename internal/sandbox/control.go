@@ -13,6 +13,8 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -55,6 +57,49 @@ func (s *Sandbox) serveControl(w http.ResponseWriter, r *http.Request) {
 	default:
 		reply(404, map[string]string{"error": "unknown sandbox endpoint " + r.Method + " " + r.URL.Path})
 	}
+}
+
+// certificate returns the TLS certificate and its CA, kept in the data dir so
+// that clients trusting the CA (AWS_CA_BUNDLE) keep working across restarts.
+func (s *Sandbox) certificate() (tls.Certificate, []byte, error) {
+	path := ""
+	if s.opts.DataDir != "" {
+		path = filepath.Join(s.opts.DataDir, "tls.pem")
+		if data, err := os.ReadFile(path); err == nil {
+			var certPEM, keyPEM, caPEM []byte
+			for rest := data; ; {
+				var b *pem.Block
+				if b, rest = pem.Decode(rest); b == nil {
+					break
+				}
+				enc := pem.EncodeToMemory(b)
+				switch b.Type {
+				case "CERTIFICATE":
+					certPEM = append(certPEM, enc...)
+					caPEM = enc // the last certificate is the CA
+				case "EC PRIVATE KEY":
+					keyPEM = enc
+				}
+			}
+			if cert, err := tls.X509KeyPair(certPEM, keyPEM); err == nil {
+				return cert, caPEM, nil
+			}
+		}
+	}
+	cert, caPEM, err := selfSignedCert()
+	if err != nil || path == "" {
+		return cert, caPEM, err
+	}
+	key, err := x509.MarshalECPrivateKey(cert.PrivateKey.(*ecdsa.PrivateKey))
+	if err != nil {
+		return cert, caPEM, err
+	}
+	var out []byte
+	for _, der := range cert.Certificate {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	out = append(out, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: key})...)
+	return cert, caPEM, os.WriteFile(path, out, 0o600)
 }
 
 // selfSignedCert makes a CA and a server certificate for localhost and 127.0.0.1.

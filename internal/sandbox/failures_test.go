@@ -43,15 +43,15 @@ func newPair(t *testing.T, e *env) *pair {
 	p := &pair{e: e, source: "src-" + sourceAcct, archive: "archive-" + archiveAcct, role: "trailkeeper-replication"}
 	a, s := e.s3(archiveAcct), e.s3(sourceAcct)
 	loc := &types.CreateBucketConfiguration{LocationConstraint: types.BucketLocationConstraint(region)}
-	must(a.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &p.archive, CreateBucketConfiguration: loc, ObjectLockEnabledForBucket: aws.Bool(true)})).ok(t)
+	must(a.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &p.archive, CreateBucketConfiguration: loc, ObjectLockEnabledForBucket: aws.Bool(true)})).OK(t)
 	must(a.PutObjectLockConfiguration(ctx, &s3.PutObjectLockConfigurationInput{Bucket: &p.archive, ObjectLockConfiguration: &types.ObjectLockConfiguration{
-		ObjectLockEnabled: types.ObjectLockEnabledEnabled, Rule: &types.ObjectLockRule{DefaultRetention: &types.DefaultRetention{Mode: types.ObjectLockRetentionModeGovernance, Days: aws.Int32(1)}}}})).ok(t)
-	must(s.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &p.source, CreateBucketConfiguration: loc})).ok(t)
-	must(s.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &p.source, VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})).ok(t)
+		ObjectLockEnabled: types.ObjectLockEnabledEnabled, Rule: &types.ObjectLockRule{DefaultRetention: &types.DefaultRetention{Mode: types.ObjectLockRetentionModeGovernance, Days: aws.Int32(1)}}}})).OK(t)
+	must(s.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &p.source, CreateBucketConfiguration: loc})).OK(t)
+	must(s.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &p.source, VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})).OK(t)
 	i := e.iam(sourceAcct)
-	must(i.CreateRole(ctx, &iam.CreateRoleInput{RoleName: &p.role, AssumeRolePolicyDocument: aws.String(replicationTrust)})).ok(t)
-	must(i.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: &p.role, PolicyName: aws.String("replication"), PolicyDocument: aws.String(rolePolicy(p.source, p.archive))})).ok(t)
-	must(s.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: &p.source, ReplicationConfiguration: p.rule(nil)})).ok(t)
+	must(i.CreateRole(ctx, &iam.CreateRoleInput{RoleName: &p.role, AssumeRolePolicyDocument: aws.String(replicationTrust)})).OK(t)
+	must(i.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: &p.role, PolicyName: aws.String("replication"), PolicyDocument: aws.String(rolePolicy(p.source, p.archive))})).OK(t)
+	must(s.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: &p.source, ReplicationConfiguration: p.rule(nil)})).OK(t)
 	return p
 }
 
@@ -68,14 +68,14 @@ func (p *pair) rule(edit func(*types.ReplicationRule)) *types.ReplicationConfigu
 }
 
 func (p *pair) grant(t *testing.T, grantee string) {
-	must(p.e.s3(archiveAcct).PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &p.archive, Policy: aws.String(archivePolicy(p.archive, grantee))})).ok(t)
+	must(p.e.s3(archiveAcct).PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &p.archive, Policy: aws.String(archivePolicy(p.archive, grantee))})).OK(t)
 }
 
 // put writes a source object and waits until replication has settled.
 func (p *pair) put(t *testing.T, key string) (status, reason string) {
-	out := must(p.e.s3(sourceAcct).PutObject(ctx, &s3.PutObjectInput{Bucket: &p.source, Key: &key, Body: bytes.NewReader([]byte("log " + key))})).ok(t)
+	out := must(p.e.s3(sourceAcct).PutObject(ctx, &s3.PutObjectInput{Bucket: &p.source, Key: &key, Body: bytes.NewReader([]byte("log " + key))})).OK(t)
 	p.e.waitReplication()
-	head := must(p.e.s3(sourceAcct).HeadObject(ctx, &s3.HeadObjectInput{Bucket: &p.source, Key: &key})).ok(t)
+	head := must(p.e.s3(sourceAcct).HeadObject(ctx, &s3.HeadObjectInput{Bucket: &p.source, Key: &key})).OK(t)
 	_, reason, err := p.e.sb.ReplicationFailure(p.source, key, *out.VersionId)
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +97,7 @@ func TestReplicationNeedsTheArchiveGrant(t *testing.T) {
 	if st, why := p.put(t, key); st != "COMPLETED" {
 		t.Fatalf("with a grant: %s %s, want COMPLETED", st, why)
 	}
-	replica := must(e.s3(archiveAcct).HeadObject(ctx, &s3.HeadObjectInput{Bucket: &p.archive, Key: &key})).ok(t)
+	replica := must(e.s3(archiveAcct).HeadObject(ctx, &s3.HeadObjectInput{Bucket: &p.archive, Key: &key})).OK(t)
 	if replica.ReplicationStatus != types.ReplicationStatusReplica || replica.ObjectLockMode != types.ObjectLockModeGovernance ||
 		replica.ObjectLockRetainUntilDate == nil || replica.StorageClass != types.StorageClassStandardIa {
 		t.Fatalf("replica: status %s, lock %s until %v, class %s", replica.ReplicationStatus, replica.ObjectLockMode, replica.ObjectLockRetainUntilDate, replica.StorageClass)
@@ -119,15 +119,15 @@ func TestReplicationFailureReasons(t *testing.T) {
 	}{
 		{"role does not trust S3", func(t *testing.T, p *pair) {
 			must(p.e.iam(sourceAcct).UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: &p.role,
-				PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)})).ok(t)
+				PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)})).OK(t)
 		}, "AssumeRoleNotPermitted"},
 		{"role cannot read the source", func(t *testing.T, p *pair) {
 			must(p.e.iam(sourceAcct).PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: &p.role, PolicyName: aws.String("replication"),
-				PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ReplicateObject","Resource":"*"}]}`)})).ok(t)
+				PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ReplicateObject","Resource":"*"}]}`)})).OK(t)
 		}, "SrcGetObjectNotPermitted"},
 		{"role lacks s3:ReplicateObject", func(t *testing.T, p *pair) {
 			must(p.e.iam(sourceAcct).PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: &p.role, PolicyName: aws.String("replication"),
-				PolicyDocument: aws.String(strings.Replace(rolePolicy(p.source, p.archive), `"s3:ReplicateObject",`, "", 1))})).ok(t)
+				PolicyDocument: aws.String(strings.Replace(rolePolicy(p.source, p.archive), `"s3:ReplicateObject",`, "", 1))})).OK(t)
 		}, "DstPutObjectNotPermitted"},
 		{"archive deleted", func(t *testing.T, p *pair) {
 			p.e.sb.mu.Lock()
@@ -201,7 +201,7 @@ func TestReplicationConfigurationValidation(t *testing.T) {
 	})
 	t.Run("unversioned source", func(t *testing.T) {
 		b := "unversioned-" + sourceAcct
-		must(e.s3(sourceAcct).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).ok(t)
+		must(e.s3(sourceAcct).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
 		_, err := e.s3(sourceAcct).PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: &b, ReplicationConfiguration: p.rule(nil)})
 		if errCode(err) != "InvalidRequest" || !strings.Contains(err.Error(), "Versioning") {
 			t.Fatalf("got %v", err)
@@ -212,8 +212,8 @@ func TestReplicationConfigurationValidation(t *testing.T) {
 		r.Destination.ReplicationTime = &types.ReplicationTime{Status: types.ReplicationTimeStatusEnabled, Time: &types.ReplicationTimeValue{Minutes: aws.Int32(15)}}
 		r.Destination.Metrics = &types.Metrics{Status: types.MetricsStatusEnabled, EventThreshold: &types.ReplicationTimeValue{Minutes: aws.Int32(15)}}
 	})
-	must(e.s3(sourceAcct).PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: &p.source, ReplicationConfiguration: cfg})).ok(t)
-	got := must(e.s3(sourceAcct).GetBucketReplication(ctx, &s3.GetBucketReplicationInput{Bucket: &p.source})).ok(t)
+	must(e.s3(sourceAcct).PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: &p.source, ReplicationConfiguration: cfg})).OK(t)
+	got := must(e.s3(sourceAcct).GetBucketReplication(ctx, &s3.GetBucketReplicationInput{Bucket: &p.source})).OK(t)
 	if r := got.ReplicationConfiguration.Rules[0]; *r.Filter.Prefix != "AWSLogs/" || *r.Destination.Metrics.EventThreshold.Minutes != 15 || *r.Priority != 1 {
 		t.Fatalf("read back %+v", r)
 	}
@@ -255,10 +255,10 @@ func TestBucketPolicyValidation(t *testing.T) {
 			t.Fatal(err)
 		}
 		i := e.iam(sourceAcct)
-		must(i.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: &p.role, PolicyName: aws.String("replication")})).ok(t)
-		must(i.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: &p.role})).ok(t)
-		must(i.CreateRole(ctx, &iam.CreateRoleInput{RoleName: &p.role, AssumeRolePolicyDocument: aws.String(replicationTrust)})).ok(t)
-		got := must(e.s3(archiveAcct).GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &p.archive})).ok(t)
+		must(i.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: &p.role, PolicyName: aws.String("replication")})).OK(t)
+		must(i.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: &p.role})).OK(t)
+		must(i.CreateRole(ctx, &iam.CreateRoleInput{RoleName: &p.role, AssumeRolePolicyDocument: aws.String(replicationTrust)})).OK(t)
+		got := must(e.s3(archiveAcct).GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &p.archive})).OK(t)
 		if strings.Contains(*got.Policy, roleARN) || !strings.Contains(*got.Policy, `"AROA`) {
 			t.Fatalf("policy still names the new role, or lost the old unique ID: %s", *got.Policy)
 		}
@@ -270,14 +270,14 @@ func TestObjectLock(t *testing.T) {
 	p := newPair(t, e)
 	a := e.s3(archiveAcct)
 	key := "AWSLogs/" + sourceAcct + "/locked.json.gz"
-	v := must(a.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.archive, Key: &key, Body: bytes.NewReader([]byte("x"))})).ok(t)
+	v := must(a.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.archive, Key: &key, Body: bytes.NewReader([]byte("x"))})).OK(t)
 
 	_, err := a.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &p.archive, Key: &key, VersionId: v.VersionId})
 	if errCode(err) != "AccessDenied" {
 		t.Fatalf("deleting a locked version: %v, want AccessDenied", err)
 	}
 	// A delete without a version id only adds a delete marker, which is allowed.
-	dm := must(a.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &p.archive, Key: &key})).ok(t)
+	dm := must(a.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &p.archive, Key: &key})).OK(t)
 	if !aws.ToBool(dm.DeleteMarker) {
 		t.Fatal("no delete marker")
 	}
@@ -289,12 +289,12 @@ func TestObjectLock(t *testing.T) {
 		t.Fatalf("suspending versioning on a locked bucket: %v", err)
 	}
 	// GOVERNANCE yields to the bypass header for a principal allowed s3:BypassGovernanceRetention.
-	must(a.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &p.archive, Key: &key, VersionId: v.VersionId, BypassGovernanceRetention: aws.Bool(true)})).ok(t)
+	must(a.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &p.archive, Key: &key, VersionId: v.VersionId, BypassGovernanceRetention: aws.Bool(true)})).OK(t)
 
 	// COMPLIANCE yields to nobody.
 	until := time.Now().Add(time.Hour)
 	c := must(a.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.archive, Key: &key, Body: bytes.NewReader([]byte("y")),
-		ObjectLockMode: types.ObjectLockModeCompliance, ObjectLockRetainUntilDate: &until})).ok(t)
+		ObjectLockMode: types.ObjectLockModeCompliance, ObjectLockRetainUntilDate: &until})).OK(t)
 	_, err = a.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &p.archive, Key: &key, VersionId: c.VersionId, BypassGovernanceRetention: aws.Bool(true)})
 	if errCode(err) != "AccessDenied" {
 		t.Fatalf("deleting a COMPLIANCE version with bypass: %v, want AccessDenied", err)
@@ -311,7 +311,7 @@ func TestCrossAccountAccess(t *testing.T) {
 	e := newEnv(t, Options{})
 	p := newPair(t, e)
 	key := "AWSLogs/" + sourceAcct + "/secret.json.gz"
-	must(e.s3(sourceAcct).PutObject(ctx, &s3.PutObjectInput{Bucket: &p.source, Key: &key, Body: bytes.NewReader([]byte("s"))})).ok(t)
+	must(e.s3(sourceAcct).PutObject(ctx, &s3.PutObjectInput{Bucket: &p.source, Key: &key, Body: bytes.NewReader([]byte("s"))})).OK(t)
 	other := e.s3(otherAcct)
 	if _, err := other.GetObject(ctx, &s3.GetObjectInput{Bucket: &p.source, Key: &key}); errCode(err) != "AccessDenied" {
 		t.Fatalf("another account reading: %v, want AccessDenied", err)
@@ -321,20 +321,20 @@ func TestCrossAccountAccess(t *testing.T) {
 	}
 	// A bucket policy granting the other account lets its root in...
 	grant := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + otherAcct + `"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::` + p.source + `/*"}]}`
-	must(e.s3(sourceAcct).PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &p.source, Policy: &grant})).ok(t)
+	must(e.s3(sourceAcct).PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &p.source, Policy: &grant})).OK(t)
 	if _, err := other.GetObject(ctx, &s3.GetObjectInput{Bucket: &p.source, Key: &key}); err != nil {
 		t.Fatalf("granted account reading: %v", err)
 	}
 	// ...but a role of that account also needs its own identity policy: both sides must allow.
 	i := e.iam(otherAcct)
 	must(i.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("reader"),
-		AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + otherAcct + `"},"Action":"sts:AssumeRole"}]}`)})).ok(t)
+		AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + otherAcct + `"},"Action":"sts:AssumeRole"}]}`)})).OK(t)
 	roleS3 := e.assumed(t, otherAcct, "arn:aws:iam::"+otherAcct+":role/reader")
 	if _, err := roleS3.GetObject(ctx, &s3.GetObjectInput{Bucket: &p.source, Key: &key}); errCode(err) != "AccessDenied" {
 		t.Fatalf("role without identity policy: %v, want AccessDenied", err)
 	}
 	must(i.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("reader"), PolicyName: aws.String("read"),
-		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}`)})).ok(t)
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}`)})).OK(t)
 	if _, err := roleS3.GetObject(ctx, &s3.GetObjectInput{Bucket: &p.source, Key: &key}); err != nil {
 		t.Fatalf("role with both sides allowing: %v", err)
 	}
@@ -346,31 +346,31 @@ func TestIAMUsers(t *testing.T) {
 	e := newEnv(t, Options{})
 	p := newPair(t, e)
 	key := "AWSLogs/" + sourceAcct + "/u.json.gz"
-	must(e.s3(sourceAcct).PutObject(ctx, &s3.PutObjectInput{Bucket: &p.source, Key: &key, Body: bytes.NewReader([]byte("u"))})).ok(t)
+	must(e.s3(sourceAcct).PutObject(ctx, &s3.PutObjectInput{Bucket: &p.source, Key: &key, Body: bytes.NewReader([]byte("u"))})).OK(t)
 	i := e.iam(otherAcct)
-	must(i.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("auditor")})).ok(t)
-	k := must(i.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String("auditor")})).ok(t).AccessKey
+	must(i.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("auditor")})).OK(t)
+	k := must(i.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String("auditor")})).OK(t).AccessKey
 	cfg := e.cfg(otherAcct)
 	cfg.Credentials = credentials.NewStaticCredentialsProvider(*k.AccessKeyId, *k.SecretAccessKey, "")
 	auditor := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
-	who := must(sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})).ok(t)
+	who := must(sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})).OK(t)
 	if *who.Arn != "arn:aws:iam::"+otherAcct+":user/auditor" || !strings.HasPrefix(*who.UserId, "AIDA") {
 		t.Fatalf("caller identity %s %s", *who.Arn, *who.UserId)
 	}
 	grant := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + otherAcct + `:user/auditor"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::` + p.source + `/*"}]}`
-	must(e.s3(sourceAcct).PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &p.source, Policy: &grant})).ok(t)
+	must(e.s3(sourceAcct).PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &p.source, Policy: &grant})).OK(t)
 	if _, err := auditor.GetObject(ctx, &s3.GetObjectInput{Bucket: &p.source, Key: &key}); errCode(err) != "AccessDenied" {
 		t.Fatalf("user without identity policy: %v", err)
 	}
 	must(i.PutUserPolicy(ctx, &iam.PutUserPolicyInput{UserName: aws.String("auditor"), PolicyName: aws.String("read"),
-		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}`)})).ok(t)
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}`)})).OK(t)
 	if _, err := auditor.GetObject(ctx, &s3.GetObjectInput{Bucket: &p.source, Key: &key}); err != nil {
 		t.Fatalf("user with both sides allowing: %v", err)
 	}
 	if _, err := i.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String("auditor")}); errCode(err) != "DeleteConflict" {
 		t.Fatalf("deleting a user with a policy and a key: %v", err)
 	}
-	pol := must(e.s3(sourceAcct).GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &p.source})).ok(t)
+	pol := must(e.s3(sourceAcct).GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &p.source})).OK(t)
 	if !strings.Contains(*pol.Policy, "user/auditor") {
 		t.Fatalf("policy shows %s", *pol.Policy)
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trailkeeper/trailkeeper/internal/testenv"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
@@ -127,39 +129,6 @@ func errCode(err error) string {
 	return ""
 }
 
-// must(call).ok(t) fails the test when the call returned an error.
-func must[T any](v T, err error) result[T] { return result[T]{v, err} }
-
-type result[T any] struct {
-	v   T
-	err error
-}
-
-func (r result[T]) ok(t *testing.T) T {
-	t.Helper()
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	return r.v
-}
-
-// requireTool fails in CI and skips elsewhere when an outside tool is missing.
-func requireTool(t *testing.T, name string, check ...string) {
-	t.Helper()
-	args := check
-	if len(args) == 0 {
-		if _, err := exec.LookPath(name); err == nil {
-			return
-		}
-	} else if exec.Command(name, args...).Run() == nil {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is required in CI and missing (.ci/run installs or checks it)", name)
-	}
-	t.Skipf("%s not installed", name)
-}
-
 // cli runs the real AWS CLI as account acct against endpoint.
 type cli struct {
 	t        *testing.T
@@ -207,9 +176,14 @@ func (c *cli) file(name, content string) string {
 // assumed returns an S3 client acting as a session of roleARN, assumed by acct.
 func (e *env) assumed(t *testing.T, acct, roleARN string) *s3.Client {
 	t.Helper()
-	out := must(e.sts(acct).AssumeRole(context.Background(), &sts.AssumeRoleInput{RoleArn: &roleARN, RoleSessionName: aws.String("test")})).ok(t)
+	out := must(e.sts(acct).AssumeRole(context.Background(), &sts.AssumeRoleInput{RoleArn: &roleARN, RoleSessionName: aws.String("test")})).OK(t)
 	cfg := e.cfg(acct)
 	c := out.Credentials
 	cfg.Credentials = credentials.NewStaticCredentialsProvider(*c.AccessKeyId, *c.SecretAccessKey, *c.SessionToken)
 	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
 }
+
+// must(call).OK(t) fails the test when the call returned an error.
+func must[T any](v T, err error) testenv.Result[T] { return testenv.Must(v, err) }
+
+var requireTool = testenv.RequireTool

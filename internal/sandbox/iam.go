@@ -32,7 +32,7 @@ func (r *role) xml(acct string) roleXML {
 	out := roleXML{Path: r.Path, RoleName: r.Name, RoleId: r.ID, Arn: roleARN(acct, r), CreateDate: r.Created.Format(time.RFC3339),
 		AssumeRolePolicyDocument: url.QueryEscape(r.Trust), Description: r.Description, MaxSessionDuration: r.MaxSession}
 	for _, t := range r.Tags {
-		out.Tags = append(out.Tags, tagXML{t.Key, t.Value})
+		out.Tags = append(out.Tags, tagXML(t))
 	}
 	return out
 }
@@ -217,7 +217,7 @@ func (s *Sandbox) iamActions() map[string]queryHandler {
 				IsTruncated bool
 			}{}
 			for _, t := range r.Tags {
-				out.Tags = append(out.Tags, tagXML{t.Key, t.Value})
+				out.Tags = append(out.Tags, tagXML(t))
 			}
 			return out, nil
 		}),

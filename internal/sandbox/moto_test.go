@@ -3,43 +3,13 @@ package sandbox
 import (
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
-	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
-)
 
-// startMoto runs moto's server (installed with the AWS CLI in this image) on a free port.
-func startMoto(t *testing.T) string {
-	requireTool(t, "python3", "-c", "import moto.server")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command("python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(url + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			return url
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto did not start on %s: %v", url, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
+	"github.com/trailkeeper/trailkeeper/internal/testenv"
+)
 
 // volatile fields differ between any two runs: ids, times, request ids.
 var volatile = map[string]bool{"RoleId": true, "CreateDate": true, "StackId": true, "CreationTime": true, "LastUpdatedTime": true,
@@ -78,7 +48,7 @@ func parseAnswer(s string) any {
 // both emulators with the AWS CLI. Where they differ, the AWS documentation
 // decides, and each known difference says why (AWS-FACTS.md section 10).
 func TestAgainstMoto(t *testing.T) {
-	motoURL := startMoto(t)
+	motoURL := testenv.StartMoto(t)
 	e := newEnv(t, Options{DeliveryInterval: time.Hour, DigestInterval: time.Hour})
 	acct := "123456789012" // moto maps every plain access key to this account
 	sandboxCLI, motoCLI := newCLI(t, e.url), newCLI(t, motoURL)

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -161,7 +162,7 @@ func (s *Sandbox) Start(addr string, useTLS bool) (*Server, error) {
 	out := &Server{srv: &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 30 * time.Second}, ln: ln}
 	scheme := "http"
 	if useTLS {
-		cert, caPEM, err := selfSignedCert()
+		cert, caPEM, err := s.certificate()
 		if err != nil {
 			ln.Close()
 			return nil, err
@@ -194,6 +195,21 @@ func (s *Sandbox) Calls() map[string]int {
 	out := make(map[string]int, len(s.calls.m))
 	for k, v := range s.calls.m {
 		out[k] = v
+	}
+	return out
+}
+
+// WriteCalls is the part of Calls that changed something: Put, Create, Delete,
+// Update, Start, Stop, Tag and Untag actions.
+func (s *Sandbox) WriteCalls() map[string]int {
+	out := map[string]int{}
+	for k, n := range s.Calls() {
+		_, action, _ := strings.Cut(k, " ")
+		for _, verb := range []string{"Put", "Create", "Delete", "Update", "Start", "Stop", "Tag", "Untag"} {
+			if strings.HasPrefix(action, verb) {
+				out[k] += n
+			}
+		}
 	}
 	return out
 }

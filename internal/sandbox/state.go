@@ -171,18 +171,6 @@ func (st *state) principalByID(id string) string {
 	return ""
 }
 
-// roleByID finds a role by unique ID across accounts.
-func (st *state) roleByID(id string) (string, *role) {
-	for acct, a := range st.Accounts {
-		for _, r := range a.Roles {
-			if r.ID == id {
-				return acct, r
-			}
-		}
-	}
-	return "", nil
-}
-
 func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)

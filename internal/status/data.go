@@ -13,6 +13,7 @@ import (
 
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
+	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
 // RTCThreshold is Replication Time Control's promise: 15 minutes.
@@ -31,11 +32,14 @@ func (ck *checker) checkData(ctx context.Context, a *Account, st *setup.SourceSt
 	base := t.LogPrefix() + acct + "/CloudTrail/"
 	regions := []string{t.HomeRegion}
 	if t.MultiRegion {
-		found, err := prefixes(ctx, cl.S3, t.Bucket, base)
+		found, err := (store.S3{Client: cl.S3, Bucket: t.Bucket}).Prefixes(ctx, base)
 		if err != nil {
 			return err
 		}
-		regions = found
+		regions = nil
+		for _, p := range found {
+			regions = append(regions, strings.TrimSuffix(strings.TrimPrefix(p, base), "/"))
+		}
 	}
 	var logs []logObject
 	for _, r := range regions {
@@ -122,20 +126,6 @@ const failedFix = "find the reason in the s3:Replication:OperationFailedReplicat
 	"(AssumeRoleNotPermitted: fix the role's trust; SrcGetObjectNotPermitted: the role's source permissions; " +
 	"DstPutObjectNotPermitted: the archive policy grant; DstBucketUnversioned: archive versioning; " +
 	"DstKmsKeyNotFound: replication.replica_kms_key), run trailkeeper apply, then re-replicate with S3 Batch Replication"
-
-func prefixes(ctx context.Context, c interface {
-	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
-}, bucket, prefix string) ([]string, error) {
-	out, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix, Delimiter: aws.String("/")})
-	if err != nil {
-		return nil, err
-	}
-	var regions []string
-	for _, p := range out.CommonPrefixes {
-		regions = append(regions, strings.TrimSuffix(strings.TrimPrefix(aws.ToString(p.Prefix), prefix), "/"))
-	}
-	return regions, nil
-}
 
 func mustJSON(v any) []byte {
 	data, _ := json.Marshal(v)

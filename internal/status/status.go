@@ -313,7 +313,7 @@ func (ck *checker) checkRule(a *Account, st *setup.SourceState) *s3types.Replica
 		prefix = *rule.Filter.Prefix
 	case rule.Filter != nil && rule.Filter.And != nil && rule.Filter.And.Prefix != nil:
 		prefix = *rule.Filter.And.Prefix
-	case rule.Prefix != nil:
+	case rule.Prefix != nil: // a rule of the older schema, still in use
 		prefix = *rule.Prefix
 	}
 	if rule.Status != s3types.ReplicationRuleStatusEnabled {

@@ -1,0 +1,78 @@
+// Package testenv is what the test suites share: the outside tools CI must have
+// (a missing one fails in CI and skips elsewhere), moto as a second emulator,
+// and the must(call).OK(t) helper.
+package testenv
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// RequireTool fails in CI and skips elsewhere when a tool is missing. With
+// check, the tool is run with those arguments and must succeed.
+func RequireTool(t testing.TB, name string, check ...string) {
+	t.Helper()
+	if len(check) == 0 {
+		if _, err := exec.LookPath(name); err == nil {
+			return
+		}
+	} else if exec.Command(name, check...).Run() == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is required in CI and missing (.ci/run installs or checks it)", name)
+	}
+	t.Skipf("%s not installed", name)
+}
+
+// StartMoto runs moto's server (installed with the AWS CLI in this image) on a
+// free loopback port until the test ends, and returns its URL.
+func StartMoto(t testing.TB) string {
+	t.Helper()
+	RequireTool(t, "python3", "-c", "import moto.server")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command("python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", fmt.Sprint(port))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if resp, err := http.Get(url + "/moto-api/"); err == nil {
+			resp.Body.Close()
+			return url
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("moto did not start on %s", url)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Must(call).OK(t) fails the test when the call returned an error.
+func Must[T any](v T, err error) Result[T] { return Result[T]{v, err} }
+
+// Result is a call's value and error, waiting for OK.
+type Result[T any] struct {
+	v   T
+	err error
+}
+
+// OK returns the value, or fails the test with the error.
+func (r Result[T]) OK(t testing.TB) T {
+	t.Helper()
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return r.v
+}
