@@ -90,6 +90,20 @@ func TestApplyLifecycle(t *testing.T) {
 	if w := e.writes(); len(w) != 0 {
 		t.Fatalf("apply after removal wrote %v", w)
 	}
+
+	// An entry deleted from the config keeps its grant until apply --prune.
+	e.writeConfig([]string{acctA, acctC}, "")
+	out, _, _ = e.run("plan")
+	if !strings.Contains(out, "account "+acctD+" is granted in the archive policy but not in the config") {
+		t.Fatalf("plan does not mention the unlisted account:\n%s", out)
+	}
+	if strings.Contains(out, "bucket policy") {
+		t.Fatalf("plan without --prune changes the policy:\n%s", out)
+	}
+	out = e.apply("--prune")
+	if pol := archivePolicy(t, e); strings.Contains(pol, acctD) || !strings.Contains(out, "run 'trailkeeper remove-source "+acctD+"'") {
+		t.Fatalf("--prune: policy %s\n%s", pol, out)
+	}
 }
 
 func sandboxDefaults() sandbox.Options { return sandbox.Options{} }

@@ -275,3 +275,19 @@ func TestBackgroundEvents(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkReplication measures how long a replicated object stays PENDING on an
+// idle sandbox (issue 2: within one second).
+func BenchmarkReplication(b *testing.B) {
+	e := newEnv(b, Options{})
+	p := newPair(b, e)
+	p.grant(b, sourceAcct)
+	c := e.s3(sourceAcct)
+	for i := 0; b.Loop(); i++ {
+		key := fmt.Sprintf("AWSLogs/%s/bench-%d.json.gz", sourceAcct, i)
+		must(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.source, Key: &key, Body: bytes.NewReader([]byte("x"))})).OK(b)
+		if err := e.sb.WaitReplication(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -39,7 +39,7 @@ type pair struct {
 	role            string
 }
 
-func newPair(t *testing.T, e *env) *pair {
+func newPair(t testing.TB, e *env) *pair {
 	p := &pair{e: e, source: "src-" + sourceAcct, archive: "archive-" + archiveAcct, role: "trailkeeper-replication"}
 	a, s := e.s3(archiveAcct), e.s3(sourceAcct)
 	loc := &types.CreateBucketConfiguration{LocationConstraint: types.BucketLocationConstraint(region)}
@@ -67,7 +67,7 @@ func (p *pair) rule(edit func(*types.ReplicationRule)) *types.ReplicationConfigu
 	return &types.ReplicationConfiguration{Role: aws.String("arn:aws:iam::" + sourceAcct + ":role/" + p.role), Rules: []types.ReplicationRule{r}}
 }
 
-func (p *pair) grant(t *testing.T, grantee string) {
+func (p *pair) grant(t testing.TB, grantee string) {
 	must(p.e.s3(archiveAcct).PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &p.archive, Policy: aws.String(archivePolicy(p.archive, grantee))})).OK(t)
 }
 

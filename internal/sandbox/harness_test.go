@@ -33,13 +33,13 @@ const (
 
 // env is one in-process sandbox served on a loopback port.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	sb     *Sandbox
 	url    string
 	client *http.Client // for https sandboxes: trusts the sandbox's CA
 }
 
-func newEnv(t *testing.T, opts Options) *env {
+func newEnv(t testing.TB, opts Options) *env {
 	t.Helper()
 	sb, err := New(opts)
 	if err != nil {
