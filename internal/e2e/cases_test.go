@@ -55,7 +55,7 @@ func TestKMSEncryptedTrail(t *testing.T) {
 // source bucket are kept, and keep working.
 func TestForeignStatementAndRuleSurvive(t *testing.T) {
 	e := newEnv(t, sandbox.Options{})
-	mem := e.member(world.Member{Account: acctA})
+	e.member(world.Member{Account: acctA})
 	src := world.S3(e.url, acctA, region)
 	bucket := "cm-members-cloudtrail-" + acctA
 	// The archive exists with an auditor's read grant.
@@ -107,7 +107,6 @@ func TestForeignStatementAndRuleSurvive(t *testing.T) {
 	if w := e.writes(); len(w) != 0 {
 		t.Fatalf("second apply wrote %v", w)
 	}
-	_ = mem
 }
 
 // TestAdoptSeedSetup: a setup made by the seed's procedure with the AWS CLI is

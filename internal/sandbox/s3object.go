@@ -3,7 +3,6 @@ package sandbox
 import (
 	"crypto/md5"
 	"encoding/hex"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
@@ -835,5 +834,3 @@ func (s *Sandbox) listUploads(c *call, bkt string) error {
 	sort.Slice(out.Uploads, func(i, j int) bool { return out.Uploads[i].Key < out.Uploads[j].Key })
 	return writeXML(c, "ListMultipartUploadsResult", out)
 }
-
-var _ = xml.Header
