@@ -206,10 +206,11 @@ func printPlan(w io.Writer, g *Globals, p *setup.Plan) error {
 		}
 	}
 	printNotes(w, p)
+	summary := "\n"
 	if len(p.Steps) > 0 {
-		fmt.Fprintf(w, "\nPlan: %d changes in %d accounts.", len(p.Steps), countAccounts(p))
+		summary = fmt.Sprintf("\nPlan: %d changes in %d accounts. ", len(p.Steps), countAccounts(p))
 	}
-	fmt.Fprintf(w, " Archive policy: %s of 20,480 bytes, about %s more accounts fit.\n", thousands(p.PolicyBytes), thousands(p.AccountsFit))
+	fmt.Fprintf(w, "%sArchive policy: %s of 20,480 bytes, about %s more accounts fit.\n", summary, thousands(p.PolicyBytes), thousands(p.AccountsFit))
 	return nil
 }
 

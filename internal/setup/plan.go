@@ -474,6 +474,7 @@ func (p *Plan) planRemoval(c *config.Config, cl *awsapi.Clients, st *SourceState
 }
 
 var seedPrincipalRE = regexp.MustCompile(`^arn:aws:iam::(\d{12}):role/` + seedRoleName + `$`)
+var roleAccountRE = regexp.MustCompile(`^arn:aws:iam::(\d{12}):role/`)
 var resourcePrefixRE = regexp.MustCompile(`^arn:aws:s3:::[^/]+/(.*)\*$`)
 
 // planPolicy merges trailkeeper's statements into the archive policy by Sid,
@@ -534,7 +535,7 @@ func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, remo
 	}
 	var finalRoles []string
 	for _, r := range sortedUnique(grantRoles) {
-		if m := regexp.MustCompile(`^arn:aws:iam::(\d{12}):role/`).FindStringSubmatch(r); m == nil || keep(m[1]) {
+		if m := roleAccountRE.FindStringSubmatch(r); m == nil || keep(m[1]) {
 			finalRoles = append(finalRoles, r)
 		}
 	}
