@@ -91,7 +91,8 @@ Exit codes as for apply.`,
 	return cmd
 }
 
-// loadConfig reads the config, letting AWS_ENDPOINT_URL stand in for endpoint_url.
+// loadConfig reads the --config file. (AWS_ENDPOINT_URL, read by awsapi, stands
+// in for endpoint_url.)
 func loadConfig(g *Globals) (*config.Config, error) {
 	return config.Load(g.Config)
 }

@@ -169,13 +169,19 @@ func (v *verifier) genuine(ctx context.Context, f *folder, c *Chain, key string,
 	return m
 }
 
+// signatureOK checks a signature with the public key of the chain's home region.
 func (v *verifier) signatureOK(ctx context.Context, c *Chain, df *ct.DigestFile, sig string) error {
 	key, err := v.opts.Keys.PublicKey(ctx, c.HomeRegion, df.Fingerprint)
 	if err != nil {
 		return err
 	}
-	return df.VerifySignature(sig, key)
+	if err := df.VerifySignature(sig, key); err != nil {
+		return errBadSignature
+	}
+	return nil
 }
+
+var errBadSignature = errors.New("signature does not verify")
 
 func (v *verifier) checkSignature(ctx context.Context, f *folder, c *Chain, m *member) {
 	if m.sig == "" {
@@ -185,16 +191,11 @@ func (v *verifier) checkSignature(ctx context.Context, f *folder, c *Chain, m *m
 	case err == nil:
 	case errors.Is(err, ErrUnknownKey):
 		m.finder(Error, UnknownKey, "signed with a key CloudTrail does not know in %s (fingerprint %s): re-signed by someone else", c.HomeRegion, m.file.Fingerprint)
-	case err != nil && v.opts.Keys != nil && isKeyLookup(err):
-		m.finder(Error, Unreadable, "cannot look up CloudTrail's public keys: %v", err)
-	default:
+	case errors.Is(err, errBadSignature):
 		m.finder(Error, BadSignature, "signature does not verify: the digest, its location or its predecessor's signature was changed")
+	default:
+		m.finder(Error, Unreadable, "cannot look up CloudTrail's public keys: %v", err)
 	}
-}
-
-func isKeyLookup(err error) bool {
-	var se interface{ Error() string }
-	return errors.As(err, &se) && !errors.Is(err, ErrUnknownKey) && err.Error() != "crypto/rsa: verification error" && err.Error() != "signature is not hex"
 }
 
 // missing reports the digests between prev and m that are not in the archive,
