@@ -307,7 +307,7 @@ func (s *Sandbox) converge(c *call, st *stack, t *template) error {
 		res, err := s.applyResource(c, st, logical, typ, pm, old)
 		if err != nil {
 			st.event(logical, "", typ, status+"_FAILED", err.Error())
-			st.Resources = append(next, remaining(existing, next)...)
+			st.Resources = append(next, values(existing)...) // what stands now, for the rollback
 			return fmt.Errorf("[%s] %v", logical, err)
 		}
 		st.event(logical, res.Physical, typ, status+"_COMPLETE", "")
@@ -356,7 +356,7 @@ func (s *Sandbox) converge(c *call, st *stack, t *template) error {
 	return nil
 }
 
-func remaining(existing map[string]*stackResource, done []stackResource) []stackResource {
+func values(existing map[string]*stackResource) []stackResource {
 	var out []stackResource
 	for _, r := range existing {
 		out = append(out, *r)

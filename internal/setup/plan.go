@@ -271,9 +271,10 @@ func orOff(s string) string {
 	return s
 }
 
-// rolePlan decides which role a source's replication uses: trailkeeper's own,
-// or, when rules of another tool share the bucket's single replication role, that
-// role with trailkeeper's inline policy added.
+// planSource plans one source account: versioning, log file validation, the
+// role and the replication rule. The role is trailkeeper's own, or, when rules
+// of another tool share the bucket's single replication role, that role with
+// trailkeeper's inline policy added.
 func (p *Plan) planSource(c *config.Config, cl *awsapi.Clients, st *SourceState, g *grantChange) error {
 	acct := st.Config.AccountID
 	t := st.Trail
