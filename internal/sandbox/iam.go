@@ -78,26 +78,7 @@ func (s *Sandbox) validateTrust(doc string) error {
 
 func (s *Sandbox) iamActions() map[string]queryHandler {
 	withRole := func(action string, fn func(c *call, p url.Values, r *role) (any, error)) queryHandler {
-		return func(c *call, p url.Values) (any, error) {
-			if err := required(p, "RoleName"); err != nil {
-				return nil, err
-			}
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			name := p.Get("RoleName")
-			if err := s.iamAuthorize(c, "iam:"+action, "arn:aws:iam::"+c.caller.Account+":role/"+name); err != nil {
-				return nil, err
-			}
-			r := s.st.account(c.caller.Account).Roles[name]
-			if r == nil {
-				return nil, noSuchRole(name)
-			}
-			out, err := fn(c, p, r)
-			if err == nil && !c.readOnly {
-				s.dirty.Store(true)
-			}
-			return out, err
-		}
+		return withEntity(s, "RoleName", "role", action, func(a *account, name string) *role { return a.Roles[name] }, noSuchRole, fn)
 	}
 	actions := map[string]queryHandler{
 		"CreateRole": s.createRole,
@@ -243,6 +224,33 @@ func (s *Sandbox) iamActions() map[string]queryHandler {
 		actions[name] = h
 	}
 	return actions
+}
+
+// withEntity makes the handler of an IAM action on a named role or user: it
+// checks the name, the caller's permission and that the entity exists, runs fn
+// under the lock, and marks state to save after a change.
+func withEntity[E any](s *Sandbox, param, kind, action string, find func(*account, string) *E, missing func(string) error,
+	fn func(c *call, p url.Values, e *E) (any, error)) queryHandler {
+	return func(c *call, p url.Values) (any, error) {
+		if err := required(p, param); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		name := p.Get(param)
+		if err := s.iamAuthorize(c, "iam:"+action, "arn:aws:iam::"+c.caller.Account+":"+kind+"/"+name); err != nil {
+			return nil, err
+		}
+		e := find(s.st.account(c.caller.Account), name)
+		if e == nil {
+			return nil, missing(name)
+		}
+		out, err := fn(c, p, e)
+		if err == nil && !c.readOnly {
+			s.dirty.Store(true)
+		}
+		return out, err
+	}
 }
 
 func minify(doc string) string {

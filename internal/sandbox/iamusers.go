@@ -27,26 +27,7 @@ func noSuchUser(name string) error {
 // userActions are IAM's user calls: users, their inline policies and access keys.
 func (s *Sandbox) userActions() map[string]queryHandler {
 	withUser := func(action string, fn func(c *call, p url.Values, u *user) (any, error)) queryHandler {
-		return func(c *call, p url.Values) (any, error) {
-			if err := required(p, "UserName"); err != nil {
-				return nil, err
-			}
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			name := p.Get("UserName")
-			if err := s.iamAuthorize(c, "iam:"+action, "arn:aws:iam::"+c.caller.Account+":user/"+name); err != nil {
-				return nil, err
-			}
-			u := s.st.account(c.caller.Account).Users[name]
-			if u == nil {
-				return nil, noSuchUser(name)
-			}
-			out, err := fn(c, p, u)
-			if err == nil {
-				s.dirty.Store(true)
-			}
-			return out, err
-		}
+		return withEntity(s, "UserName", "user", action, func(a *account, name string) *user { return a.Users[name] }, noSuchUser, fn)
 	}
 	return map[string]queryHandler{
 		"CreateUser": func(c *call, p url.Values) (any, error) {
