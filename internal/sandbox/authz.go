@@ -64,7 +64,7 @@ func (s *Sandbox) identityDecision(c caller, req policy.Request) policy.Decision
 		if u == nil || u.ID != c.UniqueID {
 			return policy.ImplicitDeny
 		}
-		return inlineDecision(u.Inline, req)
+		return s.inlineDecision(u.Inline, req)
 	}
 	if c.Session == "" {
 		return policy.ImplicitDeny // services and anonymous callers have no identity policy
@@ -73,16 +73,14 @@ func (s *Sandbox) identityDecision(c caller, req policy.Request) policy.Decision
 	if r == nil || r.ID != c.UniqueID {
 		return policy.ImplicitDeny // the role was deleted (or recreated) under the session
 	}
-	return roleDecision(r, req)
+	return s.inlineDecision(r.Inline, req)
 }
 
-func roleDecision(r *role, req policy.Request) policy.Decision { return inlineDecision(r.Inline, req) }
-
-// inlineDecision evaluates a principal's inline policies together.
-func inlineDecision(inline map[string]string, req policy.Request) policy.Decision {
+// inlineDecision evaluates a principal's inline policies together. Callers hold s.mu.
+func (s *Sandbox) inlineDecision(inline map[string]string, req policy.Request) policy.Decision {
 	out := policy.ImplicitDeny
 	for _, doc := range inline {
-		d, err := policy.Parse([]byte(doc), policy.Identity)
+		d, err := s.parse(doc, policy.Identity)
 		if err != nil {
 			continue
 		}

@@ -111,11 +111,11 @@ func (s *Sandbox) dispatch(c *call) error {
 	case "s3":
 		return s.serveS3(c)
 	case "iam":
-		return s.serveQuery(c, "https://iam.amazonaws.com/doc/2010-05-08/", s.iamActions())
+		return s.serveQuery(c, "https://iam.amazonaws.com/doc/2010-05-08/", s.iamHandlers)
 	case "sts":
-		return s.serveQuery(c, "https://sts.amazonaws.com/doc/2011-06-15/", s.stsActions())
+		return s.serveQuery(c, "https://sts.amazonaws.com/doc/2011-06-15/", s.stsHandlers)
 	case "cloudformation":
-		return s.serveQuery(c, "http://cloudformation.amazonaws.com/doc/2010-05-15/", s.cfnActions())
+		return s.serveQuery(c, "http://cloudformation.amazonaws.com/doc/2010-05-15/", s.cfnHandlers)
 	case "cloudtrail":
 		return s.serveCloudTrail(c)
 	}

@@ -109,56 +109,6 @@ func (s *Sandbox) iamActions() map[string]queryHandler {
 			}
 			return struct{}{}, nil
 		}),
-		"PutRolePolicy": withRole("PutRolePolicy", func(c *call, p url.Values, r *role) (any, error) {
-			if err := required(p, "PolicyName", "PolicyDocument"); err != nil {
-				return nil, err
-			}
-			doc := p.Get("PolicyDocument")
-			if _, err := policy.Parse([]byte(doc), policy.Identity); err != nil {
-				return nil, errorf(400, "MalformedPolicyDocument", "%s", err.Error())
-			}
-			total := 0
-			for n, d := range r.Inline {
-				if n != p.Get("PolicyName") {
-					total += len(minify(d))
-				}
-			}
-			if total+len(minify(doc)) > 10240 {
-				return nil, errorf(409, "LimitExceeded", "Maximum policy size of 10240 bytes exceeded for role %s", r.Name)
-			}
-			if r.Inline == nil {
-				r.Inline = map[string]string{}
-			}
-			r.Inline[p.Get("PolicyName")] = doc
-			return nil, nil
-		}),
-		"GetRolePolicy": withRole("GetRolePolicy", func(c *call, p url.Values, r *role) (any, error) {
-			c.readOnly = true
-			doc, ok := r.Inline[p.Get("PolicyName")]
-			if !ok {
-				return nil, errorf(404, "NoSuchEntity", "The role policy with name %s cannot be found.", p.Get("PolicyName"))
-			}
-			return struct{ RoleName, PolicyName, PolicyDocument string }{r.Name, p.Get("PolicyName"), url.QueryEscape(doc)}, nil
-		}),
-		"DeleteRolePolicy": withRole("DeleteRolePolicy", func(c *call, p url.Values, r *role) (any, error) {
-			if _, ok := r.Inline[p.Get("PolicyName")]; !ok {
-				return nil, errorf(404, "NoSuchEntity", "The role policy with name %s cannot be found.", p.Get("PolicyName"))
-			}
-			delete(r.Inline, p.Get("PolicyName"))
-			return nil, nil
-		}),
-		"ListRolePolicies": withRole("ListRolePolicies", func(c *call, p url.Values, r *role) (any, error) {
-			c.readOnly = true
-			names := make([]string, 0, len(r.Inline))
-			for n := range r.Inline {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			return struct {
-				PolicyNames []string `xml:"PolicyNames>member"`
-				IsTruncated bool
-			}{names, false}, nil
-		}),
 		"ListAttachedRolePolicies": withRole("ListAttachedRolePolicies", func(c *call, p url.Values, r *role) (any, error) {
 			c.readOnly = true
 			return struct {
@@ -221,6 +171,10 @@ func (s *Sandbox) iamActions() map[string]queryHandler {
 		},
 	}
 	for name, h := range s.userActions() {
+		actions[name] = h
+	}
+	for name, h := range inlinePolicyActions(s, "Role", 10240, withRole,
+		func(r *role) string { return r.Name }, func(r *role) map[string]string { return r.Inline }) {
 		actions[name] = h
 	}
 	return actions
@@ -378,7 +332,7 @@ func (s *Sandbox) assumeRole(c *call, p url.Values) (any, error) {
 		extra["sts:ExternalId"] = []string{ext}
 	}
 	req := policy.Request{Caller: c.caller.policyCaller(), Action: "sts:AssumeRole", Resource: arn, Context: c.requestContext(extra)}
-	trust, err := policy.Parse([]byte(r.Trust), policy.Trust)
+	trust, err := s.parse(r.Trust, policy.Trust)
 	if err != nil || trust.Evaluate(req).Decision != policy.Allowed {
 		return nil, denied
 	}

@@ -2,10 +2,7 @@ package sandbox
 
 import (
 	"net/url"
-	"sort"
 	"time"
-
-	"github.com/trailkeeper/trailkeeper/internal/policy"
 )
 
 type userXML struct {
@@ -29,7 +26,9 @@ func (s *Sandbox) userActions() map[string]queryHandler {
 	withUser := func(action string, fn func(c *call, p url.Values, u *user) (any, error)) queryHandler {
 		return withEntity(s, "UserName", "user", action, func(a *account, name string) *user { return a.Users[name] }, noSuchUser, fn)
 	}
-	return map[string]queryHandler{
+	actions := inlinePolicyActions(s, "User", 2048, withUser,
+		func(u *user) string { return u.Name }, func(u *user) map[string]string { return u.Inline })
+	for name, h := range map[string]queryHandler{
 		"CreateUser": func(c *call, p url.Values) (any, error) {
 			if err := required(p, "UserName"); err != nil {
 				return nil, err
@@ -73,43 +72,6 @@ func (s *Sandbox) userActions() map[string]queryHandler {
 			delete(s.st.account(c.caller.Account).Users, u.Name)
 			return nil, nil
 		}),
-		"PutUserPolicy": withUser("PutUserPolicy", func(c *call, p url.Values, u *user) (any, error) {
-			if err := required(p, "PolicyName", "PolicyDocument"); err != nil {
-				return nil, err
-			}
-			if _, err := policy.Parse([]byte(p.Get("PolicyDocument")), policy.Identity); err != nil {
-				return nil, errorf(400, "MalformedPolicyDocument", "%s", err.Error())
-			}
-			u.Inline[p.Get("PolicyName")] = p.Get("PolicyDocument")
-			return nil, nil
-		}),
-		"GetUserPolicy": withUser("GetUserPolicy", func(c *call, p url.Values, u *user) (any, error) {
-			c.readOnly = true
-			doc, ok := u.Inline[p.Get("PolicyName")]
-			if !ok {
-				return nil, errorf(404, "NoSuchEntity", "The user policy with name %s cannot be found.", p.Get("PolicyName"))
-			}
-			return struct{ UserName, PolicyName, PolicyDocument string }{u.Name, p.Get("PolicyName"), url.QueryEscape(doc)}, nil
-		}),
-		"ListUserPolicies": withUser("ListUserPolicies", func(c *call, p url.Values, u *user) (any, error) {
-			c.readOnly = true
-			names := make([]string, 0, len(u.Inline))
-			for n := range u.Inline {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			return struct {
-				PolicyNames []string `xml:"PolicyNames>member"`
-				IsTruncated bool
-			}{names, false}, nil
-		}),
-		"DeleteUserPolicy": withUser("DeleteUserPolicy", func(c *call, p url.Values, u *user) (any, error) {
-			if _, ok := u.Inline[p.Get("PolicyName")]; !ok {
-				return nil, errorf(404, "NoSuchEntity", "The user policy with name %s cannot be found.", p.Get("PolicyName"))
-			}
-			delete(u.Inline, p.Get("PolicyName"))
-			return nil, nil
-		}),
 		"CreateAccessKey": withUser("CreateAccessKey", func(c *call, p url.Values, u *user) (any, error) {
 			id := randomID("AKIA", 16)
 			k := &userKey{Account: c.caller.Account, User: u.Name, Secret: randomHex(20), Created: time.Now().UTC()}
@@ -140,5 +102,8 @@ func (s *Sandbox) userActions() map[string]queryHandler {
 			delete(s.st.Keys, p.Get("AccessKeyId"))
 			return nil, nil
 		}),
+	} {
+		actions[name] = h
 	}
+	return actions
 }

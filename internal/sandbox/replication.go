@@ -326,7 +326,7 @@ func (s *Sandbox) replicateVersion(src *bucket, rule *replicationRule, v *versio
 		return "AssumeRoleNotPermitted"
 	}
 	r := acct.Roles[m[2]]
-	trust, err := policy.Parse([]byte(r.Trust), policy.Trust)
+	trust, err := s.parse(r.Trust, policy.Trust)
 	if err != nil || trust.Evaluate(policy.Request{Caller: policy.Caller{Service: "s3.amazonaws.com"}, Action: "sts:AssumeRole", Resource: roleARN}).Decision != policy.Allowed {
 		return "AssumeRoleNotPermitted"
 	}

@@ -99,7 +99,7 @@ func (s *Sandbox) bucketOp(c *call, name string, q map[string][]string) error {
 		c.action = "DeleteObjects"
 		return s.deleteObjects(c, name)
 	}
-	for sub, h := range s.bucketSubresources() {
+	for sub, h := range s.subresources {
 		if !has(sub) {
 			continue
 		}

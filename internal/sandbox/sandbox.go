@@ -21,6 +21,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/trailkeeper/trailkeeper/internal/policy"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,6 +74,34 @@ type Sandbox struct {
 	rng         *rand.Rand
 	rngMu       sync.Mutex
 	faultRate   atomic.Uint64 // math.Float64bits of the share of requests that fail
+
+	// Built once in New: the handlers of each service, and parsed policy
+	// documents by text (guarded by mu), so requests do not redo either.
+	iamHandlers, stsHandlers, cfnHandlers map[string]queryHandler
+	subresources                          map[string]bucketHandler
+	parsed                                map[parsedKey]*policy.Document
+}
+
+type parsedKey struct {
+	kind policy.Kind
+	doc  string
+}
+
+// parse returns a parsed policy document, cached by its text. Callers hold s.mu.
+func (s *Sandbox) parse(doc string, kind policy.Kind) (*policy.Document, error) {
+	k := parsedKey{kind, doc}
+	if d, ok := s.parsed[k]; ok {
+		return d, nil
+	}
+	d, err := policy.Parse([]byte(doc), kind)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.parsed) > 10000 { // documents come and go; keep the cache bounded
+		clear(s.parsed)
+	}
+	s.parsed[k] = d
+	return d, nil
 }
 
 // SetFaultRate changes the share of requests that fail, e.g. after a test has
@@ -109,6 +139,9 @@ func New(opts Options) (*Sandbox, error) {
 		calls:     callCounter{m: map[string]int{}},
 	}
 	s.SetFaultRate(opts.FaultRate)
+	s.iamHandlers, s.stsHandlers, s.cfnHandlers = s.iamActions(), s.stsActions(), s.cfnActions()
+	s.subresources = s.bucketSubresources()
+	s.parsed = map[parsedKey]*policy.Document{}
 	if opts.DataDir == "" {
 		s.blobs = &memBlobs{m: map[string][]byte{}}
 	} else {
