@@ -35,6 +35,7 @@ type ArchiveState struct {
 type Role struct {
 	Name   string
 	ARN    string
+	ID     string // the unique id (AROA...) policies match a session against
 	Trust  *policy.Document
 	Policy *policy.Document // trailkeeper's inline policy, nil if absent
 	Stack  string           // the CloudFormation stack that manages it, if any
@@ -239,7 +240,7 @@ func getRole(ctx context.Context, cl *awsapi.Clients, account, name string) (*Ro
 	if err != nil {
 		return nil, wrap(account, "iam GetRole "+name, err)
 	}
-	r := &Role{Name: name, ARN: aws.ToString(out.Role.Arn)}
+	r := &Role{Name: name, ARN: aws.ToString(out.Role.Arn), ID: aws.ToString(out.Role.RoleId)}
 	if r.Trust, err = decodePolicy(aws.ToString(out.Role.AssumeRolePolicyDocument), policy.Trust); err != nil {
 		return nil, &Conflict{Account: account, Msg: "role " + name + ": trust policy cannot be read: " + err.Error()}
 	}

@@ -345,23 +345,27 @@ func (ck *checker) checkPermissions(ctx context.Context, a *Account, st *setup.S
 	c, t, acct := ck.c, st.Trail, st.Config.AccountID
 	roleARN := aws.ToString(st.Replication.Role)
 	name := roleARN[strings.LastIndex(roleARN, "/")+1:]
-	role, err := cl.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: &name})
-	if err != nil {
-		ck.add(a, Error, "role-missing", acct, applyFix, "replication role %s does not exist (%s)", name, awsapi.Code(err))
+	// Discovery has read the rule's role already: trailkeeper's, or the one the
+	// bucket's configuration names.
+	role := st.Role
+	if name != ck.c.Replication.RoleName {
+		role = st.CurrentRole
+	}
+	if role == nil {
+		ck.add(a, Error, "role-missing", acct, applyFix, "replication role %s does not exist", name)
 		return
 	}
-	trust, err := decode(aws.ToString(role.Role.AssumeRolePolicyDocument), policy.Trust)
-	if err != nil || trust.Evaluate(policy.Request{Caller: policy.Caller{Service: "s3.amazonaws.com"}, Action: "sts:AssumeRole", Resource: roleARN}).Decision != policy.Allowed {
+	if role.Trust.Evaluate(policy.Request{Caller: policy.Caller{Service: "s3.amazonaws.com"}, Action: "sts:AssumeRole", Resource: roleARN}).Decision != policy.Allowed {
 		ck.add(a, Error, "role-trust", acct, applyFix, "role %s does not let s3.amazonaws.com assume it", name)
 		return
 	}
-	docs, err := inlinePolicies(ctx, cl, name)
+	docs, err := inlinePolicies(ctx, cl, role)
 	if err != nil {
 		ck.add(a, Warning, "role-unreadable", acct, "grant iam:ListRolePolicies and iam:GetRolePolicy to the status credentials", "cannot read the policies of role %s: %v", name, err)
 		return
 	}
 	sample := t.LogPrefix() + acct + "/CloudTrail/" + t.HomeRegion + "/sample.json.gz"
-	caller := policy.Caller{Account: acct, ARN: "arn:aws:iam::" + acct + ":role/" + name, UniqueID: aws.ToString(role.Role.RoleId)}
+	caller := policy.Caller{Account: acct, ARN: "arn:aws:iam::" + acct + ":role/" + name, UniqueID: role.ID}
 	ctxKeys := map[string][]string{"aws:SecureTransport": {"true"}, "aws:PrincipalArn": {caller.ARN}, "aws:PrincipalAccount": {acct}}
 	need := []struct{ action, resource string }{
 		{"s3:GetObjectVersionForReplication", "arn:aws:s3:::" + t.Bucket + "/" + sample},
@@ -425,14 +429,20 @@ func decode(doc string, kind policy.Kind) (*policy.Document, error) {
 	return policy.Parse([]byte(doc), kind)
 }
 
-func inlinePolicies(ctx context.Context, cl *awsapi.Clients, role string) ([]*policy.Document, error) {
-	list, err := cl.IAM.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: &role})
+// inlinePolicies reads every inline policy of the role, reusing trailkeeper's
+// own, which discovery has read already.
+func inlinePolicies(ctx context.Context, cl *awsapi.Clients, role *setup.Role) ([]*policy.Document, error) {
+	list, err := cl.IAM.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: &role.Name})
 	if err != nil {
 		return nil, err
 	}
 	var out []*policy.Document
 	for _, name := range list.PolicyNames {
-		p, err := cl.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: &role, PolicyName: &name})
+		if name == setup.RolePolicyName && role.Policy != nil {
+			out = append(out, role.Policy)
+			continue
+		}
+		p, err := cl.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: &role.Name, PolicyName: &name})
 		if err != nil {
 			return nil, err
 		}
