@@ -82,21 +82,11 @@ func (d *demo) step(name string, fn func() (string, error)) bool {
 	return true
 }
 
-// cmd runs a trailkeeper command against the demo's config and returns its stdout.
+// cmd runs a trailkeeper command against the demo's config: its stdout, and
+// its stderr too when it failed for another reason than the findings it reports.
 func (d *demo) cmd(args ...string) (string, int) {
 	var out, errb bytes.Buffer
-	root := newRoot(IO{In: strings.NewReader(""), Out: &out, Err: &errb})
-	root.SetArgs(append(args, "--config", d.config, "--no-progress"))
-	code := ExitOK
-	if err := root.ExecuteContext(d.ctx); err != nil {
-		code = ExitProblems
-		if ee, ok := err.(*exitError); ok {
-			code = ee.code
-		}
-		if errb.Len() == 0 && err.Error() != "" {
-			errb.WriteString(err.Error())
-		}
-	}
+	code := run(d.ctx, append(args, "--config", d.config, "--no-progress"), IO{In: strings.NewReader(""), Out: &out, Err: &errb})
 	if code != ExitOK && code != ExitProblems && code != ExitChanges {
 		return out.String() + errb.String(), code
 	}

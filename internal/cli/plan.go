@@ -97,6 +97,15 @@ func loadConfig(g *Globals) (*config.Config, error) {
 	return config.Load(g.Config)
 }
 
+// connectAll loads the config and connects to the archive and every source.
+func connectAll(ctx context.Context, g *Globals, parallel int) (*setup.Env, error) {
+	c, err := loadConfig(g)
+	if err != nil {
+		return nil, err
+	}
+	return setup.Connect(ctx, c, c.Sources, parallel)
+}
+
 func runPlan(ctx context.Context, streams IO, g *Globals, opts *PlanOptions, apply bool) error {
 	c, err := loadConfig(g)
 	if err != nil {

@@ -24,11 +24,7 @@ Nothing is changed in AWS.
 Exit codes: 0 written, 1 a problem that needs a person, 2 configuration error, 3 AWS access error.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := loadConfig(g)
-			if err != nil {
-				return classify(err)
-			}
-			env, err := setup.Connect(cmd.Context(), c, c.Sources, parallel)
+			env, err := connectAll(cmd.Context(), g, parallel)
 			if err != nil {
 				return classify(err)
 			}

@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trailkeeper/trailkeeper/internal/report"
-	"github.com/trailkeeper/trailkeeper/internal/setup"
 	"github.com/trailkeeper/trailkeeper/internal/status"
 )
 
@@ -27,11 +26,7 @@ Exit codes: 0 written, 2 configuration error, 3 AWS access error.`,
 			if file == "" {
 				return usageErr("write trailkeeper report --html report.html", "--html FILE is required")
 			}
-			c, err := loadConfig(g)
-			if err != nil {
-				return classify(err)
-			}
-			env, err := setup.Connect(cmd.Context(), c, c.Sources, parallel)
+			env, err := connectAll(cmd.Context(), g, parallel)
 			if err != nil {
 				return classify(err)
 			}

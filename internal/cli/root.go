@@ -57,7 +57,13 @@ func usageErr(hint string, format string, a ...any) error {
 func Main(args []string, in io.Reader, out, errOut io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	streams := IO{In: in, Out: out, Err: errOut}
+	return run(ctx, args, IO{In: in, Out: out, Err: errOut})
+}
+
+// run executes one command line and turns its outcome into the exit code,
+// printing the error and its hint on stderr.
+func run(ctx context.Context, args []string, streams IO) int {
+	errOut := streams.Err
 	root := newRoot(streams)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

@@ -72,33 +72,26 @@ type Env struct {
 // Connect builds clients for the archive and the given sources and checks, in
 // parallel, that each credential acts in the account the config names.
 func Connect(ctx context.Context, c *config.Config, sources []config.Source, parallel int) (*Env, error) {
-	endpoint := c.EndpointURL
-	e := &Env{Config: c, Sources: map[string]*awsapi.Clients{}}
-	targets := []struct {
-		t   awsapi.Target
-		set func(*awsapi.Clients)
-	}{{awsapi.Target{Account: c.Archive.AccountID, Region: c.Archive.Region, Credentials: c.Archive.Credentials, Endpoint: endpoint},
-		func(cl *awsapi.Clients) { e.Archive = cl }}}
-	var mu sync.Mutex
+	// Target 0 is the archive, then the sources in order.
+	targets := []awsapi.Target{{Account: c.Archive.AccountID, Region: c.Archive.Region, Credentials: c.Archive.Credentials, Endpoint: c.EndpointURL}}
 	for _, s := range sources {
-		targets = append(targets, struct {
-			t   awsapi.Target
-			set func(*awsapi.Clients)
-		}{awsapi.Target{Account: s.AccountID, Region: s.Region, Credentials: s.Credentials, Endpoint: endpoint},
-			func(cl *awsapi.Clients) { mu.Lock(); e.Sources[cl.Account] = cl; mu.Unlock() }})
+		targets = append(targets, awsapi.Target{Account: s.AccountID, Region: s.Region, Credentials: s.Credentials, Endpoint: c.EndpointURL})
 	}
+	clients := make([]*awsapi.Clients, len(targets))
 	err := forEach(ctx, parallel, len(targets), func(ctx context.Context, i int) error {
-		t := targets[i].t
-		cl, err := awsapi.New(ctx, t)
+		cl, err := awsapi.New(ctx, targets[i])
 		if err != nil {
 			return err
 		}
-		if err := cl.CheckIdentity(ctx, awsapi.Describe(t.Credentials)); err != nil {
-			return err
-		}
-		targets[i].set(cl)
-		return nil
+		clients[i] = cl
+		return cl.CheckIdentity(ctx, awsapi.Describe(targets[i].Credentials))
 	})
+	e := &Env{Config: c, Archive: clients[0], Sources: map[string]*awsapi.Clients{}}
+	for _, cl := range clients[1:] {
+		if cl != nil {
+			e.Sources[cl.Account] = cl
+		}
+	}
 	return e, err
 }
 
