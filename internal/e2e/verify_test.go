@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/rand"
 	"crypto/rsa"
 	"io"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trailkeeper/trailkeeper/internal/testenv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
@@ -115,7 +116,7 @@ func TestAgreesWithTheAWSCLI(t *testing.T) {
 		{"all valid", "Members", nil, true},
 		{"trail named a.b_c-d", "a.b_c-d", nil, true},
 		{"one log altered", "Members", func(t *testing.T, e *env, src *s3.Client, bucket string, logs, digests []string) {
-			body := bytes.Replace(gunzipBytes(t, getObject(t, src, bucket, logs[1])), []byte(`"readOnly":true`), []byte(`"readOnly":false`), 1)
+			body := bytes.Replace(testenv.Gunzip(t, getObject(t, src, bucket, logs[1])), []byte(`"readOnly":true`), []byte(`"readOnly":false`), 1)
 			purge(t, src, bucket, logs[1])
 			must(src.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &logs[1], Body: bytes.NewReader(fixture.Gzip(body))})).OK(t)
 		}, false},
@@ -223,13 +224,4 @@ func purge(t *testing.T, c *s3.Client, bucket, key string) {
 	for _, v := range vs.Versions {
 		must(c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key, VersionId: v.VersionId})).OK(t)
 	}
-}
-
-func gunzipBytes(t *testing.T, data []byte) []byte {
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, _ := io.ReadAll(zr)
-	return out
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trailkeeper/trailkeeper/internal/testenv"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
@@ -261,7 +263,7 @@ func TestBackgroundEvents(t *testing.T) {
 		t.Fatalf("%d log files", len(list.Contents))
 	}
 	var records struct{ Records []map[string]any }
-	if err := json.Unmarshal(gunzip(t, e.get(sourceAcct, b, *list.Contents[0].Key)), &records); err != nil {
+	if err := json.Unmarshal(testenv.Gunzip(t, e.get(sourceAcct, b, *list.Contents[0].Key)), &records); err != nil {
 		t.Fatal(err)
 	}
 	if len(records.Records) < 6 { // StartLogging plus five generated events

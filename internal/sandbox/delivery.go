@@ -398,7 +398,10 @@ func (s *Sandbox) putAsService(b *bucket, key string, data []byte, h map[string]
 	return s.addVersion(b, v, data)
 }
 
-// digestFile is the JSON of a digest, fields in CloudTrail's order.
+// digestFile is the JSON of a digest, fields in CloudTrail's order. It is
+// written here again, not taken from internal/cloudtrail, on purpose: the sandbox
+// must not share the tool's reading of AWS's formats, so that the AWS CLI's
+// validate-logs checks the two independently.
 type digestFile struct {
 	AWSAccountID       string          `json:"awsAccountId"`
 	DigestStartTime    string          `json:"digestStartTime"`

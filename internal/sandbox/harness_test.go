@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -97,19 +96,6 @@ func (e *env) get(acct, bucket, key string) []byte {
 		e.t.Fatal(err)
 	}
 	return data
-}
-
-func gunzip(t *testing.T, data []byte) []byte {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 func (e *env) waitReplication() {

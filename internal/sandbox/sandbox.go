@@ -22,10 +22,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/trailkeeper/trailkeeper/internal/policy"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/trailkeeper/trailkeeper/internal/policy"
 )
 
 // Options configure a sandbox. The zero value is a usable in-memory sandbox.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trailkeeper/trailkeeper/internal/testenv"
 )
 
 // seedFile returns one of the seed document's files with its placeholders filled
@@ -129,7 +131,7 @@ func TestSeedProcedureWithAWSCLI(t *testing.T) {
 			break
 		}
 	}
-	forged := gunzip(t, e.get(sourceAcct, source, victim))
+	forged := testenv.Gunzip(t, e.get(sourceAcct, source, victim))
 	forged = bytes.Replace(forged, []byte(`"readOnly":true`), []byte(`"readOnly":false`), 1)
 	c.ok(sourceAcct, "s3api", "put-object", "--bucket", source, "--key", victim, "--content-encoding", "gzip",
 		"--body", strings.TrimPrefix(c.file("forged.json.gz", string(gzipBytes(forged))), "file://"), "--content-type", "application/json")

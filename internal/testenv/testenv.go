@@ -1,10 +1,13 @@
 // Package testenv is what the test suites share: the outside tools CI must have
 // (a missing one fails in CI and skips elsewhere), moto as a second emulator,
-// and the must(call).OK(t) helper.
+// and small helpers: must(call).OK(t), Gunzip.
 package testenv
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -57,6 +60,20 @@ func StartMoto(t testing.TB) string {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// Gunzip returns the uncompressed bytes, or fails the test.
+func Gunzip(t testing.TB, data []byte) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // Must(call).OK(t) fails the test when the call returned an error.

@@ -2,7 +2,6 @@ package verify
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/trailkeeper/trailkeeper/internal/testenv"
 
 	ct "github.com/trailkeeper/trailkeeper/internal/cloudtrail"
 	"github.com/trailkeeper/trailkeeper/internal/cloudtrail/fixture"
@@ -122,7 +123,7 @@ func TestAllValid(t *testing.T) {
 func TestOneLogAltered(t *testing.T) {
 	a := newArchive(t, "Members")
 	victim := a.chains[acctA+"/us-east-1"].Logs[4]
-	body := bytes.Replace(gunzip(t, a.read(victim)), []byte(`"readOnly":true`), []byte(`"readOnly":false`), 1)
+	body := bytes.Replace(testenv.Gunzip(t, a.read(victim)), []byte(`"readOnly":true`), []byte(`"readOnly":false`), 1)
 	a.mem.Purge(victim)
 	a.mem.Put(ctx, victim, fixture.Gzip(body), nil)
 	if errs := errorsOf(a.verify(Options{})); len(errs) != 1 || errs[0] != AlteredLog+" "+victim {
@@ -329,17 +330,4 @@ func TestSampleAndRange(t *testing.T) {
 	if len(r.Chains) != 1 || r.Chains[0].Digests != 4 || len(errorsOf(r)) != 0 {
 		t.Fatalf("range: %+v %v", r.Chains, errorsOf(r))
 	}
-}
-
-func gunzip(t *testing.T, data []byte) []byte {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
