@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -92,7 +93,8 @@ func Parse(data []byte, kind Kind) (*Document, error) {
 		return nil, malformed("Policies must be valid JSON: trailing data after the document")
 	}
 	d := &Document{}
-	for k, v := range raw {
+	for _, k := range inOrder(raw, "Version", "Id", "Statement") {
+		v := raw[k]
 		switch k {
 		case "Version":
 			if err := json.Unmarshal(v, &d.Version); err != nil {
@@ -157,7 +159,8 @@ func parseStatement(v json.RawMessage, kind Kind) (Statement, error) {
 	}
 	var s Statement
 	var err error
-	for k, val := range raw {
+	for _, k := range inOrder(raw, "Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition") {
+		val := raw[k]
 		switch k {
 		case "Sid":
 			if json.Unmarshal(val, &s.Sid) != nil {
@@ -259,7 +262,8 @@ func parsePrincipal(v json.RawMessage) (*Principal, error) {
 		return nil, malformed("Invalid principal in policy")
 	}
 	p := &Principal{}
-	for k, val := range m {
+	for _, k := range inOrder(m) {
+		val := m[k]
 		vals, err := parseStrings(val, "Principal")
 		if err != nil {
 			return nil, malformed("Invalid principal in policy")
@@ -286,12 +290,14 @@ func parseConditions(v json.RawMessage) (Conditions, error) {
 		return nil, malformed("Condition must be an object of objects")
 	}
 	c := Conditions{}
-	for op, keys := range raw {
+	for _, op := range inOrder(raw) {
+		keys := raw[op]
 		if _, err := parseOperator(op); err != nil {
 			return nil, err
 		}
 		c[op] = map[string]Strings{}
-		for key, val := range keys {
+		for _, key := range inOrder(keys) {
+			val := keys[key]
 			var vals Strings
 			var one any
 			if err := json.Unmarshal(val, &one); err != nil {
@@ -422,4 +428,23 @@ func (c Conditions) Keys() []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// inOrder lists a JSON object's keys in a fixed order, the given ones first,
+// so that a document with several errors always reports the same one.
+func inOrder[V any](m map[string]V, first ...string) []string {
+	out := make([]string, 0, len(m))
+	for _, k := range first {
+		if _, ok := m[k]; ok {
+			out = append(out, k)
+		}
+	}
+	var rest []string
+	for k := range m {
+		if !slices.Contains(first, k) {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	return append(out, rest...)
 }
