@@ -128,7 +128,7 @@ func main() {
 			log.Fatalf("trailkeeper found %d problems", r.Problems())
 		}
 		for _, ch := range r.Chains {
-			valid += ch.LogsValid
+			valid += ch.LogsProven
 		}
 	}
 	tkTime := time.Since(tkStart)

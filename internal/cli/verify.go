@@ -30,6 +30,9 @@ type VerifyOptions struct {
 	Sample     string
 	PublicKeys string
 	Parallel   int
+	State      string
+	// AcceptUnsignedTail lets a local copy's newest digests pass unproven.
+	AcceptUnsignedTail bool
 }
 
 func newVerifyCmd(streams IO, g *Globals) *cobra.Command {
@@ -39,14 +42,22 @@ func newVerifyCmd(streams IO, g *Globals) *cobra.Command {
 		Short: "Prove the archive is complete and unaltered: digest chains and log hashes, on the replicated copy",
 		Long: `Validate CloudTrail's signed digest chains and the hash of every log file, on the archive copy itself
 (which 'aws cloudtrail validate-logs' cannot do). LOCATION is the archive of the config (default),
-s3://bucket[/prefix], or a local directory made with 'aws s3 sync' (there the newest digest's signature,
-kept in object metadata, cannot be checked; everything older is checked through the chain).
+s3://bucket[/prefix], or a local directory made with 'aws s3 sync'.
 
-Every missing digest interval, every missing, altered, shadowed or unreferenced log file, every digest with a
-bad signature or an unknown key and every broken chain is reported. Times: RFC 3339, a date (2025-09-10) or
-a duration back from now (48h).
+Every digest and log file in range is proven (a CloudTrail signature and the chain vouch for it), unproven
+(nothing could; the finding says why) or bad. "valid" means everything in range is proven. A local copy keeps
+no object metadata, so the newest digest of each chain is unproven there: verify the bucket, pass --state
+from an earlier run over the bucket, or accept it with --accept-unsigned-tail. Every object under
+AWSLogs/ACCOUNT/ that is not a CloudTrail file is reported. Over S3, a chain whose newest digest is more than
+2 hours older than --until (default: now) is reported as chain-tail-missing.
 
-Exit codes: 0 all valid, 1 problems found, 2 usage or configuration error, 3 AWS access error.`,
+--state FILE makes daily runs incremental: it remembers each chain's newest proven digest, and the next run
+reads only what came after it (and that digest again, to catch a tampered tail).
+
+Times: RFC 3339, a date (2025-09-10) or a duration back from now (48h, 7d).
+
+Exit codes: 0 all valid, 1 problems found (or nothing to verify), 2 usage or configuration error,
+3 AWS access error (credentials, permissions, a missing bucket, the network).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -62,7 +73,9 @@ Exit codes: 0 all valid, 1 problems found, 2 usage or configuration error, 3 AWS
 	f.StringSliceVar(&opts.Regions, "region", nil, "only this region (repeatable)")
 	f.StringVar(&opts.Sample, "sample", "", "hash one log file in N (1/N); every digest is still checked")
 	f.StringVar(&opts.PublicKeys, "public-keys", "", "CloudTrail public keys from 'trailkeeper keys export', for offline verification")
-	f.IntVar(&opts.Parallel, "parallel", 0, "objects read at once (default 32)")
+	f.IntVar(&opts.Parallel, "parallel", 0, "objects read at once (default 64)")
+	f.StringVar(&opts.State, "state", "", "incremental: read and update this state file of proven chain tails")
+	f.BoolVar(&opts.AcceptUnsignedTail, "accept-unsigned-tail", false, "on a local copy, accept each chain's newest digest unproven")
 	return cmd
 }
 
@@ -179,16 +192,30 @@ func runVerify(ctx context.Context, streams IO, g *Globals, opts *VerifyOptions)
 			}
 		}
 	}
+	var state *verify.State
+	if opts.State != "" {
+		if state, err = verify.LoadState(opts.State, s.String()); err != nil {
+			return usageErr("give the state file of this archive, or a new file name to start one", "--state: %v", err)
+		}
+	}
+	// A live bucket's chains must reach "now"; a local copy was taken at some time.
+	_, local := s.(store.Dir)
+	checkTail := opts.Until != "" || !local
+	if until.IsZero() && !local {
+		until = now
+	}
 	prog := newProgress(streams.Err, g, "verify", 0)
-	report, err := verify.Run(ctx, s, verify.Options{Root: root, Since: since, Until: until, Accounts: opts.Accounts, Regions: opts.Regions,
-		Registry: registry, Sample: sample, Parallel: opts.Parallel, Keys: keys,
+	report, err := verify.Run(ctx, s, verify.Options{Root: root, Since: since, Until: until, CheckTail: checkTail, Accounts: opts.Accounts, Regions: opts.Regions,
+		Registry: registry, Sample: sample, Parallel: opts.Parallel, Keys: keys, AcceptUnsignedTail: opts.AcceptUnsignedTail, State: state,
 		Progress: func(done, total int64) { prog.update(int(done), int(total)) }})
 	prog.finish()
 	if err != nil {
-		if awsapi.IsAccess(err) {
-			return &awsapi.AccessError{Account: target(c), Err: err, Hint: "the archive credentials need s3:ListBucketVersions, s3:GetObject and s3:GetObjectVersion, and cloudtrail:ListPublicKeys"}
+		return archiveError(err, s, c)
+	}
+	if opts.State != "" {
+		if err := report.State.Save(opts.State); err != nil {
+			return fmt.Errorf("--state: %w", err)
 		}
-		return err
 	}
 	if g.Output == "json" {
 		if err := writeJSON(streams.Out, report); err != nil {
@@ -197,10 +224,22 @@ func runVerify(ctx context.Context, streams IO, g *Globals, opts *VerifyOptions)
 	} else {
 		printVerify(streams.Out, report)
 	}
-	if n := report.Problems(); n > 0 {
-		return &exitError{code: ExitProblems, err: fmt.Errorf("%d problems found in %s", n, report.Location)}
+	if !report.Valid() {
+		return &exitError{code: ExitProblems, err: fmt.Errorf("%s: %s", report.Location, verdict(report))}
 	}
 	return nil
+}
+
+// archiveError names what went wrong reaching the archive, with exit code 3.
+func archiveError(err error, s store.Store, c *config.Config) error {
+	switch awsapi.Code(err) {
+	case "NoSuchBucket":
+		return &awsapi.AccessError{Account: target(c), Err: err, Hint: s.String() + " does not exist: check the bucket name (and the region and endpoint)"}
+	}
+	if awsapi.IsAccess(err) {
+		return &awsapi.AccessError{Account: target(c), Err: err, Hint: "the archive credentials need s3:ListBucketVersions, s3:GetObject and s3:GetObjectVersion, and cloudtrail:ListPublicKeys"}
+	}
+	return err
 }
 
 func target(c *config.Config) string {
@@ -212,19 +251,17 @@ func target(c *config.Config) string {
 
 func printVerify(w io.Writer, r *verify.Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tREGION\tTRAIL\tDIGESTS\tLOGS\tMISSING\tPROBLEMS")
-	var digests, dvalid, logs, lvalid, skipped int
+	fmt.Fprintln(tw, "ACCOUNT\tREGION\tTRAIL\tDIGESTS PROVEN\tLOGS PROVEN\tMISSING\tPROBLEMS")
 	for _, c := range r.Chains {
 		trail := c.Trail
 		if c.Backfill {
 			trail += " (backfill)"
 		}
-		logCol := fmt.Sprintf("%d/%d", c.LogsValid, c.Logs)
+		logCol := fmt.Sprintf("%d/%d", c.LogsProven, c.Logs)
 		if c.LogsSkipped > 0 {
 			logCol += fmt.Sprintf(" (%d sampled out)", c.LogsSkipped)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%d\t%d\n", c.Account, c.Region, trail, c.DigestsValid, c.Digests, logCol, c.MissingHours, c.Problems)
-		digests, dvalid, logs, lvalid, skipped = digests+c.Digests, dvalid+c.DigestsValid, logs+c.Logs, lvalid+c.LogsValid, skipped+c.LogsSkipped
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%d\t%d\n", c.Account, c.Region, trail, c.DigestsProven, c.Digests, logCol, c.MissingDigests, c.Problems)
 	}
 	tw.Flush()
 	var shown []*verify.Finding
@@ -235,24 +272,63 @@ func printVerify(w io.Writer, r *verify.Report) {
 	}
 	if len(shown) > 0 {
 		fmt.Fprintln(w, "\nFindings:")
-		sort.SliceStable(shown, func(i, j int) bool { return shown[i].Severity < shown[j].Severity })
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		rank := map[verify.Severity]int{verify.Error: 0, verify.Unproven: 1, verify.Warning: 2}
+		sort.SliceStable(shown, func(i, j int) bool { return rank[shown[i].Severity] < rank[shown[j].Severity] })
 		for _, f := range shown {
-			fmt.Fprintf(tw, "  %s\t%s\t%s %s\t%s\t%s\n", f.Severity, f.Kind, f.Account, f.Region, f.Key, f.Message)
+			where := strings.TrimSpace(f.Account + " " + f.Region)
+			count := ""
+			if f.Count > 0 {
+				count = fmt.Sprintf(" [%s]", plural(f.Count, "log file", "log files"))
+			}
+			fmt.Fprintf(w, "  %s %s %s %s: %s%s\n", f.Severity, f.Kind, where, f.Key, f.Message, count)
+			if f.Fix != "" {
+				fmt.Fprintf(w, "      fix: %s\n", f.Fix)
+			}
 		}
-		tw.Flush()
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
-	verdict := "all valid"
-	if p := r.Problems(); p > 0 {
-		verdict = fmt.Sprintf("%d problems", p)
-	}
+	t := r.Totals()
 	sampled := ""
-	if skipped > 0 {
-		sampled = fmt.Sprintf(" (%s not hashed: --sample)", thousands(skipped))
+	if t.LogsSkipped > 0 {
+		sampled = fmt.Sprintf(" (%s not hashed: --sample)", thousands(t.LogsSkipped))
 	}
-	fmt.Fprintf(w, "\n%s: %d chains, %s/%s digests and %s/%s log files valid%s: %s.\n", r.Location, len(r.Chains),
-		thousands(dvalid), thousands(digests), thousands(lvalid), thousands(logs), sampled, verdict)
+	fmt.Fprintf(w, "\n%s: %s, %s/%s digests and %s/%s log files proven%s: %s.\n", r.Location, plural(len(r.Chains), "chain", "chains"),
+		thousands(t.DigestsProven), thousands(t.Digests), thousands(t.LogsProven), thousands(t.Logs), sampled, verdict(r))
+}
+
+// verdict is the one-line answer: "valid" only when everything in range is proven.
+func verdict(r *verify.Report) string {
+	if r.Valid() {
+		if r.AcceptedUnsignedTail {
+			return "valid, with each chain's newest digest accepted unsigned (--accept-unsigned-tail)"
+		}
+		return "valid"
+	}
+	var bad, unproven int
+	for _, f := range r.Findings {
+		if r.Failing(f) {
+			if f.Severity == verify.Error {
+				bad++
+			} else {
+				unproven++
+			}
+		}
+	}
+	var parts []string
+	if bad > 0 {
+		parts = append(parts, plural(bad, "problem", "problems"))
+	}
+	if unproven > 0 {
+		parts = append(parts, plural(unproven, "unproven finding", "unproven findings"))
+	}
+	return "NOT valid: " + strings.Join(parts, ", ")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return thousands(n) + " " + many
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
 	"io"
 	"path/filepath"
 	"strings"
@@ -50,7 +51,7 @@ func TestVerifyTheArchive(t *testing.T) {
 		e.deliveries(a, 3)
 	}
 	out, errOut, code := e.run("verify")
-	if code != 0 || !strings.Contains(out, "all valid") || strings.Contains(out, "Findings") {
+	if code != 0 || !strings.Contains(out, ": valid.") || strings.Contains(out, "Findings") {
 		t.Fatalf("verify of an intact archive: exit %d\n%s%s", code, out, errOut)
 	}
 	// The archive account (write access, GOVERNANCE lock) writes a new version over a log.
@@ -82,6 +83,53 @@ func TestVerifyTheArchive(t *testing.T) {
 	}
 	if code := cli.Main([]string{"verify", dir, "--config", filepath.Join(t.TempDir(), "none.yaml")}, strings.NewReader(""), &outb, &errb); code != 2 {
 		t.Fatalf("verify without keys or config: exit %d, want 2", code)
+	}
+}
+
+// TestVerifyCommandEdges: what a cron job or a careless user meets: a missing
+// bucket is an access error (3), an empty directory is not "valid" (1), `verify .`
+// works from inside a copy, and --state makes the next run read only what is new.
+func TestVerifyCommandEdges(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	e.member(world.Member{Account: acctA})
+	e.writeConfig([]string{acctA}, "")
+	e.apply()
+	e.deliveries(acctA, 3)
+
+	out, errOut, code := e.run("verify", "s3://no-such-bucket-here")
+	if code != 3 || !strings.Contains(errOut, "does not exist") {
+		t.Fatalf("missing bucket: exit %d\n%s%s", code, out, errOut)
+	}
+	empty := t.TempDir()
+	out, errOut, code = e.run("verify", empty)
+	if code != 1 || !strings.Contains(out, "no CloudTrail digests under "+empty) || strings.Contains(out, ": valid") {
+		t.Fatalf("empty directory: exit %d\n%s%s", code, out, errOut)
+	}
+
+	dir := t.TempDir()
+	copyLatest(t, e, dir)
+	t.Chdir(dir)
+	out, errOut, code = e.run("verify", ".")
+	if code != 1 || !strings.Contains(out, "unsigned-tail") {
+		t.Fatalf("verify . of a local copy: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code = e.run("verify", ".", "--accept-unsigned-tail"); code != 0 || !strings.Contains(out, "valid, with each chain's newest digest accepted unsigned") {
+		t.Fatalf("--accept-unsigned-tail: exit %d\n%s%s", code, out, errOut)
+	}
+
+	state := filepath.Join(t.TempDir(), "verify-state.json")
+	if out, errOut, code = e.run("verify", "--state", state, "--output", "json"); code != 0 {
+		t.Fatalf("first --state run: exit %d\n%s%s", code, out, errOut)
+	}
+	e.deliveries(acctA, 1)
+	out, errOut, code = e.run("verify", "--state", state, "--output", "json")
+	var r verify.Report
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
+		t.Fatalf("second --state run: exit %d\n%s%s", code, out, errOut)
+	}
+	// The proven tail, the new digest and the log files it lists; nothing older.
+	if r.ObjectsRead > int64(2+r.Totals().Logs) || r.Totals().DigestsProven != 2 || r.Chains[0].ProvenBefore == "" {
+		t.Fatalf("incremental run read %d objects: %+v", r.ObjectsRead, r.Chains)
 	}
 }
 

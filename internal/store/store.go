@@ -58,11 +58,11 @@ func (d Dir) String() string  { return d.Root }
 func (d Dir) Versioned() bool { return false }
 
 func (d Dir) path(key string) (string, error) {
-	p := filepath.Join(d.Root, filepath.FromSlash(key))
-	if !strings.HasPrefix(p, filepath.Clean(d.Root)+string(filepath.Separator)) {
+	// A key such as ../x must not reach outside the copy; "." is a fine root.
+	if !filepath.IsLocal(filepath.FromSlash(key)) {
 		return "", fmt.Errorf("key %q leaves %s", key, d.Root)
 	}
-	return p, nil
+	return filepath.Join(d.Root, filepath.FromSlash(key)), nil
 }
 
 func (d Dir) Prefixes(ctx context.Context, prefix string) ([]string, error) {

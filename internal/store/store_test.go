@@ -82,6 +82,20 @@ func TestDirRefusesKeysOutsideTheRoot(t *testing.T) {
 	}
 }
 
+// `verify .` from inside a copy: the root "." must work.
+func TestDirRootedAtTheWorkingDirectory(t *testing.T) {
+	t.Chdir(t.TempDir())
+	d := Dir{Root: "."}
+	if err := d.Put(context.Background(), "AWSLogs/1/a", []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := d.Open(context.Background(), "AWSLogs/1/a", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+}
+
 func TestS3(t *testing.T) {
 	sb, err := sandbox.New(sandbox.Options{})
 	if err != nil {

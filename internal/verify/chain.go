@@ -3,7 +3,9 @@ package verify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
+	"runtime"
 	"sort"
 	"time"
 
@@ -11,96 +13,198 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
+// state of a digest or log file.
+type state int
+
+const (
+	unproven state = iota
+	proven
+	bad
+)
+
 // member is the genuine version of one digest key in a chain.
 type member struct {
 	*digestVersion
-	sig    string // the signature to check: from metadata, else from the successor's link
-	ok     bool   // no error found for this digest
-	finder func(sev Severity, kind, format string, a ...any)
+	chain     *chainRun
+	state     state
+	proof     string   // the signature that proved it
+	finding   *Finding // its one finding, if any (decided before it is added)
+	fromState bool     // the tail an earlier run proved: its logs are not read again
+	logIssues int      // log files it lists that are missing or altered
 }
 
-// chain checks one chain and registers the log files its digests list.
-func (v *verifier) chain(ctx context.Context, f *folder, id chainID, versions []*digestVersion, referenced map[string]*logRef) *Chain {
-	c := &Chain{Account: id.account, Region: id.region, Trail: id.trail, HomeRegion: id.home, Backfill: id.backfill}
-	v.mu.Lock()
-	v.report.Chains = append(v.report.Chains, c)
-	v.mu.Unlock()
-	byKey := map[string][]*digestVersion{}
-	for _, d := range versions {
-		byKey[d.key.Raw] = append(byKey[d.key.Raw], d)
+func (m *member) start() time.Time {
+	if m.file != nil {
+		return m.file.Start
 	}
-	var members []*member
-	for key, vs := range byKey {
-		if m := v.genuine(ctx, f, c, key, vs); m != nil {
-			members = append(members, m)
-		}
+	return m.key.Time.Add(-time.Hour)
+}
+
+func (m *member) end() time.Time {
+	if m.file != nil {
+		return m.file.End
 	}
-	sort.Slice(members, func(i, j int) bool { return members[i].key.Time.Before(members[j].key.Time) })
-	c.Digests = len(members)
-	if len(members) == 0 {
-		return c
-	}
-	c.First, c.Last = members[0].file.Start, members[len(members)-1].file.End
-	interval := typicalInterval(members)
-	for i, m := range members {
-		df := m.file
-		var prev *member
-		if i > 0 {
-			prev = members[i-1]
-		}
-		switch {
-		case df.ChainStart():
-			msg := "chain starts: the first digest after logging or log file validation was turned on"
-			if prev != nil {
-				msg = "chain restarts: logging or validation was stopped after " + prev.file.End.Format(time.RFC3339) + " (digests of a stopped trail end their chain)"
-			}
-			m.finder(Info, ChainStart, "%s", msg)
-		case prev != nil && *df.PreviousObject == prev.key.Raw:
-			if *df.PreviousHash != prev.file.RawHash {
-				prev.finder(Error, AlteredDigest, "its SHA-256 differs from the hash its successor recorded: the digest was altered")
-				prev.ok = false
-			}
-			if prev.sig == "" {
-				prev.sig = *df.PreviousSignature
-			} else if prev.sig != *df.PreviousSignature {
-				prev.finder(Error, ChainBreak, "its signature differs from the one its successor recorded")
-				prev.ok = false
-			}
-		default:
-			v.missing(f, c, m, prev, interval)
-		}
-		if prev != nil {
-			v.checkSignature(ctx, f, c, prev)
-		}
-	}
-	last := members[len(members)-1]
-	if last.sig == "" {
-		last.finder(Warning, NoSignature, "the newest digest's signature is in object metadata, which a local copy does not keep; verify the bucket itself to check it")
-	} else {
-		v.checkSignature(ctx, f, c, last)
-	}
-	for _, m := range members {
-		if m.ok {
-			c.DigestsValid++
-		}
-		for _, l := range m.file.LogFiles {
-			ref := &logRef{hash: l.HashValue, chain: c, digest: m.key.Raw}
-			if want := v.bucket(f.account, l.Bucket); l.Bucket != want {
-				m.finder(Error, WrongBucket, "lists log file %s in bucket %s; account %s's trail bucket is %s", l.Object, l.Bucket, f.account, want)
-			}
-			if _, dup := referenced[l.Object]; !dup {
-				c.Logs++
-			}
-			referenced[l.Object] = ref
-		}
-	}
-	return c
+	return m.key.Time
+}
+
+// linksTo reports whether m names p as its predecessor.
+func (m *member) linksTo(p *member) bool {
+	return m.file != nil && p != nil && !m.file.ChainStart() && *m.file.PreviousObject == p.key.Raw
+}
+
+// chainRun is one chain being checked.
+type chainRun struct {
+	folder  *folder
+	id      chainID
+	digests []*digestVersion // every version read, of every key
+	summary *Chain
+	members []*member // oldest first
+	tail    *Tail     // the proven tail an earlier run left, or nil
+}
+
+// gap is a missing digest interval; log files in it count against its finding.
+type gap struct {
+	from, to time.Time
+	finding  *Finding
 }
 
 type logRef struct {
 	hash   string
-	chain  *Chain
-	digest string
+	member *member
+}
+
+// checkChains groups the digests into chains and checks every chain, several
+// at once (signature checks use the CPU).
+func (v *verifier) checkChains(ctx context.Context, folders []*folder, digests []*digestVersion) error {
+	byChain := map[*folder]map[chainID][]*digestVersion{}
+	for _, d := range digests {
+		f := d.folder
+		if byChain[f] == nil {
+			byChain[f] = map[chainID][]*digestVersion{}
+		}
+		id := chainID{f.account, f.region, d.key.Trail, d.key.HomeRegion, d.key.Backfill}
+		byChain[f][id] = append(byChain[f][id], d)
+	}
+	var runs []*chainRun
+	for _, f := range folders {
+		f.referenced = map[string][]logRef{}
+		ids := make([]chainID, 0, len(byChain[f]))
+		for id := range byChain[f] {
+			ids = append(ids, id)
+		}
+		sort.Slice(ids, func(i, j int) bool { return ids[i].String() < ids[j].String() })
+		for _, id := range ids {
+			c := &chainRun{folder: f, id: id, digests: byChain[f][id], summary: &Chain{Account: id.account, Region: id.region, Trail: id.trail, HomeRegion: id.home, Backfill: id.backfill}}
+			if v.opts.State != nil {
+				c.tail = v.opts.State.Chains[id.String()]
+			}
+			if c.tail != nil {
+				c.summary.ProvenBefore = c.tail.Key
+			}
+			f.chains = append(f.chains, c)
+			runs = append(runs, c)
+			v.report.Chains = append(v.report.Chains, c.summary)
+		}
+	}
+	err := parallel(ctx, runtime.NumCPU(), len(runs), func(ctx context.Context, i int) error {
+		return v.chain(ctx, runs[i])
+	})
+	if err != nil {
+		return err
+	}
+	// Register the log files each digest lists, for hashing.
+	for _, f := range folders {
+		for _, c := range f.chains {
+			for _, m := range c.members {
+				if m.file == nil {
+					continue
+				}
+				for _, l := range m.file.LogFiles {
+					f.referenced[l.Object] = append(f.referenced[l.Object], logRef{hash: l.HashValue, member: m})
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// chain checks one chain: which version of each digest is genuine, which
+// digests are proven, unproven or bad, and every link and gap between them.
+func (v *verifier) chain(ctx context.Context, c *chainRun) error {
+	f := c.folder
+	byKey := map[string][]*digestVersion{}
+	for _, d := range c.digests {
+		byKey[d.key.Raw] = append(byKey[d.key.Raw], d)
+	}
+	for key, vs := range byKey {
+		if c.tail != nil && vs[0].key.Time.Before(c.tail.End) {
+			continue // proven by an earlier run
+		}
+		m, err := v.genuine(ctx, f, c, key, vs)
+		if err != nil {
+			return err
+		}
+		if m != nil {
+			m.chain = c
+			c.members = append(c.members, m)
+		}
+	}
+	sort.Slice(c.members, func(i, j int) bool { return c.members[i].key.Time.Before(c.members[j].key.Time) })
+	ms := c.members
+	if len(ms) == 0 {
+		return nil
+	}
+	c.summary.Digests = len(ms)
+	c.summary.First, c.summary.Last = ms[0].start(), ms[len(ms)-1].end()
+
+	// Newest first: on a local copy a digest's signature is in its successor.
+	for i := len(ms) - 1; i >= 0; i-- {
+		var succ *member
+		if i+1 < len(ms) {
+			succ = ms[i+1]
+		}
+		if err := v.prove(ctx, f, c, ms[i], succ, i == len(ms)-1); err != nil {
+			return err
+		}
+	}
+	v.links(f, c)
+	for _, m := range ms {
+		switch m.state {
+		case proven:
+			c.summary.DigestsProven++
+		case unproven:
+			c.summary.DigestsUnproven++
+		}
+		if m.finding != nil {
+			v.addTo(c, m.finding)
+		}
+		if m.file != nil {
+			if want := v.bucket(f.account, m.file.Bucket); m.state != bad {
+				for _, l := range m.file.LogFiles {
+					if l.Bucket != want {
+						v.addTo(c, v.finding(Error, WrongBucket, m, "lists log file %s in bucket %s; account %s's trail bucket is %s", l.Object, l.Bucket, f.account, want))
+						break
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// addTo adds a finding and counts it against the chain when it fails the run.
+func (v *verifier) addTo(c *chainRun, f *Finding) {
+	v.add(f)
+	if v.report.Failing(f) {
+		v.mu.Lock()
+		c.summary.Problems++
+		v.mu.Unlock()
+	}
+}
+
+func (v *verifier) finding(sev Severity, kind string, m *member, format string, a ...any) *Finding {
+	return &Finding{Severity: sev, Kind: kind, Account: m.folder.account, Region: m.folder.region, Trail: m.chain.id.trail,
+		Key: m.key.Raw, VersionID: m.version.VersionID, Message: fmt.Sprintf(format, a...)}
 }
 
 // bucket returns the bucket an account's digests must name: the registered
@@ -117,135 +221,239 @@ func (v *verifier) bucket(account, seen string) string {
 }
 
 // genuine picks, among the versions of one digest key, the one CloudTrail wrote
-// (its signature verifies), and reports every other version as tampering.
-func (v *verifier) genuine(ctx context.Context, f *folder, c *Chain, key string, vs []*digestVersion) *member {
-	var candidates []*digestVersion
+// (its signature verifies; else the oldest, the replica) and reports every
+// other version. An unreadable digest stays a member, so that its successor's
+// link to it is not taken for a break.
+func (v *verifier) genuine(ctx context.Context, f *folder, c *chainRun, key string, vs []*digestVersion) (*member, error) {
+	var candidates, unreadable []*digestVersion
+	var marker *digestVersion
 	for _, d := range vs {
 		switch {
-		case d.version.DeleteMarker && d.version.Latest:
-			v.add(v.finding(Error, DeleteMarker, f, c.Trail, key, d.version.VersionID, "a delete marker hides this digest; the digest itself is kept in an older version"))
+		case d.version.DeleteMarker:
+			if d.version.Latest {
+				marker = d
+			}
 		case d.file != nil:
 			candidates = append(candidates, d)
 		case d.err != nil && !errors.Is(d.err, store.ErrNotFound):
-			v.add(v.finding(Error, Unreadable, f, c.Trail, key, d.version.VersionID, "not a readable digest: %v", d.err))
+			unreadable = append(unreadable, d)
 		}
 	}
-	if len(candidates) == 0 {
-		return nil
+	report := func(d *digestVersion, kind, format string, a ...any) {
+		v.addTo(c, &Finding{Severity: Error, Kind: kind, Account: f.account, Region: f.region, Trail: c.id.trail, Key: key, VersionID: d.version.VersionID,
+			Message: fmt.Sprintf(format, a...)})
 	}
-	pick := candidates[0]
+	if marker != nil {
+		report(marker, DeleteMarker, "a delete marker hides this digest; the digest itself is kept in an older version")
+	}
+	if len(candidates) == 0 {
+		if len(unreadable) == 0 {
+			return nil, nil
+		}
+		d := unreadable[len(unreadable)-1]
+		m := &member{digestVersion: d, state: bad, chain: c}
+		m.finding = v.finding(Error, Unreadable, m, "not a readable digest: %v", d.err)
+		for _, u := range unreadable[:len(unreadable)-1] {
+			report(u, ShadowingVersion, "another unreadable version of this digest: %v", u.err)
+		}
+		return m, nil
+	}
+	pick := candidates[len(candidates)-1] // versions come newest first: the oldest is the replica
 	if len(candidates) > 1 {
 		for _, d := range candidates {
-			if d.sig != "" && v.signatureOK(ctx, c, d.file, d.sig) == nil {
+			if d.metaSig == "" {
+				continue
+			}
+			ok, err := v.signatureOK(ctx, c, d.file, d.metaSig)
+			if err != nil {
+				return nil, err
+			}
+			if ok == nil {
 				pick = d
 				break
 			}
 		}
 		for _, d := range candidates {
 			if d != pick {
-				v.add(v.finding(Error, ShadowingVersion, f, c.Trail, key, d.version.VersionID,
-					"another version of this digest was written over the replica (version %s is the one CloudTrail signed)", pick.version.VersionID))
+				report(d, ShadowingVersion, "another version of this digest was written over the replica (version %s is the one CloudTrail signed)", pick.version.VersionID)
 			}
 		}
 	}
-	m := &member{digestVersion: pick, sig: pick.sig, ok: true}
-	m.finder = func(sev Severity, kind, format string, a ...any) {
-		if sev == Error {
-			m.ok = false
-			c.Problems++
-		}
-		v.add(v.finding(sev, kind, f, c.Trail, key, pick.version.VersionID, format, a...))
+	for _, u := range unreadable {
+		report(u, ShadowingVersion, "an unreadable version written over the replica: %v", u.err)
 	}
-	df := pick.file
-	switch {
-	case df.AccountID != f.account:
-		m.finder(Error, MovedDigest, "names account %s but lies under account %s", df.AccountID, f.account)
-	case df.Object != key:
-		m.finder(Error, MovedDigest, "names %s as its location: it was moved or copied from elsewhere", df.Object)
-	}
-	if want := v.bucket(f.account, df.Bucket); df.Bucket != want {
-		m.finder(Error, WrongBucket, "was written to bucket %s, not account %s's trail bucket %s", df.Bucket, f.account, want)
-	}
-	return m
+	return &member{digestVersion: pick, chain: c}, nil
 }
 
-// signatureOK checks a signature with the public key of the chain's home region.
-func (v *verifier) signatureOK(ctx context.Context, c *Chain, df *ct.DigestFile, sig string) error {
-	key, err := v.opts.Keys.PublicKey(ctx, c.HomeRegion, df.Fingerprint)
+var (
+	errBadSignature = errors.New("signature does not verify")
+)
+
+// signatureOK checks a signature with the public key of the chain's home
+// region. The verdict is the first result; the error is a failed key lookup.
+func (v *verifier) signatureOK(ctx context.Context, c *chainRun, df *ct.DigestFile, sig string) (verdict, lookup error) {
+	key, err := v.opts.Keys.PublicKey(ctx, c.id.home, df.Fingerprint)
+	if errors.Is(err, ErrUnknownKey) {
+		return ErrUnknownKey, nil
+	}
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("CloudTrail public keys of %s: %w", c.id.home, err)
 	}
 	if err := df.VerifySignature(sig, key); err != nil {
-		return errBadSignature
+		return errBadSignature, nil
+	}
+	return nil, nil
+}
+
+// prove decides whether m is proven, unproven or bad. succ is the digest after
+// it in the chain, already decided.
+func (v *verifier) prove(ctx context.Context, f *folder, c *chainRun, m, succ *member, newest bool) error {
+	if m.file == nil {
+		return nil // unreadable: bad, reported
+	}
+	df := m.file
+	switch {
+	case df.AccountID != f.account:
+		m.state, m.finding = bad, v.finding(Error, MovedDigest, m, "names account %s but lies under account %s", df.AccountID, f.account)
+		return nil
+	case df.Object != m.key.Raw:
+		m.state, m.finding = bad, v.finding(Error, MovedDigest, m, "names %s as its location: it was moved or copied from elsewhere", df.Object)
+		return nil
+	}
+	if want := v.bucket(f.account, df.Bucket); df.Bucket != want {
+		m.state, m.finding = bad, v.finding(Error, WrongBucket, m, "was written to bucket %s, not account %s's trail bucket %s", df.Bucket, f.account, want)
+		return nil
+	}
+	linked := succ != nil && succ.linksTo(m)
+	succProven := linked && succ.state == proven
+	check := func(sig string) (error, error) { return v.signatureOK(ctx, c, df, sig) }
+	switch {
+	case c.tail != nil && c.tail.Key == m.key.Raw:
+		if df.RawHash != c.tail.Hash {
+			m.state, m.finding = bad, v.finding(Error, AlteredDigest, m, "differs from the digest proven on %s (SHA-256 %s, now %s)", c.tail.Proven.Format(time.RFC3339), c.tail.Hash, df.RawHash)
+			return nil
+		}
+		m.state, m.proof, m.fromState = proven, c.tail.Signature, true
+	case m.metaSig != "":
+		res, err := check(m.metaSig)
+		if err != nil {
+			return err
+		}
+		switch {
+		case res == nil:
+			m.state, m.proof = proven, m.metaSig
+		case succProven && *succ.file.PreviousHash != df.RawHash:
+			m.state, m.finding = bad, v.finding(Error, AlteredDigest, m, "its SHA-256 differs from the one its proven successor %s recorded: the digest was altered", succ.key.Raw)
+		case errors.Is(res, ErrUnknownKey):
+			m.state, m.finding = bad, v.finding(Error, UnknownKey, m, "signed with a key CloudTrail does not publish for %s (fingerprint %s): re-signed by someone else", c.id.home, df.Fingerprint)
+		default:
+			m.state, m.finding = bad, v.finding(Error, BadSignature, m, "signature does not verify: the digest, its location or its predecessor's signature was changed")
+		}
+	case v.s.Versioned():
+		// S3 keeps the signature CloudTrail wrote; an object without it was re-uploaded.
+		m.state, m.finding = bad, v.finding(Error, MissingSignature, m, "has no x-amz-meta-signature: CloudTrail signs every digest, and replication keeps the metadata")
+	case linked:
+		res, err := check(*succ.file.PreviousSignature)
+		if err != nil {
+			return err
+		}
+		switch {
+		case res == nil:
+			m.state, m.proof = proven, *succ.file.PreviousSignature
+		case succProven:
+			m.state, m.finding = bad, v.finding(Error, AlteredDigest, m, "does not match the signature its proven successor %s recorded: the digest was altered", succ.key.Raw)
+		default:
+			m.finding = v.finding(Unproven, UnprovenDigest, m, "its signature is kept only in its successor %s, which is not proven itself", succ.key.Raw)
+		}
+	case newest:
+		m.finding = v.finding(Unproven, UnsignedTail, m, "the newest digest of its chain: its signature is in object metadata, which a local copy does not keep")
+	default:
+		m.finding = v.finding(Unproven, UnprovenDigest, m, "its signature is kept only in the digest after it, which is not in the archive")
+	}
+	// The successor's link must match what is proven here; a successor that
+	// only its own (unverifiable) content vouches for is bad if it disagrees.
+	if m.state == proven && linked && succ.state != bad &&
+		(*succ.file.PreviousHash != df.RawHash || *succ.file.PreviousSignature != m.proof) {
+		succ.state = bad
+		succ.finding = v.finding(Error, ChainBreak, succ, "records a hash or signature for its predecessor %s other than the proven one", m.key.Raw)
 	}
 	return nil
 }
 
-var errBadSignature = errors.New("signature does not verify")
-
-func (v *verifier) checkSignature(ctx context.Context, f *folder, c *Chain, m *member) {
-	if m.sig == "" {
-		return
-	}
-	switch err := v.signatureOK(ctx, c, m.file, m.sig); {
-	case err == nil:
-	case errors.Is(err, ErrUnknownKey):
-		m.finder(Error, UnknownKey, "signed with a key CloudTrail does not know in %s (fingerprint %s): re-signed by someone else", c.HomeRegion, m.file.Fingerprint)
-	case errors.Is(err, errBadSignature):
-		m.finder(Error, BadSignature, "signature does not verify: the digest, its location or its predecessor's signature was changed")
-	default:
-		m.finder(Error, Unreadable, "cannot look up CloudTrail's public keys: %v", err)
-	}
-}
-
-// missing reports the digests between prev and m that are not in the archive,
-// one finding per missing interval (the AWS CLI reports a run of them as one).
-func (v *verifier) missing(f *folder, c *Chain, m, prev *member, interval time.Duration) {
-	prevKey := *m.file.PreviousObject
-	if _, listed := f.digests[prevKey]; listed {
-		pk, err := ct.ParseKey(prevKey)
-		if err == nil && !v.inRange(pk.Time) {
-			return // the predecessor lies before --since
+// links walks the chain oldest first: chain starts, and the digests missing
+// between two members (one finding per missing interval, where the AWS CLI
+// reports a run of them as one).
+func (v *verifier) links(f *folder, c *chainRun) {
+	ms := c.members
+	interval := typicalInterval(ms)
+	for i, m := range ms {
+		var prev *member
+		if i > 0 {
+			prev = ms[i-1]
 		}
-		m.finder(Error, ChainBreak, "names %s as its predecessor, which is not the digest before it", prevKey)
-		return
-	}
-	if prev == nil {
-		if pk, err := ct.ParseKey(prevKey); err == nil && !v.inRange(pk.Time) {
-			return
+		if m.file == nil || m.linksTo(prev) {
+			continue
 		}
-		v.add(&Finding{Severity: Error, Kind: MissingDigest, Account: f.account, Region: f.region, Trail: c.Trail, Key: prevKey,
-			Message: "missing: the predecessor of " + m.key.Raw})
-		c.MissingHours++
-		c.Problems++
-		return
-	}
-	from, to := prev.file.End, m.file.Start
-	n := int((to.Sub(from) + interval/2) / interval)
-	if n < 1 {
-		n = 1
-	}
-	for k := 0; k < n; k++ {
-		a, b := from.Add(time.Duration(k)*interval), from.Add(time.Duration(k+1)*interval)
-		if k == n-1 {
-			b = to
+		if m.file.ChainStart() {
+			if m.state == bad {
+				continue
+			}
+			msg := "chain starts: the first digest after logging or log file validation was turned on"
+			if prev != nil {
+				msg = "chain restarts: logging or validation was stopped after " + prev.end().Format(time.RFC3339)
+			}
+			v.add(v.finding(Info, ChainStart, m, "%s", msg))
+			continue
 		}
-		key := "(not in the archive)"
-		if k == n-1 {
-			key = prevKey
+		prevKey := *m.file.PreviousObject
+		pk, perr := ct.ParseKey(prevKey)
+		if _, listed := f.digests[prevKey]; listed {
+			if perr == nil && (!v.inRange(pk.Time) || (c.tail != nil && pk.Time.Before(c.tail.End))) {
+				continue // the predecessor lies before the range
+			}
+			if m.state == proven {
+				v.addTo(c, v.finding(Error, ChainBreak, m, "names %s as its predecessor, which is not the digest before it", prevKey))
+			}
+			continue
 		}
-		v.add(&Finding{Severity: Error, Kind: MissingDigest, Account: f.account, Region: f.region, Trail: c.Trail, Key: key, From: &a, To: &b,
-			Message: "missing digest for " + a.Format(time.RFC3339) + " to " + b.Format(time.RFC3339)})
-		c.MissingHours++
-		c.Problems++
+		if prev == nil {
+			if perr == nil && !v.inRange(pk.Time) {
+				continue
+			}
+			fnd := &Finding{Severity: Error, Kind: MissingDigest, Account: f.account, Region: f.region, Trail: c.id.trail, Key: prevKey,
+				Message: "missing: the predecessor of " + m.key.Raw}
+			v.addTo(c, fnd)
+			c.summary.MissingDigests++
+			f.gaps = append(f.gaps, &gap{from: m.start().Add(-interval), to: m.start(), finding: fnd})
+			continue
+		}
+		if c.id.backfill {
+			continue // backfill digests come when late logs do, not every hour
+		}
+		from, to := prev.end(), m.start()
+		n := max(1, int((to.Sub(from)+interval/2)/interval))
+		for k := range n {
+			a, b := from.Add(time.Duration(k)*interval), from.Add(time.Duration(k+1)*interval)
+			key := "(not in the archive)"
+			if k == n-1 {
+				b, key = to, prevKey
+			}
+			fnd := &Finding{Severity: Error, Kind: MissingDigest, Account: f.account, Region: f.region, Trail: c.id.trail, Key: key, From: &a, To: &b,
+				Message: "missing digest for " + a.Format(time.RFC3339) + " to " + b.Format(time.RFC3339)}
+			v.addTo(c, fnd)
+			c.summary.MissingDigests++
+			f.gaps = append(f.gaps, &gap{from: a, to: b, finding: fnd})
+		}
 	}
 }
 
 func typicalInterval(members []*member) time.Duration {
 	var ds []time.Duration
 	for _, m := range members {
-		if d := m.file.End.Sub(m.file.Start); d > 0 {
-			ds = append(ds, d)
+		if m.file != nil {
+			if d := m.file.End.Sub(m.file.Start); d > 0 {
+				ds = append(ds, d)
+			}
 		}
 	}
 	if len(ds) == 0 {

@@ -11,102 +11,142 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
-// logs hashes every referenced log file (every version of it, when there are
-// several, to tell the replica from what was written over it) and reports log
-// files that no digest lists.
-func (v *verifier) logs(ctx context.Context, f *folder, referenced map[string]*logRef, covered []window) error {
-	keys := make([]string, 0, len(referenced))
-	for k := range referenced {
-		keys = append(keys, k)
+type logJob struct {
+	f    *folder
+	key  string
+	refs []logRef
+}
+
+// best is the reference that decides a log file's fate: one from a proven
+// digest if there is one.
+func (j *logJob) best() logRef {
+	for _, r := range j.refs {
+		if r.member.state == proven {
+			return r
+		}
 	}
-	sort.Strings(keys)
-	v.total.Add(int64(len(keys)))
-	err := parallel(ctx, v.opts.Parallel, len(keys), func(ctx context.Context, i int) error {
+	for _, r := range j.refs {
+		if r.member.state == unproven {
+			return r
+		}
+	}
+	return j.refs[0]
+}
+
+// hashLogs hashes every log file the digests list, across all folders at
+// once: every version of it when there are several, to tell the replica from
+// what was written over it.
+func (v *verifier) hashLogs(ctx context.Context, folders []*folder) error {
+	var jobs []*logJob
+	for _, f := range folders {
+		for key, refs := range f.referenced {
+			again := false
+			for _, r := range refs {
+				again = again || !r.member.fromState
+			}
+			if again {
+				jobs = append(jobs, &logJob{f: f, key: key, refs: refs})
+			}
+		}
+	}
+	sort.Slice(jobs, func(i, j int) bool { return jobs[i].key < jobs[j].key })
+	v.total.Add(int64(len(jobs)))
+	return parallel(ctx, v.opts.Parallel, len(jobs), func(ctx context.Context, i int) error {
 		defer v.tick(1)
-		key := keys[i]
-		ref := referenced[key]
-		versions := f.logs[key]
-		report := func(kind, version, format string, a ...any) {
-			v.add(v.finding(Error, kind, f, ref.chain.Trail, key, version, format, a...))
-			v.mu.Lock()
-			ref.chain.Problems++
-			v.mu.Unlock()
-		}
-		var live []store.Version
-		for _, ver := range versions {
-			if ver.DeleteMarker {
-				if ver.Latest {
-					report(DeleteMarker, ver.VersionID, "a delete marker hides this log file; its versions are checked below")
-				}
-				continue
-			}
-			live = append(live, ver)
-		}
-		if len(live) == 0 {
-			report(MissingLog, "", "missing: listed in %s", ref.digest)
-			return nil
-		}
-		if !v.sampled(key) {
-			v.mu.Lock()
-			ref.chain.LogsSkipped++
-			v.mu.Unlock()
-			return nil
-		}
-		match := -1 // index in live of the version whose hash the digest lists
-		var hashes []string
-		for _, ver := range live {
-			h, err := v.hash(ctx, key, ver.VersionID)
-			if err != nil {
-				if errors.Is(err, store.ErrNotFound) {
-					report(MissingLog, ver.VersionID, "listed but cannot be read")
-					return nil
-				}
-				var unreadable *unreadableError
-				if !errors.As(err, &unreadable) {
-					return err
-				}
-				h = "unreadable: " + err.Error()
-			}
-			hashes = append(hashes, h)
-			if h == ref.hash && match < 0 {
-				match = len(hashes) - 1
-			}
-		}
-		switch {
-		case match < 0 && len(live) == 1:
-			report(AlteredLog, live[0].VersionID, "its SHA-256 differs from the hash in %s: the log was altered (%s)", ref.digest, hashes[0])
-		case match < 0:
-			report(AlteredLog, "", "none of its %d versions matches the hash in %s", len(live), ref.digest)
-		default:
-			for i, ver := range live {
-				if i != match {
-					report(ShadowingVersion, ver.VersionID, "a version written over the replica (%s); the replica, version %s, is intact", hashes[i], live[match].VersionID)
-				}
-			}
-			v.mu.Lock()
-			ref.chain.LogsValid++
-			v.mu.Unlock()
-		}
-		return nil
+		return v.hashLog(ctx, jobs[i])
 	})
-	if err != nil {
-		return err
-	}
-	// Log files that no digest lists, delivered while the chains were running.
-	for key := range f.logs {
-		if _, ok := referenced[key]; ok {
-			continue
-		}
-		k, err := ct.ParseKey(key)
-		if err != nil || k.Kind != ct.Log || !v.inRange(k.Time) {
-			continue
-		}
-		for _, w := range covered {
-			if !k.Time.Before(w.from) && k.Time.Add(time.Minute).Before(w.to) {
-				v.add(v.finding(Error, UnreferencedLog, f, "", key, "", "no digest lists this log file, delivered at %s while digests were being written: inserted, or its digest is missing", k.Time.Format("15:04Z")))
-				break
+}
+
+func (v *verifier) hashLog(ctx context.Context, j *logJob) error {
+	ref := j.best()
+	m, c := ref.member, ref.member.chain
+	count := func(proof state) {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		c.summary.Logs++
+		switch proof {
+		case proven:
+			c.summary.LogsProven++
+		case unproven, bad:
+			c.summary.LogsUnproven++
+			if m.finding != nil && m.state != proven {
+				m.finding.Count++
 			}
 		}
+	}
+	report := func(kind, version, format string, a ...any) {
+		f := &Finding{Severity: Error, Kind: kind, Account: j.f.account, Region: j.f.region, Trail: c.id.trail, Key: j.key, VersionID: version,
+			Message: fmt.Sprintf(format, a...)}
+		v.addTo(c, f)
+		v.mu.Lock()
+		m.logIssues++
+		v.mu.Unlock()
+	}
+	versions := j.f.logs[j.key]
+	if versions == nil {
+		versions = j.f.insights[j.key]
+	}
+	var live []store.Version
+	for _, ver := range versions {
+		if ver.DeleteMarker {
+			if ver.Latest {
+				report(DeleteMarker, ver.VersionID, "a delete marker hides this log file; its versions are checked below")
+			}
+			continue
+		}
+		live = append(live, ver)
+	}
+	if m.state == bad {
+		count(bad) // the bad digest's finding stands for its log files
+		return nil
+	}
+	if len(live) == 0 {
+		report(MissingLog, "", "missing: listed in %s", m.key.Raw)
+		count(bad)
+		return nil
+	}
+	if !v.sampled(j.key) {
+		v.mu.Lock()
+		c.summary.LogsSkipped++
+		c.summary.Logs++
+		v.mu.Unlock()
+		return nil
+	}
+	match := -1 // index in live of the version whose hash the digest lists
+	var hashes []string
+	for _, ver := range live {
+		h, err := v.hash(ctx, j.key, ver.VersionID)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				report(MissingLog, ver.VersionID, "listed in %s but cannot be read", m.key.Raw)
+				count(bad)
+				return nil
+			}
+			var unreadable *unreadableError
+			if !errors.As(err, &unreadable) {
+				return err
+			}
+			h = "unreadable: " + err.Error()
+		}
+		hashes = append(hashes, h)
+		if h == ref.hash && match < 0 {
+			match = len(hashes) - 1
+		}
+	}
+	switch {
+	case match < 0 && len(live) == 1:
+		report(AlteredLog, live[0].VersionID, "its SHA-256 differs from the hash in %s: the log was altered (%s)", m.key.Raw, hashes[0])
+		count(bad)
+	case match < 0:
+		report(AlteredLog, "", "none of its %d versions matches the hash in %s", len(live), m.key.Raw)
+		count(bad)
+	default:
+		for i, ver := range live {
+			if i != match {
+				report(ShadowingVersion, ver.VersionID, "a version written over the replica (%s); the replica, version %s, is intact", hashes[i], live[match].VersionID)
+			}
+		}
+		count(m.state)
 	}
 	return nil
 }
@@ -116,7 +156,7 @@ type unreadableError struct{ err error }
 func (e *unreadableError) Error() string { return e.err.Error() }
 
 func (v *verifier) hash(ctx context.Context, key, version string) (string, error) {
-	r, _, err := v.s.Open(ctx, key, version)
+	r, _, err := v.open(ctx, key, version)
 	if err != nil {
 		return "", err
 	}
@@ -126,7 +166,134 @@ func (v *verifier) hash(ctx context.Context, key, version string) (string, error
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
-		return "", &unreadableError{fmt.Errorf("%w", err)}
+		return "", &unreadableError{err}
 	}
 	return h, nil
+}
+
+// account makes sure every log and Insights file of a folder is accounted
+// for: listed by a digest, or in exactly one finding that says why not.
+func (v *verifier) account(f *folder) {
+	since := v.since(f.account, f.region)
+	var lastEnd, firstStart time.Time
+	var newest *chainRun
+	for _, c := range f.chains {
+		if len(c.members) == 0 || c.id.backfill {
+			continue
+		}
+		if end := c.members[len(c.members)-1].end(); end.After(lastEnd) {
+			lastEnd, newest = end, c
+		}
+		if s := c.members[0].start(); firstStart.IsZero() || s.Before(firstStart) {
+			firstStart = s
+		}
+	}
+	// A chain that stopped: only the newest chain of a folder is expected to go on.
+	var tailFinding *Finding
+	if v.opts.CheckTail && newest != nil && lastEnd.Before(v.opts.Until.Add(-TailGrace)) {
+		m := newest.members[len(newest.members)-1]
+		tailFinding = v.finding(Error, ChainTailMissing, m, "the newest digest ends at %s, more than %s before %s: the digests after it are missing",
+			lastEnd.Format(time.RFC3339), TailGrace, v.opts.Until.Format(time.RFC3339))
+		v.addTo(newest, tailFinding)
+	}
+	var groups []*Finding // one finding per kind and reason in this folder
+	group := func(sev Severity, kind, what string, t time.Time) {
+		var g *Finding
+		for _, x := range groups {
+			if x.Kind == kind && x.Message == what {
+				g = x
+			}
+		}
+		if g == nil {
+			g = &Finding{Severity: sev, Kind: kind, Account: f.account, Region: f.region, From: &t, To: &t, Message: what}
+			groups = append(groups, g)
+		}
+		g.Count++
+		if t.Before(*g.From) {
+			g.From = &t
+		}
+		if t.After(*g.To) {
+			g.To = &t
+		}
+	}
+	keys := make([]string, 0, len(f.logs))
+	for key := range f.logs {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		if _, ok := f.referenced[key]; ok {
+			continue
+		}
+		k, _ := ct.ParseKey(key)
+		if !v.inRange(k.Time) || (!since.IsZero() && k.Time.Before(since)) {
+			continue
+		}
+		if live := f.logs[key]; len(live) > 0 && live[0].DeleteMarker && len(live) == 1 {
+			continue
+		}
+		v.uncovered(f, key, k.Time, lastEnd, firstStart, tailFinding, group)
+	}
+	for key := range f.insights {
+		if _, ok := f.referenced[key]; ok {
+			continue
+		}
+		k, _ := ct.ParseKey(key)
+		if v.inRange(k.Time) && (since.IsZero() || !k.Time.Before(since)) {
+			group(Warning, InsightsNotCovered, "that CloudTrail's digests do not list: not checked", k.Time)
+		}
+	}
+	for _, g := range groups {
+		noun := "log file"
+		if g.Kind == InsightsNotCovered {
+			noun = "Insights file"
+		}
+		g.Message = plural(g.Count, noun, noun+"s") + " " + g.Message
+		v.add(g)
+	}
+}
+
+// uncovered decides what one log file that no digest lists means.
+func (v *verifier) uncovered(f *folder, key string, t, lastEnd, firstStart time.Time, tail *Finding, group func(Severity, string, string, time.Time)) {
+	const slack = time.Minute // log names carry the minute; digest periods the second
+	if len(f.chains) == 0 {
+		group(Error, RegionWithoutDigests, "in a region without any digest: nothing can prove them", t)
+		return
+	}
+	for _, c := range f.chains {
+		for _, m := range c.members {
+			if t.Before(m.start().Add(-slack)) || t.After(m.end().Add(slack)) {
+				continue
+			}
+			if m.state == proven {
+				v.addTo(c, &Finding{Severity: Error, Kind: UnreferencedLog, Account: f.account, Region: f.region, Key: key,
+					Message: fmt.Sprintf("delivered at %s, in the hour of %s, which does not list it: inserted", t.Format("15:04Z"), m.key.Raw)})
+				return
+			}
+			if m.finding != nil {
+				v.mu.Lock()
+				m.finding.Count++
+				v.mu.Unlock()
+			}
+			return
+		}
+	}
+	for _, g := range f.gaps {
+		if !t.Before(g.from.Add(-slack)) && !t.After(g.to.Add(slack)) {
+			g.finding.Count++
+			return
+		}
+	}
+	switch {
+	case t.After(lastEnd) && tail != nil:
+		tail.Count++
+	case t.After(lastEnd) && t.Before(lastEnd.Add(TailGrace)):
+		group(Info, PendingLogs, "delivered after the newest digest: the next digest lists them", t)
+	case t.After(lastEnd):
+		group(Unproven, UncoveredLogs, "delivered after the newest digest, with no digest since", t)
+	case t.Before(firstStart):
+		group(Unproven, UncoveredLogs, "delivered before log file validation started", t)
+	default:
+		group(Unproven, UncoveredLogs, "delivered while no digest chain ran (validation off or logging stopped)", t)
+	}
 }

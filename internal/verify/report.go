@@ -1,44 +1,83 @@
 // Package verify proves that a CloudTrail archive is complete and unaltered, on
-// the replicated copy itself: it checks every digest's signature against its
-// original location, every link of every chain, and the hash of every log file,
-// and reports each missing hour, each missing, altered, shadowed or inserted
-// log, and each broken chain.
+// the replicated copy itself. Every digest and every log file in range ends in
+// one of three states: proven (a CloudTrail signature and the chain vouch for
+// it), unproven (nothing could vouch for it; the finding says why) or bad. Every
+// other object under AWSLogs/ACCOUNT/ is reported, and each problem is reported
+// once, on the object that has it, with a fix.
 package verify
 
 import (
+	"fmt"
 	"sort"
 	"time"
 )
 
-// Severity of a finding: errors make verify exit 1.
+// Severity of a finding. Errors and unproven findings make verify exit 1.
 type Severity string
 
 const (
-	Error   Severity = "error"
-	Warning Severity = "warning"
-	Info    Severity = "info"
+	Error    Severity = "error"    // something was altered, removed, added or forged
+	Unproven Severity = "unproven" // nothing could vouch for it; not evidence of tampering
+	Warning  Severity = "warning"  // worth knowing; does not change the verdict
+	Info     Severity = "info"
 )
 
-// Finding kinds; docs/verify.md explains each.
+// Finding kinds; docs/verify.md explains each, and fixes gives each a fix.
 const (
-	MissingDigest    = "missing-digest"
-	MissingLog       = "missing-log"
-	AlteredLog       = "altered-log"
-	AlteredDigest    = "altered-digest"
-	UnreferencedLog  = "unreferenced-log"
-	BadSignature     = "bad-signature"
-	UnknownKey       = "unknown-key"
-	MovedDigest      = "moved-digest"
-	WrongBucket      = "wrong-bucket"
-	ShadowingVersion = "shadowing-version"
-	DeleteMarker     = "delete-marker"
-	ChainStart       = "chain-start"
-	ChainBreak       = "chain-break"
-	Unreadable       = "unreadable"
-	NoSignature      = "signature-not-readable"
+	MissingDigest        = "missing-digest"
+	MissingLog           = "missing-log"
+	AlteredLog           = "altered-log"
+	AlteredDigest        = "altered-digest"
+	UnreferencedLog      = "unreferenced-log"
+	BadSignature         = "bad-signature"
+	MissingSignature     = "missing-signature"
+	UnknownKey           = "unknown-key"
+	MovedDigest          = "moved-digest"
+	WrongBucket          = "wrong-bucket"
+	ShadowingVersion     = "shadowing-version"
+	DeleteMarker         = "delete-marker"
+	ChainBreak           = "chain-break"
+	Unreadable           = "unreadable"
+	UnexpectedObject     = "unexpected-object"
+	RegionWithoutDigests = "region-without-digests"
+	ChainTailMissing     = "chain-tail-missing"
+	NoDigests            = "no-digests"
+	UnsignedTail         = "unsigned-tail"
+	UnprovenDigest       = "unproven-digest"
+	UncoveredLogs        = "uncovered-logs"
+	PendingLogs          = "pending-logs"
+	InsightsNotCovered   = "insights-not-covered"
+	ChainStart           = "chain-start"
 )
 
-// Finding is one thing verify noticed.
+// fixes says, per kind, what a person should do about a finding.
+var fixes = map[string]string{
+	MissingDigest:        "find who deleted it (CloudTrail data events or S3 server access logs on the archive); if it never replicated, run trailkeeper backfill",
+	MissingLog:           "find who deleted it; if it never replicated, run trailkeeper backfill; the source bucket may still hold it",
+	AlteredLog:           "treat the archive as tampered: compare with the source bucket's copy and find who wrote this key",
+	AlteredDigest:        "treat the archive as tampered: compare with the source bucket's copy and find who wrote this key",
+	UnreferencedLog:      "a file nobody signed was added: find who wrote it and treat its events as untrusted",
+	BadSignature:         "treat the digest as forged: compare with the source bucket's copy and find who wrote this key",
+	MissingSignature:     "CloudTrail always writes x-amz-meta-signature and replication keeps it: this object was re-uploaded; compare with the source copy",
+	UnknownKey:           "treat the digest as forged (re-signed with a key CloudTrail does not publish); if you verify offline, re-export keys with trailkeeper keys export",
+	MovedDigest:          "a digest was copied from another location: find who wrote it",
+	WrongBucket:          "set sources[].bucket in trailkeeper.yaml to the account's trail bucket, or treat the digest as planted",
+	ShadowingVersion:     "someone with write access to the archive wrote over a replica; the replica is intact: find who (Object Lock keeps the original)",
+	DeleteMarker:         "someone deleted the object; its locked versions are intact: find who, and remove the delete marker",
+	ChainBreak:           "a digest names a predecessor that is not in the chain: compare with the source bucket and find who wrote these keys",
+	Unreadable:           "the object is truncated or corrupt: compare with the source bucket's copy",
+	UnexpectedObject:     "CloudTrail never writes this name: find who wrote it (S3 server access logs or data events on the archive)",
+	RegionWithoutDigests: "turn on log file validation for the trail (trailkeeper apply does), or treat these files as unproven",
+	ChainTailMissing:     "if the trail still logs, the newest digests are missing (deleted or not replicated: trailkeeper status, then trailkeeper backfill); if it was stopped on purpose, pass --until",
+	NoDigests:            "point verify at the folder or bucket that contains AWSLogs/, and check that the trail has log file validation on",
+	UnsignedTail:         "verify the bucket itself (s3://...), pass --state from an earlier run over S3, or pass --accept-unsigned-tail to accept it",
+	UnprovenDigest:       "restore the digest that carries its signature (its successor), or verify the bucket itself, where the signature is in metadata",
+	UncoveredLogs:        "these hours had no digest chain (validation off or logging stopped); narrow --since, or keep log file validation on",
+	PendingLogs:          "nothing to do: CloudTrail lists them in the next hourly digest",
+	InsightsNotCovered:   "nothing to do: CloudTrail digests do not list Insights files, so they cannot be proven",
+}
+
+// Finding is one thing verify noticed, on the object that has the problem.
 type Finding struct {
 	Severity  Severity   `json:"severity"`
 	Kind      string     `json:"kind"`
@@ -49,25 +88,31 @@ type Finding struct {
 	VersionID string     `json:"versionId,omitempty"`
 	From      *time.Time `json:"from,omitempty"`
 	To        *time.Time `json:"to,omitempty"`
+	Count     int        `json:"count,omitempty"` // log files the finding stands for, when it stands for several
 	Message   string     `json:"message"`
+	Fix       string     `json:"fix,omitempty"`
 }
 
 // Chain summarises one chain (account, region, trail; backfill chains apart).
 type Chain struct {
-	Account      string    `json:"account"`
-	Region       string    `json:"region"`
-	Trail        string    `json:"trail"`
-	HomeRegion   string    `json:"homeRegion"`
-	Backfill     bool      `json:"backfill,omitempty"`
-	Digests      int       `json:"digests"`
-	DigestsValid int       `json:"digestsValid"`
-	Logs         int       `json:"logs"`
-	LogsValid    int       `json:"logsValid"`
-	LogsSkipped  int       `json:"logsSkipped,omitempty"` // not hashed under --sample
-	MissingHours int       `json:"missingDigests"`
-	Problems     int       `json:"problems"`
-	First        time.Time `json:"first"`
-	Last         time.Time `json:"last"`
+	Account         string    `json:"account"`
+	Region          string    `json:"region"`
+	Trail           string    `json:"trail"`
+	HomeRegion      string    `json:"homeRegion"`
+	Backfill        bool      `json:"backfill,omitempty"`
+	Digests         int       `json:"digests"`
+	DigestsProven   int       `json:"digestsProven"`
+	DigestsUnproven int       `json:"digestsUnproven"`
+	Logs            int       `json:"logs"`
+	LogsProven      int       `json:"logsProven"`
+	LogsUnproven    int       `json:"logsUnproven"`
+	LogsSkipped     int       `json:"logsSkipped,omitempty"` // not hashed under --sample
+	MissingDigests  int       `json:"missingDigests"`
+	Problems        int       `json:"problems"`
+	First           time.Time `json:"first"`
+	Last            time.Time `json:"last"`
+	// Incremental: the chain was checked from this proven digest on.
+	ProvenBefore string `json:"provenBefore,omitempty"`
 }
 
 // Report is the outcome of a verification.
@@ -75,18 +120,57 @@ type Report struct {
 	Location string     `json:"location"`
 	Chains   []*Chain   `json:"chains"`
 	Findings []*Finding `json:"findings"`
-	Notes    []string   `json:"notes,omitempty"`
+	Notes    []string   `json:"notes"`
+	// Objects listed and read (GETs), to see what an incremental run saved.
+	ObjectsListed int64 `json:"objectsListed"`
+	ObjectsRead   int64 `json:"objectsRead"`
+	// AcceptedUnsignedTail: unsigned-tail findings do not fail the run.
+	AcceptedUnsignedTail bool `json:"acceptedUnsignedTail,omitempty"`
+	// State is what the next incremental run starts from.
+	State *State `json:"-"`
 }
 
-// Problems counts error findings.
+// Failing reports whether a finding makes the verdict "not valid".
+func (r *Report) Failing(f *Finding) bool {
+	switch f.Severity {
+	case Error:
+		return true
+	case Unproven:
+		return !(f.Kind == UnsignedTail && r.AcceptedUnsignedTail)
+	}
+	return false
+}
+
+// Problems counts the findings that make verify exit 1.
 func (r *Report) Problems() int {
 	n := 0
 	for _, f := range r.Findings {
-		if f.Severity == Error {
+		if r.Failing(f) {
 			n++
 		}
 	}
 	return n
+}
+
+// Valid is the verdict: every digest and log file in range is proven (or
+// accepted by an explicit flag), and something was there to prove.
+func (r *Report) Valid() bool { return r.Problems() == 0 && len(r.Chains) > 0 }
+
+// Totals adds the chain summaries up.
+func (r *Report) Totals() Chain {
+	var t Chain
+	for _, c := range r.Chains {
+		t.Digests += c.Digests
+		t.DigestsProven += c.DigestsProven
+		t.DigestsUnproven += c.DigestsUnproven
+		t.Logs += c.Logs
+		t.LogsProven += c.LogsProven
+		t.LogsUnproven += c.LogsUnproven
+		t.LogsSkipped += c.LogsSkipped
+		t.MissingDigests += c.MissingDigests
+		t.Problems += c.Problems
+	}
+	return t
 }
 
 func (r *Report) sort() {
@@ -111,6 +195,17 @@ func (r *Report) sort() {
 		if a.Region != b.Region {
 			return a.Region < b.Region
 		}
-		return a.Key < b.Key
+		if a.Key != b.Key {
+			return a.Key < b.Key
+		}
+		return a.Kind < b.Kind
 	})
+	sort.Strings(r.Notes)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

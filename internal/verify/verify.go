@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"runtime"
 	"sort"
 	"strings"
@@ -21,8 +22,11 @@ type Options struct {
 	// Root is where to look for [prefix/]AWSLogs/ (s3://bucket/ROOT); "" for the top.
 	Root         string
 	Since, Until time.Time // digests whose period ends in [Since, Until]; zero: all
-	Accounts     []string
-	Regions      []string
+	// CheckTail reports chains whose newest digest ends more than TailGrace
+	// before Until (Until is "now" for a live archive).
+	CheckTail bool
+	Accounts  []string
+	Regions   []string
 	// Registry maps each source account to its registered trail bucket: a digest
 	// must name it. Accounts without an entry must name one bucket consistently.
 	Registry map[string]string
@@ -30,10 +34,19 @@ type Options struct {
 	Sample   int
 	Parallel int
 	Keys     Keys
+	// AcceptUnsignedTail lets a local copy's newest digests, whose signatures
+	// only the bucket's metadata holds, pass unproven.
+	AcceptUnsignedTail bool
+	// State, when set, is where an earlier run left off: only what follows each
+	// chain's proven tail is verified. Run returns the next state in Report.State.
+	State *State
 	// Progress hears how many objects are done of how many found so far; it is
 	// called from one goroutine at a time.
 	Progress func(done, total int64)
 }
+
+// TailGrace is how long after an hour CloudTrail may take to deliver its digest.
+const TailGrace = 2 * time.Hour
 
 // chainID names one chain.
 type chainID struct {
@@ -42,10 +55,11 @@ type chainID struct {
 }
 
 type digestVersion struct {
+	folder  *folder
 	key     ct.Key
 	version store.Version
 	file    *ct.DigestFile
-	sig     string // from metadata; "" where the store keeps none
+	metaSig string // from metadata; "" where there is none
 	err     error  // unreadable
 }
 
@@ -54,30 +68,58 @@ type folder struct {
 	prefix, account, region string
 	digests                 map[string][]store.Version // key -> versions, newest first
 	logs                    map[string][]store.Version
+	insights                map[string][]store.Version
+	chains                  []*chainRun
+	referenced              map[string][]logRef // log key -> the digests that list it
+	gaps                    []*gap              // missing digest intervals
 }
 
 // Run verifies the archive in s.
 func Run(ctx context.Context, s store.Store, opts Options) (*Report, error) {
 	if opts.Parallel <= 0 {
 		// Reads from S3 wait on the network far more than on the CPU.
-		opts.Parallel = max(32, 4*runtime.NumCPU())
+		opts.Parallel = max(64, 8*runtime.NumCPU())
 	}
-	v := &verifier{s: s, opts: opts, report: &Report{Location: s.String()}, buckets: map[string]string{}}
+	v := &verifier{s: s, opts: opts, buckets: map[string]string{},
+		report: &Report{Location: s.String(), Chains: []*Chain{}, Findings: []*Finding{}, Notes: []string{}, AcceptedUnsignedTail: opts.AcceptUnsignedTail}}
 	for a, b := range opts.Registry {
 		v.buckets[a] = b
+	}
+	v.next = &State{Location: s.String(), Chains: map[string]*Tail{}}
+	if opts.State != nil {
+		for id, t := range opts.State.Chains {
+			v.next.Chains[id] = t
+		}
 	}
 	folders, err := v.discover(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if !s.Versioned() {
-		v.note("%s is a local copy without object metadata: the newest digest of each chain cannot have its signature checked; all older ones are checked through the chain", s)
+		v.note("%s is a local copy without object metadata: a digest's signature is read from its successor, so the newest digest of each chain is unproven unless --state vouches for it", s)
+	}
+	digests, err := v.readDigests(ctx, folders)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.checkChains(ctx, folders, digests); err != nil {
+		return nil, err
+	}
+	if err := v.hashLogs(ctx, folders); err != nil {
+		return nil, err
 	}
 	for _, f := range folders {
-		if err := v.folder(ctx, f); err != nil {
-			return nil, err
+		v.account(f)
+		for _, c := range f.chains {
+			v.advance(c)
 		}
 	}
+	v.expected(folders)
+	if len(v.report.Chains) == 0 {
+		v.nothingFound(ctx)
+	}
+	v.report.ObjectsRead = v.read.Load()
+	v.report.State = v.next
 	v.report.sort()
 	return v.report, nil
 }
@@ -86,18 +128,28 @@ type verifier struct {
 	s       store.Store
 	opts    Options
 	report  *Report
+	next    *State
 	mu      sync.Mutex
 	buckets map[string]string // account -> bucket digests must name
 	done    atomic.Int64
 	total   atomic.Int64
+	listed  atomic.Int64
+	read    atomic.Int64
 	progMu  sync.Mutex
+	noFiles []string // what discovery saw where it found no AWSLogs/, for the hint
 }
 
 func (v *verifier) note(format string, a ...any) {
+	v.mu.Lock()
 	v.report.Notes = append(v.report.Notes, fmt.Sprintf(format, a...))
+	v.mu.Unlock()
 }
 
+// add records a finding, with the fix for its kind.
 func (v *verifier) add(f *Finding) {
+	if f.Fix == "" {
+		f.Fix = fixes[f.Kind]
+	}
 	v.mu.Lock()
 	v.report.Findings = append(v.report.Findings, f)
 	v.mu.Unlock()
@@ -112,6 +164,12 @@ func (v *verifier) tick(n int64) {
 	}
 }
 
+// open reads one object version, counting reads.
+func (v *verifier) open(ctx context.Context, key, version string) (io.ReadCloser, map[string]string, error) {
+	v.read.Add(1)
+	return v.s.Open(ctx, key, version)
+}
+
 func contains(list []string, s string) bool {
 	if len(list) == 0 {
 		return true
@@ -124,8 +182,11 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// discover finds the [prefix/]AWSLogs/ACCOUNT/.../REGION folders, then lists
-// each once (day by day when a time range is given), in parallel.
+var accountRE = regexp.MustCompile(`^\d{12}$`)
+
+// discover finds every [prefix/]AWSLogs/ACCOUNT/ folder and lists it, in
+// parallel: whole when everything is verified, day by day when a time range
+// or an incremental state narrows it.
 func (v *verifier) discover(ctx context.Context) ([]*folder, error) {
 	root := v.opts.Root
 	if root != "" && !strings.HasSuffix(root, "/") {
@@ -135,51 +196,48 @@ func (v *verifier) discover(ctx context.Context) ([]*folder, error) {
 	if err != nil {
 		return nil, err
 	}
-	var folders []*folder
+	type account struct{ base, prefix, id string }
+	var accounts []account
 	for _, base := range bases {
-		accts, err := v.s.Prefixes(ctx, base+"AWSLogs/")
+		ps, err := v.s.Prefixes(ctx, base+"AWSLogs/")
 		if err != nil {
 			return nil, err
 		}
-		for _, a := range accts {
-			acct := strings.TrimSuffix(strings.TrimPrefix(a, base+"AWSLogs/"), "/")
-			if !contains(v.opts.Accounts, acct) {
-				continue
-			}
-			regions := map[string]bool{}
-			for _, kind := range []string{"CloudTrail-Digest/", "CloudTrail/"} {
-				rs, err := v.s.Prefixes(ctx, a+kind)
+		for _, p := range ps {
+			name := strings.TrimSuffix(strings.TrimPrefix(p, base+"AWSLogs/"), "/")
+			if strings.HasPrefix(name, "o-") { // an organization trail's AWSLogs/o-ID/ACCOUNT/
+				sub, err := v.s.Prefixes(ctx, p)
 				if err != nil {
 					return nil, err
 				}
-				for _, r := range rs {
-					regions[strings.TrimSuffix(strings.TrimPrefix(r, a+kind), "/")] = true
+				for _, q := range sub {
+					accounts = append(accounts, account{base, q, strings.TrimSuffix(strings.TrimPrefix(q, p), "/")})
 				}
+				continue
 			}
-			for r := range regions {
-				if contains(v.opts.Regions, r) {
-					folders = append(folders, &folder{prefix: base, account: acct, region: r, digests: map[string][]store.Version{}, logs: map[string][]store.Version{}})
-				}
-			}
+			accounts = append(accounts, account{base, p, name})
 		}
 	}
+	var (
+		mu      sync.Mutex
+		folders []*folder
+	)
+	err = parallel(ctx, v.opts.Parallel, len(accounts), func(ctx context.Context, i int) error {
+		a := accounts[i]
+		if accountRE.MatchString(a.id) && !contains(v.opts.Accounts, a.id) {
+			return nil
+		}
+		fs, err := v.listAccount(ctx, a.base, a.prefix, a.id)
+		mu.Lock()
+		folders = append(folders, fs...)
+		mu.Unlock()
+		return err
+	})
 	sort.Slice(folders, func(i, j int) bool {
-		return folders[i].prefix+folders[i].account+folders[i].region < folders[j].prefix+folders[j].account+folders[j].region
+		a, b := folders[i], folders[j]
+		return a.prefix+a.account+"/"+a.region < b.prefix+b.account+"/"+b.region
 	})
-	err = parallel(ctx, v.opts.Parallel, len(folders), func(ctx context.Context, i int) error {
-		f := folders[i]
-		for _, p := range v.listPrefixes(ct.DigestFolder(f.prefix, f.account, f.region), 1) {
-			if err := v.s.Versions(ctx, p, func(ver store.Version) error { f.digests[ver.Key] = append(f.digests[ver.Key], ver); return nil }); err != nil {
-				return err
-			}
-		}
-		for _, p := range v.listPrefixes(ct.LogFolder(f.prefix, f.account, f.region), 0) {
-			if err := v.s.Versions(ctx, p, func(ver store.Version) error { f.logs[ver.Key] = append(f.logs[ver.Key], ver); return nil }); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	v.report.ObjectsListed = v.listed.Load()
 	return folders, err
 }
 
@@ -190,9 +248,12 @@ func (v *verifier) findBases(ctx context.Context, prefix string, depth int) ([]s
 	if err != nil {
 		return nil, err
 	}
+	if depth == 0 {
+		v.noFiles = ps
+	}
 	var out []string
 	for _, p := range ps {
-		if strings.HasSuffix(p, "AWSLogs/") && p[len(prefix):] == "AWSLogs/" {
+		if p[len(prefix):] == "AWSLogs/" {
 			out = append(out, prefix)
 		} else if depth < 3 {
 			sub, err := v.findBases(ctx, p, depth+1)
@@ -205,19 +266,138 @@ func (v *verifier) findBases(ctx context.Context, prefix string, depth int) ([]s
 	return out, nil
 }
 
-// listPrefixes narrows a folder to the days of the time range (plus slack days
-// on each side, for digests that cover the edges).
-func (v *verifier) listPrefixes(folder string, slackDays int) []string {
-	if v.opts.Since.IsZero() {
-		return []string{folder}
+// listAccount lists one account folder and sorts what it holds into one folder
+// per region. Objects CloudTrail does not write are reported, never skipped.
+func (v *verifier) listAccount(ctx context.Context, base, prefix, account string) ([]*folder, error) {
+	byRegion := map[string]*folder{}
+	get := func(region string) *folder {
+		f := byRegion[region]
+		if f == nil {
+			f = &folder{prefix: base, account: account, region: region, digests: map[string][]store.Version{},
+				logs: map[string][]store.Version{}, insights: map[string][]store.Version{}}
+			byRegion[region] = f
+		}
+		return f
+	}
+	seen := map[string]bool{}
+	collect := func(ver store.Version) error {
+		v.listed.Add(1)
+		k, err := ct.ParseKey(ver.Key)
+		if err != nil || k.Account != account || k.Prefix != base {
+			if !seen[ver.Key] {
+				seen[ver.Key] = true
+				v.add(&Finding{Severity: Error, Kind: UnexpectedObject, Account: account, Key: ver.Key, VersionID: ver.VersionID,
+					Message: "not a CloudTrail log, digest or Insights file name"})
+			}
+			return nil
+		}
+		if !contains(v.opts.Regions, k.Region) {
+			return nil
+		}
+		f := get(k.Region)
+		switch k.Kind {
+		case ct.Digest:
+			f.digests[ver.Key] = append(f.digests[ver.Key], ver)
+		case ct.Log:
+			f.logs[ver.Key] = append(f.logs[ver.Key], ver)
+		case ct.Insight:
+			f.insights[ver.Key] = append(f.insights[ver.Key], ver)
+		}
+		return nil
+	}
+	if !accountRE.MatchString(account) {
+		// Not an account folder: everything in it is unexpected.
+		return nil, v.s.Versions(ctx, prefix, collect)
+	}
+	if v.opts.Since.IsZero() && !v.hasState(account) {
+		err := v.s.Versions(ctx, prefix, collect)
+		return sortedFolders(byRegion), err
+	}
+	kinds, err := v.s.Prefixes(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	for _, kind := range kinds {
+		name := strings.TrimSuffix(strings.TrimPrefix(kind, prefix), "/")
+		if name != "CloudTrail" && name != "CloudTrail-Digest" && name != "CloudTrail-Insight" {
+			if err := v.s.Versions(ctx, kind, collect); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		regions, err := v.s.Prefixes(ctx, kind)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range regions {
+			region := strings.TrimSuffix(strings.TrimPrefix(r, kind), "/")
+			if !contains(v.opts.Regions, region) {
+				continue
+			}
+			get(region)
+			for _, day := range v.days(account, region) {
+				if err := v.s.Versions(ctx, r+day, collect); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return sortedFolders(byRegion), nil
+}
+
+func sortedFolders(m map[string]*folder) []*folder {
+	out := make([]*folder, 0, len(m))
+	for _, f := range m {
+		out = append(out, f)
+	}
+	return out
+}
+
+func (v *verifier) hasState(account string) bool {
+	if v.opts.State == nil {
+		return false
+	}
+	for id := range v.opts.State.Chains {
+		if strings.HasPrefix(id, account+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// since is where verification of one folder starts: --since, or the oldest
+// proven tail of its chains when an incremental state has all of them.
+func (v *verifier) since(account, region string) time.Time {
+	since := v.opts.Since
+	if v.opts.State == nil {
+		return since
+	}
+	var oldest time.Time
+	for id, t := range v.opts.State.Chains {
+		if strings.HasPrefix(id, account+"/"+region+"/") && (oldest.IsZero() || t.End.Before(oldest)) {
+			oldest = t.End
+		}
+	}
+	if oldest.After(since) {
+		return oldest
+	}
+	return since
+}
+
+// days lists the YYYY/MM/DD/ folders to read for a folder's range, with a
+// day's slack on each side for digests and logs that straddle midnight.
+func (v *verifier) days(account, region string) []string {
+	since := v.since(account, region)
+	if since.IsZero() {
+		return []string{""}
 	}
 	until := v.opts.Until
 	if until.IsZero() {
 		until = time.Now()
 	}
 	var out []string
-	for d := v.opts.Since.AddDate(0, 0, -1-slackDays).UTC().Truncate(24 * time.Hour); !d.After(until.AddDate(0, 0, 1)); d = d.AddDate(0, 0, 1) {
-		out = append(out, folder+d.Format("2006/01/02/"))
+	for d := since.UTC().AddDate(0, 0, -1).Truncate(24 * time.Hour); !d.After(until.UTC().AddDate(0, 0, 1)); d = d.AddDate(0, 0, 1) {
+		out = append(out, d.Format("2006/01/02/"))
 	}
 	return out
 }
@@ -226,8 +406,146 @@ func (v *verifier) inRange(t time.Time) bool {
 	return (v.opts.Since.IsZero() || !t.Before(v.opts.Since)) && (v.opts.Until.IsZero() || !t.After(v.opts.Until))
 }
 
+// readDigests reads every version of every digest in range, across all
+// folders at once, so that many requests are in flight.
+func (v *verifier) readDigests(ctx context.Context, folders []*folder) ([]*digestVersion, error) {
+	var all []*digestVersion
+	for _, f := range folders {
+		since := v.since(f.account, f.region)
+		for key, versions := range f.digests {
+			k, _ := ct.ParseKey(key)
+			// A digest up to an hour after --until lists the logs just before it.
+			if !v.inRange(k.Time) && !(k.Time.After(v.opts.Until) && !k.Time.After(v.opts.Until.Add(time.Hour))) {
+				continue
+			}
+			if !since.IsZero() && k.Time.Before(since) {
+				continue
+			}
+			for _, ver := range versions {
+				all = append(all, &digestVersion{folder: f, key: k, version: ver})
+			}
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].key.Raw < all[j].key.Raw })
+	v.total.Add(int64(len(all)))
+	err := parallel(ctx, v.opts.Parallel, len(all), func(ctx context.Context, i int) error {
+		d := all[i]
+		defer v.tick(1)
+		if d.version.DeleteMarker {
+			return nil
+		}
+		r, meta, err := v.open(ctx, d.key.Raw, d.version.VersionID)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				d.err = err
+				return nil
+			}
+			return err
+		}
+		defer r.Close()
+		d.file, d.err = ct.ReadDigest(io.LimitReader(r, ct.MaxDigestSize))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d.metaSig = lookup(meta, "signature")
+		return nil
+	})
+	return all, err
+}
+
+// lookup finds a metadata value by name, whatever its case.
+func lookup(meta map[string]string, name string) string {
+	if v, ok := meta[name]; ok {
+		return v
+	}
+	for k, v := range meta {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
+}
+
+// expected reports registered source accounts of which the archive holds no
+// digest at all.
+func (v *verifier) expected(folders []*folder) {
+	has := map[string]bool{}
+	for _, f := range folders {
+		has[f.account] = has[f.account] || len(f.chains) > 0
+	}
+	for account := range v.opts.Registry {
+		if !has[account] && contains(v.opts.Accounts, account) && len(v.opts.Regions) == 0 {
+			v.add(&Finding{Severity: Error, Kind: NoDigests, Account: account,
+				Message: "account " + account + " is a source in the config, but no digest of it is in " + v.s.String()})
+		}
+	}
+}
+
+// advance moves a chain's proven tail, for the next incremental run, to its
+// newest proven digest, but only when the chain has no problem: a problem is
+// reported again on every run until it is resolved.
+func (v *verifier) advance(c *chainRun) {
+	if c.summary.Problems > 0 {
+		return
+	}
+	var tail *member
+	for _, m := range c.members {
+		if m.state != proven {
+			break
+		}
+		tail = m
+	}
+	if tail != nil {
+		v.next.Chains[c.id.String()] = &Tail{Key: tail.key.Raw, VersionID: tail.version.VersionID, Hash: tail.file.RawHash, Signature: tail.proof,
+			End: tail.key.Time, Proven: time.Now().UTC()}
+	}
+}
+
+// nothingFound explains an empty verification: a cron job must not read
+// "valid" from an archive that held nothing to prove.
+func (v *verifier) nothingFound(ctx context.Context) {
+	hint := fixes[NoDigests]
+	var names []string
+	for _, p := range v.noFiles {
+		names = append(names, strings.TrimSuffix(p[len(v.opts.Root):], "/"))
+	}
+	looksLike := func(re *regexp.Regexp) bool {
+		for _, n := range names {
+			if re.MatchString(strings.TrimPrefix(n, "/")) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case looksLike(accountRE):
+		hint = "this looks like an AWSLogs/ folder (it holds account folders): give the folder that contains AWSLogs/, one level up"
+	case looksLike(regexp.MustCompile(`^CloudTrail(-Digest)?$`)):
+		hint = "this looks like an account folder (AWSLogs/ACCOUNT/): give the folder that contains AWSLogs/, two levels up"
+	case len(v.opts.Accounts) > 0 || len(v.opts.Regions) > 0 || !v.opts.Since.IsZero():
+		hint = "nothing matched --account, --region, --since or --until: widen them"
+	}
+	var logs int
+	for _, f := range v.report.Findings {
+		if f.Kind == RegionWithoutDigests {
+			logs += f.Count
+		}
+	}
+	msg := "no CloudTrail digests under " + v.s.String()
+	if v.opts.Root != "" {
+		msg = "no CloudTrail digests under " + v.s.String() + "/" + strings.TrimSuffix(v.opts.Root, "/")
+	}
+	if logs > 0 {
+		msg += fmt.Sprintf(" (%s, but no digest lists them)", plural(logs, "log file", "log files"))
+		hint = fixes[RegionWithoutDigests]
+	}
+	v.add(&Finding{Severity: Error, Kind: NoDigests, Message: msg, Fix: hint})
+}
+
 // parallel runs fn for 0..n-1, at most limit at once, and returns the first error.
 func parallel(ctx context.Context, limit, n int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
 	var once sync.Once
@@ -242,7 +560,7 @@ func parallel(ctx context.Context, limit, n int, fn func(ctx context.Context, i 
 			defer wg.Done()
 			defer func() { <-sem }()
 			if err := fn(ctx, i); err != nil {
-				once.Do(func() { first = err })
+				once.Do(func() { first = err; cancel() })
 			}
 		}()
 	}
@@ -251,67 +569,4 @@ func parallel(ctx context.Context, limit, n int, fn func(ctx context.Context, i 
 		first = ctx.Err()
 	}
 	return first
-}
-
-func (v *verifier) folder(ctx context.Context, f *folder) error {
-	// Read every version of every digest in range, in parallel.
-	var all []*digestVersion
-	for key, versions := range f.digests {
-		k, err := ct.ParseKey(key)
-		if err != nil || k.Kind != ct.Digest {
-			continue
-		}
-		if !v.inRange(k.Time) {
-			continue
-		}
-		for _, ver := range versions {
-			all = append(all, &digestVersion{key: k, version: ver})
-		}
-	}
-	v.total.Add(int64(len(all)))
-	err := parallel(ctx, v.opts.Parallel, len(all), func(ctx context.Context, i int) error {
-		d := all[i]
-		defer v.tick(1)
-		if d.version.DeleteMarker {
-			return nil
-		}
-		r, meta, err := v.s.Open(ctx, d.key.Raw, d.version.VersionID)
-		if err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				d.err = err
-				return nil
-			}
-			return err
-		}
-		defer r.Close()
-		d.file, d.err = ct.ReadDigest(io.LimitReader(r, ct.MaxDigestSize))
-		d.sig = meta["signature"]
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	chains := map[chainID][]*digestVersion{}
-	for _, d := range all {
-		id := chainID{f.account, f.region, d.key.Trail, d.key.HomeRegion, d.key.Backfill}
-		chains[id] = append(chains[id], d)
-	}
-	ids := make([]chainID, 0, len(chains))
-	for id := range chains {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return fmt.Sprint(ids[i]) < fmt.Sprint(ids[j]) })
-	referenced := map[string]*logRef{} // log key -> expected hash and chain
-	var covered []window
-	for _, id := range ids {
-		c := v.chain(ctx, f, id, chains[id], referenced)
-		covered = append(covered, window{c.First, c.Last})
-	}
-	return v.logs(ctx, f, referenced, covered)
-}
-
-type window struct{ from, to time.Time }
-
-func (v *verifier) finding(sev Severity, kind string, f *folder, trail, key, version, format string, a ...any) *Finding {
-	return &Finding{Severity: sev, Kind: kind, Account: f.account, Region: f.region, Trail: trail, Key: key, VersionID: version, Message: fmt.Sprintf(format, a...)}
 }
