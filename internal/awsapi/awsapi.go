@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
@@ -48,6 +50,14 @@ type Clients struct {
 	cfg        aws.Config
 }
 
+// httpClient keeps as many idle connections per endpoint as verify and search
+// keep requests in flight (the SDK keeps 10): otherwise most requests would
+// open a new connection, and each costs a round trip more.
+var httpClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 256
+})
+
 // MaxAttempts bounds retries of throttled and failed calls.
 const MaxAttempts = 12
 
@@ -56,6 +66,7 @@ func New(ctx context.Context, t Target) (*Clients, error) {
 	opts := []func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRegion(t.Region),
 		awsconfig.WithAppID("trailkeeper"),
+		awsconfig.WithHTTPClient(httpClient),
 		awsconfig.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = MaxAttempts

@@ -73,7 +73,7 @@ Exit codes: 0 all valid, 1 problems found (or nothing to verify), 2 usage or con
 	f.StringSliceVar(&opts.Regions, "region", nil, "only this region (repeatable)")
 	f.StringVar(&opts.Sample, "sample", "", "hash one log file in N (1/N); every digest is still checked")
 	f.StringVar(&opts.PublicKeys, "public-keys", "", "CloudTrail public keys from 'trailkeeper keys export', for offline verification")
-	f.IntVar(&opts.Parallel, "parallel", 0, "objects read at once (default 64)")
+	f.IntVar(&opts.Parallel, "parallel", 0, "objects read at once (default 256 from S3, 8 per core from a directory)")
 	f.StringVar(&opts.State, "state", "", "incremental: read and update this state file of proven chain tails")
 	f.BoolVar(&opts.AcceptUnsignedTail, "accept-unsigned-tail", false, "on a local copy, accept each chain's newest digest unproven")
 	return cmd

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -58,10 +59,11 @@ const MaxDigestSize = 64 << 20
 
 // ReadDigest gunzips and parses a digest file. Errors say what is wrong with it.
 func ReadDigest(r io.Reader) (*DigestFile, error) {
-	zr, err := gzip.NewReader(r)
+	zr, err := gunzip(r)
 	if err != nil {
 		return nil, fmt.Errorf("not gzip: %w", err)
 	}
+	defer gzipReaders.Put(zr)
 	raw, err := io.ReadAll(io.LimitReader(zr, MaxDigestSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("truncated or corrupt gzip: %w", err)
@@ -149,14 +151,32 @@ func ParsePublicKey(der []byte) (*rsa.PublicKey, string, error) {
 	return rk, fp, nil
 }
 
+// gzipReaders keeps decompressors for reuse: a new one costs more than
+// inflating a typical 2 KB log file.
+var gzipReaders sync.Pool
+
+// gunzip returns a pooled reader of r; put it back when done.
+func gunzip(r io.Reader) (*gzip.Reader, error) {
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	if zr == nil {
+		return gzip.NewReader(r)
+	}
+	if err := zr.Reset(r); err != nil {
+		gzipReaders.Put(zr)
+		return nil, err
+	}
+	zr.Multistream(true)
+	return zr, nil
+}
+
 // HashLog streams a gzipped log file through SHA-256 of its uncompressed bytes,
 // the hash digests list, without holding the file in memory.
 func HashLog(r io.Reader) (string, int64, error) {
-	zr, err := gzip.NewReader(r)
+	zr, err := gunzip(r)
 	if err != nil {
 		return "", 0, fmt.Errorf("not gzip: %w", err)
 	}
-	zr.Multistream(true)
+	defer gzipReaders.Put(zr)
 	h := sha256.New()
 	n, err := io.Copy(h, zr)
 	if err != nil {

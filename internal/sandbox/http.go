@@ -67,8 +67,8 @@ func accessDenied(format string, a ...any) *awsError {
 }
 
 func (s *Sandbox) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.opts.Latency > 0 {
-		time.Sleep(s.opts.Latency)
+	if d := time.Duration(s.latency.Load()); d > 0 {
+		time.Sleep(d)
 	}
 	if strings.HasPrefix(r.URL.Path, "/_sandbox/") {
 		s.serveControl(w, r)

@@ -75,6 +75,7 @@ type Sandbox struct {
 	rng         *rand.Rand
 	rngMu       sync.Mutex
 	faultRate   atomic.Uint64 // math.Float64bits of the share of requests that fail
+	latency     atomic.Int64  // time.Duration added to every answer
 
 	// Built once in New: the handlers of each service, and parsed policy
 	// documents by text (guarded by mu), so requests do not redo either.
@@ -109,6 +110,10 @@ func (s *Sandbox) parse(doc string, kind policy.Kind) (*policy.Document, error) 
 // built its starting point without faults.
 func (s *Sandbox) SetFaultRate(rate float64) { s.faultRate.Store(math.Float64bits(rate)) }
 
+// SetLatency changes the delay of every answer, e.g. after a benchmark has
+// written its archive at full speed.
+func (s *Sandbox) SetLatency(d time.Duration) { s.latency.Store(int64(d)) }
+
 func (s *Sandbox) currentFaultRate() float64 { return math.Float64frombits(s.faultRate.Load()) }
 
 // New creates a sandbox and starts its background work (replication, CloudTrail
@@ -140,6 +145,7 @@ func New(opts Options) (*Sandbox, error) {
 		calls:     callCounter{m: map[string]int{}},
 	}
 	s.SetFaultRate(opts.FaultRate)
+	s.SetLatency(opts.Latency)
 	s.iamHandlers, s.stsHandlers, s.cfnHandlers = s.iamActions(), s.stsActions(), s.cfnActions()
 	s.subresources = s.bucketSubresources()
 	s.parsed = map[parsedKey]*policy.Document{}

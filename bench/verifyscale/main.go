@@ -1,0 +1,203 @@
+// Command verifyscale measures trailkeeper verify on a large archive, as the
+// trailkeeper binary a user runs: N source accounts x 2 regions x H hourly
+// digests (one small log file each) in one archive bucket of the sandbox and
+// in a local copy. It reports wall time, objects per second and peak RSS for
+//
+//  1. the local copy,
+//  2. the bucket with a latency per request (S3's round trips),
+//  3. an incremental run (--state) after one more hour, and what it read.
+//
+// It prints markdown.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/trailkeeper/trailkeeper/internal/cloudtrail/fixture"
+	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+	"github.com/trailkeeper/trailkeeper/internal/store"
+	"github.com/trailkeeper/trailkeeper/internal/verify"
+	"github.com/trailkeeper/trailkeeper/internal/world"
+)
+
+const archiveAccount = "999999999999"
+
+var regions = []string{"us-east-1", "eu-west-1"}
+
+func main() {
+	accounts := flag.Int("accounts", 1000, "source accounts")
+	hours := flag.Int("hours", 24, "hourly digests per chain")
+	latency := flag.Duration("latency", 20*time.Millisecond, "delay of every sandbox answer in the S3 runs")
+	flag.Parse()
+	ctx := context.Background()
+	work, err := os.MkdirTemp("", "bench-verifyscale")
+	check(err)
+	defer os.RemoveAll(work)
+	bin := filepath.Join(work, "trailkeeper")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/trailkeeper")
+	build.Stderr = os.Stderr
+	check(build.Run())
+
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	check(err)
+	sb, err := sandbox.New(sandbox.Options{SigningKey: key, DeliveryInterval: time.Hour, DigestInterval: time.Hour})
+	check(err)
+	defer sb.Close()
+	srv, err := sb.Start("127.0.0.1:0", false)
+	check(err)
+	defer srv.Close()
+	arch := world.S3(srv.URL, archiveAccount, "us-east-1")
+	bucket := "aggregation-cloudtrail-logs-" + archiveAccount
+	_, err = arch.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket})
+	check(err)
+	_, err = arch.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &bucket, VersioningConfiguration: &s3types.VersioningConfiguration{Status: "Enabled"}})
+	check(err)
+	dir := filepath.Join(work, "copy")
+	both := tee{store.S3{Client: arch, Bucket: bucket}, store.Dir{Root: dir}}
+
+	// The archive: what replication would have copied from every account.
+	start := time.Now().UTC().Add(-time.Duration(*hours+1) * time.Hour).Truncate(time.Hour)
+	b := fixture.Builder{Key: key, W: both}
+	type job struct{ account, region string }
+	var jobs []job
+	for i := range *accounts {
+		for _, r := range regions {
+			jobs = append(jobs, job{fmt.Sprintf("%012d", 100000000000+i), r})
+		}
+	}
+	written := make([]*fixture.Written, len(jobs))
+	t0 := time.Now()
+	forEach(len(jobs), 8, func(i int) {
+		j := jobs[i]
+		w, err := b.Write(ctx, fixture.Chain{Account: j.account, Region: j.region, Trail: "Members", Bucket: "cm-members-cloudtrail-" + j.account,
+			Start: start, Digests: *hours, LogsPerDigest: 1})
+		check(err)
+		written[i] = w
+	})
+	objects := len(jobs) * *hours * 2
+	fmt.Fprintf(os.Stderr, "wrote %d objects in %s\n", objects, time.Since(t0).Round(time.Second))
+
+	keys := filepath.Join(work, "keys.json")
+	var list []verify.PublicKey
+	for _, r := range regions {
+		list = append(list, verify.PublicKey{Region: r, Fingerprint: b.Fingerprint(), Value: base64.StdEncoding.EncodeToString(b.PublicKeyDER())})
+	}
+	data, _ := json.Marshal(list)
+	check(os.WriteFile(keys, data, 0o600))
+
+	env := append(os.Environ(), "AWS_ACCESS_KEY_ID="+archiveAccount, "AWS_SECRET_ACCESS_KEY=x", "AWS_REGION=us-east-1",
+		"AWS_ENDPOINT_URL="+srv.URL, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+	noConfig := filepath.Join(work, "none.yaml")
+	run := func(args ...string) result {
+		cmd := exec.Command(bin, append(args, "--public-keys", keys, "--config", noConfig, "--no-progress", "--output", "json")...)
+		cmd.Env = env
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		t := time.Now()
+		err := cmd.Run()
+		res := result{wall: time.Since(t), rss: cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss,
+			cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
+		var r verify.Report
+		if err != nil || json.Unmarshal(out.Bytes(), &r) != nil {
+			log.Fatalf("trailkeeper %v: %v\n%s%.2000s", args, err, errb.String(), out.String())
+		}
+		res.read, res.listed, res.valid = r.ObjectsRead, r.ObjectsListed, r.Valid()
+		res.digests, res.logs = r.Totals().DigestsProven, r.Totals().LogsProven
+		return res
+	}
+
+	fmt.Printf("Machine: %d cores, %s/%s, %s. %d accounts x %d regions x %d hourly digests, 1 log file each: %d objects in one archive bucket. Latency per S3 request: %s.\n\n",
+		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), *accounts, len(regions), *hours, objects, *latency)
+	fmt.Println("| run | wall time | CPU time | objects listed | objects read | objects/s | peak RSS | digests proven | logs proven |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	local := run("verify", dir, "--accept-unsigned-tail")
+	local.print("local copy (`verify DIR --accept-unsigned-tail`)")
+	sb.SetLatency(*latency)
+	state := filepath.Join(work, "state.json")
+	remote := run("verify", "s3://"+bucket, "--state", state)
+	remote.print(fmt.Sprintf("S3 with %s per request (`verify s3://... --state`)", *latency))
+
+	// One more hour everywhere, then the incremental run.
+	sb.SetLatency(0)
+	forEach(len(jobs), 8, func(i int) {
+		j := jobs[i]
+		_, err := b.Write(ctx, fixture.Chain{Account: j.account, Region: j.region, Trail: "Members", Bucket: "cm-members-cloudtrail-" + j.account,
+			Digests: 1, LogsPerDigest: 1, Continue: written[i]})
+		check(err)
+	})
+	sb.SetLatency(*latency)
+	inc := run("verify", "s3://"+bucket, "--state", state)
+	inc.print("S3, incremental after one more hour (`--state`)")
+	fmt.Printf("\nS3 at %s against the local copy: %.2fx the wall time.\n", *latency, remote.wall.Seconds()/local.wall.Seconds())
+	if !local.valid || !remote.valid || !inc.valid {
+		log.Fatal("a run did not find the archive valid")
+	}
+}
+
+type result struct {
+	wall, cpu     time.Duration
+	rss           int64 // KiB
+	read, listed  int64
+	digests, logs int
+	valid         bool
+}
+
+func (r result) print(name string) {
+	fmt.Printf("| %s | %s | %s | %d | %d | %.0f | %d MiB | %d | %d |\n", name, r.wall.Round(10*time.Millisecond), r.cpu.Round(10*time.Millisecond), r.listed, r.read,
+		float64(r.read)/r.wall.Seconds(), r.rss/1024, r.digests, r.logs)
+}
+
+// tee writes every object to two stores: the bucket and its local copy.
+type tee [2]store.Writer
+
+func (t tee) Put(ctx context.Context, key string, data []byte, meta map[string]string) error {
+	for _, w := range t {
+		if err := w.Put(ctx, key, data, meta); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func forEach(n, workers int, fn func(i int)) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				fn(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
