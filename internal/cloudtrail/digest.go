@@ -38,8 +38,8 @@ type DigestFile struct {
 	LogFiles           []LogFile `json:"logFiles"`
 
 	Start, End time.Time `json:"-"`
-	// Raw is the uncompressed file; RawHash its SHA-256 in hex.
-	Raw     []byte `json:"-"`
+	// RawHash is the SHA-256 in hex of the uncompressed file, which its
+	// successor records and its signature covers.
 	RawHash string `json:"-"`
 }
 
@@ -102,7 +102,6 @@ func ParseDigest(raw []byte) (*DigestFile, error) {
 			return nil, fmt.Errorf("log file entry %q without a SHA-256 hash", l.Object)
 		}
 	}
-	d.Raw = raw
 	sum := sha256.Sum256(raw)
 	d.RawHash = hex.EncodeToString(sum[:])
 	return &d, nil

@@ -75,53 +75,45 @@ type logRef struct {
 
 // checkChains groups the digests into chains and checks every chain, several
 // at once (signature checks use the CPU).
-func (v *verifier) checkChains(ctx context.Context, folders []*folder, digests []*digestVersion) error {
-	byChain := map[*folder]map[chainID][]*digestVersion{}
+func (v *verifier) checkChains(ctx context.Context, f *folder, digests []*digestVersion) error {
+	byChain := map[chainID][]*digestVersion{}
 	for _, d := range digests {
-		f := d.folder
-		if byChain[f] == nil {
-			byChain[f] = map[chainID][]*digestVersion{}
-		}
 		id := chainID{f.account, f.region, d.key.Trail, d.key.HomeRegion, d.key.Backfill}
-		byChain[f][id] = append(byChain[f][id], d)
+		byChain[id] = append(byChain[id], d)
 	}
-	var runs []*chainRun
-	for _, f := range folders {
-		f.referenced = map[string][]logRef{}
-		ids := make([]chainID, 0, len(byChain[f]))
-		for id := range byChain[f] {
-			ids = append(ids, id)
-		}
-		sort.Slice(ids, func(i, j int) bool { return ids[i].String() < ids[j].String() })
-		for _, id := range ids {
-			c := &chainRun{folder: f, id: id, digests: byChain[f][id], summary: &Chain{Account: id.account, Region: id.region, Trail: id.trail, HomeRegion: id.home, Backfill: id.backfill}}
-			if v.opts.State != nil {
-				c.tail = v.opts.State.Chains[id.String()]
-			}
-			if c.tail != nil {
-				c.summary.ProvenBefore = c.tail.Key
-			}
-			f.chains = append(f.chains, c)
-			runs = append(runs, c)
-			v.report.Chains = append(v.report.Chains, c.summary)
-		}
+	f.referenced = map[string][]logRef{}
+	ids := make([]chainID, 0, len(byChain))
+	for id := range byChain {
+		ids = append(ids, id)
 	}
-	err := parallel(ctx, runtime.NumCPU(), len(runs), func(ctx context.Context, i int) error {
-		return v.chain(ctx, runs[i])
+	sort.Slice(ids, func(i, j int) bool { return ids[i].String() < ids[j].String() })
+	for _, id := range ids {
+		c := &chainRun{folder: f, id: id, digests: byChain[id], summary: &Chain{Account: id.account, Region: id.region, Trail: id.trail, HomeRegion: id.home, Backfill: id.backfill}}
+		if v.opts.State != nil {
+			c.tail = v.opts.State.Chains[id.String()]
+		}
+		if c.tail != nil {
+			c.summary.ProvenBefore = c.tail.Key
+		}
+		f.chains = append(f.chains, c)
+		v.mu.Lock()
+		v.report.Chains = append(v.report.Chains, c.summary)
+		v.mu.Unlock()
+	}
+	err := parallel(ctx, runtime.NumCPU(), len(f.chains), func(ctx context.Context, i int) error {
+		return v.chain(ctx, f.chains[i])
 	})
 	if err != nil {
 		return err
 	}
 	// Register the log files each digest lists, for hashing.
-	for _, f := range folders {
-		for _, c := range f.chains {
-			for _, m := range c.members {
-				if m.file == nil {
-					continue
-				}
-				for _, l := range m.file.LogFiles {
-					f.referenced[l.Object] = append(f.referenced[l.Object], logRef{hash: l.HashValue, member: m})
-				}
+	for _, c := range f.chains {
+		for _, m := range c.members {
+			if m.file == nil {
+				continue
+			}
+			for _, l := range m.file.LogFiles {
+				f.referenced[l.Object] = append(f.referenced[l.Object], logRef{hash: l.HashValue, member: m})
 			}
 		}
 	}

@@ -33,20 +33,17 @@ func (j *logJob) best() logRef {
 	return j.refs[0]
 }
 
-// hashLogs hashes every log file the digests list, across all folders at
-// once: every version of it when there are several, to tell the replica from
+// hashLogs hashes every log file the digests of a folder list: every version of it when there are several, to tell the replica from
 // what was written over it.
-func (v *verifier) hashLogs(ctx context.Context, folders []*folder) error {
+func (v *verifier) hashLogs(ctx context.Context, f *folder) error {
 	var jobs []*logJob
-	for _, f := range folders {
-		for key, refs := range f.referenced {
-			again := false
-			for _, r := range refs {
-				again = again || !r.member.fromState
-			}
-			if again {
-				jobs = append(jobs, &logJob{f: f, key: key, refs: refs})
-			}
+	for key, refs := range f.referenced {
+		again := false
+		for _, r := range refs {
+			again = again || !r.member.fromState
+		}
+		if again {
+			jobs = append(jobs, &logJob{f: f, key: key, refs: refs})
 		}
 	}
 	sort.Slice(jobs, func(i, j int) bool { return jobs[i].key < jobs[j].key })
@@ -156,6 +153,10 @@ type unreadableError struct{ err error }
 func (e *unreadableError) Error() string { return e.err.Error() }
 
 func (v *verifier) hash(ctx context.Context, key, version string) (string, error) {
+	if err := v.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer v.release()
 	r, _, err := v.open(ctx, key, version)
 	if err != nil {
 		return "", err
@@ -240,7 +241,7 @@ func (v *verifier) account(f *folder) {
 		}
 		k, _ := ct.ParseKey(key)
 		if v.inRange(k.Time) && (since.IsZero() || !k.Time.Before(since)) {
-			group(Warning, InsightsNotCovered, "that CloudTrail's digests do not list: not checked", k.Time)
+			group(Warning, InsightsNotCovered, "that no digest lists: counted, not checked", k.Time)
 		}
 	}
 	for _, g := range groups {

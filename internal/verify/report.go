@@ -74,7 +74,7 @@ var fixes = map[string]string{
 	UnprovenDigest:       "restore the digest that carries its signature (its successor), or verify the bucket itself, where the signature is in metadata",
 	UncoveredLogs:        "these hours had no digest chain (validation off or logging stopped); narrow --since, or keep log file validation on",
 	PendingLogs:          "nothing to do: CloudTrail lists them in the next hourly digest",
-	InsightsNotCovered:   "nothing to do: CloudTrail digests do not list Insights files, so they cannot be proven",
+	InsightsNotCovered:   "nothing to do unless you rely on Insights files: no digest lists them, so they cannot be proven",
 }
 
 // Finding is one thing verify noticed, on the object that has the problem.

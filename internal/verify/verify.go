@@ -99,30 +99,39 @@ func Run(ctx context.Context, s store.Store, opts Options) (*Report, error) {
 			v.next.Chains[id] = t
 		}
 	}
-	folders, err := v.discover(ctx)
+	accounts, err := v.discover(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if !s.Versioned() {
 		v.note("%s is a local copy without object metadata: a digest's signature is read from its successor, so the newest digest of each chain is unproven unless --state vouches for it", s)
 	}
-	digests, err := v.readDigests(ctx, folders)
+	// Accounts stream through listing, digests, chains and logs a few at a
+	// time, so memory stays bounded however many accounts the archive holds;
+	// v.io bounds the requests in flight across all of them.
+	v.io = make(chan struct{}, opts.Parallel)
+	var seen sync.Map // account -> it has a chain
+	err = parallel(ctx, accountsAtOnce, len(accounts), func(ctx context.Context, i int) error {
+		a := accounts[i]
+		folders, err := v.listAccount(ctx, a.base, a.prefix, a.id)
+		if err != nil {
+			return err
+		}
+		for _, f := range folders {
+			if err := v.verifyFolder(ctx, f); err != nil {
+				return err
+			}
+			if len(f.chains) > 0 {
+				seen.Store(f.account, true)
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	if err := v.checkChains(ctx, folders, digests); err != nil {
-		return nil, err
-	}
-	if err := v.hashLogs(ctx, folders); err != nil {
-		return nil, err
-	}
-	for _, f := range folders {
-		v.account(f)
-		for _, c := range f.chains {
-			v.advance(c)
-		}
-	}
-	v.expected(folders)
+	v.report.ObjectsListed = v.listed.Load()
+	v.expected(func(account string) bool { _, ok := seen.Load(account); return ok })
 	if len(v.report.Chains) == 0 {
 		v.nothingFound(ctx)
 	}
@@ -132,8 +141,31 @@ func Run(ctx context.Context, s store.Store, opts Options) (*Report, error) {
 	return v.report, nil
 }
 
+// accountsAtOnce is how many accounts are verified at the same time.
+const accountsAtOnce = 16
+
+// verifyFolder checks one account and region: its digests, chains and logs.
+func (v *verifier) verifyFolder(ctx context.Context, f *folder) error {
+	digests, err := v.readDigests(ctx, f)
+	if err != nil {
+		return err
+	}
+	if err := v.checkChains(ctx, f, digests); err != nil {
+		return err
+	}
+	if err := v.hashLogs(ctx, f); err != nil {
+		return err
+	}
+	v.account(f)
+	for _, c := range f.chains {
+		v.advance(c)
+	}
+	return nil
+}
+
 type verifier struct {
 	s       store.Store
+	io      chan struct{} // one token per request in flight
 	opts    Options
 	report  *Report
 	next    *State
@@ -173,10 +205,23 @@ func (v *verifier) tick(n int64) {
 }
 
 // open reads one object version, counting reads.
+// The caller holds an io token until it has read the body.
 func (v *verifier) open(ctx context.Context, key, version string) (io.ReadCloser, map[string]string, error) {
 	v.read.Add(1)
 	return v.s.Open(ctx, key, version)
 }
+
+// acquire takes an io token; release gives it back.
+func (v *verifier) acquire(ctx context.Context) error {
+	select {
+	case v.io <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (v *verifier) release() { <-v.io }
 
 func contains(list []string, s string) bool {
 	if len(list) == 0 {
@@ -195,7 +240,9 @@ var accountRE = regexp.MustCompile(`^\d{12}$`)
 // discover finds every [prefix/]AWSLogs/ACCOUNT/ folder and lists it, in
 // parallel: whole when everything is verified, day by day when a time range
 // or an incremental state narrows it.
-func (v *verifier) discover(ctx context.Context) ([]*folder, error) {
+type accountFolder struct{ base, prefix, id string }
+
+func (v *verifier) discover(ctx context.Context) ([]accountFolder, error) {
 	root := v.opts.Root
 	if root != "" && !strings.HasSuffix(root, "/") {
 		root += "/"
@@ -204,8 +251,7 @@ func (v *verifier) discover(ctx context.Context) ([]*folder, error) {
 	if err != nil {
 		return nil, err
 	}
-	type account struct{ base, prefix, id string }
-	var accounts []account
+	var accounts []accountFolder
 	for _, base := range bases {
 		ps, err := v.s.Prefixes(ctx, base+"AWSLogs/")
 		if err != nil {
@@ -219,34 +265,16 @@ func (v *verifier) discover(ctx context.Context) ([]*folder, error) {
 					return nil, err
 				}
 				for _, q := range sub {
-					accounts = append(accounts, account{base, q, strings.TrimSuffix(strings.TrimPrefix(q, p), "/")})
+					accounts = append(accounts, accountFolder{base, q, strings.TrimSuffix(strings.TrimPrefix(q, p), "/")})
 				}
 				continue
 			}
-			accounts = append(accounts, account{base, p, name})
+			if !accountRE.MatchString(name) || contains(v.opts.Accounts, name) {
+				accounts = append(accounts, accountFolder{base, p, name})
+			}
 		}
 	}
-	var (
-		mu      sync.Mutex
-		folders []*folder
-	)
-	err = parallel(ctx, v.opts.Parallel, len(accounts), func(ctx context.Context, i int) error {
-		a := accounts[i]
-		if accountRE.MatchString(a.id) && !contains(v.opts.Accounts, a.id) {
-			return nil
-		}
-		fs, err := v.listAccount(ctx, a.base, a.prefix, a.id)
-		mu.Lock()
-		folders = append(folders, fs...)
-		mu.Unlock()
-		return err
-	})
-	sort.Slice(folders, func(i, j int) bool {
-		a, b := folders[i], folders[j]
-		return a.prefix+a.account+"/"+a.region < b.prefix+b.account+"/"+b.region
-	})
-	v.report.ObjectsListed = v.listed.Load()
-	return folders, err
+	return accounts, nil
 }
 
 // findBases finds the key prefixes under which AWSLogs/ lives (a trail's
@@ -414,24 +442,21 @@ func (v *verifier) inRange(t time.Time) bool {
 	return (v.opts.Since.IsZero() || !t.Before(v.opts.Since)) && (v.opts.Until.IsZero() || !t.After(v.opts.Until))
 }
 
-// readDigests reads every version of every digest in range, across all
-// folders at once, so that many requests are in flight.
-func (v *verifier) readDigests(ctx context.Context, folders []*folder) ([]*digestVersion, error) {
+// readDigests reads every version of every digest of a folder in range.
+func (v *verifier) readDigests(ctx context.Context, f *folder) ([]*digestVersion, error) {
 	var all []*digestVersion
-	for _, f := range folders {
-		since := v.since(f.account, f.region)
-		for key, versions := range f.digests {
-			k, _ := ct.ParseKey(key)
-			// A digest up to an hour after --until lists the logs just before it.
-			if !v.inRange(k.Time) && !(k.Time.After(v.opts.Until) && !k.Time.After(v.opts.Until.Add(time.Hour))) {
-				continue
-			}
-			if !since.IsZero() && k.Time.Before(since) {
-				continue
-			}
-			for _, ver := range versions {
-				all = append(all, &digestVersion{folder: f, key: k, version: ver})
-			}
+	since := v.since(f.account, f.region)
+	for key, versions := range f.digests {
+		k, _ := ct.ParseKey(key)
+		// A digest up to an hour after --until lists the logs just before it.
+		if !v.inRange(k.Time) && !(k.Time.After(v.opts.Until) && !k.Time.After(v.opts.Until.Add(time.Hour))) {
+			continue
+		}
+		if !since.IsZero() && k.Time.Before(since) {
+			continue
+		}
+		for _, ver := range versions {
+			all = append(all, &digestVersion{folder: f, key: k, version: ver})
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].key.Raw < all[j].key.Raw })
@@ -442,6 +467,10 @@ func (v *verifier) readDigests(ctx context.Context, folders []*folder) ([]*diges
 		if d.version.DeleteMarker {
 			return nil
 		}
+		if err := v.acquire(ctx); err != nil {
+			return err
+		}
+		defer v.release()
 		r, meta, err := v.open(ctx, d.key.Raw, d.version.VersionID)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
@@ -476,13 +505,9 @@ func lookup(meta map[string]string, name string) string {
 
 // expected reports registered source accounts of which the archive holds no
 // digest at all.
-func (v *verifier) expected(folders []*folder) {
-	has := map[string]bool{}
-	for _, f := range folders {
-		has[f.account] = has[f.account] || len(f.chains) > 0
-	}
+func (v *verifier) expected(has func(account string) bool) {
 	for account := range v.opts.Registry {
-		if !has[account] && contains(v.opts.Accounts, account) && len(v.opts.Regions) == 0 {
+		if !has(account) && contains(v.opts.Accounts, account) && len(v.opts.Regions) == 0 {
 			v.add(&Finding{Severity: Error, Kind: NoDigests, Account: account,
 				Message: "account " + account + " is a source in the config, but no digest of it is in " + v.s.String()})
 		}
@@ -504,6 +529,8 @@ func (v *verifier) advance(c *chainRun) {
 		tail = m
 	}
 	if tail != nil {
+		v.mu.Lock()
+		defer v.mu.Unlock()
 		v.next.Chains[c.id.String()] = &Tail{Key: tail.key.Raw, VersionID: tail.version.VersionID, Hash: tail.file.RawHash, Signature: tail.proof,
 			End: tail.key.Time, Proven: time.Now().UTC()}
 	}
