@@ -24,8 +24,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -112,9 +113,10 @@ func main() {
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		t := time.Now()
-		err := cmd.Run()
-		res := result{wall: time.Since(t), rss: cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss,
-			cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
+		check(cmd.Start())
+		peak := watchPeakRSS(cmd.Process.Pid)
+		err := cmd.Wait()
+		res := result{wall: time.Since(t), rss: <-peak, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
 		var r verify.Report
 		if err != nil || json.Unmarshal(out.Bytes(), &r) != nil {
 			log.Fatalf("trailkeeper %v: %v\n%s%.2000s", args, err, errb.String(), out.String())
@@ -163,6 +165,32 @@ type result struct {
 func (r result) print(name string) {
 	fmt.Printf("| %s | %s | %s | %d | %d | %.0f | %d MiB | %d | %d |\n", name, r.wall.Round(10*time.Millisecond), r.cpu.Round(10*time.Millisecond), r.listed, r.read,
 		float64(r.read)/r.wall.Seconds(), r.rss/1024, r.digests, r.logs)
+}
+
+// watchPeakRSS follows a process's VmHWM (KiB) until it exits. Rusage's
+// maxrss would not do: a child inherits the high-water mark of this process,
+// which holds the whole sandbox, across fork and exec.
+func watchPeakRSS(pid int) <-chan int64 {
+	out := make(chan int64, 1)
+	go func() {
+		var peak int64
+		for {
+			data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			if err != nil {
+				out <- peak
+				return
+			}
+			for _, line := range strings.Split(string(data), "\n") {
+				if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+					if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil && kb > peak {
+						peak = kb
+					}
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return out
 }
 
 // tee writes every object to two stores: the bucket and its local copy.

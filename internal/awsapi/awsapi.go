@@ -110,9 +110,12 @@ func New(ctx context.Context, t Target) (*Clients, error) {
 	// Endpoints other than AWS's (the sandbox, moto: IP addresses) need path-style S3.
 	pathStyle := t.Endpoint != "" || os.Getenv("AWS_ENDPOINT_URL") != "" || os.Getenv("AWS_ENDPOINT_URL_S3") != ""
 	return &Clients{
-		Account:    t.Account,
-		Region:     t.Region,
-		S3:         s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = pathStyle }),
+		Account: t.Account,
+		Region:  t.Region,
+		S3: s3.NewFromConfig(cfg, func(o *s3.Options) {
+			o.UsePathStyle = pathStyle
+			o.EndpointResolverV2 = newS3Endpoints()
+		}),
 		IAM:        iam.NewFromConfig(cfg),
 		STS:        sts.NewFromConfig(cfg),
 		CloudTrail: cloudtrail.NewFromConfig(cfg),

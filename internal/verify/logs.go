@@ -48,7 +48,7 @@ func (v *verifier) hashLogs(ctx context.Context, f *folder) error {
 	}
 	sort.Slice(jobs, func(i, j int) bool { return jobs[i].key < jobs[j].key })
 	v.total.Add(int64(len(jobs)))
-	return parallel(ctx, v.opts.Parallel, len(jobs), func(ctx context.Context, i int) error {
+	return v.each(ctx, len(jobs), func(ctx context.Context, i int) error {
 		defer v.tick(1)
 		return v.hashLog(ctx, jobs[i])
 	})
@@ -153,10 +153,6 @@ type unreadableError struct{ err error }
 func (e *unreadableError) Error() string { return e.err.Error() }
 
 func (v *verifier) hash(ctx context.Context, key, version string) (string, error) {
-	if err := v.acquire(ctx); err != nil {
-		return "", err
-	}
-	defer v.release()
 	r, _, err := v.open(ctx, key, version)
 	if err != nil {
 		return "", err

@@ -108,10 +108,20 @@ func Run(ctx context.Context, s store.Store, opts Options) (*Report, error) {
 	}
 	// Accounts stream through listing, digests, chains and logs a few at a
 	// time, so memory stays bounded however many accounts the archive holds;
-	// v.io bounds the requests in flight across all of them.
-	v.io = make(chan struct{}, opts.Parallel)
+	// the reads of all of them share one pool of workers.
+	v.jobs = make(chan func())
+	defer close(v.jobs)
+	for range opts.Parallel {
+		go func() {
+			for job := range v.jobs {
+				job()
+			}
+		}()
+	}
 	var seen sync.Map // account -> it has a chain
-	err = parallel(ctx, accountsAtOnce, len(accounts), func(ctx context.Context, i int) error {
+	// A quarter of the requests' slots in accounts: each account's listing and
+	// phases take a few round trips one after another, which others overlap.
+	err = parallel(ctx, max(4, opts.Parallel/4), len(accounts), func(ctx context.Context, i int) error {
 		a := accounts[i]
 		folders, err := v.listAccount(ctx, a.base, a.prefix, a.id)
 		if err != nil {
@@ -141,9 +151,6 @@ func Run(ctx context.Context, s store.Store, opts Options) (*Report, error) {
 	return v.report, nil
 }
 
-// accountsAtOnce is how many accounts are verified at the same time.
-const accountsAtOnce = 16
-
 // verifyFolder checks one account and region: its digests, chains and logs.
 func (v *verifier) verifyFolder(ctx context.Context, f *folder) error {
 	digests, err := v.readDigests(ctx, f)
@@ -165,7 +172,7 @@ func (v *verifier) verifyFolder(ctx context.Context, f *folder) error {
 
 type verifier struct {
 	s       store.Store
-	io      chan struct{} // one token per request in flight
+	jobs    chan func() // reads, run by long-lived workers: the SDK's deep stacks grow once
 	opts    Options
 	report  *Report
 	next    *State
@@ -205,23 +212,41 @@ func (v *verifier) tick(n int64) {
 }
 
 // open reads one object version, counting reads.
-// The caller holds an io token until it has read the body.
 func (v *verifier) open(ctx context.Context, key, version string) (io.ReadCloser, map[string]string, error) {
 	v.read.Add(1)
 	return v.s.Open(ctx, key, version)
 }
 
-// acquire takes an io token; release gives it back.
-func (v *verifier) acquire(ctx context.Context) error {
-	select {
-	case v.io <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+// each runs fn for 0..n-1 on the run's read workers and returns the first error.
+func (v *verifier) each(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for i := range n {
+		wg.Add(1)
+		job := func() {
+			defer wg.Done()
+			if ctx.Err() != nil {
+				return
+			}
+			if err := fn(ctx, i); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		}
+		select {
+		case v.jobs <- job:
+		case <-ctx.Done():
+			wg.Done()
+		}
 	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
 }
-
-func (v *verifier) release() { <-v.io }
 
 func contains(list []string, s string) bool {
 	if len(list) == 0 {
@@ -353,12 +378,11 @@ func (v *verifier) listAccount(ctx context.Context, base, prefix, account string
 	if err != nil {
 		return nil, err
 	}
+	var lists []string // prefixes to list, all at once
 	for _, kind := range kinds {
 		name := strings.TrimSuffix(strings.TrimPrefix(kind, prefix), "/")
 		if name != "CloudTrail" && name != "CloudTrail-Digest" && name != "CloudTrail-Insight" {
-			if err := v.s.Versions(ctx, kind, collect); err != nil {
-				return nil, err
-			}
+			lists = append(lists, kind) // everything in it is unexpected
 			continue
 		}
 		regions, err := v.s.Prefixes(ctx, kind)
@@ -372,13 +396,24 @@ func (v *verifier) listAccount(ctx context.Context, base, prefix, account string
 			}
 			get(region)
 			for _, day := range v.days(account, region) {
-				if err := v.s.Versions(ctx, r+day, collect); err != nil {
-					return nil, err
-				}
+				lists = append(lists, r+day)
 			}
 		}
 	}
-	return sortedFolders(byRegion), nil
+	var mu sync.Mutex
+	err = v.each(ctx, len(lists), func(ctx context.Context, i int) error {
+		var found []store.Version
+		if err := v.s.Versions(ctx, lists[i], func(ver store.Version) error { found = append(found, ver); return nil }); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ver := range found {
+			collect(ver)
+		}
+		return nil
+	})
+	return sortedFolders(byRegion), err
 }
 
 func sortedFolders(m map[string]*folder) []*folder {
@@ -420,8 +455,9 @@ func (v *verifier) since(account, region string) time.Time {
 	return since
 }
 
-// days lists the YYYY/MM/DD/ folders to read for a folder's range, with a
-// day's slack on each side for digests and logs that straddle midnight.
+// days lists the YYYY/MM/DD/ folders to read for a folder's range, from an
+// hour before it (the logs of its first digest) to an hour after (the digest
+// that lists its last logs).
 func (v *verifier) days(account, region string) []string {
 	since := v.since(account, region)
 	if since.IsZero() {
@@ -432,7 +468,7 @@ func (v *verifier) days(account, region string) []string {
 		until = time.Now()
 	}
 	var out []string
-	for d := since.UTC().AddDate(0, 0, -1).Truncate(24 * time.Hour); !d.After(until.UTC().AddDate(0, 0, 1)); d = d.AddDate(0, 0, 1) {
+	for d := since.UTC().Add(-time.Hour).Truncate(24 * time.Hour); !d.After(until.UTC().Add(time.Hour)); d = d.AddDate(0, 0, 1) {
 		out = append(out, d.Format("2006/01/02/"))
 	}
 	return out
@@ -461,16 +497,12 @@ func (v *verifier) readDigests(ctx context.Context, f *folder) ([]*digestVersion
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].key.Raw < all[j].key.Raw })
 	v.total.Add(int64(len(all)))
-	err := parallel(ctx, v.opts.Parallel, len(all), func(ctx context.Context, i int) error {
+	err := v.each(ctx, len(all), func(ctx context.Context, i int) error {
 		d := all[i]
 		defer v.tick(1)
 		if d.version.DeleteMarker {
 			return nil
 		}
-		if err := v.acquire(ctx); err != nil {
-			return err
-		}
-		defer v.release()
 		r, meta, err := v.open(ctx, d.key.Raw, d.version.VersionID)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
