@@ -393,6 +393,9 @@ func (s *Sandbox) replicateVersion(src *bucket, rule *replicationRule, v *versio
 			return "InternalError"
 		}
 	}
+	if len(dst.Objects[v.Key]) == 0 {
+		dst.sorted = nil
+	}
 	dst.Objects[v.Key] = append(dst.Objects[v.Key], &replica)
 	return ""
 }

@@ -9,16 +9,24 @@ import (
 	"time"
 )
 
-// sortedKeys lists the bucket's keys in S3's order (UTF-8 binary). Callers hold s.mu.
+// sortedKeys lists the bucket's keys under prefix in S3's order (UTF-8
+// binary), from an index kept until a key comes or goes, so that listing one
+// day of a large archive does not scan all of it. Callers hold s.mu and do
+// not change the result.
 func sortedKeys(b *bucket, prefix string) []string {
-	keys := make([]string, 0, len(b.Objects))
-	for k := range b.Objects {
-		if strings.HasPrefix(k, prefix) {
-			keys = append(keys, k)
+	if b.sorted == nil {
+		b.sorted = make([]string, 0, len(b.Objects))
+		for k := range b.Objects {
+			b.sorted = append(b.sorted, k)
 		}
+		sort.Strings(b.sorted)
 	}
-	sort.Strings(keys)
-	return keys
+	i := sort.SearchStrings(b.sorted, prefix)
+	j := i
+	for j < len(b.sorted) && strings.HasPrefix(b.sorted[j], prefix) {
+		j++
+	}
+	return b.sorted[i:j:j]
 }
 
 type listEntry struct {

@@ -193,6 +193,9 @@ func (s *Sandbox) addVersion(b *bucket, v *version, data []byte) error {
 			}
 		}
 	}
+	if len(vs) == 0 {
+		b.sorted = nil
+	}
 	b.Objects[v.Key] = append(vs, v)
 	s.enqueueReplication(b, v)
 	s.dirty.Store(true)
@@ -429,6 +432,7 @@ func (s *Sandbox) removeObject(c *call, b *bucket, key, vid string) (bool, strin
 		if b.Versioning == "" {
 			if old := findVersion(b, key, "null"); old != nil {
 				delete(b.Objects, key)
+				b.sorted = nil
 				s.blobs.del(blobID(b.Name, "null", key))
 			}
 			s.dirty.Store(true)
@@ -461,6 +465,7 @@ func (s *Sandbox) removeObject(c *call, b *bucket, key, vid string) (bool, strin
 		vs = append(vs[:i:i], vs[i+1:]...)
 		if len(vs) == 0 {
 			delete(b.Objects, key)
+			b.sorted = nil
 		} else {
 			b.Objects[key] = vs
 		}

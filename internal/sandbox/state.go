@@ -91,6 +91,7 @@ type bucket struct {
 	Uploads      map[string]*upload    `json:"uploads"`
 
 	policyDoc *policy.Document // parsed Policy, rebuilt on load
+	sorted    []string         // the keys of Objects in order; nil once a key comes or goes
 }
 
 type lockRule struct {
