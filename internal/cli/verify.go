@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -56,7 +57,7 @@ reads only what came after it (and that digest again, to catch a tampered tail).
 
 Times: RFC 3339, a date (2025-09-10) or a duration back from now (48h, 7d).
 
-Exit codes: 0 all valid, 1 problems found (or nothing to verify), 2 usage or configuration error,
+Exit codes: 0 valid (everything in range proven), 1 problems or unproven files found (or nothing to verify), 2 usage or configuration error,
 3 AWS access error (credentials, permissions, a missing bucket, the network).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -209,6 +210,9 @@ func runVerify(ctx context.Context, streams IO, g *Globals, opts *VerifyOptions)
 		Registry: registry, Sample: sample, Parallel: opts.Parallel, Keys: keys, AcceptUnsignedTail: opts.AcceptUnsignedTail, State: state,
 		Progress: func(done, total int64) { prog.update(int(done), int(total)) }})
 	prog.finish()
+	if errors.Is(err, verify.ErrNoKeys) {
+		return usageErr("export the keys of every home region of the trails: trailkeeper keys export FILE --region R", "--public-keys %s: %v", opts.PublicKeys, err)
+	}
 	if err != nil {
 		return archiveError(err, s, c)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -358,4 +359,36 @@ func readAll(s store.Store, key string) ([]byte, error) {
 	}
 	defer r.Close()
 	return io.ReadAll(r)
+}
+
+// A state file is outside input: whatever it holds, loading it fails cleanly
+// or yields complete entries.
+func FuzzLoadState(f *testing.F) {
+	f.Add([]byte(`{"location":"memory","chains":{"1/r/t/r":{"key":"k","sha256":"` + strings.Repeat("a", 64) + `","signature":"ab","end":"2025-09-10T00:00:00Z"}}}`))
+	f.Add([]byte(`{"location":"memory","chains":{"x":null}}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "state.json")
+		os.WriteFile(path, data, 0o600)
+		s, err := LoadState(path, "memory")
+		if err != nil {
+			return
+		}
+		for id, tail := range s.Chains {
+			if tail == nil || tail.Key == "" || len(tail.Hash) != 64 {
+				t.Fatalf("accepted an incomplete entry %s: %+v", id, tail)
+			}
+		}
+	})
+}
+
+// A key file without the keys of a home region is an incomplete file, not a
+// forged archive: Run fails with ErrNoKeys instead of reporting unknown-key.
+func TestKeyFileWithoutTheRegion(t *testing.T) {
+	a := newArchive(t, "Members")
+	k, _ := keys(t)
+	_, err := Run(ctx, a.mem, Options{Keys: StaticKeys([]string{"eu-west-1"}, fixture.Builder{Key: k}.PublicKeyDER())})
+	if !errors.Is(err, ErrNoKeys) {
+		t.Fatalf("got %v", err)
+	}
 }

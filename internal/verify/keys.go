@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -23,6 +24,10 @@ type Keys interface {
 
 // ErrUnknownKey means no key of that fingerprint exists in the region.
 var ErrUnknownKey = fmt.Errorf("no public key with that fingerprint")
+
+// ErrNoKeys means a key file holds no key of a region at all: that says
+// nothing about the digests, only that the file is incomplete.
+var ErrNoKeys = errors.New("the key file has no CloudTrail public keys of this region")
 
 // PublicKey is one exported key.
 type PublicKey struct {
@@ -116,7 +121,10 @@ func (s *KeySet) add(k PublicKey) error {
 func (s *KeySet) PublicKey(ctx context.Context, region, fingerprint string) (*rsa.PublicKey, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.loaded[region] && s.fetch != nil {
+	if !s.loaded[region] && s.fetch == nil {
+		return nil, fmt.Errorf("%s: %w", region, ErrNoKeys)
+	}
+	if !s.loaded[region] {
 		list, err := s.fetch(ctx, region)
 		if err != nil {
 			return nil, err
