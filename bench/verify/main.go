@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -114,6 +115,12 @@ func main() {
 		}
 		cliTime = time.Since(cliStart)
 		fmt.Printf("| aws cloudtrail validate-logs (once per chain) | source buckets in the sandbox | %s | %d | %d | all valid |\n", cliTime.Round(time.Millisecond), digests, logFiles)
+	}
+	if p := os.Getenv("BENCH_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		check(err)
+		check(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
 	}
 	tkStart := time.Now()
 	var valid int

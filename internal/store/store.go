@@ -51,6 +51,32 @@ type Writer interface {
 // ErrNotFound is returned by Open for a key or version that does not exist.
 var ErrNotFound = errors.New("not found")
 
+// Bases finds the key prefixes under which AWSLogs/ lives (a trail's
+// S3KeyPrefix, one to three folders deep), under root ("" or ending in "/").
+func Bases(ctx context.Context, s Store, root string) ([]string, error) {
+	return bases(ctx, s, root, 0)
+}
+
+func bases(ctx context.Context, s Store, prefix string, depth int) ([]string, error) {
+	ps, err := s.Prefixes(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range ps {
+		if p[len(prefix):] == "AWSLogs/" {
+			out = append(out, prefix)
+		} else if depth < 3 {
+			sub, err := bases(ctx, s, p, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sub...)
+		}
+	}
+	return out, nil
+}
+
 // Dir is a local copy of an archive, one file per key.
 type Dir struct{ Root string }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	ct "github.com/trailkeeper/trailkeeper/internal/cloudtrail"
+	"github.com/trailkeeper/trailkeeper/internal/parallel"
 	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
@@ -100,7 +101,7 @@ func (v *verifier) checkChains(ctx context.Context, f *folder, digests []*digest
 		v.report.Chains = append(v.report.Chains, c.summary)
 		v.mu.Unlock()
 	}
-	err := parallel(ctx, runtime.NumCPU(), len(f.chains), func(ctx context.Context, i int) error {
+	err := parallel.For(ctx, runtime.NumCPU(), len(f.chains), func(ctx context.Context, i int) error {
 		return v.chain(ctx, f.chains[i])
 	})
 	if err != nil {

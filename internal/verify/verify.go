@@ -14,6 +14,7 @@ import (
 	"time"
 
 	ct "github.com/trailkeeper/trailkeeper/internal/cloudtrail"
+	"github.com/trailkeeper/trailkeeper/internal/parallel"
 	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
@@ -121,21 +122,23 @@ func Run(ctx context.Context, s store.Store, opts Options) (*Report, error) {
 	var seen sync.Map // account -> it has a chain
 	// A quarter of the requests' slots in accounts: each account's listing and
 	// phases take a few round trips one after another, which others overlap.
-	err = parallel(ctx, max(4, opts.Parallel/4), len(accounts), func(ctx context.Context, i int) error {
+	err = parallel.For(ctx, max(4, opts.Parallel/4), len(accounts), func(ctx context.Context, i int) error {
 		a := accounts[i]
 		folders, err := v.listAccount(ctx, a.base, a.prefix, a.id)
 		if err != nil {
 			return err
 		}
-		for _, f := range folders {
+		// The regions of an account are independent: check them side by side.
+		return parallel.For(ctx, len(folders), len(folders), func(ctx context.Context, i int) error {
+			f := folders[i]
 			if err := v.verifyFolder(ctx, f); err != nil {
 				return err
 			}
 			if len(f.chains) > 0 {
 				seen.Store(f.account, true)
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -272,7 +275,12 @@ func (v *verifier) discover(ctx context.Context) ([]accountFolder, error) {
 	if root != "" && !strings.HasSuffix(root, "/") {
 		root += "/"
 	}
-	bases, err := v.findBases(ctx, root, 0)
+	top, err := v.s.Prefixes(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	v.noFiles = top
+	bases, err := store.Bases(ctx, v.s, root)
 	if err != nil {
 		return nil, err
 	}
@@ -300,31 +308,6 @@ func (v *verifier) discover(ctx context.Context) ([]accountFolder, error) {
 		}
 	}
 	return accounts, nil
-}
-
-// findBases finds the key prefixes under which AWSLogs/ lives (a trail's
-// S3KeyPrefix), up to three folders deep.
-func (v *verifier) findBases(ctx context.Context, prefix string, depth int) ([]string, error) {
-	ps, err := v.s.Prefixes(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	if depth == 0 {
-		v.noFiles = ps
-	}
-	var out []string
-	for _, p := range ps {
-		if p[len(prefix):] == "AWSLogs/" {
-			out = append(out, prefix)
-		} else if depth < 3 {
-			sub, err := v.findBases(ctx, p, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, sub...)
-		}
-	}
-	return out, nil
 }
 
 // listAccount lists one account folder and sorts what it holds into one folder
@@ -607,36 +590,4 @@ func (v *verifier) nothingFound(ctx context.Context) {
 		hint = fixes[RegionWithoutDigests]
 	}
 	v.add(&Finding{Severity: Error, Kind: NoDigests, Message: msg, Fix: hint})
-}
-
-// parallel runs fn for 0..n-1 on at most limit goroutines and returns the
-// first error. The workers live for the whole run: the SDK's deep call stacks
-// are grown once per worker, not once per object.
-func parallel(ctx context.Context, limit, n int, fn func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for range min(limit, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := fn(ctx, i); err != nil {
-					once.Do(func() { first = err; cancel() })
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
-	}
-	return first
 }
