@@ -55,24 +55,25 @@ func (p *progress) step(msg string) {
 }
 
 // update reports absolute progress (done of total, total still growing).
-func (p *progress) update(done, total int) {
+func (p *progress) update(done, total int, msg ...string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.show(done, total, "")
+	p.show(done, total, strings.Join(msg, " "))
 }
 
 // show prints on a terminal at once, elsewhere every few seconds and at the end.
 func (p *progress) show(done, total int, msg string) {
+	again := p.done == done && p.total == total // the end, said once is enough
 	p.done, p.total = done, total
 	if p.off {
 		return
 	}
 	now := time.Now()
 	switch {
-	case p.tty && now.Sub(p.last) >= 100*time.Millisecond || p.tty && done == total:
+	case p.tty && now.Sub(p.last) >= 100*time.Millisecond || p.tty && done == total && !again:
 		fmt.Fprintf(p.w, "\r\033[K%s %d/%d %s", p.label, done, total, truncate(msg, 60))
 		p.last = now
-	case !p.tty && (done == total || now.Sub(p.last) >= p.interval):
+	case !p.tty && (done == total && !again || now.Sub(p.last) >= p.interval):
 		fmt.Fprintf(p.w, "%s %d/%d (%s) %s\n", p.label, done, total, now.Sub(p.start).Round(100*time.Millisecond), msg)
 		p.last = now
 	}

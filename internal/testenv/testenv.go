@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -92,4 +94,21 @@ func (r Result[T]) OK(t testing.TB) T {
 		t.Fatal(r.err)
 	}
 	return r.v
+}
+
+// SharedCloudTrail returns the folder of one set of real CloudTrail logs in
+// ../shared/data/cloudtrail (SOURCES.md there says where each came from). CI
+// has it beside the clone, and a test that needs it fails there without it;
+// elsewhere it skips.
+func SharedCloudTrail(t testing.TB, set string) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "data", "cloudtrail", set)
+	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI has ../shared beside the clone: %s must be there", dir)
+		}
+		t.Skipf("shared data not present: %s", dir)
+	}
+	return dir
 }

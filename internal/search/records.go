@@ -1,0 +1,155 @@
+package search
+
+import (
+	"errors"
+	"fmt"
+)
+
+// errNotCloudTrail means a file is neither {"Records":[...]} nor a JSON array.
+var errNotCloudTrail = errors.New(`not a CloudTrail log: expected {"Records":[...]} or an array of events`)
+
+// records calls fn with the bytes of each record of a CloudTrail log file,
+// without decoding them: {"Records":[{...},...]} as CloudTrail writes it, or a
+// plain array of events (as some exports are). It only finds where each
+// record begins and ends, honouring strings and escapes.
+func records(b []byte, fn func(rec []byte) error) error {
+	i := skipSpace(b, 0)
+	if i >= len(b) {
+		return errNotCloudTrail
+	}
+	switch b[i] {
+	case '[':
+		return elements(b, i, fn)
+	case '{':
+	default:
+		return errNotCloudTrail
+	}
+	i++
+	for {
+		i = skipSpace(b, i)
+		if i < len(b) && b[i] == '}' {
+			return errNotCloudTrail // no Records
+		}
+		end, err := skipString(b, i)
+		if err != nil {
+			return err
+		}
+		key := b[i+1 : end-1]
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return errNotCloudTrail
+		}
+		i = skipSpace(b, i+1)
+		if string(key) == "Records" {
+			if i >= len(b) || b[i] != '[' {
+				return errNotCloudTrail
+			}
+			return elements(b, i, fn)
+		}
+		if i, err = skipValue(b, i); err != nil {
+			return err
+		}
+		i = skipSpace(b, i)
+		if i < len(b) && b[i] == ',' {
+			i++
+		}
+	}
+}
+
+// elements calls fn with each element of the array that starts at b[i].
+func elements(b []byte, i int, fn func([]byte) error) error {
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return nil
+	}
+	for {
+		end, err := skipValue(b, i)
+		if err != nil {
+			return err
+		}
+		if b[i] == '{' {
+			if err := fn(b[i:end]); err != nil {
+				return err
+			}
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) {
+			return fmt.Errorf("truncated: the array of records does not end")
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case ']':
+			return nil
+		default:
+			return fmt.Errorf("malformed: %q after a record", b[i])
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string that starts at b[i].
+func skipString(b []byte, i int) (int, error) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, errNotCloudTrail
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1, nil
+		}
+	}
+	return 0, fmt.Errorf("truncated: a string does not end")
+}
+
+// skipValue returns the index after the JSON value that starts at b[i].
+func skipValue(b []byte, i int) (int, error) {
+	if i >= len(b) {
+		return 0, fmt.Errorf("truncated: a value is missing")
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		var closers []byte // what each open object or array must end with
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				end, err := skipString(b, j)
+				if err != nil {
+					return 0, err
+				}
+				j = end - 1
+			case '{':
+				closers = append(closers, '}')
+			case '[':
+				closers = append(closers, ']')
+			case '}', ']':
+				if b[j] != closers[len(closers)-1] {
+					return 0, fmt.Errorf("malformed: %q closes %q", b[j], closers[len(closers)-1])
+				}
+				closers = closers[:len(closers)-1]
+				if len(closers) == 0 {
+					return j + 1, nil
+				}
+			}
+		}
+		return 0, fmt.Errorf("truncated: an object or array does not end")
+	}
+	j := i
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\n' && b[j] != '\r' && b[j] != '\t' {
+		j++
+	}
+	if j == i {
+		return 0, fmt.Errorf("malformed: unexpected %q", b[i])
+	}
+	return j, nil
+}
