@@ -11,7 +11,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -24,14 +23,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/trailkeeper/trailkeeper/bench/internal/measure"
 	"github.com/trailkeeper/trailkeeper/internal/cloudtrail/fixture"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/store"
@@ -110,16 +108,12 @@ func main() {
 	run := func(args ...string) result {
 		cmd := exec.Command(bin, append(args, "--public-keys", keys, "--config", noConfig, "--no-progress", "--output", "json")...)
 		cmd.Env = env
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		t := time.Now()
-		check(cmd.Start())
-		peak := watchPeakRSS(cmd.Process.Pid)
-		err := cmd.Wait()
-		res := result{wall: time.Since(t), rss: <-peak, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
+		m, err := measure.Run(cmd)
+		check(err)
+		res := result{wall: m.Wall, rss: m.PeakKiB, cpu: m.CPU}
 		var r verify.Report
-		if err != nil || json.Unmarshal(out.Bytes(), &r) != nil {
-			log.Fatalf("trailkeeper %v: %v\n%s%.2000s", args, err, errb.String(), out.String())
+		if err := json.Unmarshal(m.Stdout, &r); err != nil {
+			log.Fatalf("trailkeeper %v: %v", args, err)
 		}
 		res.read, res.listed, res.valid = r.ObjectsRead, r.ObjectsListed, r.Valid()
 		res.digests, res.logs = r.Totals().DigestsProven, r.Totals().LogsProven
@@ -165,32 +159,6 @@ type result struct {
 func (r result) print(name string) {
 	fmt.Printf("| %s | %s | %s | %d | %d | %.0f | %d MiB | %d | %d |\n", name, r.wall.Round(10*time.Millisecond), r.cpu.Round(10*time.Millisecond), r.listed, r.read,
 		float64(r.read)/r.wall.Seconds(), r.rss/1024, r.digests, r.logs)
-}
-
-// watchPeakRSS follows a process's VmHWM (KiB) until it exits. Rusage's
-// maxrss would not do: a child inherits the high-water mark of this process,
-// which holds the whole sandbox, across fork and exec.
-func watchPeakRSS(pid int) <-chan int64 {
-	out := make(chan int64, 1)
-	go func() {
-		var peak int64
-		for {
-			data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-			if err != nil {
-				out <- peak
-				return
-			}
-			for _, line := range strings.Split(string(data), "\n") {
-				if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-					if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil && kb > peak {
-						peak = kb
-					}
-				}
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
-	return out
 }
 
 // tee writes every object to two stores: the bucket and its local copy.

@@ -129,6 +129,7 @@ func runSearch(ctx context.Context, streams IO, g *Globals, opts *SearchOptions)
 	prog := newProgress(streams.Err, g, "search", 0)
 	start := time.Now()
 	stats, err := search.Run(ctx, s, search.Options{Root: root, Filter: filter, Limit: opts.Limit, Parallel: opts.Parallel,
+		Decode: !opts.Count && g.Output != "json",
 		Progress: func(st search.Stats) {
 			prog.update(int(st.ObjectsDone), int(st.ObjectsListed), fmt.Sprintf("objects, %s read, %s matched", megabytes(st.BytesRead), plural(int(st.Matched), "event", "events")))
 		}}, emit)

@@ -88,6 +88,35 @@ func (e *Event) Time() time.Time {
 // match decides on a decoded event. account and region are the folder's,
 // or "" outside the archive layout.
 func (f *Filter) match(e *Event, account, region string) bool {
+	return f.matchTop(e, account, region) && f.matchDeep(e)
+}
+
+// field points at the Event field of a top-level key that matchTop reads.
+func (e *Event) field(key string) *string {
+	switch key {
+	case "eventTime":
+		return &e.EventTime
+	case "eventName":
+		return &e.EventName
+	case "eventSource":
+		return &e.EventSource
+	case "awsRegion":
+		return &e.AWSRegion
+	case "recipientAccountId":
+		return &e.RecipientAccountID
+	case "sourceIPAddress":
+		return &e.SourceIPAddress
+	case "errorCode":
+		return &e.ErrorCode
+	}
+	return nil
+}
+
+// deep reports whether the filter reads fields below the top level.
+func (f *Filter) deep() bool { return f.Principal != "" || f.AccessKey != "" || f.Resource != "" }
+
+// matchTop decides on the top-level fields alone.
+func (f *Filter) matchTop(e *Event, account, region string) bool {
 	if account == "" {
 		account = e.RecipientAccountID
 	}
@@ -99,20 +128,9 @@ func (f *Filter) match(e *Event, account, region string) bool {
 		len(f.Regions) > 0 && !contains(f.Regions, region),
 		len(f.EventNames) > 0 && !contains(f.EventNames, e.EventName),
 		f.EventSource != "" && e.EventSource != f.EventSource,
-		f.AccessKey != "" && e.UserIdentity.AccessKeyID != f.AccessKey,
 		f.SourceIP != "" && e.SourceIPAddress != f.SourceIP,
 		f.AnyError && e.ErrorCode == "",
 		f.ErrorCode != "" && e.ErrorCode != f.ErrorCode:
-		return false
-	}
-	if f.Principal != "" {
-		u := e.UserIdentity
-		if !strings.Contains(u.ARN, f.Principal) && !strings.Contains(u.UserName, f.Principal) &&
-			!strings.Contains(u.SessionContext.SessionIssuer.UserName, f.Principal) {
-			return false
-		}
-	}
-	if f.Resource != "" && !e.mentions(f.Resource) {
 		return false
 	}
 	if !f.Since.IsZero() || !f.Until.IsZero() {
@@ -122,6 +140,21 @@ func (f *Filter) match(e *Event, account, region string) bool {
 		}
 	}
 	return true
+}
+
+// matchDeep decides on the fields below the top level (the event must be decoded).
+func (f *Filter) matchDeep(e *Event) bool {
+	if f.AccessKey != "" && e.UserIdentity.AccessKeyID != f.AccessKey {
+		return false
+	}
+	if f.Principal != "" {
+		u := e.UserIdentity
+		if !strings.Contains(u.ARN, f.Principal) && !strings.Contains(u.UserName, f.Principal) &&
+			!strings.Contains(u.SessionContext.SessionIssuer.UserName, f.Principal) {
+			return false
+		}
+	}
+	return f.Resource == "" || e.mentions(f.Resource)
 }
 
 // mentions reports whether a resource ARN or the request parameters contain s.

@@ -1,6 +1,8 @@
 package search
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -152,4 +154,55 @@ func skipValue(b []byte, i int) (int, error) {
 		return 0, fmt.Errorf("malformed: unexpected %q", b[i])
 	}
 	return j, nil
+}
+
+// topLevel finds the values of a record's top-level string fields without
+// decoding the record: the common filters (event name, source, error, IP,
+// time, region, account) need nothing deeper. Values that are not strings, or
+// that hold escapes, are decoded with encoding/json.
+func topLevel(rec []byte, want func(key string) *string) error {
+	i := skipSpace(rec, 0)
+	if i >= len(rec) || rec[i] != '{' {
+		return errNotCloudTrail
+	}
+	i = skipSpace(rec, i+1)
+	if i < len(rec) && rec[i] == '}' {
+		return nil
+	}
+	for {
+		end, err := skipString(rec, i)
+		if err != nil {
+			return err
+		}
+		key := rec[i+1 : end-1]
+		i = skipSpace(rec, end)
+		if i >= len(rec) || rec[i] != ':' {
+			return errNotCloudTrail
+		}
+		i = skipSpace(rec, i+1)
+		vend, err := skipValue(rec, i)
+		if err != nil {
+			return err
+		}
+		if dst := want(string(key)); dst != nil && rec[i] == '"' {
+			v := rec[i+1 : vend-1]
+			if bytes.IndexByte(v, '\\') < 0 {
+				*dst = string(v)
+			} else if err := json.Unmarshal(rec[i:vend], dst); err != nil {
+				return err
+			}
+		}
+		i = skipSpace(rec, vend)
+		if i >= len(rec) {
+			return fmt.Errorf("truncated: a record does not end")
+		}
+		switch rec[i] {
+		case ',':
+			i = skipSpace(rec, i+1)
+		case '}':
+			return nil
+		default:
+			return fmt.Errorf("malformed: %q in a record", rec[i])
+		}
+	}
 }

@@ -28,6 +28,9 @@ type Options struct {
 	Filter Filter
 	// Limit stops after this many matches; 0: all.
 	Limit int
+	// Decode fills every Match's Event; otherwise only its top-level fields
+	// are read (enough for counts and for printing the raw records).
+	Decode bool
 	// Parallel is how many objects are read at once (default: 64 from S3,
 	// 2 per core from a directory).
 	Parallel int
@@ -388,12 +391,22 @@ func (r *runner) object(ctx context.Context, o object, buf *bytes.Buffer) ([]Mat
 		if !r.needles.in(rec) {
 			return nil
 		}
-		r.decoded.Add(1)
+		f := &r.opts.Filter
 		var e Event
-		if err := json.Unmarshal(rec, &e); err != nil {
+		if err := topLevel(rec, e.field); err != nil {
 			return fmt.Errorf("a record is not JSON: %w", err)
 		}
-		if r.opts.Filter.match(&e, o.account, o.region) {
+		if !f.matchTop(&e, o.account, o.region) {
+			return nil
+		}
+		if f.deep() || r.opts.Decode {
+			r.decoded.Add(1)
+			e = Event{}
+			if err := json.Unmarshal(rec, &e); err != nil {
+				return fmt.Errorf("a record is not JSON: %w", err)
+			}
+		}
+		if f.matchDeep(&e) {
 			m := Match{Key: o.key, Account: o.account, Region: o.region, Event: e, Raw: bytes.Clone(rec)}
 			if m.Account == "" {
 				m.Account = e.RecipientAccountID

@@ -140,7 +140,7 @@ func refID(key string, rec map[string]any) string {
 func search(t *testing.T, dir string, f Filter) []string {
 	t.Helper()
 	var got []string
-	_, err := Run(ctx, store.Dir{Root: dir}, Options{Filter: f}, func(m Match) error {
+	_, err := Run(ctx, store.Dir{Root: dir}, Options{Filter: f, Decode: len(f.Regions) > 0}, func(m Match) error {
 		var rec map[string]any
 		if err := json.Unmarshal(m.Raw, &rec); err != nil {
 			t.Fatalf("%s: raw record is not JSON: %v", m.Key, err)
