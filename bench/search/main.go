@@ -284,8 +284,8 @@ func chooseQueries(pool []source) []query {
 	arns := map[string]int{}
 	for _, s := range pool {
 		count[s.name]++
-		if i := strings.LastIndex(s.arn, "/"); i >= 0 && strings.Contains(s.arn, ":assumed-role/") {
-			arns[s.arn[strings.Index(s.arn, ":assumed-role/")+len(":assumed-role/"):]]++
+		if i := strings.LastIndex(s.arn, ":"); i >= 0 && strings.Contains(s.arn[i:], "/") {
+			arns[s.arn[i+1:]]++ // user/NAME or assumed-role/ROLE/SESSION
 		}
 	}
 	names := make([]string, 0, len(count))
@@ -303,8 +303,8 @@ func chooseQueries(pool []source) []query {
 	var principal string
 	best := 0
 	for a, c := range arns {
-		if role := strings.Split(a, "/")[0]; c > best {
-			principal, best = role, c
+		if c > best || c == best && a < principal {
+			principal, best = a, c
 		}
 	}
 	acct := fmt.Sprintf("%012d", 210000000000)

@@ -20,7 +20,6 @@ import (
 // SearchOptions are the flags of search.
 type SearchOptions struct {
 	Location                     string
-	Filter                       search.Filter
 	Since, Until                 string
 	Count                        bool
 	Limit                        int
@@ -76,7 +75,7 @@ Exit codes: 0 searched everything (matches or not), 1 some objects could not be 
 	f.StringVar(&opts.Until, "until", "", "events before this time (exclusive)")
 	f.BoolVar(&opts.Count, "count", false, "print only how many events match")
 	f.IntVar(&opts.Limit, "limit", 0, "stop after N events")
-	f.IntVar(&opts.Parallel, "parallel", 0, "objects read at once (default 64 from S3, 2 per core from a directory)")
+	f.IntVar(&opts.Parallel, "parallel", 0, "objects read at once (default 256 from S3, 2 per core from a directory)")
 	return cmd
 }
 

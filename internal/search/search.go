@@ -31,8 +31,8 @@ type Options struct {
 	// Decode fills every Match's Event; otherwise only its top-level fields
 	// are read (enough for counts and for printing the raw records).
 	Decode bool
-	// Parallel is how many objects are read at once (default: 64 from S3,
-	// 2 per core from a directory).
+	// Parallel is how many objects are read at once (default: 256 from S3,
+	// where the work is waiting for round trips; 2 per core from a directory).
 	Parallel int
 	// Slack is how long after an event CloudTrail may deliver the file that
 	// holds it: files delivered later than Until+Slack are not read.
@@ -79,7 +79,7 @@ func Run(ctx context.Context, s store.Store, opts Options, emit func(Match) erro
 	if opts.Parallel <= 0 {
 		opts.Parallel = 2 * runtime.NumCPU()
 		if s.Versioned() {
-			opts.Parallel = 64
+			opts.Parallel = 256
 		}
 	}
 	if opts.Slack <= 0 {
