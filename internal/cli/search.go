@@ -153,8 +153,8 @@ func runSearch(ctx context.Context, streams IO, g *Globals, opts *SearchOptions)
 		plural(int(stats.ObjectsRead), "object", "objects"), thousands(int(stats.ObjectsListed)), megabytes(stats.BytesRead),
 		megabytes(stats.BytesInflated), time.Since(start).Round(time.Millisecond))
 	if n := len(stats.Warnings); n > 0 {
-		return &exitError{code: ExitProblems, err: fmt.Errorf("incomplete: %s could not be read", plural(n, "object", "objects")),
-			hint: "each is named above; a truncated or corrupt object may be restored from its source bucket"}
+		return &exitError{code: ExitProblems, err: fmt.Errorf("incomplete: %s not searched", plural(n, "object", "objects")),
+			hint: "each is named above with why; a truncated or corrupt object may be restored from its source bucket"}
 	}
 	return nil
 }

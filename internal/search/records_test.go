@@ -114,3 +114,25 @@ func TestTimeRangeByDeliveryAndEventTime(t *testing.T) {
 		t.Fatalf("%d events (want %d) from %d objects listed", len(got), want, stats.ObjectsListed)
 	}
 }
+
+// In the archive layout, a JSON file whose name CloudTrail would not write is
+// still searched (account and region from its folder), anything else is named
+// in a warning; a record with megabytes of request parameters is found whole.
+func TestOddNamesAndLargeRecords(t *testing.T) {
+	dir := store.Dir{Root: t.TempDir()}
+	folder := "AWSLogs/111111111111/CloudTrail/eu-west-1/2025/09/10/"
+	big := strings.Repeat("x", 5<<20)
+	dir.Put(ctx, folder+"exported.json", []byte(`{"Records":[{"eventName":"PutObject","eventTime":"2025-09-10T01:00:00Z","requestParameters":{"key":"`+big+`needle"}}]}`), nil)
+	dir.Put(ctx, folder+"notes.txt", []byte("hello"), nil)
+	var got []Match
+	stats, err := Run(ctx, dir, Options{Filter: Filter{Resource: "needle", Regions: []string{"eu-west-1"}}, Decode: true}, func(m Match) error {
+		got = append(got, m)
+		return nil
+	})
+	if err != nil || len(got) != 1 || got[0].Account != "111111111111" || got[0].Region != "eu-west-1" || len(got[0].Raw) < 5<<20 {
+		t.Fatalf("%v, %d matches", err, len(got))
+	}
+	if len(stats.Warnings) != 1 || !strings.HasPrefix(stats.Warnings[0], folder+"notes.txt: ") {
+		t.Fatalf("warnings %q", stats.Warnings)
+	}
+}

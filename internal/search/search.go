@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"runtime"
 	"sort"
 	"strings"
@@ -130,22 +131,29 @@ func (r *runner) list(ctx context.Context) ([]object, error) {
 	}
 	var mu sync.Mutex
 	var out []object
+	var skipped []string
 	err = parallel.For(ctx, r.opts.Parallel, len(prefixes), func(ctx context.Context, i int) error {
 		var found []object
+		var odd []string
 		err := r.s.Versions(ctx, prefixes[i], func(v store.Version) error {
 			if v.Latest && !v.DeleteMarker {
-				if o, ok := r.candidate(v, len(bases) > 0); ok {
+				o, ok, why := r.candidate(v, len(bases) > 0)
+				if ok {
 					found = append(found, o)
+				} else if why != "" {
+					odd = append(odd, v.Key+": "+why)
 				}
 			}
 			return nil
 		})
 		mu.Lock()
-		out = append(out, found...)
+		out, skipped = append(out, found...), append(skipped, odd...)
 		mu.Unlock()
 		return err
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	sort.Strings(skipped)
+	r.stats.Warnings = append(r.stats.Warnings, skipped...)
 	return out, err
 }
 
@@ -207,9 +215,16 @@ func (r *runner) days(folder string) []string {
 	return out
 }
 
+// logFolderRE finds the account and region of an object in a log folder.
+var logFolderRE = regexp.MustCompile(`AWSLogs/(?:o-[^/]+/)?(\d{12})/CloudTrail/([^/]+)/`)
+
 // candidate decides from its key alone whether an object can hold a match.
-func (r *runner) candidate(v store.Version, layout bool) (object, bool) {
-	o := object{key: v.Key, version: v.VersionID}
+// In the archive layout only CloudTrail/ folders are listed, so digests and
+// Insights files never come here; a file there whose name CloudTrail would
+// not write is still read if it is JSON, and named if it is not.
+func (r *runner) candidate(v store.Version, layout bool) (o object, ok bool, why string) {
+	o = object{key: v.Key, version: v.VersionID}
+	isJSON := strings.HasSuffix(v.Key, ".json.gz") || strings.HasSuffix(v.Key, ".json")
 	k, err := ct.ParseKey(v.Key)
 	switch {
 	case err == nil && k.Kind == ct.Log:
@@ -217,22 +232,30 @@ func (r *runner) candidate(v store.Version, layout bool) (object, bool) {
 		if layout {
 			o.account, o.region = k.Account, k.Region
 		}
+	case layout && isJSON:
+		if m := logFolderRE.FindStringSubmatch(v.Key); m != nil {
+			o.account, o.region = m[1], m[2]
+		}
+		if len(r.opts.Filter.Accounts) > 0 && !contains(r.opts.Filter.Accounts, o.account) ||
+			len(r.opts.Filter.Regions) > 0 && !contains(r.opts.Filter.Regions, o.region) {
+			return o, false, ""
+		}
 	case layout:
-		return o, false // digests, Insights and strangers are never read as events
-	case !strings.HasSuffix(v.Key, ".json.gz") && !strings.HasSuffix(v.Key, ".json"):
-		return o, false
+		return o, false, "not a log file (CloudTrail does not write this name); not searched"
+	case !isJSON:
+		return o, false, ""
 	}
 	f := &r.opts.Filter
 	if !o.delivered.IsZero() {
 		// A file holds events from before the minute it was delivered in.
 		if !f.Since.IsZero() && !o.delivered.Add(time.Minute).After(f.Since) {
-			return o, false
+			return o, false, ""
 		}
 		if !f.Until.IsZero() && !o.delivered.Add(-r.opts.Slack).Before(f.Until) {
-			return o, false
+			return o, false, ""
 		}
 	}
-	return o, true
+	return o, true, ""
 }
 
 // scan reads the objects on parallel workers and emits their matches in order.
