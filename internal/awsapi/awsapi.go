@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -72,6 +73,13 @@ func New(ctx context.Context, t Target) (*Clients, error) {
 				o.MaxAttempts = MaxAttempts
 				o.MaxBackoff = 5 * time.Second
 				o.RateLimiter = ratelimit.None // retry quotas would give up on a throttled sandbox or a busy account
+				// Nothing listening, or no such host, does not change in 16 s of retries: say so at once.
+				o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+					if Unreachable(err) != "" {
+						return aws.FalseTernary
+					}
+					return aws.UnknownTernary
+				})}, o.Retryables...)
 			})
 		}),
 	}
@@ -212,6 +220,23 @@ func IsAccess(err error) bool {
 	var netErr net.Error
 	var opErr *net.OpError
 	return errors.As(err, &netErr) || errors.As(err, &opErr)
+}
+
+// Unreachable names the endpoint when err means nothing could be reached
+// there (connection refused, no such host), and "" otherwise.
+func Unreachable(err error) string {
+	var dns *net.DNSError
+	if errors.As(err, &dns) && dns.IsNotFound {
+		return dns.Name
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" && errors.Is(err, syscall.ECONNREFUSED) {
+		if op.Addr != nil {
+			return op.Addr.String()
+		}
+		return "the endpoint"
+	}
+	return ""
 }
 
 // Code returns the AWS error code of err, or "".

@@ -34,6 +34,9 @@ func classify(err error) error {
 		}
 		return &exitError{code: code, err: err, hint: hints}
 	}
+	if where := awsapi.Unreachable(err); where != "" {
+		return &exitError{code: ExitAWS, err: err, hint: "nothing answers at " + where + ": check endpoint_url in the config or AWS_ENDPOINT_URL (is the sandbox running?), and the network"}
+	}
 	var ae *awsapi.AccessError
 	if errors.As(err, &ae) {
 		return &exitError{code: ExitAWS, err: err, hint: ae.Hint}

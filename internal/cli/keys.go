@@ -47,7 +47,7 @@ Exit codes: 0 written, 2 usage or configuration error, 3 AWS access error.`,
 			if err := os.WriteFile(args[0], append(data, '\n'), 0o644); err != nil {
 				return usageErr("", "%v", err)
 			}
-			fmt.Fprintf(streams.Out, "wrote the public keys of %d regions to %s\n", len(regions), args[0])
+			fmt.Fprintf(streams.Out, "wrote the public keys of %s to %s\n", plural(len(regions), "region", "regions"), args[0])
 			return nil
 		},
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // writeJSON is the one way commands print machine-readable results.
@@ -21,11 +23,8 @@ func writeJSON(w io.Writer, v any) error {
 // isTerminal reports whether a stream is a character device (a person is there).
 func isTerminal(stream any) bool {
 	f, ok := stream.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	// A character device is not enough: /dev/null is one too.
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // progress reports long work on stderr: a line that rewrites itself on a
@@ -103,4 +102,12 @@ func thousands(n int) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+// plural writes "1 account" and "2 accounts".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return thousands(n) + " " + many
 }

@@ -124,7 +124,7 @@ func runPlan(ctx context.Context, streams IO, g *Globals, opts *PlanOptions, app
 	}
 	start := time.Now()
 	if !g.NoProgress {
-		fmt.Fprintf(streams.Err, "reading %d accounts...\n", len(sources)+1)
+		fmt.Fprintf(streams.Err, "reading %s...\n", plural(len(sources)+1, "account", "accounts"))
 	}
 	env, err := setup.Connect(ctx, c, sources, opts.Parallel)
 	if err != nil {
@@ -153,7 +153,7 @@ func runPlan(ctx context.Context, streams IO, g *Globals, opts *PlanOptions, app
 		if !isTerminal(streams.In) {
 			return usageErr("pass --yes to apply without a terminal", "apply changes AWS accounts and needs confirmation")
 		}
-		fmt.Fprintf(streams.Err, "Apply these %d changes? Only 'yes' is accepted: ", len(plan.Steps))
+		fmt.Fprintf(streams.Err, "Apply %s? Only 'yes' is accepted: ", plural(len(plan.Steps), "change", "changes"))
 		answer, _ := bufio.NewReader(streams.In).ReadString('\n')
 		if strings.TrimSpace(answer) != "yes" {
 			return &exitError{code: ExitProblems, err: fmt.Errorf("apply cancelled; nothing was changed")}
@@ -218,7 +218,7 @@ func printPlan(w io.Writer, g *Globals, p *setup.Plan) error {
 	printNotes(w, p)
 	summary := "\n"
 	if len(p.Steps) > 0 {
-		summary = fmt.Sprintf("\nPlan: %d changes in %d accounts. ", len(p.Steps), countAccounts(p))
+		summary = fmt.Sprintf("\nPlan: %s in %s. ", plural(len(p.Steps), "change", "changes"), plural(countAccounts(p), "account", "accounts"))
 	}
 	fmt.Fprintf(w, "%sArchive policy: %s of 20,480 bytes, about %s more accounts fit.\n", summary, thousands(p.PolicyBytes), thousands(p.AccountsFit))
 	return nil

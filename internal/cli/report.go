@@ -46,7 +46,7 @@ Exit codes: 0 written, 2 configuration error, 3 AWS access error.`,
 			if err := report.WriteHTML(f, data); err != nil {
 				return err
 			}
-			fmt.Fprintf(streams.Out, "wrote %s (%d accounts, %d days)\n", file, len(st.Accounts), days)
+			fmt.Fprintf(streams.Out, "wrote %s (%s, %s)\n", file, plural(len(st.Accounts), "account", "accounts"), plural(days, "day", "days"))
 			return nil
 		},
 	}

@@ -141,7 +141,7 @@ func printStatus(w io.Writer, r *status.Report) {
 		}
 		state := "ok"
 		if a.Problems > 0 {
-			state = fmt.Sprintf("%d problems", a.Problems)
+			state = plural(a.Problems, "problem", "problems")
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Account, a.Trail, yesNo(a.Logging), ago(a.LatestDelivery, now),
 			yesNo(a.LogFileValidation), repl, recent, lag, state)

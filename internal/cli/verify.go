@@ -329,10 +329,3 @@ func verdict(r *verify.Report) string {
 	}
 	return "NOT valid: " + strings.Join(parts, ", ")
 }
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return thousands(n) + " " + many
-}

@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"bytes"
+	"errors"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -10,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/cli"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/world"
@@ -116,5 +120,57 @@ func TestComplianceNeedsExplicitConsent(t *testing.T) {
 	os.WriteFile(e.config, yaml, 0o600)
 	if _, errOut, code := e.run("apply", "--yes"); code != 1 || !strings.Contains(errOut, "never weakens Object Lock") {
 		t.Fatalf("weakening: exit %d: %s", code, errOut)
+	}
+}
+
+// TestNothingListening: with the endpoint down, every command says so, with
+// the endpoint, as an access error (3), after one attempt: a refused
+// connection is not retried.
+func TestNothingListening(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	e.member(world.Member{Account: acctA})
+	e.writeConfig([]string{acctA}, "")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	data, _ := os.ReadFile(e.config)
+	os.WriteFile(e.config, bytes.ReplaceAll(data, []byte(strings.TrimPrefix(e.url, "http://")), []byte(closed)), 0o600)
+	for _, args := range [][]string{{"plan"}, {"status"}, {"verify"}, {"search", "--count"}} {
+		_, errOut, code := e.run(args...)
+		t.Logf("%v: exit %d\n%s", args, code, errOut)
+		if code != 3 || !strings.Contains(errOut, "nothing answers at "+closed) || strings.Count(errOut, "connection refused") > 3 {
+			t.Errorf("%v: exit %d\n%s", args, code, errOut)
+		}
+	}
+}
+
+func TestRefusedConnectionIsNotRetried(t *testing.T) {
+	_, err := net.Dial("tcp", "127.0.0.1:1")
+	if awsapi.Unreachable(err) == "" {
+		t.Fatalf("%v is not taken for an unreachable endpoint", err)
+	}
+	if awsapi.Unreachable(errors.New("AccessDenied")) != "" {
+		t.Fatal("an ordinary error taken for an unreachable endpoint")
+	}
+}
+
+// TestApplyFromDevNull: /dev/null is a character device but no terminal:
+// apply asks for --yes instead of a confirmation nobody can give.
+func TestApplyFromDevNull(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	e.member(world.Member{Account: acctA})
+	e.writeConfig([]string{acctA}, "")
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	var out, errb bytes.Buffer
+	code := cli.Main([]string{"apply", "--config", e.config, "--no-progress"}, null, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "pass --yes") {
+		t.Fatalf("apply < /dev/null: exit %d\n%s", code, errb.String())
 	}
 }

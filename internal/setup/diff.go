@@ -31,12 +31,12 @@ func diff(a, b string) string {
 		case i < len(x) && j < len(y) && x[i] == y[j]:
 			lines = append(lines, line{' ', x[i]})
 			i, j = i+1, j+1
-		case j < len(y) && (i == len(x) || lcs[i][j+1] >= lcs[i+1][j]):
+		case i < len(x) && (j == len(y) || lcs[i+1][j] >= lcs[i][j+1]):
+			lines = append(lines, line{'-', x[i]}) // what goes, before what comes, as diff(1) prints
+			i++
+		default:
 			lines = append(lines, line{'+', y[j]})
 			j++
-		default:
-			lines = append(lines, line{'-', x[i]})
-			i++
 		}
 	}
 	const context = 2
