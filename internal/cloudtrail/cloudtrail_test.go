@@ -3,11 +3,15 @@ package cloudtrail
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trailkeeper/trailkeeper/internal/testenv"
 )
 
 func TestParseKey(t *testing.T) {
@@ -66,19 +70,18 @@ func TestKeyBuildersRoundTrip(t *testing.T) {
 }
 
 func TestHashLogOfRealFiles(t *testing.T) {
-	dir := "../../../shared/data/cloudtrail/flaws2/AWSLogs/653711331788/CloudTrail/us-east-1/2018/11/28"
-	files, _ := filepath.Glob(filepath.Join(dir, "*.json.gz"))
+	// Invictus' files are the uncompressed logs as CloudTrail wrote them: gzip
+	// them as S3 holds them, and the hash must be that of the uncompressed bytes.
+	files, _ := filepath.Glob(filepath.Join(testenv.RealCloudTrail(t, "invictus-ir-aws-dataset"), "CloudTrail", "*.json"))
 	if len(files) == 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI has ../shared beside the clone: the real CloudTrail logs must be there")
-		}
-		t.Skip("shared data not present")
+		t.Fatal("no real logs in testdata/cloudtrail")
 	}
 	for _, f := range files {
-		data, _ := os.ReadFile(f)
-		h, n, err := HashLog(bytes.NewReader(data))
-		if err != nil || len(h) != 64 || n == 0 {
-			t.Fatalf("%s: %v", f, err)
+		raw, _ := os.ReadFile(f)
+		sum := sha256.Sum256(raw)
+		data := gz(raw)
+		if h, _, err := HashLog(bytes.NewReader(data)); err != nil || h != hex.EncodeToString(sum[:]) {
+			t.Fatalf("%s: %s %v", f, h, err)
 		}
 		if _, _, err := HashLog(bytes.NewReader(data[:len(data)/2])); err == nil {
 			t.Fatalf("%s: a truncated file hashed without error", f)

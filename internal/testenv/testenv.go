@@ -96,14 +96,19 @@ func (r Result[T]) OK(t testing.TB) T {
 	return r.v
 }
 
-// SharedCloudTrail returns the folder of one set of real CloudTrail logs in
-// ../shared/data/cloudtrail (SOURCES.md there says where each came from). CI
-// has it beside the clone, and a test that needs it fails there without it;
-// elsewhere it skips.
-func SharedCloudTrail(t testing.TB, set string) string {
+// RealCloudTrail returns the folder of one set of real CloudTrail logs: from
+// the repository's testdata/cloudtrail for the sets whose licenses allow a
+// copy, else from ../shared/data/cloudtrail (SOURCES.md there says where each
+// came from). CI has ../shared beside the clone, and a test that needs it
+// fails there without it; elsewhere it skips.
+func RealCloudTrail(t testing.TB, set string) string {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "data", "cloudtrail", set)
+	repo := filepath.Join(filepath.Dir(file), "..", "..")
+	if dir := filepath.Join(repo, "testdata", "cloudtrail", set); exists(dir) {
+		return dir
+	}
+	dir := filepath.Join(repo, "..", "shared", "data", "cloudtrail", set)
 	if _, err := os.Stat(dir); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("CI has ../shared beside the clone: %s must be there", dir)
@@ -111,4 +116,9 @@ func SharedCloudTrail(t testing.TB, set string) string {
 		t.Skipf("shared data not present: %s", dir)
 	}
 	return dir
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
