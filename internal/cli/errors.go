@@ -20,6 +20,9 @@ func classify(err error) error {
 	}
 	var ce *config.Error
 	if errors.As(err, &ce) {
+		if ce.Missing {
+			return &exitError{code: ExitUsage, err: err, hint: "run 'trailkeeper init' to write one, or pass --config FILE"}
+		}
 		return &exitError{code: ExitUsage, err: err, hint: "fix the file and run the command again"}
 	}
 	var errs setup.Errors

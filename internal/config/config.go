@@ -80,10 +80,11 @@ type Source struct {
 
 // Error is a problem in the file, with its line.
 type Error struct {
-	File  string
-	Line  int
-	Field string
-	Msg   string
+	File    string
+	Line    int
+	Field   string
+	Msg     string
+	Missing bool // the file is not there at all
 }
 
 func (e *Error) Error() string {
@@ -108,7 +109,7 @@ func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if os.IsNotExist(err) {
-			return nil, &Error{File: path, Msg: "no such file; run 'trailkeeper init' to write one, or pass --config"}
+			return nil, &Error{File: path, Msg: "no such file", Missing: true}
 		}
 		return nil, &Error{File: path, Msg: err.Error()}
 	}

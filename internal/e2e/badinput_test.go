@@ -38,7 +38,7 @@ func TestMalformedConfigExits2(t *testing.T) {
 		})
 	}
 	var errb strings.Builder
-	if code := cli.Main([]string{"plan", "--config", "/nonexistent.yaml"}, strings.NewReader(""), &errb, &errb); code != 2 || !strings.Contains(errb.String(), "trailkeeper init") {
+	if code := cli.Main([]string{"plan", "--config", "/nonexistent.yaml"}, strings.NewReader(""), &errb, &errb); code != 2 || !strings.Contains(errb.String(), "hint: run 'trailkeeper init'") || strings.Contains(errb.String(), "fix the file") {
 		errOut := errb.String()
 		t.Fatalf("missing config: exit %d: %s", code, errOut)
 	}
