@@ -143,8 +143,12 @@ func printStatus(w io.Writer, r *status.Report) {
 		if a.Problems > 0 {
 			state = plural(a.Problems, "problem", "problems")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Account, a.Trail, yesNo(a.Logging), ago(a.LatestDelivery, now),
-			yesNo(a.LogFileValidation), repl, recent, lag, state)
+		trail, logging, validation := a.Trail, yesNo(a.Logging), yesNo(a.LogFileValidation)
+		if trail == "" { // the trail was not found: nothing about it is known
+			trail, logging, validation, repl = "(not found)", "?", "?", "?"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Account, trail, logging, ago(a.LatestDelivery, now),
+			validation, repl, recent, lag, state)
 	}
 	tw.Flush()
 	ar := r.Archive

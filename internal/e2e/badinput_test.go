@@ -174,3 +174,18 @@ func TestApplyFromDevNull(t *testing.T) {
 		t.Fatalf("apply < /dev/null: exit %d\n%s", code, errb.String())
 	}
 }
+
+// TestMisspelledTrail: status names the trail it could not find and the trails
+// that are there, and claims nothing about a trail it never saw.
+func TestMisspelledTrail(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	e.member(world.Member{Account: acctA})
+	e.writeConfig([]string{acctA}, "")
+	data, _ := os.ReadFile(e.config)
+	os.WriteFile(e.config, bytes.Replace(data, []byte("    profile: member-"+acctA+"\n"), []byte("    profile: member-"+acctA+"\n    trail: Membres\n"), 1), 0o600)
+	out, errOut, code := e.run("status")
+	if code != 1 || !strings.Contains(out, "(not found)") || !strings.Contains(out, "trail-not-found") || !strings.Contains(out, "trails there: Members") ||
+		strings.Contains(out, "trail-not-logging") || strings.Contains(out, "log-file-validation-off") {
+		t.Fatalf("status with a misspelled trail: exit %d\n%s%s", code, out, errOut)
+	}
+}
