@@ -271,21 +271,53 @@ func runDemo(ctx context.Context, streams IO, opts *DemoOptions) error {
 		return &exitError{code: ExitProblems, err: fmt.Errorf("the demo did not hold")}
 	}
 	fmt.Fprintf(d.out, "All %d proofs held in %s.\n  config:  %s\n  report:  %s\n  sandbox: %s\n", d.steps, took, d.config, report, filepath.Join(dir, "sandbox"))
+	env, err := d.writeEnv()
+	if err != nil {
+		return err
+	}
 	if !opts.Keep {
-		fmt.Fprintf(d.out, "\nTo go on by hand: trailkeeper sandbox --data-dir %s --addr %s, then trailkeeper status --config %s\n(or run demo --keep, which leaves the sandbox running).\n",
-			filepath.Join(dir, "sandbox"), strings.TrimPrefix(d.url, "http://"), d.config)
+		fmt.Fprintf(d.out, `
+To go on by hand, paste into a shell:
+
+  . %s
+  trailkeeper sandbox --data-dir %s --addr %s &
+  trailkeeper status --config %s
+
+(or run demo --keep, which leaves the sandbox running).
+`, env, filepath.Join(dir, "sandbox"), strings.TrimPrefix(d.url, "http://"), d.config)
 		return nil
 	}
 	fmt.Fprintf(d.out, `
-The sandbox keeps running at %s until you press Ctrl-C. In another shell:
+The sandbox keeps running at %s until you press Ctrl-C. In another shell, paste:
 
-  export AWS_CONFIG_FILE=%s AWS_SHARED_CREDENTIALS_FILE=%s
+  . %s
   AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=x AWS_ENDPOINT_URL=%s aws s3 ls
   trailkeeper status --config %s
   trailkeeper verify --config %s
-`, d.url, os.Getenv("AWS_CONFIG_FILE"), os.Getenv("AWS_SHARED_CREDENTIALS_FILE"), first[0], d.url, d.config, d.config)
+`, d.url, env, first[0], d.url, d.config, d.config)
 	<-ctx.Done()
 	return nil
+}
+
+// writeEnv writes DIR/env.sh: the demo's AWS profiles, and a trailkeeper
+// command when none is on PATH (after 'go run', the binary is gone).
+func (d *demo) writeEnv() (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# . this file to use the demo's accounts by hand\nexport AWS_CONFIG_FILE=%q AWS_SHARED_CREDENTIALS_FILE=%q\n",
+		os.Getenv("AWS_CONFIG_FILE"), os.Getenv("AWS_SHARED_CREDENTIALS_FILE"))
+	run := ""
+	if wd, err := os.Getwd(); err == nil && underGoRun() {
+		if _, err := os.Stat(filepath.Join(wd, "cmd", "trailkeeper")); err == nil {
+			run = fmt.Sprintf("(cd %q && go run ./cmd/trailkeeper \"$@\")", wd)
+		}
+	} else if exe, err := os.Executable(); err == nil {
+		run = fmt.Sprintf("%q \"$@\"", exe)
+	}
+	if run != "" {
+		fmt.Fprintf(&b, "command -v trailkeeper >/dev/null 2>&1 || trailkeeper() { %s; }\n", run)
+	}
+	path := filepath.Join(d.dir, "env.sh")
+	return path, os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // archived counts the log files and digests of the accounts in the archive.

@@ -2,11 +2,14 @@ package cli
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestREADMECommandsExist runs --help of every trailkeeper command the README
@@ -75,5 +78,38 @@ func TestREADMEDemoCommand(t *testing.T) {
 	}
 	if !bytes.Contains(out, []byte("All 9 proofs held")) || !bytes.Contains(out, []byte("is caught by verify (exit 1: shadowing-version)")) {
 		t.Fatalf("demo output:\n%s", out)
+	}
+	// The commands it leaves for going on by hand work as pasted, from another
+	// folder: source the env file, start the sandbox, then status.
+	_, block, ok := bytes.Cut(out, []byte("paste into a shell:\n\n"))
+	block, _, _ = bytes.Cut(block, []byte("\n\n"))
+	lines := strings.Split(strings.TrimSpace(string(block)), "\n")
+	if !ok || len(lines) != 3 || !strings.HasPrefix(strings.TrimSpace(lines[0]), ". ") || !strings.HasSuffix(lines[1], "&") {
+		t.Fatalf("no commands to go on by hand:\n%s", out)
+	}
+	source, serve, status := strings.TrimSpace(lines[0]), strings.TrimSuffix(strings.TrimSpace(lines[1]), "&"), strings.TrimSpace(lines[2])
+	addr := regexp.MustCompile(`--addr (\S+)`).FindStringSubmatch(serve)[1]
+	elsewhere := t.TempDir()
+	sandbox := exec.Command("bash", "-c", source+" && "+serve)
+	sandbox.Dir = elsewhere
+	sandbox.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := sandbox.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { syscall.Kill(-sandbox.Process.Pid, syscall.SIGTERM); sandbox.Wait() }()
+	for i := 0; ; i++ { // go run compiles first
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if i == 600 {
+			t.Fatalf("%s did not start serving", serve)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	by := exec.Command("bash", "-c", source+" && "+status)
+	by.Dir = elsewhere
+	if got, err := by.CombinedOutput(); err != nil || !bytes.Contains(got, []byte("Healthy")) {
+		t.Fatalf("%s: %v\n%s", status, err, got)
 	}
 }

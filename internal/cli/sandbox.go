@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -54,6 +55,13 @@ policies are enforced. See docs/sandbox.md for what is emulated.`,
 	return cmd
 }
 
+// underGoRun reports whether this binary was built by 'go run' (it lives in
+// the go-build temporary folder).
+func underGoRun() bool {
+	exe, err := os.Executable()
+	return err == nil && strings.Contains(exe, string(os.PathSeparator)+"go-build")
+}
+
 func runSandbox(ctx context.Context, streams IO, opts *SandboxOptions) error {
 	level := slog.LevelWarn
 	if opts.Verbose {
@@ -84,6 +92,19 @@ func runSandbox(ctx context.Context, streams IO, opts *SandboxOptions) error {
 	// Printed last: once this line is out, the sandbox answers.
 	fmt.Fprintf(streams.Err, "sandbox serving %s\n", srv.URL)
 	fmt.Fprintf(streams.Err, "try: AWS_ACCESS_KEY_ID=111111111111 AWS_SECRET_ACCESS_KEY=x AWS_ENDPOINT_URL=%s aws s3 ls\n", srv.URL)
+	if underGoRun() {
+		// 'go run' does not pass a kill on to the program it built: stop with it.
+		fmt.Fprintln(streams.Err, "started by go run: the sandbox stops when go run does")
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func(parent int) {
+			for ctx.Err() == nil && os.Getppid() == parent {
+				time.Sleep(200 * time.Millisecond)
+			}
+			cancel()
+		}(os.Getppid())
+	}
 	<-ctx.Done()
 	fmt.Fprintln(streams.Err, "sandbox stopping")
 	return nil

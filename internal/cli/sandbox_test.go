@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -76,4 +77,53 @@ func TestSandboxCommand(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("the bucket did not survive a restart: %v %v", err, resp)
 	}
+}
+
+// TestSandboxUnderGoRunStopsWithItsParent: a binary built by 'go run' (found
+// in a go-build folder) stops when its parent goes, as 'go run' does not pass
+// a kill on. The parent here is a shell that is killed.
+func TestSandboxUnderGoRunStopsWithItsParent(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "go-build123", "b001", "exe")
+	os.MkdirAll(dir, 0o755)
+	bin := filepath.Join(dir, "trailkeeper")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/trailkeeper")
+	build.Dir = "../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	parent := exec.Command("sh", "-c", bin+" sandbox --addr "+addr+" & echo $! > "+pidFile+"; wait")
+	if err := parent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	for range 100 { // until the child is up
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				if c, err := net.Dial("tcp", addr); err == nil {
+					c.Close()
+					pid = n
+					break
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if pid == 0 {
+		t.Fatal("the sandbox did not start")
+	}
+	parent.Process.Kill()
+	parent.Wait()
+	for range 100 { // the child notices within a poll or two
+		status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil || strings.Contains(string(status), "State:\tZ") { // gone, or a zombie nobody reaped
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	t.Fatal("the sandbox outlived its parent")
 }
