@@ -185,3 +185,19 @@ func fieldPaths(v any, prefix string) map[string]bool {
 	}
 	return out
 }
+
+// TestRoomInThePolicyIsOneFigure: plan and status count the accounts that
+// still fit the archive policy the same way.
+func TestRoomInThePolicyIsOneFigure(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	e.member(world.Member{Account: acctA})
+	e.writeConfig([]string{acctA}, "")
+	e.apply()
+	room := regexp.MustCompile(`about ([\d,]+) more accounts fit`)
+	plan, _, _ := e.run("plan")
+	status, _, _ := e.run("status")
+	p, s := room.FindStringSubmatch(plan), room.FindStringSubmatch(status)
+	if p == nil || s == nil || p[1] != s[1] {
+		t.Fatalf("plan says %v, status %v\n%s\n%s", p, s, plan, status)
+	}
+}

@@ -234,5 +234,15 @@ func minifiedSize(d *policy.Document) int {
 	return len(data)
 }
 
+// AccountsThatFit is how many more source accounts the archive policy d has
+// room for: each adds one account id to the grant. plan, apply and status
+// all count with this one function.
+func AccountsThatFit(d *policy.Document) int {
+	return max(0, PolicyLimit-minifiedSize(d)) / bytesPerAccount
+}
+
+// bytesPerAccount is what one more account id adds to the grant.
+const bytesPerAccount = len(`"123456789012",`)
+
 // PolicyLimit is S3's bucket policy size limit.
 const PolicyLimit = 20480

@@ -571,12 +571,11 @@ func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, remo
 	}
 
 	p.PolicyBytes = minifiedSize(final)
-	perAccount := len(`"123456789012",`)
 	if size := minifiedSize(grant); size > PolicyLimit {
 		return &Conflict{Account: a, Msg: fmt.Sprintf("the archive policy would be %d bytes, over S3's limit of %d", size, PolicyLimit),
-			Hint: fmt.Sprintf("each account adds about %d bytes; remove statements trailkeeper did not write, or split the sources over two archives", perAccount)}
+			Hint: fmt.Sprintf("each account adds about %d bytes; remove statements trailkeeper did not write, or split the sources over two archives", bytesPerAccount)}
 	}
-	p.AccountsFit = max(0, PolicyLimit-max(p.PolicyBytes, minifiedSize(grant))) / perAccount
+	p.AccountsFit = min(AccountsThatFit(final), AccountsThatFit(grant))
 	ops := archiveOps{cl: e.Archive, c: c}
 	if !samePolicy(cur, grant) {
 		p.add(&Step{Account: a, Phase: PhaseGrant, Resource: "bucket policy", Action: verb(st.Policy == nil),

@@ -202,7 +202,7 @@ func (ck *checker) checkArchive() {
 		a.TLSDeny = st.Policy.Statement(setup.SidDenyInsecure) != nil
 		a.PolicyBytes = len(mustJSON(st.Policy))
 	}
-	a.AccountsThatFit = max(0, setup.PolicyLimit-a.PolicyBytes) / len(`"123456789012",`)
+	a.AccountsThatFit = setup.AccountsThatFit(st.Policy) // no policy yet: all the room
 	switch {
 	case !st.ObjectLock:
 		ck.add(nil, Error, "archive-not-locked", acct, "create the archive with Object Lock, or enable it: "+applyFix, "archive bucket %s has no Object Lock: logs in it can be deleted", c.Archive.Bucket)
