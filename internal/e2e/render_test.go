@@ -35,7 +35,24 @@ func TestRenderThenDeployWithTheCLI(t *testing.T) {
 	}
 	file := func(name string) string { return "file://" + filepath.Join(dir, name) }
 	cli(archiveAcct, "s3api", "create-bucket", "--bucket", archive, "--create-bucket-configuration", "LocationConstraint="+region, "--object-lock-enabled-for-bucket")
-	cli(archiveAcct, "s3api", "put-object-lock-configuration", "--bucket", archive, "--object-lock-configuration", file("archive/object-lock-configuration.json"))
+	// Step 1 of the rendered README, its archive commands as written.
+	readme, _ := os.ReadFile(filepath.Join(dir, "README.md"))
+	ran := 0
+	for _, line := range strings.Split(string(readme), "\n") {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, "aws s3api put-") && strings.Contains(line, "--bucket "+archive) {
+			args := strings.Fields(strings.TrimPrefix(line, "aws "))
+			for i, a := range args {
+				if strings.HasPrefix(a, "file://") {
+					args[i] = file(strings.TrimPrefix(a, "file://"))
+				}
+			}
+			cli(archiveAcct, args...)
+			ran++
+		}
+	}
+	if ran != 3 {
+		t.Fatalf("%d archive commands in the rendered README (want lock, public access block, ownership):\n%s", ran, readme)
+	}
 	cli(archiveAcct, "s3api", "put-bucket-policy", "--bucket", archive, "--policy", file("archive/bucket-policy.json"))
 	bucket := "cm-members-cloudtrail-" + acctA
 	cli(acctA, "s3api", "put-bucket-versioning", "--bucket", bucket, "--versioning-configuration", "Status=Enabled")

@@ -98,6 +98,7 @@ still differs (it accepts the role when a CloudFormation stack manages it and it
 
        aws s3api put-object-lock-configuration --bucket %s --object-lock-configuration file://archive/object-lock-configuration.json
        aws s3api put-public-access-block --bucket %s --public-access-block-configuration BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
+       aws s3api put-bucket-ownership-controls --bucket %s --ownership-controls Rules=[{ObjectOwnership=BucketOwnerEnforced}]
 
    Merge the statements of archive/bucket-policy.json into the bucket policy by Sid (keep statements of others).
 2. Each source account (%s): enable versioning on the trail bucket and log file validation on the trail, then
@@ -106,6 +107,6 @@ still differs (it accepts the role when a CloudFormation stack manages it and it
        aws s3api put-bucket-replication --bucket TRAIL-BUCKET --replication-configuration file://ACCOUNT/replication-configuration.json
 
    put-bucket-replication replaces the whole configuration: merge other rules of the bucket in first.
-`, c.Path, c.Archive.AccountID, c.Archive.Bucket, c.Archive.Bucket, c.Archive.Bucket, strings.Join(accounts, ", "))
+`, c.Path, c.Archive.AccountID, c.Archive.Bucket, c.Archive.Bucket, c.Archive.Bucket, c.Archive.Bucket, strings.Join(accounts, ", "))
 	return b.String()
 }
