@@ -111,3 +111,33 @@ func plural(n int, one, many string) string {
 	}
 	return thousands(n) + " " + many
 }
+
+// colours paints words on a terminal only, and never when NO_COLOR is set
+// (https://no-color.org): pipes, files and CI logs get plain text.
+type colours struct{ on bool }
+
+func coloursFor(w io.Writer) colours {
+	return colours{on: isTerminal(w) && os.Getenv("NO_COLOR") == ""}
+}
+
+func (c colours) paint(code, s string) string {
+	if !c.on {
+		return s
+	}
+	return "\033[" + code + "m" + s + "\033[0m"
+}
+
+func (c colours) good(s string) string { return c.paint("32", s) }
+func (c colours) bad(s string) string  { return c.paint("1;31", s) }
+func (c colours) warn(s string) string { return c.paint("33", s) }
+
+// severity paints a severity word by how bad it is.
+func (c colours) severity(s string) string {
+	switch s {
+	case "error":
+		return c.bad(s)
+	case "unproven", "warning":
+		return c.warn(s)
+	}
+	return s
+}

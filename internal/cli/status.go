@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -112,6 +113,7 @@ func yesNo(b bool) string {
 }
 
 func printStatus(w io.Writer, r *status.Report) {
+	paint := coloursFor(w)
 	now := r.CheckedAt
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACCOUNT\tTRAIL\tLOGGING\tDELIVERED\tVALIDATION\tREPLICATION\tRECENT LOGS\tLAG\tSTATUS")
@@ -162,12 +164,12 @@ func printStatus(w io.Writer, r *status.Report) {
 	fmt.Fprintf(w, "\narchive %s %s: %s, versioning %s, public access blocked %s, TLS deny %s, policy %s of 20,480 bytes (about %s more accounts fit)\n",
 		ar.Account, ar.Bucket, lock, orDash(ar.Versioning), yesNo(ar.PublicAccessBlocked), yesNo(ar.TLSDeny), thousands(ar.PolicyBytes), thousands(ar.AccountsThatFit))
 	if len(r.Findings) == 0 {
-		fmt.Fprintln(w, "\nHealthy: every account's trail reaches the archive.")
+		fmt.Fprintln(w, "\n"+paint.good("Healthy")+": every account's trail reaches the archive.")
 		return
 	}
 	fmt.Fprintln(w, "\nFindings:")
 	for _, f := range r.Findings {
-		fmt.Fprintf(w, "  %-7s %s %s: %s\n          fix: %s\n", f.Severity, f.Account, f.Code, f.Message, f.Fix)
+		fmt.Fprintf(w, "  %s %s %s: %s\n          fix: %s\n", paint.severity(string(f.Severity))+strings.Repeat(" ", max(0, 7-len(f.Severity))), f.Account, f.Code, f.Message, f.Fix)
 	}
 }
 

@@ -254,6 +254,7 @@ func target(c *config.Config) string {
 }
 
 func printVerify(w io.Writer, r *verify.Report) {
+	paint := coloursFor(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACCOUNT\tREGION\tTRAIL\tDIGESTS PROVEN\tLOGS PROVEN\tMISSING\tPROBLEMS")
 	for _, c := range r.Chains {
@@ -284,7 +285,7 @@ func printVerify(w io.Writer, r *verify.Report) {
 			if f.Count > 0 {
 				count = fmt.Sprintf(" [%s]", plural(f.Count, "log file", "log files"))
 			}
-			fmt.Fprintf(w, "  %s %s %s %s: %s%s\n", f.Severity, f.Kind, where, f.Key, f.Message, count)
+			fmt.Fprintf(w, "  %s %s %s %s: %s%s\n", paint.severity(string(f.Severity)), f.Kind, where, f.Key, f.Message, count)
 			if f.Fix != "" {
 				fmt.Fprintf(w, "      fix: %s\n", f.Fix)
 			}
@@ -299,7 +300,14 @@ func printVerify(w io.Writer, r *verify.Report) {
 		sampled = fmt.Sprintf(" (%s not hashed: --sample)", thousands(t.LogsSkipped))
 	}
 	fmt.Fprintf(w, "\n%s: %s, %s/%s digests and %s/%s log files proven%s: %s.\n", r.Location, plural(len(r.Chains), "chain", "chains"),
-		thousands(t.DigestsProven), thousands(t.Digests), thousands(t.LogsProven), thousands(t.Logs), sampled, verdict(r))
+		thousands(t.DigestsProven), thousands(t.Digests), thousands(t.LogsProven), thousands(t.Logs), sampled, paintVerdict(paint, r))
+}
+
+func paintVerdict(c colours, r *verify.Report) string {
+	if r.Valid() {
+		return c.good(verdict(r))
+	}
+	return c.bad(verdict(r))
 }
 
 // verdict is the one-line answer: "valid" only when everything in range is proven.

@@ -104,9 +104,6 @@ func Run(ctx context.Context, s store.Store, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !s.Versioned() {
-		v.note("%s is a local copy without object metadata: a digest's signature is read from its successor, so the newest digest of each chain is unproven unless --state vouches for it", s)
-	}
 	// Accounts stream through listing, digests, chains and logs a few at a
 	// time, so memory stays bounded however many accounts the archive holds;
 	// the reads of all of them share one pool of workers.
@@ -145,6 +142,9 @@ func Run(ctx context.Context, s store.Store, opts Options) (*Report, error) {
 	}
 	v.report.ObjectsListed = v.listed.Load()
 	v.expected(func(account string) bool { _, ok := seen.Load(account); return ok })
+	if !s.Versioned() && len(v.report.Chains) > 0 {
+		v.note("%s is a local copy without object metadata: a digest's signature is read from its successor, so the newest digest of each chain is unproven unless --state vouches for it", s)
+	}
 	if len(v.report.Chains) == 0 {
 		v.nothingFound(ctx)
 	}
