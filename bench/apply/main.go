@@ -2,10 +2,18 @@
 // in-process sandbox (wall time and AWS calls per account, first and second
 // run), and the seed document's procedure run with the AWS CLI, its peer, on a
 // few accounts of the same sandbox. It prints markdown.
+//
+// With -report FILE it then gives every trail a day of hourly logs and digests
+// (one account with two hours missing, one with a log written over in the
+// archive) and writes the HTML report, and with -screenshot PNG renders it in
+// headless Chromium at 1400 pixels wide: docs/report-*.png come from here.
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"flag"
 	"fmt"
 	"io"
@@ -17,8 +25,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/trailkeeper/trailkeeper/internal/cli"
+	"github.com/trailkeeper/trailkeeper/internal/cloudtrail/fixture"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+	"github.com/trailkeeper/trailkeeper/internal/store"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
 
@@ -30,9 +43,13 @@ const (
 func main() {
 	accounts := flag.Int("accounts", 100, "source accounts for trailkeeper apply")
 	peer := flag.Int("peer", 10, "source accounts for the seed's procedure with the AWS CLI (0 to skip)")
+	reportFile := flag.String("report", "", "after status, write the HTML report of a day of logs here")
+	screenshot := flag.String("screenshot", "", "with -report: a PNG of the report, 1400 pixels wide (needs chromium)")
 	flag.Parse()
 	ctx := context.Background()
-	sb, err := sandbox.New(sandbox.Options{DeliveryInterval: time.Hour, DigestInterval: time.Hour})
+	signing, err := rsa.GenerateKey(rand.Reader, 2048)
+	check(err)
+	sb, err := sandbox.New(sandbox.Options{DeliveryInterval: time.Hour, DigestInterval: time.Hour, SigningKey: signing})
 	check(err)
 	defer sb.Close()
 	srv, err := sb.Start("127.0.0.1:0", false)
@@ -89,9 +106,61 @@ func main() {
 	n := *accounts + 1
 	fmt.Printf("| trailkeeper status | %d + archive | %s | %s | %d | %.1f | %d |\n", *accounts, took.Round(time.Millisecond),
 		(took / time.Duration(n)).Round(100*time.Microsecond), calls, float64(calls)/float64(n), writes)
+	if *reportFile != "" {
+		writeReport(ctx, sb, srv.URL, signing, config, *accounts, *reportFile, *screenshot)
+	}
 	if *peer > 0 {
 		statusPeer(srv.URL, *peer)
 		seedPeer(ctx, srv.URL, *peer)
+	}
+}
+
+// writeReport gives every trail a day of hourly logs and digests, signed with
+// the sandbox's CloudTrail key, breaks two accounts on purpose, and writes the report.
+func writeReport(ctx context.Context, sb *sandbox.Sandbox, url string, key *rsa.PrivateKey, config string, accounts int, file, png string) {
+	start := time.Now().UTC().Truncate(time.Hour).Add(-23 * time.Hour)
+	for i := range accounts {
+		a := fmt.Sprintf("%012d", 100000000000+i)
+		bucket := "cm-members-cloudtrail-" + a
+		b := fixture.Builder{Key: key, W: store.S3{Client: world.S3(url, a, region), Bucket: bucket}}
+		chain := fixture.Chain{Account: a, Region: region, Trail: "Members", Bucket: bucket, Start: start, Digests: 23, LogsPerDigest: 2}
+		if i == 1 { // logging stopped for two hours
+			chain.Digests = 10
+			_, err := b.Write(ctx, chain)
+			check(err)
+			chain.Start, chain.Digests = start.Add(12*time.Hour), 11
+		}
+		_, err := b.Write(ctx, chain)
+		check(err)
+	}
+	check(sb.WaitReplication(ctx))
+	if accounts > 2 { // someone with write access to the archive writes over a log
+		arch := world.S3(url, archiveAcct, region)
+		a := fmt.Sprintf("%012d", 100000000002)
+		list, err := arch.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("aggregation-cloudtrail-logs-" + archiveAcct), Prefix: aws.String("AWSLogs/" + a + "/CloudTrail/")})
+		check(err)
+		_, err = arch.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("aggregation-cloudtrail-logs-" + archiveAcct), Key: list.Contents[len(list.Contents)/2].Key,
+			Body: bytes.NewReader(fixture.Gzip([]byte(`{"Records":[]}`)))})
+		check(err)
+	}
+	if code := cli.Main([]string{"report", "--html", file, "--days", "1", "--no-progress", "--config", config}, strings.NewReader(""), os.Stdout, os.Stderr); code != 0 {
+		log.Fatalf("report exited %d", code)
+	}
+	if png == "" {
+		return
+	}
+	abs, _ := filepath.Abs(png)
+	page, _ := filepath.Abs(file)
+	profile, _ := os.MkdirTemp("", "bench-chromium")
+	defer os.RemoveAll(profile)
+	height := 900
+	if accounts > 20 {
+		height = 1500
+	}
+	shot := exec.Command("chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--user-data-dir="+profile,
+		"--screenshot="+abs, fmt.Sprintf("--window-size=1400,%d", height), "file://"+page)
+	if out, err := shot.CombinedOutput(); err != nil {
+		log.Fatalf("chromium: %v\n%s", err, out)
 	}
 }
 

@@ -292,7 +292,9 @@ func chooseQueries(pool []source) []query {
 	for n := range count {
 		names = append(names, n)
 	}
-	sort.Slice(names, func(i, j int) bool { return count[names[i]] < count[names[j]] || count[names[i]] == count[names[j]] && names[i] < names[j] })
+	sort.Slice(names, func(i, j int) bool {
+		return count[names[i]] < count[names[j]] || count[names[i]] == count[names[j]] && names[i] < names[j]
+	})
 	rare, common := names[0], names[len(names)-1]
 	for _, n := range names { // a rare name that is not a prefix of others, e.g. DeleteBucket
 		if count[n] == 1 && len(n) > 8 {
@@ -326,8 +328,8 @@ func chooseQueries(pool []source) []query {
 		{name: "rare event name (" + rare + ")", args: []string{"--event-name", rare}, files: all,
 			jq: `.Records[] | select(.eventName == "` + rare + `")`, duckdb: sql(glob, "json_extract_string(r, '$.eventName') = '"+rare+"'")},
 		{name: "principal " + principal + " in one account, 7 days", files: weekFiles,
-			args: []string{"--principal", principal, "--account", acct, "--since", since.Format(time.RFC3339), "--until", until.Format(time.RFC3339)},
-			jq: `.Records[] | select(((.userIdentity.arn // "") | contains("` + principal + `")) or ((.userIdentity.userName // "") | contains("` + principal + `")) or ((.userIdentity.sessionContext.sessionIssuer.userName // "") | contains("` + principal + `"))) | select(.eventTime >= "` + since.Format(time.RFC3339) + `" and .eventTime < "` + until.Format(time.RFC3339) + `")`,
+			args:   []string{"--principal", principal, "--account", acct, "--since", since.Format(time.RFC3339), "--until", until.Format(time.RFC3339)},
+			jq:     `.Records[] | select(((.userIdentity.arn // "") | contains("` + principal + `")) or ((.userIdentity.userName // "") | contains("` + principal + `")) or ((.userIdentity.sessionContext.sessionIssuer.userName // "") | contains("` + principal + `"))) | select(.eventTime >= "` + since.Format(time.RFC3339) + `" and .eventTime < "` + until.Format(time.RFC3339) + `")`,
 			duckdb: sql(weekGlob, "(contains(coalesce(json_extract_string(r, '$.userIdentity.arn'),''), '"+principal+"') OR contains(coalesce(json_extract_string(r, '$.userIdentity.userName'),''), '"+principal+"') OR contains(coalesce(json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.userName'),''), '"+principal+"')) AND json_extract_string(r, '$.eventTime') >= '"+since.Format(time.RFC3339)+"' AND json_extract_string(r, '$.eventTime') < '"+until.Format(time.RFC3339)+"'")},
 		{name: "count of " + common, args: []string{"--event-name", common}, files: all,
 			jq: `.Records[] | select(.eventName == "` + common + `")`, duckdb: sql(glob, "json_extract_string(r, '$.eventName') = '"+common+"'")},

@@ -3,11 +3,16 @@ package cli
 import (
 	"fmt"
 	"os"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 
 	"github.com/spf13/cobra"
 
 	"github.com/trailkeeper/trailkeeper/internal/report"
 	"github.com/trailkeeper/trailkeeper/internal/status"
+	"github.com/trailkeeper/trailkeeper/internal/store"
+	"github.com/trailkeeper/trailkeeper/internal/verify"
 )
 
 func newReportCmd(streams IO, g *Globals) *cobra.Command {
@@ -15,10 +20,12 @@ func newReportCmd(streams IO, g *Globals) *cobra.Command {
 	var days, parallel int
 	cmd := &cobra.Command{
 		Use:   "report --html FILE",
-		Short: "Write one self-contained HTML page: status, a heatmap of log files and digests by hour, replication lag",
-		Long: `Write one HTML page that needs no network to view: the status table and findings, a heatmap of
-accounts by hour showing whether log files and digests exist in each source and in the archive over the
-last --days (a gap or a replication stall shows at a glance), and the replication lag per hour.
+		Short: "Write one self-contained HTML page: is the archive complete and untouched, and what to do if not",
+		Long: `Write one HTML page that needs no network to view. It answers first whether the archive is complete and
+untouched over the last --days (status and verify together), then lists what to do, one line per kind of
+finding with the accounts it concerns; a heatmap of accounts by hour shows whether log files and digests exist
+in each source and in the archive (a gap or a replication stall shows at a glance, each cell says why it is
+not green), then the replication lag per hour, and the status of each account.
 
 Exit codes: 0 written, 2 configuration error, 3 AWS access error.`,
 		Args: cobra.NoArgs,
@@ -37,6 +44,21 @@ Exit codes: 0 written, 2 configuration error, 3 AWS access error.`,
 			data, err := report.Collect(cmd.Context(), env, st, report.Options{Days: days, Parallel: parallel})
 			if err != nil {
 				return classify(err)
+			}
+			// The headline needs integrity too: verify the same days of the archive.
+			now := time.Now().UTC()
+			since := now.AddDate(0, 0, -days)
+			registry := map[string]string{}
+			for _, src := range env.Config.Sources {
+				if src.Bucket != "" {
+					registry[src.AccountID] = src.Bucket
+				}
+			}
+			keys := verify.NewCloudTrailKeys(func(region string) *cloudtrail.Client { return env.Archive.InRegion(region).CloudTrail }, since, now)
+			data.Verify, err = verify.Run(cmd.Context(), store.S3{Client: env.Archive.S3, Bucket: env.Config.Archive.Bucket},
+				verify.Options{Since: since, Until: now, CheckTail: true, Registry: registry, Keys: keys})
+			if err != nil {
+				data.VerifyError = err.Error()
 			}
 			f, err := os.Create(file)
 			if err != nil {

@@ -71,6 +71,22 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// TestReportHeadlineOfAHealthyArchive: status healthy and verify valid make
+// one green answer, with no table of things to do.
+func TestReportHeadlineOfAHealthyArchive(t *testing.T) {
+	e := healthy(t, world.Member{Account: acctA}, "")
+	e.deliveries(acctA, 2)
+	page := filepath.Join(t.TempDir(), "report.html")
+	if out, errOut, code := e.run("report", "--html", page, "--days", "1"); code != 0 {
+		t.Fatalf("report exited %d: %s%s", code, out, errOut)
+	}
+	html, _ := os.ReadFile(page)
+	if !strings.Contains(string(html), `class="headline good"`) || !strings.Contains(string(html), "complete and untouched since") ||
+		strings.Contains(string(html), `id="findings"`) {
+		t.Fatalf("headline of a healthy archive:\n%s", html)
+	}
+}
+
 func TestReportShowsTheGap(t *testing.T) {
 	browser := chromium(t)
 	e := healthy(t, world.Member{Account: acctA}, "")
@@ -109,6 +125,11 @@ func TestReportShowsTheGap(t *testing.T) {
 	}
 	if !strings.Contains(string(dom), `<table id="status">`) || !strings.Contains(string(dom), `data-account="`+acctA+`"`) {
 		t.Fatal("the rendered page has no status table row for the account")
+	}
+	// The answer first: not proven, and what to do, from status and verify together.
+	if !strings.Contains(string(dom), `id="headline" class="headline bad"`) || !strings.Contains(string(dom), "NOT proven complete and untouched") ||
+		!strings.Contains(string(dom), `data-kind="missing-digest"`) {
+		t.Errorf("no headline or no grouped verify finding in the rendered page")
 	}
 	if got := state(gap); got != "gap" {
 		t.Errorf("the gap hour shows as %q", got)

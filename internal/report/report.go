@@ -19,6 +19,7 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/setup"
 	"github.com/trailkeeper/trailkeeper/internal/status"
 	"github.com/trailkeeper/trailkeeper/internal/store"
+	"github.com/trailkeeper/trailkeeper/internal/verify"
 )
 
 // Cell states, also the CSS classes of the heatmap.
@@ -53,6 +54,10 @@ type Data struct {
 	Hours     []time.Time
 	Rows      []Row
 	Status    *status.Report
+	// Verify is verify's report over the same days, or nil with VerifyError
+	// saying why it was not checked.
+	Verify      *verify.Report
+	VerifyError string
 }
 
 // Options of a collection.
