@@ -201,3 +201,15 @@ func TestRoomInThePolicyIsOneFigure(t *testing.T) {
 		t.Fatalf("plan says %v, status %v\n%s\n%s", p, s, plan, status)
 	}
 }
+
+// TestJSONArraysAreNeverNull: scripts iterate over steps, notes, findings and
+// accounts without checking for null first.
+func TestJSONArraysAreNeverNull(t *testing.T) {
+	e := healthy(t, world.Member{Account: acctA}, "")
+	for _, args := range [][]string{{"plan", "-o", "json"}, {"status", "-o", "json"}, {"verify", "-o", "json"}} {
+		out, _, _ := e.run(args...)
+		if strings.Contains(out, ": null") {
+			t.Errorf("%v prints null:\n%s", args, out)
+		}
+	}
+}

@@ -154,7 +154,7 @@ func joinErrors(errs []error) error {
 // config says should be.
 func Build(ctx context.Context, e *Env, opts Options) (*Plan, error) {
 	c := e.Config
-	p := &Plan{Accounts: map[string]string{c.Archive.AccountID: "archive"}, Steps: []*Step{}} // JSON arrays are never null
+	p := &Plan{Accounts: map[string]string{c.Archive.AccountID: "archive"}, Steps: []*Step{}, Notes: []string{}} // JSON arrays are never null
 	removing := map[string]bool{}
 	for _, a := range opts.Remove {
 		removing[a] = true

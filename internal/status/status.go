@@ -107,7 +107,7 @@ func Check(ctx context.Context, e *setup.Env, opts Options) (*Report, error) {
 	if opts.Recent <= 0 {
 		opts.Recent = 10
 	}
-	r := &Report{SchemaVersion: SchemaVersion, CheckedAt: opts.Now, Findings: []*Finding{}}
+	r := &Report{SchemaVersion: SchemaVersion, CheckedAt: opts.Now, Findings: []*Finding{}, Accounts: []*Account{}}
 	st, err := setup.ObserveArchive(ctx, c, e.Archive)
 	if err != nil {
 		return nil, err
