@@ -64,9 +64,12 @@ func TestErrorsNameFileLineAndField(t *testing.T) {
 	}
 }
 
-func TestLoadMissingFileHints(t *testing.T) {
+// A missing file is told apart from a broken one: the CLI hints at init for
+// the first and at fixing the file for the second.
+func TestLoadMissingFile(t *testing.T) {
 	_, err := Load("/nonexistent/trailkeeper.yaml")
-	if err == nil || !strings.Contains(err.Error(), "trailkeeper init") {
+	var ce *Error
+	if !errors.As(err, &ce) || !ce.Missing || !strings.Contains(err.Error(), "/nonexistent/trailkeeper.yaml: no such file") {
 		t.Fatalf("got %v", err)
 	}
 }

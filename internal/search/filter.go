@@ -8,6 +8,7 @@ package search
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 )
@@ -124,9 +125,9 @@ func (f *Filter) matchTop(e *Event, account, region string) bool {
 		region = e.AWSRegion
 	}
 	switch {
-	case len(f.Accounts) > 0 && !contains(f.Accounts, account),
-		len(f.Regions) > 0 && !contains(f.Regions, region),
-		len(f.EventNames) > 0 && !contains(f.EventNames, e.EventName),
+	case len(f.Accounts) > 0 && !slices.Contains(f.Accounts, account),
+		len(f.Regions) > 0 && !slices.Contains(f.Regions, region),
+		len(f.EventNames) > 0 && !slices.Contains(f.EventNames, e.EventName),
 		f.EventSource != "" && e.EventSource != f.EventSource,
 		f.SourceIP != "" && e.SourceIPAddress != f.SourceIP,
 		f.AnyError && e.ErrorCode == "",
@@ -193,15 +194,6 @@ func containsString(v any, s string) bool {
 			if containsString(y, s) {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
 		}
 	}
 	return false

@@ -48,12 +48,15 @@ func records(b []byte, fn func(rec []byte) error) error {
 			}
 			return elements(b, i, fn)
 		}
-		if i, err = skipValue(b, i); err != nil {
+		end, err = skipValue(b, i)
+		if err != nil {
 			return err
 		}
-		i = skipSpace(b, i)
-		if i < len(b) && b[i] == ',' {
-			i++
+		var done bool
+		if i, done, err = after(b, end, '}', "the log file"); err != nil {
+			return err
+		} else if done {
+			return errNotCloudTrail // no Records
 		}
 	}
 }
@@ -74,19 +77,26 @@ func elements(b []byte, i int, fn func([]byte) error) error {
 				return err
 			}
 		}
-		i = skipSpace(b, end)
-		if i >= len(b) {
-			return fmt.Errorf("truncated: the array of records does not end")
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case ']':
-			return nil
-		default:
-			return fmt.Errorf("malformed: %q after a record", b[i])
+		var done bool
+		if i, done, err = after(b, end, ']', "the array of records"); done || err != nil {
+			return err
 		}
 	}
+}
+
+// after moves past the separator that follows a member of an array or an
+// object: it reports done at the closer.
+func after(b []byte, i int, closer byte, what string) (next int, done bool, err error) {
+	i = skipSpace(b, i)
+	switch {
+	case i >= len(b):
+		return 0, false, fmt.Errorf("truncated: %s does not end", what)
+	case b[i] == ',':
+		return skipSpace(b, i+1), false, nil
+	case b[i] == closer:
+		return i + 1, true, nil
+	}
+	return 0, false, fmt.Errorf("malformed: %q in %s", b[i], what)
 }
 
 func skipSpace(b []byte, i int) int {
@@ -192,17 +202,9 @@ func topLevel(rec []byte, want func(key string) *string) error {
 				return err
 			}
 		}
-		i = skipSpace(rec, vend)
-		if i >= len(rec) {
-			return fmt.Errorf("truncated: a record does not end")
-		}
-		switch rec[i] {
-		case ',':
-			i = skipSpace(rec, i+1)
-		case '}':
-			return nil
-		default:
-			return fmt.Errorf("malformed: %q in a record", rec[i])
+		var done bool
+		if i, done, err = after(rec, vend, '}', "a record"); done || err != nil {
+			return err
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -174,13 +175,13 @@ func (r *runner) regionFolders(ctx context.Context, base string) ([]string, erro
 				return nil, err
 			}
 			for _, s := range sub {
-				if acct := strings.TrimSuffix(strings.TrimPrefix(s, a), "/"); len(f.Accounts) == 0 || contains(f.Accounts, acct) {
+				if acct := strings.TrimSuffix(strings.TrimPrefix(s, a), "/"); len(f.Accounts) == 0 || slices.Contains(f.Accounts, acct) {
 					out = append(out, r.days(s+"CloudTrail/")...)
 				}
 			}
 			continue
 		}
-		if len(f.Accounts) > 0 && !contains(f.Accounts, name) {
+		if len(f.Accounts) > 0 && !slices.Contains(f.Accounts, name) {
 			continue
 		}
 		regions, err := r.s.Prefixes(ctx, a+"CloudTrail/")
@@ -189,7 +190,7 @@ func (r *runner) regionFolders(ctx context.Context, base string) ([]string, erro
 		}
 		for _, rg := range regions {
 			region := strings.TrimSuffix(strings.TrimPrefix(rg, a+"CloudTrail/"), "/")
-			if len(f.Regions) == 0 || contains(f.Regions, region) {
+			if len(f.Regions) == 0 || slices.Contains(f.Regions, region) {
 				out = append(out, r.days(rg)...)
 			}
 		}
@@ -236,8 +237,8 @@ func (r *runner) candidate(v store.Version, layout bool) (o object, ok bool, why
 		if m := logFolderRE.FindStringSubmatch(v.Key); m != nil {
 			o.account, o.region = m[1], m[2]
 		}
-		if len(r.opts.Filter.Accounts) > 0 && !contains(r.opts.Filter.Accounts, o.account) ||
-			len(r.opts.Filter.Regions) > 0 && !contains(r.opts.Filter.Regions, o.region) {
+		if len(r.opts.Filter.Accounts) > 0 && !slices.Contains(r.opts.Filter.Accounts, o.account) ||
+			len(r.opts.Filter.Regions) > 0 && !slices.Contains(r.opts.Filter.Regions, o.region) {
 			return o, false, ""
 		}
 	case layout:
