@@ -31,7 +31,6 @@ type member struct {
 	proof     string   // the signature that proved it
 	finding   *Finding // its one finding, if any (decided before it is added)
 	fromState bool     // the tail an earlier run proved: its logs are not read again
-	logIssues int      // log files it lists that are missing or altered
 }
 
 func (m *member) start() time.Time {

@@ -75,9 +75,6 @@ func (v *verifier) hashLog(ctx context.Context, j *logJob) error {
 		f := &Finding{Severity: Error, Kind: kind, Account: j.f.account, Region: j.f.region, Trail: c.id.trail, Key: j.key, VersionID: version,
 			Message: fmt.Sprintf(format, a...)}
 		v.addTo(c, f)
-		v.mu.Lock()
-		m.logIssues++
-		v.mu.Unlock()
 	}
 	versions := j.f.logs[j.key]
 	if versions == nil {

@@ -186,7 +186,7 @@ type verifier struct {
 	listed  atomic.Int64
 	read    atomic.Int64
 	progMu  sync.Mutex
-	noFiles []string // what discovery saw where it found no AWSLogs/, for the hint
+	top     []string // the folders at the root, for the hint when nothing is found
 }
 
 func (v *verifier) note(format string, a ...any) {
@@ -279,7 +279,7 @@ func (v *verifier) discover(ctx context.Context) ([]accountFolder, error) {
 	if err != nil {
 		return nil, err
 	}
-	v.noFiles = top
+	v.top = top
 	bases, err := store.Bases(ctx, v.s, root)
 	if err != nil {
 		return nil, err
@@ -556,7 +556,7 @@ func (v *verifier) advance(c *chainRun) {
 func (v *verifier) nothingFound(ctx context.Context) {
 	hint := fixes[NoDigests]
 	var names []string
-	for _, p := range v.noFiles {
+	for _, p := range v.top {
 		names = append(names, strings.TrimSuffix(p[len(v.opts.Root):], "/"))
 	}
 	looksLike := func(re *regexp.Regexp) bool {
