@@ -146,7 +146,7 @@ func Run(ctx context.Context, s store.Store, opts Options) (*Report, error) {
 		v.note("%s is a local copy without object metadata: a digest's signature is read from its successor, so the newest digest of each chain is unproven unless --state vouches for it", s)
 	}
 	if len(v.report.Chains) == 0 {
-		v.nothingFound(ctx)
+		v.nothingFound()
 	}
 	v.report.ObjectsRead = v.read.Load()
 	v.report.State = v.next
@@ -553,7 +553,7 @@ func (v *verifier) advance(c *chainRun) {
 
 // nothingFound explains an empty verification: a cron job must not read
 // "valid" from an archive that held nothing to prove.
-func (v *verifier) nothingFound(ctx context.Context) {
+func (v *verifier) nothingFound() {
 	hint := fixes[NoDigests]
 	var names []string
 	for _, p := range v.top {
