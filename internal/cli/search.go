@@ -81,16 +81,9 @@ Exit codes: 0 searched everything (matches or not), 1 some objects could not be 
 
 func runSearch(ctx context.Context, streams IO, g *Globals, opts *SearchOptions) error {
 	now := time.Now().UTC()
-	since, err := parseTime(opts.Since, now)
+	since, until, err := parseRange(opts.Since, opts.Until, now)
 	if err != nil {
-		return usageErr("", "--since: %v", err)
-	}
-	until, err := parseTime(opts.Until, now)
-	if err != nil {
-		return usageErr("", "--until: %v", err)
-	}
-	if !since.IsZero() && !until.IsZero() && !since.Before(until) {
-		return usageErr("--since must come before --until", "empty time range %s to %s", since.Format(time.RFC3339), until.Format(time.RFC3339))
+		return err
 	}
 	if opts.Limit < 0 {
 		return usageErr("", "--limit %d: give a positive number", opts.Limit)

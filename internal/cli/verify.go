@@ -102,6 +102,20 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not a time: use 2025-09-10T15:00:00Z, 2025-09-10, 48h or 7d", s)
 }
 
+// parseRange reads --since and --until; a range that holds no time is a usage error.
+func parseRange(sinceFlag, untilFlag string, now time.Time) (since, until time.Time, err error) {
+	if since, err = parseTime(sinceFlag, now); err != nil {
+		return since, until, usageErr("", "--since: %v", err)
+	}
+	if until, err = parseTime(untilFlag, now); err != nil {
+		return since, until, usageErr("", "--until: %v", err)
+	}
+	if !since.IsZero() && !until.IsZero() && !since.Before(until) {
+		return since, until, usageErr("--since must come before --until", "empty time range %s to %s", since.Format(time.RFC3339), until.Format(time.RFC3339))
+	}
+	return since, until, nil
+}
+
 // archiveAccess resolves a LOCATION to a store and the clients to reach AWS:
 // the config's archive, s3://bucket[/prefix], or a local directory.
 func archiveAccess(ctx context.Context, g *Globals, location string) (store.Store, string, *config.Config, *awsapi.Clients, error) {
@@ -151,13 +165,9 @@ func archiveAccess(ctx context.Context, g *Globals, location string) (store.Stor
 
 func runVerify(ctx context.Context, streams IO, g *Globals, opts *VerifyOptions) error {
 	now := time.Now().UTC()
-	since, err := parseTime(opts.Since, now)
+	since, until, err := parseRange(opts.Since, opts.Until, now)
 	if err != nil {
-		return usageErr("", "--since: %v", err)
-	}
-	until, err := parseTime(opts.Until, now)
-	if err != nil {
-		return usageErr("", "--until: %v", err)
+		return err
 	}
 	sample := 0
 	if opts.Sample != "" {
