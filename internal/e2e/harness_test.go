@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -215,6 +216,19 @@ func compactJSON(t *testing.T, s string) string {
 	out, _ := json.Marshal(v)
 	return string(out)
 }
+
+// byMeaning compacts a policy and writes account principals as bare ids: S3
+// returns arn:aws:iam::ID:root for an id (moto keeps what was written), and
+// both name the same principal.
+func byMeaning(t *testing.T, policy string) string {
+	t.Helper()
+	return rootARN.ReplaceAllString(compactJSON(t, policy), `"$1"`)
+}
+
+var rootARN = regexp.MustCompile(`"arn:aws:iam::(\d{12}):root"`)
+
+// grantOf is how an account appears in a bucket policy S3 returns.
+func grantOf(account string) string { return `"arn:aws:iam::` + account + `:root"` }
 
 func decodeURL(s string) string {
 	if d, err := url.QueryUnescape(s); err == nil {

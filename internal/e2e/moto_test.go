@@ -108,7 +108,7 @@ func TestApplyAgainstMoto(t *testing.T) {
 				cfg = world.Config(ep, archiveAcct, region)
 			}
 			out := must(s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }).GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(archive)})).OK(t)
-			return compactJSON(t, aws.ToString(out.Policy))
+			return byMeaning(t, aws.ToString(out.Policy)) // moto keeps a bare account id as written; S3 and the sandbox store its root ARN
 		}},
 		{"object lock", func(ep string) string {
 			cfg := asAccount(ep, archiveAcct)

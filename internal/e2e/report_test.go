@@ -48,7 +48,7 @@ func (w *stallWriter) Put(ctx context.Context, key string, data []byte, meta map
 		arch := world.S3(w.e.url, archiveAcct, region)
 		if !w.inStall {
 			w.saved = archivePolicy(w.e.t, w.e)
-			broken := strings.Replace(w.saved, `"`+acctA+`"`, `"`+acctB+`"`, 1)
+			broken := strings.Replace(w.saved, grantOf(acctA), grantOf(acctB), 1)
 			must(arch.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(archive), Policy: &broken})).OK(w.e.t)
 		} else {
 			must(arch.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(archive), Policy: &w.saved})).OK(w.e.t)

@@ -78,7 +78,7 @@ func TestStatusNamesWhatIsBroken(t *testing.T) {
 		fix         string
 	}{
 		{"archive policy missing the account", world.Member{Account: acctA}, "", func(t *testing.T, e *env) {
-			pol := strings.Replace(archivePolicy(t, e), `"`+acctA+`"`, `"`+acctB+`"`, 1)
+			pol := strings.Replace(archivePolicy(t, e), grantOf(acctA), grantOf(acctB), 1)
 			must(world.S3(e.url, archiveAcct, region).PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(archive), Policy: &pol})).OK(t)
 		}, "archive-policy-missing-grant", "trailkeeper apply"},
 		{"rule prefix does not match a trail with a key prefix", world.Member{Account: acctA, Prefix: "org"}, "", func(t *testing.T, e *env) {

@@ -615,8 +615,12 @@ var roleARNRE = regexp.MustCompile(`^arn:aws:iam::(\d{12}):role/(?:.*/)?([\w+=,.
 // principalID validates one AWS principal and returns how S3 stores it.
 func (s *Sandbox) principalID(a string) (string, error) {
 	switch {
-	case a == "*", isAccountID(a):
+	case a == "*":
 		return a, nil
+	case isAccountID(a):
+		// S3 stores a bare account id as the account's root ARN and returns it so
+		// (aws-cdk#9334; AWS-FACTS.md section 3): callers must compare by meaning.
+		return "arn:aws:iam::" + a + ":root", nil
 	case strings.HasPrefix(a, "arn:aws:iam::") && strings.HasSuffix(a, ":root") && isAccountID(a[13:25]) && len(a) == 30:
 		return a, nil
 	case principalIDRE.MatchString(`"` + a + `"`):

@@ -193,7 +193,7 @@ func canonicalPolicy(d *policy.Document) string {
 		for _, p := range []**policy.Principal{&s.Principal, &s.NotPrincipal} {
 			if *p != nil {
 				q := **p
-				q.AWS, q.Service = sortStrings(q.AWS), sortStrings(q.Service)
+				q.AWS, q.Service = sortStrings(storedPrincipals(q.AWS)), sortStrings(q.Service)
 				*p = &q
 			}
 		}
@@ -226,11 +226,68 @@ func sortStrings(s policy.Strings) policy.Strings {
 }
 
 // samePolicy compares two documents by meaning rather than by bytes.
+// storedPrincipals writes AWS principals the way S3 stores them: a bare
+// account id becomes arn:aws:iam::ID:root, so that a policy as written and as
+// read back compare equal, and sizes are those S3 counts.
+func storedPrincipals(ps policy.Strings) policy.Strings {
+	out := make(policy.Strings, len(ps))
+	for i, p := range ps {
+		if isAccountID(p) {
+			p = "arn:aws:iam::" + p + ":root"
+		}
+		out[i] = p
+	}
+	return out
+}
+
+// AccountOfPrincipal is the account a principal names as a whole, a bare id
+// or arn:aws:iam::ID:root, or "" for anything else (roles, users, services).
+func AccountOfPrincipal(p string) string {
+	if id, ok := strings.CutPrefix(p, "arn:aws:iam::"); ok {
+		if id, ok = strings.CutSuffix(id, ":root"); ok && isAccountID(id) {
+			return id
+		}
+		return ""
+	}
+	if isAccountID(p) {
+		return p
+	}
+	return ""
+}
+
+func isAccountID(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 func samePolicy(a, b *policy.Document) bool { return canonicalPolicy(a) == canonicalPolicy(b) }
 
-// minifiedSize is the size S3 limits (20,480 bytes for bucket policies).
-func minifiedSize(d *policy.Document) int {
-	data, _ := json.Marshal(d)
+// StoredSize is the size S3 limits (20,480 bytes for bucket policies), of
+// the policy as S3 stores it: account ids as arn:aws:iam::ID:root.
+func StoredSize(d *policy.Document) int {
+	if d == nil {
+		return 0
+	}
+	cp := *d
+	cp.Statements = make([]policy.Statement, len(d.Statements))
+	for i, s := range d.Statements {
+		for _, p := range []**policy.Principal{&s.Principal, &s.NotPrincipal} {
+			if *p != nil {
+				q := **p
+				q.AWS = storedPrincipals(q.AWS)
+				*p = &q
+			}
+		}
+		cp.Statements[i] = s
+	}
+	data, _ := json.Marshal(&cp)
 	return len(data)
 }
 
@@ -238,11 +295,11 @@ func minifiedSize(d *policy.Document) int {
 // room for: each adds one account id to the grant. plan, apply and status
 // all count with this one function.
 func AccountsThatFit(d *policy.Document) int {
-	return max(0, PolicyLimit-minifiedSize(d)) / bytesPerAccount
+	return max(0, PolicyLimit-StoredSize(d)) / bytesPerAccount
 }
 
-// bytesPerAccount is what one more account id adds to the grant.
-const bytesPerAccount = len(`"123456789012",`)
+// bytesPerAccount is what one more account adds to the grant as S3 stores it.
+const bytesPerAccount = len(`"arn:aws:iam::123456789012:root",`)
 
 // PolicyLimit is S3's bucket policy size limit.
 const PolicyLimit = 20480

@@ -149,7 +149,7 @@ func (o archiveOps) putPolicy(ctx context.Context, want *policy.Document) error 
 			}
 		}
 	}
-	if size := minifiedSize(want); size > PolicyLimit {
+	if size := StoredSize(want); size > PolicyLimit {
 		return &Conflict{Account: o.acct(), Msg: fmt.Sprintf("the policy would be %d bytes, over S3's %d", size, PolicyLimit)}
 	}
 	data, _ := json.Marshal(want)

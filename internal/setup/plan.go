@@ -483,7 +483,12 @@ func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, remo
 	// What the current grant holds.
 	var oldAccounts, oldRoles, oldPrefixes []string
 	if s := cur.Statement(SidReplication); s != nil && s.Principal != nil {
-		oldAccounts = s.Principal.AWS
+		for _, pr := range s.Principal.AWS { // S3 returns them as arn:aws:iam::ID:root
+			if id := AccountOfPrincipal(pr); id != "" {
+				pr = id
+			}
+			oldAccounts = append(oldAccounts, pr)
+		}
 		oldRoles = s.Condition["ArnLike"]["aws:PrincipalArn"]
 		for _, r := range s.Resource {
 			if m := resourcePrefixRE.FindStringSubmatch(r); m != nil {
@@ -570,8 +575,8 @@ func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, remo
 		}
 	}
 
-	p.PolicyBytes = minifiedSize(final)
-	if size := minifiedSize(grant); size > PolicyLimit {
+	p.PolicyBytes = StoredSize(final)
+	if size := StoredSize(grant); size > PolicyLimit {
 		return &Conflict{Account: a, Msg: fmt.Sprintf("the archive policy would be %d bytes, over S3's limit of %d", size, PolicyLimit),
 			Hint: fmt.Sprintf("each account adds about %d bytes; remove statements trailkeeper did not write, or split the sources over two archives", bytesPerAccount)}
 	}
