@@ -232,7 +232,7 @@ func sortStrings(s policy.Strings) policy.Strings {
 func storedPrincipals(ps policy.Strings) policy.Strings {
 	out := make(policy.Strings, len(ps))
 	for i, p := range ps {
-		if isAccountID(p) {
+		if config.IsAccountID(p) {
 			p = "arn:aws:iam::" + p + ":root"
 		}
 		out[i] = p
@@ -244,27 +244,15 @@ func storedPrincipals(ps policy.Strings) policy.Strings {
 // or arn:aws:iam::ID:root, or "" for anything else (roles, users, services).
 func AccountOfPrincipal(p string) string {
 	if id, ok := strings.CutPrefix(p, "arn:aws:iam::"); ok {
-		if id, ok = strings.CutSuffix(id, ":root"); ok && isAccountID(id) {
+		if id, ok = strings.CutSuffix(id, ":root"); ok && config.IsAccountID(id) {
 			return id
 		}
 		return ""
 	}
-	if isAccountID(p) {
+	if config.IsAccountID(p) {
 		return p
 	}
 	return ""
-}
-
-func isAccountID(s string) bool {
-	if len(s) != 12 {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 func samePolicy(a, b *policy.Document) bool { return canonicalPolicy(a) == canonicalPolicy(b) }
