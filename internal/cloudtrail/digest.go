@@ -171,15 +171,26 @@ func gunzip(r io.Reader) (*gzip.Reader, error) {
 // HashLog streams a gzipped log file through SHA-256 of its uncompressed bytes,
 // the hash digests list, without holding the file in memory.
 func HashLog(r io.Reader) (string, int64, error) {
-	zr, err := gunzip(r)
-	if err != nil {
-		return "", 0, fmt.Errorf("not gzip: %w", err)
-	}
-	defer gzipReaders.Put(zr)
 	h := sha256.New()
-	n, err := io.Copy(h, zr)
+	n, err := Gunzip(h, r)
 	if err != nil {
-		return "", n, fmt.Errorf("truncated or corrupt gzip: %w", err)
+		return "", n, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// Gunzip streams the uncompressed bytes of a gzip file into dst with a pooled
+// reader. Errors say whether it is not gzip or truncated, and wrap the cause
+// (a network error stays visible to errors.As).
+func Gunzip(dst io.Writer, src io.Reader) (int64, error) {
+	zr, err := gunzip(src)
+	if err != nil {
+		return 0, fmt.Errorf("not gzip: %w", err)
+	}
+	defer gzipReaders.Put(zr)
+	n, err := io.Copy(dst, zr)
+	if err != nil {
+		return n, fmt.Errorf("truncated or corrupt gzip: %w", err)
+	}
+	return n, nil
 }

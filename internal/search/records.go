@@ -26,12 +26,30 @@ func records(b []byte, fn func(rec []byte) error) error {
 	default:
 		return errNotCloudTrail
 	}
-	i++
-	for {
-		i = skipSpace(b, i)
-		if i < len(b) && b[i] == '}' {
-			return errNotCloudTrail // no Records
+	found := false
+	err := members(b, i, "the log file", func(key []byte, at int) (int, bool, error) {
+		if string(key) != "Records" {
+			return 0, false, nil
 		}
+		if b[at] != '[' {
+			return 0, true, errNotCloudTrail
+		}
+		found = true
+		return 0, true, elements(b, at, fn)
+	})
+	if err == nil && !found {
+		err = errNotCloudTrail
+	}
+	return err
+}
+
+// members walks the object that starts at b[i]: fn hears each key and where
+// its value starts, and says where the value ends (0: skip it) or to stop.
+func members(b []byte, i int, what string, fn func(key []byte, at int) (end int, stop bool, err error)) error {
+	if i = skipSpace(b, i+1); i < len(b) && b[i] == '}' {
+		return nil
+	}
+	for {
 		end, err := skipString(b, i)
 		if err != nil {
 			return err
@@ -42,21 +60,21 @@ func records(b []byte, fn func(rec []byte) error) error {
 			return errNotCloudTrail
 		}
 		i = skipSpace(b, i+1)
-		if string(key) == "Records" {
-			if i >= len(b) || b[i] != '[' {
-				return errNotCloudTrail
-			}
-			return elements(b, i, fn)
+		if i >= len(b) {
+			return fmt.Errorf("truncated: %s does not end", what)
 		}
-		end, err = skipValue(b, i)
-		if err != nil {
+		vend, stop, err := fn(key, i)
+		if stop || err != nil {
 			return err
+		}
+		if vend == 0 {
+			if vend, err = skipValue(b, i); err != nil {
+				return err
+			}
 		}
 		var done bool
-		if i, done, err = after(b, end, '}', "the log file"); err != nil {
+		if i, done, err = after(b, vend, '}', what); done || err != nil {
 			return err
-		} else if done {
-			return errNotCloudTrail // no Records
 		}
 	}
 }
@@ -175,36 +193,18 @@ func topLevel(rec []byte, want func(key string) *string) error {
 	if i >= len(rec) || rec[i] != '{' {
 		return errNotCloudTrail
 	}
-	i = skipSpace(rec, i+1)
-	if i < len(rec) && rec[i] == '}' {
-		return nil
-	}
-	for {
-		end, err := skipString(rec, i)
+	return members(rec, i, "a record", func(key []byte, at int) (int, bool, error) {
+		end, err := skipValue(rec, at)
 		if err != nil {
-			return err
+			return 0, true, err
 		}
-		key := rec[i+1 : end-1]
-		i = skipSpace(rec, end)
-		if i >= len(rec) || rec[i] != ':' {
-			return errNotCloudTrail
-		}
-		i = skipSpace(rec, i+1)
-		vend, err := skipValue(rec, i)
-		if err != nil {
-			return err
-		}
-		if dst := want(string(key)); dst != nil && rec[i] == '"' {
-			v := rec[i+1 : vend-1]
-			if bytes.IndexByte(v, '\\') < 0 {
+		if dst := want(string(key)); dst != nil && rec[at] == '"' {
+			if v := rec[at+1 : end-1]; bytes.IndexByte(v, '\\') < 0 {
 				*dst = string(v)
-			} else if err := json.Unmarshal(rec[i:vend], dst); err != nil {
-				return err
+			} else if err := json.Unmarshal(rec[at:end], dst); err != nil {
+				return 0, true, err
 			}
 		}
-		var done bool
-		if i, done, err = after(rec, vend, '}', "a record"); done || err != nil {
-			return err
-		}
-	}
+		return end, false, nil
+	})
 }

@@ -16,8 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-
 	ct "github.com/trailkeeper/trailkeeper/internal/cloudtrail"
 	"github.com/trailkeeper/trailkeeper/internal/parallel"
 	"github.com/trailkeeper/trailkeeper/internal/store"
@@ -385,8 +383,6 @@ func (c countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-var gzipReaders sync.Pool
-
 // object reads one log file and returns its matches.
 func (r *runner) object(ctx context.Context, o object, buf *bytes.Buffer) ([]Match, error) {
 	rc, _, err := r.s.Open(ctx, o.key, o.version)
@@ -399,7 +395,7 @@ func (r *runner) object(ctx context.Context, o object, buf *bytes.Buffer) ([]Mat
 	defer rc.Close()
 	r.read.Add(1)
 	buf.Reset()
-	if err := r.inflateTo(buf, countingReader{rc, &r.bytes}); err != nil {
+	if err := inflate(buf, countingReader{rc, &r.bytes}); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -448,9 +444,9 @@ func (r *runner) object(ctx context.Context, o object, buf *bytes.Buffer) ([]Mat
 	return out, nil
 }
 
-// inflateTo writes the uncompressed object into buf: gzip as CloudTrail
+// inflate writes the uncompressed object into buf: gzip as CloudTrail
 // writes it, or plain JSON (some exports are not compressed).
-func (r *runner) inflateTo(buf *bytes.Buffer, src io.Reader) error {
+func inflate(buf *bytes.Buffer, src io.Reader) error {
 	var head [2]byte
 	n, err := io.ReadFull(src, head[:])
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
@@ -461,20 +457,12 @@ func (r *runner) inflateTo(buf *bytes.Buffer, src io.Reader) error {
 		_, err := buf.ReadFrom(full)
 		return err
 	}
-	zr, _ := gzipReaders.Get().(*gzip.Reader)
-	if zr == nil {
-		zr = new(gzip.Reader)
-	}
-	defer gzipReaders.Put(zr)
-	if err := zr.Reset(full); err != nil {
-		return &unreadableError{fmt.Errorf("not gzip: %w", err)}
-	}
-	if _, err := buf.ReadFrom(zr); err != nil {
+	if _, err := ct.Gunzip(buf, full); err != nil {
 		var api interface{ ErrorCode() string }
 		if errors.As(err, &api) {
-			return err
+			return err // the store failed, not the object
 		}
-		return &unreadableError{fmt.Errorf("truncated or corrupt gzip: %w", err)}
+		return &unreadableError{err}
 	}
 	return nil
 }
