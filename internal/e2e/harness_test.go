@@ -117,6 +117,22 @@ replication:
 }
 
 // run runs the trailkeeper binary's Main with the env's config.
+// archived is an env whose accounts are applied and have each let CloudTrail
+// deliver n times into the archive.
+func archived(t *testing.T, n int, accounts ...string) *env {
+	t.Helper()
+	e := newEnv(t, sandbox.Options{})
+	for _, a := range accounts {
+		e.member(world.Member{Account: a})
+	}
+	e.writeConfig(accounts, "")
+	e.apply()
+	for _, a := range accounts {
+		e.deliveries(a, n)
+	}
+	return e
+}
+
 func (e *env) run(args ...string) (stdout, stderr string, code int) {
 	var out, errb bytes.Buffer
 	code = cli.Main(append(args, "--config", e.config, "--no-progress"), strings.NewReader(""), &out, &errb)

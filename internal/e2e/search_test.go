@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/testenv"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
@@ -21,15 +20,7 @@ import (
 // each record as CloudTrail wrote it plus its object key, and an object that
 // cannot be read is named, never skipped in silence.
 func TestSearchTheArchive(t *testing.T) {
-	e := newEnv(t, sandbox.Options{})
-	for _, a := range []string{acctA, acctB} {
-		e.member(world.Member{Account: a})
-	}
-	e.writeConfig([]string{acctA, acctB}, "")
-	e.apply()
-	for _, a := range []string{acctA, acctB} {
-		e.deliveries(a, 2)
-	}
+	e := archived(t, 2, acctA, acctB)
 	out, errOut, code := e.run("search", "--event-name", "ListBuckets", "--count")
 	n, _ := strconv.Atoi(strings.TrimSpace(out))
 	if code != 0 || n < 2*2*2 {

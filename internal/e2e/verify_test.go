@@ -41,15 +41,7 @@ func (e *env) deliveries(account string, n int) {
 // TestVerifyTheArchive: the archive built by apply and CloudTrail's deliveries
 // verifies, and a log rewritten by someone with write access to the archive is caught.
 func TestVerifyTheArchive(t *testing.T) {
-	e := newEnv(t, sandbox.Options{})
-	for _, a := range []string{acctA, acctB} {
-		e.member(world.Member{Account: a})
-	}
-	e.writeConfig([]string{acctA, acctB}, "")
-	e.apply()
-	for _, a := range []string{acctA, acctB} {
-		e.deliveries(a, 3)
-	}
+	e := archived(t, 3, acctA, acctB)
 	out, errOut, code := e.run("verify")
 	if code != 0 || !strings.Contains(out, ": valid.") || strings.Contains(out, "Findings") {
 		t.Fatalf("verify of an intact archive: exit %d\n%s%s", code, out, errOut)
@@ -90,11 +82,7 @@ func TestVerifyTheArchive(t *testing.T) {
 // bucket is an access error (3), an empty directory is not "valid" (1), `verify .`
 // works from inside a copy, and --state makes the next run read only what is new.
 func TestVerifyCommandEdges(t *testing.T) {
-	e := newEnv(t, sandbox.Options{})
-	e.member(world.Member{Account: acctA})
-	e.writeConfig([]string{acctA}, "")
-	e.apply()
-	e.deliveries(acctA, 3)
+	e := archived(t, 3, acctA)
 
 	out, errOut, code := e.run("verify", "s3://no-such-bucket-here")
 	if code != 3 || !strings.Contains(errOut, "does not exist") {
