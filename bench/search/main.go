@@ -104,7 +104,6 @@ type query struct {
 	jq     string
 	duckdb string
 	files  string // a shell pipeline printing the files to read, NUL-separated
-	events int    // expected count (from trailkeeper's first run)
 }
 
 var results = map[string]string{}
