@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/trailkeeper/trailkeeper/internal/policy"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
 	"github.com/trailkeeper/trailkeeper/internal/world"
@@ -217,4 +220,75 @@ func environWithout(name string) []string {
 		}
 	}
 	return out
+}
+
+// TestLargeGrantReplicates: with more accounts than fit the archive policy as
+// principals (here 620 granted by an earlier run), apply grants them by
+// aws:PrincipalAccount; S3's Block Public Access accepts the policy, logs
+// replicate under it, a second apply writes nothing, and an account outside
+// the grant cannot replicate into the archive even with the right role name.
+func TestLargeGrantReplicates(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	e.member(world.Member{Account: acctA})
+	e.member(world.Member{Account: acctB})
+	arch := world.S3(e.url, archiveAcct, region)
+	must(arch.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(archive), ObjectLockEnabledForBucket: aws.Bool(true),
+		CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
+	var earlier []string
+	for i := range 620 {
+		earlier = append(earlier, fmt.Sprintf("%012d", 500000000000+i))
+	}
+	roles := []string{setup.SharedRolePattern("trailkeeper-replication")}
+	before := &policy.Document{Version: "2012-10-17", Statements: []policy.Statement{setup.LargeReplicationGrant(archive, earlier, roles, []string{"AWSLogs/"})}}
+	must(arch.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(archive), Policy: aws.String(string(mustJSON(before)))})).OK(t)
+
+	e.writeConfig([]string{acctA, acctB}, "")
+	e.apply()
+	pol := archivePolicy(t, e)
+	doc, err := policy.Parse([]byte(pol), policy.Resource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grant := doc.Statement(setup.SidReplication)
+	if grant == nil || len(grant.Principal.AWS) != 1 || grant.Principal.AWS[0] != "*" {
+		t.Fatalf("apply did not keep the large grant: %v", grant.Principal)
+	}
+	if got := setup.GrantedAccounts(grant); len(got) != 622 || !slices.Contains(got, acctA) || !slices.Contains(got, acctB) {
+		t.Fatalf("aws:PrincipalAccount has %d accounts, want the 620 earlier ones and %s, %s", len(got), acctA, acctB)
+	}
+	if size := setup.StoredSize(doc); size > setup.PolicyLimit {
+		t.Fatalf("policy is %d bytes", size)
+	}
+	e.freshLogReplicates(acctA)
+	e.freshLogReplicates(acctB)
+
+	e.sb.ResetCalls()
+	e.apply()
+	if w := e.writes(); len(w) != 0 {
+		t.Fatalf("second apply wrote %v", w)
+	}
+	if _, _, code := e.run("plan"); code != 0 {
+		t.Fatalf("plan after apply exited %d", code)
+	}
+
+	// An account outside the config with a role of the same name is refused.
+	const outsider = "444444444444"
+	e.member(world.Member{Account: outsider})
+	im := iam.NewFromConfig(world.Config(e.url, outsider, region))
+	must(im.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("trailkeeper-replication"), AssumeRolePolicyDocument: aws.String(string(mustJSON(setup.ReplicationTrust())))})).OK(t)
+	must(im.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("trailkeeper-replication"), PolicyName: aws.String("all"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}`)})).OK(t)
+	bucket := "cm-members-cloudtrail-" + outsider
+	src := world.S3(e.url, outsider, region)
+	must(src.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &bucket, VersioningConfiguration: &s3types.VersioningConfiguration{Status: "Enabled"}})).OK(t)
+	must(src.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: &bucket, ReplicationConfiguration: &s3types.ReplicationConfiguration{
+		Role: aws.String("arn:aws:iam::" + outsider + ":role/trailkeeper-replication"), Rules: []s3types.ReplicationRule{{ID: aws.String("sneak"),
+			Priority: aws.Int32(1), Status: "Enabled", Filter: &s3types.ReplicationRuleFilter{Prefix: aws.String("AWSLogs/")},
+			DeleteMarkerReplication: &s3types.DeleteMarkerReplication{Status: "Disabled"}, Destination: &s3types.Destination{Bucket: aws.String("arn:aws:s3:::" + archive)}}}}})).OK(t)
+	key := "AWSLogs/" + outsider + "/forged.json.gz"
+	put := must(src.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: strings.NewReader("forged")})).OK(t)
+	e.sb.WaitReplication(ctx)
+	if st, _, _ := e.sb.ReplicationFailure(bucket, key, *put.VersionId); st != "FAILED" {
+		t.Fatalf("an account outside the grant replicated into the archive: %s", st)
+	}
 }

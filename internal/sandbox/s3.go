@@ -641,33 +641,6 @@ func (s *Sandbox) principalID(a string) (string, error) {
 	return "", errorf(400, "MalformedPolicy", "Invalid principal in policy")
 }
 
-// isPublic follows S3's Block Public Access idea: an Allow to everyone that no
-// condition narrows to known accounts, sources or networks.
-func isPublic(doc *policy.Document) bool {
-	narrowing := map[string]bool{"aws:sourcearn": true, "aws:sourceaccount": true, "aws:principalaccount": true,
-		"aws:principalorgid": true, "aws:sourcevpc": true, "aws:sourcevpce": true, "aws:principalarn": true, "aws:sourceowner": true, "aws:userid": true}
-	for _, st := range doc.Statements {
-		if st.Effect != policy.Allow || st.Principal == nil {
-			continue
-		}
-		everyone := st.Principal.All
-		for _, a := range st.Principal.AWS {
-			everyone = everyone || a == "*"
-		}
-		if !everyone {
-			continue
-		}
-		narrowed := false
-		for _, k := range st.Condition.Keys() {
-			narrowed = narrowed || narrowing[strings.ToLower(k)]
-		}
-		if !narrowed {
-			return true
-		}
-	}
-	return false
-}
-
 func (s *Sandbox) deletePolicy(c *call, b *bucket) error {
 	b.Policy, b.policyDoc = "", nil
 	c.status = 204

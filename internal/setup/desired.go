@@ -100,19 +100,71 @@ func DenyInsecure(bucket string) policy.Statement {
 		Condition: policy.Conditions{"Bool": {"aws:SecureTransport": {"false"}}}}
 }
 
-// ReplicationGrant is the compact archive statement of AWS-FACTS.md section 4:
-// bare account ids as principals (not "public", and immune to role re-creation),
-// narrowed to the replication role by name, object actions only. roles lists
-// the role ARNs allowed (patterns with * for the shared name).
+// ReplicationGrant is the archive statement of AWS-FACTS.md section 4 in its
+// small form: the accounts as principals (not "public", and immune to role
+// re-creation), narrowed to the replication role by name, object actions only.
+// roles lists the role ARNs allowed (patterns with * for the shared name).
 func ReplicationGrant(bucket string, accounts, roles, prefixes []string) policy.Statement {
-	accounts = sortedUnique(accounts)
+	s := grantStatement(bucket, roles, prefixes)
+	s.Principal = &policy.Principal{AWS: policy.Strings(sortedUnique(accounts))}
+	return s
+}
+
+// LargeReplicationGrant is the same grant for more accounts than fit as
+// principals: any principal whose aws:PrincipalAccount is one of the accounts.
+// An account id costs 15 bytes here and 33 as a stored principal
+// (docs/security.md says why this is not "public" either).
+func LargeReplicationGrant(bucket string, accounts, roles, prefixes []string) policy.Statement {
+	s := grantStatement(bucket, roles, prefixes)
+	s.Principal = &policy.Principal{AWS: policy.Strings{"*"}}
+	var ids []string
+	for _, a := range accounts {
+		if config.IsAccountID(a) {
+			ids = append(ids, a)
+		}
+	}
+	s.Condition["StringEquals"] = map[string]policy.Strings{principalAccountKey: sortedUnique(ids)}
+	return s
+}
+
+const principalAccountKey = "aws:PrincipalAccount"
+
+func grantStatement(bucket string, roles, prefixes []string) policy.Statement {
 	var res policy.Strings
 	for _, p := range sortedUnique(prefixes) {
 		res = append(res, bucketARN(bucket)+"/"+p+"*")
 	}
-	return policy.Statement{Sid: SidReplication, Effect: policy.Allow, Principal: &policy.Principal{AWS: policy.Strings(accounts)},
+	return policy.Statement{Sid: SidReplication, Effect: policy.Allow,
 		Action: policy.Strings{"s3:ReplicateObject", "s3:ReplicateTags"}, Resource: res,
 		Condition: policy.Conditions{"ArnLike": {"aws:PrincipalArn": policy.Strings(sortedUnique(roles))}}}
+}
+
+// withGrant puts the replication grant into d in the small form while the
+// policy fits S3's limit that way, and in the large form beyond.
+func withGrant(d *policy.Document, bucket string, accounts, roles, prefixes []string) *policy.Document {
+	if out := withStatements(d, ReplicationGrant(bucket, accounts, roles, prefixes)); StoredSize(out) <= PolicyLimit {
+		return out
+	}
+	return withStatements(d, LargeReplicationGrant(bucket, accounts, roles, prefixes))
+}
+
+// GrantedAccounts are the accounts a replication grant names, in either form
+// and whichever way S3 returned the principals.
+func GrantedAccounts(s *policy.Statement) []string {
+	if s == nil {
+		return nil
+	}
+	var out []string
+	if s.Principal != nil {
+		for _, p := range s.Principal.AWS {
+			if id := AccountOfPrincipal(p); id != "" {
+				out = append(out, id)
+			} else if p != "*" {
+				out = append(out, p) // a role or a deleted role's unique id: kept as it is
+			}
+		}
+	}
+	return append(out, s.Condition["StringEquals"][principalAccountKey]...)
 }
 
 // SharedRolePattern matches the trailkeeper role of any account.
@@ -280,14 +332,22 @@ func StoredSize(d *policy.Document) int {
 }
 
 // AccountsThatFit is how many more source accounts the archive policy d has
-// room for: each adds one account id to the grant. plan, apply and status
-// all count with this one function.
+// room for, in the large form of the grant that withGrant turns to when the
+// small one no longer fits. plan, apply and status all count with this one
+// function.
 func AccountsThatFit(d *policy.Document) int {
+	if d != nil {
+		if s := d.Statement(SidReplication); s != nil {
+			large := LargeReplicationGrant("", GrantedAccounts(s), nil, nil)
+			large.Resource, large.Condition["ArnLike"] = s.Resource, s.Condition["ArnLike"]
+			d = withStatements(d, large)
+		}
+	}
 	return max(0, PolicyLimit-StoredSize(d)) / bytesPerAccount
 }
 
-// bytesPerAccount is what one more account adds to the grant as S3 stores it.
-const bytesPerAccount = len(`"arn:aws:iam::123456789012:root",`)
+// bytesPerAccount is what one more account adds to the large grant.
+const bytesPerAccount = len(`"123456789012",`)
 
 // PolicyLimit is S3's bucket policy size limit.
 const PolicyLimit = 20480

@@ -482,13 +482,8 @@ func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, remo
 	}
 	// What the current grant holds.
 	var oldAccounts, oldRoles, oldPrefixes []string
-	if s := cur.Statement(SidReplication); s != nil && s.Principal != nil {
-		for _, pr := range s.Principal.AWS { // S3 returns them as arn:aws:iam::ID:root
-			if id := AccountOfPrincipal(pr); id != "" {
-				pr = id
-			}
-			oldAccounts = append(oldAccounts, pr)
-		}
+	if s := cur.Statement(SidReplication); s != nil {
+		oldAccounts = GrantedAccounts(s)
 		oldRoles = s.Condition["ArnLike"]["aws:PrincipalArn"]
 		for _, r := range s.Resource {
 			if m := resourcePrefixRE.FindStringSubmatch(r); m != nil {
@@ -514,7 +509,7 @@ func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, remo
 	grantAccounts := append(append([]string{}, oldAccounts...), accounts...)
 	grantRoles := append(append([]string{}, oldRoles...), roles...)
 	grantPrefixes := append(append([]string{}, oldPrefixes...), prefixes...)
-	grant := withStatements(cur, DenyInsecure(c.Archive.Bucket), ReplicationGrant(c.Archive.Bucket, grantAccounts, grantRoles, grantPrefixes))
+	grant := withGrant(withStatements(cur, DenyInsecure(c.Archive.Bucket)), c.Archive.Bucket, grantAccounts, grantRoles, grantPrefixes)
 
 	// Revoke phase: drop removed and (with --prune) unlisted accounts, and the
 	// seed's statements once every account they name has moved to trailkeeper.
@@ -544,7 +539,7 @@ func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, remo
 	}
 	final := grant
 	if len(finalAccounts) > 0 {
-		final = withStatements(grant, ReplicationGrant(c.Archive.Bucket, finalAccounts, finalRoles, finalPrefixes))
+		final = withGrant(grant, c.Archive.Bucket, finalAccounts, finalRoles, finalPrefixes)
 	} else {
 		final = withoutStatements(grant, func(s policy.Statement) bool { return s.Sid == SidReplication })
 	}
@@ -578,7 +573,7 @@ func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, remo
 	p.PolicyBytes = StoredSize(final)
 	if size := StoredSize(grant); size > PolicyLimit {
 		return &Conflict{Account: a, Msg: fmt.Sprintf("the archive policy would be %d bytes, over S3's limit of %d", size, PolicyLimit),
-			Hint: fmt.Sprintf("each account adds about %d bytes; remove statements trailkeeper did not write, or split the sources over two archives", bytesPerAccount)}
+			Hint: fmt.Sprintf("each account adds %d bytes; remove statements trailkeeper did not write, or split the sources over two archives", bytesPerAccount)}
 	}
 	p.AccountsFit = min(AccountsThatFit(final), AccountsThatFit(grant))
 	ops := archiveOps{cl: e.Archive, c: c}

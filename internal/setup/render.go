@@ -49,8 +49,8 @@ func Render(ctx context.Context, e *Env, parallel int) (map[string][]byte, error
 		files[acct+"/replication-role.cfn.json"] = indent(tpl)
 		files[acct+"/replication-configuration.json"] = indent(replicationJSON(desiredReplication(c, st, nil, RoleARN(acct, c.Replication.RoleName))))
 	}
-	doc := &policy.Document{Version: "2012-10-17", Statements: []policy.Statement{DenyInsecure(c.Archive.Bucket),
-		ReplicationGrant(c.Archive.Bucket, accounts, []string{SharedRolePattern(c.Replication.RoleName)}, prefixes)}}
+	doc := withGrant(&policy.Document{Version: "2012-10-17", Statements: []policy.Statement{DenyInsecure(c.Archive.Bucket)}},
+		c.Archive.Bucket, accounts, []string{SharedRolePattern(c.Replication.RoleName)}, prefixes)
 	files["archive/bucket-policy.json"] = indent(doc)
 	lock := map[string]any{"ObjectLockEnabled": "Enabled", "Rule": map[string]any{"DefaultRetention": retentionJSON(c.Archive.ObjectLock.Mode, c.Archive.ObjectLock.Days, c.Archive.ObjectLock.Years)}}
 	files["archive/object-lock-configuration.json"] = indent(lock)

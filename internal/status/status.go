@@ -200,7 +200,7 @@ func (ck *checker) checkArchive() {
 	}
 	if st.Policy != nil {
 		a.TLSDeny = st.Policy.Statement(setup.SidDenyInsecure) != nil
-		a.PolicyBytes = len(mustJSON(st.Policy))
+		a.PolicyBytes = setup.StoredSize(st.Policy)
 	}
 	a.AccountsThatFit = setup.AccountsThatFit(st.Policy) // no policy yet: all the room
 	switch {
