@@ -71,7 +71,9 @@ func narrowingOperator(op string) bool {
 	return strings.HasPrefix(op, "String") || strings.HasPrefix(op, "Arn") || op == "IpAddress"
 }
 
-func fixed(v string) bool { return v != "" && !strings.ContainsAny(v, "*?") && !strings.Contains(v, "${") }
+func fixed(v string) bool {
+	return v != "" && !strings.ContainsAny(v, "*?") && !strings.Contains(v, "${")
+}
 
 func allFixed(values policy.Strings) bool {
 	for _, v := range values {
