@@ -27,6 +27,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/trailkeeper/trailkeeper/internal/cli"
 	"github.com/trailkeeper/trailkeeper/internal/cloudtrail/fixture"
@@ -140,7 +141,7 @@ func writeReport(ctx context.Context, sb *sandbox.Sandbox, url string, key *rsa.
 		list, err := arch.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("aggregation-cloudtrail-logs-" + archiveAcct), Prefix: aws.String("AWSLogs/" + a + "/CloudTrail/")})
 		check(err)
 		_, err = arch.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("aggregation-cloudtrail-logs-" + archiveAcct), Key: list.Contents[len(list.Contents)/2].Key,
-			Body: bytes.NewReader(fixture.Gzip([]byte(`{"Records":[]}`)))})
+			Body: bytes.NewReader(fixture.Gzip([]byte(`{"Records":[]}`))), ChecksumAlgorithm: s3types.ChecksumAlgorithmCrc32})
 		check(err)
 	}
 	if code := cli.Main([]string{"report", "--html", file, "--days", "1", "--no-progress", "--config", config}, strings.NewReader(""), os.Stdout, os.Stderr); code != 0 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/spf13/cobra"
 
 	"github.com/trailkeeper/trailkeeper/internal/cloudtrail/fixture"
@@ -247,7 +248,7 @@ func runDemo(ctx context.Context, streams IO, opts *DemoOptions) error {
 		// An intruder with write access to the archive cannot delete the locked
 		// replica, so they write a new version over it, with the incriminating event gone.
 		if _, err := arch.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &victim, ContentEncoding: aws.String("gzip"),
-			Body: bytes.NewReader(fixture.Gzip([]byte(`{"Records":[]}`)))}); err != nil {
+			Body: bytes.NewReader(fixture.Gzip([]byte(`{"Records":[]}`))), ChecksumAlgorithm: s3types.ChecksumAlgorithmCrc32}); err != nil {
 			return "", err
 		}
 		out, code := d.cmd("verify", "--output", "json")

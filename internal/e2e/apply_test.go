@@ -62,7 +62,8 @@ func TestApplyLifecycle(t *testing.T) {
 	if got := e.accountsWritten(); !slices.Equal(got, []string{acctD, archiveAcct}) {
 		t.Fatalf("adding %s wrote in accounts %v (%v)", acctD, got, e.writes())
 	}
-	if w := e.writes(); w[archiveAcct+" PutBucketPolicy"] != 1 || len(w) != 1+countAccount(w, acctD) {
+	// The archive: the policy, and the policy lease taken and given back.
+	if w := e.writes(); w[archiveAcct+" PutBucketPolicy"] != 1 || w[archiveAcct+" PutObject"] != 2 || len(w) != 2+countAccount(w, acctD) {
 		t.Fatalf("archive writes when adding a source: %v", w)
 	}
 	e.freshLogReplicates(acctD)
@@ -121,10 +122,11 @@ func countAccount(w map[string]int, acct string) int {
 	return n
 }
 
+// objectCount counts the log versions (under AWSLogs/) in bucket.
 func objectCount(t *testing.T, e *env, bucket string) int {
 	t.Helper()
 	n := 0
-	p := s3.NewListObjectVersionsPaginator(world.S3(e.url, archiveAcct, region), &s3.ListObjectVersionsInput{Bucket: &bucket})
+	p := s3.NewListObjectVersionsPaginator(world.S3(e.url, archiveAcct, region), &s3.ListObjectVersionsInput{Bucket: &bucket, Prefix: aws.String("AWSLogs/")})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {

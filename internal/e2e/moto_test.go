@@ -20,6 +20,7 @@ import (
 
 	"github.com/trailkeeper/trailkeeper/internal/cli"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+	"github.com/trailkeeper/trailkeeper/internal/setup"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
 
@@ -91,6 +92,15 @@ func TestApplyAgainstMoto(t *testing.T) {
 	code, motoOut := applyAgainst(t, motoURL, func(cfg aws.Config) { createMemberVia(t, cfg) })
 	if code != 1 || !strings.Contains(motoOut, "replication configuration of cm-members-cloudtrail-"+acctA+" did not read back as written") {
 		t.Fatalf("apply on moto: exit %d (want 1: moto's GetBucketReplication loses the filter prefix):\n%s", code, motoOut)
+	}
+	// moto applies a Deny without its condition (s3/responses.py, bucket.get_permission): once the TLS deny is
+	// in place it refuses every object request over any transport, the policy lease's release included. S3 and
+	// the sandbox evaluate aws:SecureTransport. apply says so and goes on; only the next apply would wait.
+	if !strings.Contains(motoOut, "the policy lease s3://"+archive+"/"+setup.LeaseKey+" was not given back") {
+		t.Errorf("apply on moto does not report the lease it could not give back:\n%s", motoOut)
+	}
+	if strings.Contains(out, "policy lease") {
+		t.Errorf("apply on the sandbox reports a lease problem:\n%s", out)
 	}
 	rep := must(s3.NewFromConfig(asAccount(motoURL, acctA), func(o *s3.Options) { o.UsePathStyle = true }).GetBucketReplication(ctx,
 		&s3.GetBucketReplicationInput{Bucket: aws.String("cm-members-cloudtrail-" + acctA)})).OK(t)

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -82,22 +84,7 @@ func TestInterruptedApplyConverges(t *testing.T) {
 	}
 }
 
-func build(t *testing.T, e *env) *setup.Plan {
-	t.Helper()
-	c, err := config.Load(e.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := setup.Connect(ctx, c, c.Sources, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := setup.Build(ctx, env, setup.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+func build(t *testing.T, e *env) *setup.Plan { return buildFrom(t, e.config) }
 
 // killAt cancels the context as step n starts: the step's calls fail midway.
 type killAt struct {
@@ -113,3 +100,66 @@ func (k *killAt) Start(*setup.Step) {
 	}
 }
 func (k *killAt) Done(*setup.Step, error) {}
+
+// TestConcurrentAppliesKeepBothGrants: two teams add an account each from the
+// same starting point, planned before either applies, applied at once. S3 has
+// no conditional bucket policy write; the policy lease serialises the writers
+// and the second rebases its change onto the first's, so both grants remain.
+func TestConcurrentAppliesKeepBothGrants(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	for _, a := range []string{acctA, acctB, acctC} {
+		e.member(world.Member{Account: a})
+	}
+	e.writeConfig([]string{acctA}, "")
+	e.apply()
+	configs := map[string]string{}
+	for _, added := range []string{acctB, acctC} {
+		e.writeConfig([]string{acctA, added}, "")
+		configs[added] = filepath.Join(e.dir, "team-"+added+".yaml")
+		if err := os.Rename(e.config, configs[added]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.writeConfig([]string{acctA, acctB, acctC}, "") // profiles for every account
+	plans := map[string]*setup.Plan{}
+	for added, path := range configs {
+		plans[added] = buildFrom(t, path)
+	}
+	errs := make(chan error, len(plans))
+	for _, p := range plans {
+		go func() { errs <- p.Apply(ctx, 4, nil) }()
+	}
+	for range plans {
+		if err := <-errs; err != nil {
+			t.Fatalf("an apply failed: %v", err)
+		}
+	}
+	pol := archivePolicy(t, e)
+	for _, a := range []string{acctA, acctB, acctC} {
+		if strings.Count(pol, grantOf(a)) != 1 {
+			t.Fatalf("account %s appears %d times in the policy after both applies: %s", a, strings.Count(pol, grantOf(a)), pol)
+		}
+	}
+	e.freshLogReplicates(acctB)
+	e.freshLogReplicates(acctC)
+	if out, _, code := e.run("plan", "--detailed-exitcode"); code != 0 {
+		t.Fatalf("not converged after both applies (plan exit %d):\n%s", code, out)
+	}
+}
+
+func buildFrom(t *testing.T, path string) *setup.Plan {
+	t.Helper()
+	c, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := setup.Connect(ctx, c, c.Sources, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := setup.Build(ctx, env, setup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

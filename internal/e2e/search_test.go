@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/trailkeeper/trailkeeper/internal/testenv"
 	"github.com/trailkeeper/trailkeeper/internal/world"
@@ -59,7 +60,7 @@ func TestSearchTheArchive(t *testing.T) {
 	list := must(arch.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(archive), Prefix: aws.String("AWSLogs/" + acctA + "/CloudTrail/")})).OK(t)
 	victim := *list.Contents[0].Key
 	body := getObject(t, arch, archive, victim)
-	must(arch.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(archive), Key: &victim, Body: bytes.NewReader(body[:len(body)/2])})).OK(t)
+	must(arch.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(archive), Key: &victim, Body: bytes.NewReader(body[:len(body)/2]), ChecksumAlgorithm: s3types.ChecksumAlgorithmCrc32})).OK(t)
 	out, errOut, code = e.run("search", "--event-name", "ListBuckets", "--count")
 	if code != 1 || !strings.Contains(errOut, "warning: not searched: "+victim) {
 		t.Fatalf("truncated object: exit %d\n%s%s", code, out, errOut)

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/trailkeeper/trailkeeper/internal/cli"
 	ct "github.com/trailkeeper/trailkeeper/internal/cloudtrail"
@@ -50,7 +51,7 @@ func TestVerifyTheArchive(t *testing.T) {
 	arch := world.S3(e.url, archiveAcct, region)
 	list := must(arch.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(archive), Prefix: aws.String("AWSLogs/" + acctA + "/CloudTrail/")})).OK(t)
 	victim := *list.Contents[0].Key
-	must(arch.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(archive), Key: &victim, Body: bytes.NewReader(fixture.Gzip([]byte(`{"Records":[]}`)))})).OK(t)
+	must(arch.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(archive), Key: &victim, Body: bytes.NewReader(fixture.Gzip([]byte(`{"Records":[]}`))), ChecksumAlgorithm: s3types.ChecksumAlgorithmCrc32})).OK(t)
 	out, _, code = e.run("verify", "--output", "json")
 	if code != 1 || !strings.Contains(out, `"kind": "shadowing-version"`) || !strings.Contains(out, victim) {
 		t.Fatalf("verify after tampering: exit %d\n%s", code, out)

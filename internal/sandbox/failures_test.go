@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -270,7 +271,7 @@ func TestObjectLock(t *testing.T) {
 	p := newPair(t, e)
 	a := e.s3(archiveAcct)
 	key := "AWSLogs/" + sourceAcct + "/locked.json.gz"
-	v := must(a.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.archive, Key: &key, Body: bytes.NewReader([]byte("x"))})).OK(t)
+	v := must(a.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.archive, Key: &key, Body: bytes.NewReader([]byte("x")), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})).OK(t)
 
 	_, err := a.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &p.archive, Key: &key, VersionId: v.VersionId})
 	if errCode(err) != "AccessDenied" {
@@ -294,7 +295,7 @@ func TestObjectLock(t *testing.T) {
 	// COMPLIANCE yields to nobody.
 	until := time.Now().Add(time.Hour)
 	c := must(a.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.archive, Key: &key, Body: bytes.NewReader([]byte("y")),
-		ObjectLockMode: types.ObjectLockModeCompliance, ObjectLockRetainUntilDate: &until})).OK(t)
+		ObjectLockMode: types.ObjectLockModeCompliance, ObjectLockRetainUntilDate: &until, ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})).OK(t)
 	_, err = a.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &p.archive, Key: &key, VersionId: c.VersionId, BypassGovernanceRetention: aws.Bool(true)})
 	if errCode(err) != "AccessDenied" {
 		t.Fatalf("deleting a COMPLIANCE version with bypass: %v, want AccessDenied", err)
@@ -374,4 +375,22 @@ func TestIAMUsers(t *testing.T) {
 	if !strings.Contains(*pol.Policy, "user/auditor") {
 		t.Fatalf("policy shows %s", *pol.Policy)
 	}
+}
+
+// PutObject API reference: an upload that gets a retention period from Object
+// Lock needs Content-MD5 or a checksum; the SDKs send one by default over TLS.
+func TestObjectLockNeedsAnIntegrityCheck(t *testing.T) {
+	e := newEnv(t, Options{})
+	p := newPair(t, e)
+	a := e.s3(archiveAcct)
+	key := "AWSLogs/" + sourceAcct + "/unchecked.json.gz"
+	_, err := a.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.archive, Key: &key, Body: bytes.NewReader([]byte("x"))})
+	if errCode(err) != "InvalidRequest" || !strings.Contains(err.Error(), "Content-MD5 OR x-amz-checksum-") {
+		t.Fatalf("a put without an integrity check into a locked bucket: %v", err)
+	}
+	must(a.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.archive, Key: &key, Body: bytes.NewReader([]byte("x")), ChecksumAlgorithm: types.ChecksumAlgorithmSha256})).OK(t)
+	c := newCLI(t, e.url)
+	body := c.dir + "/log.json.gz"
+	os.WriteFile(body, []byte("x"), 0o600)
+	c.ok(archiveAcct, "s3api", "put-object", "--bucket", p.archive, "--key", key, "--body", body)
 }

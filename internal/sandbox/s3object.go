@@ -221,8 +221,28 @@ func (s *Sandbox) putObject(c *call, bkt, key string) error {
 	if b.Ownership == "BucketOwnerEnforced" && h["x-amz-acl"] != "" && h["x-amz-acl"] != "bucket-owner-full-control" {
 		return errorf(400, "AccessControlListNotSupported", "The bucket does not allow ACLs")
 	}
-	if c.r.Header.Get("If-None-Match") == "*" {
-		if cur := findVersion(b, key, ""); cur != nil && !cur.DeleteMarker {
+	// PutObject API reference: an object that gets a retention period from
+	// Object Lock must come with an integrity check.
+	if (b.LockRule != nil || h["x-amz-object-lock-mode"] != "") && c.r.Header.Get("Content-MD5") == "" && len(sums) == 0 {
+		return errorf(400, "InvalidRequest", "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters")
+	}
+	// Conditional writes (User Guide, "How to prevent object overwrites"):
+	// If-None-Match: * fails when the key has a current version; If-Match
+	// needs a current version with that ETag, and there is none, NoSuchKey.
+	cur := findVersion(b, key, "")
+	if cur != nil && cur.DeleteMarker {
+		cur = nil
+	}
+	if c.r.Header.Get("If-None-Match") == "*" && cur != nil {
+		return errorf(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+	}
+	if im := c.r.Header.Get("If-Match"); im != "" {
+		if cur == nil {
+			e := errorf(404, "NoSuchKey", "The specified key does not exist.")
+			e.Resource = key
+			return e
+		}
+		if strings.Trim(im, `"`) != strings.Trim(cur.ETag, `"`) {
 			return errorf(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
 		}
 	}

@@ -2,6 +2,7 @@ package setup
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/trailkeeper/trailkeeper/internal/policy"
@@ -33,6 +34,41 @@ func TestGrantFormFollowsTheRoomInThePolicy(t *testing.T) {
 		// What fits is counted in the large form: 15 bytes per account.
 		if room, want := AccountsThatFit(d), 1322-n; room != want {
 			t.Errorf("%d accounts: room for %d more, want %d", n, room, want)
+		}
+	}
+}
+
+// rebase keeps what others changed since the plan and applies the plan's own
+// additions and removals on top.
+func TestRebaseOntoAConcurrentChange(t *testing.T) {
+	const bucket = "archive"
+	roles := []string{SharedRolePattern("trailkeeper-replication")}
+	doc := func(accounts []string, extra ...policy.Statement) *policy.Document {
+		d := &policy.Document{Version: "2012-10-17", Statements: append([]policy.Statement{DenyInsecure(bucket)}, extra...)}
+		return withGrant(d, bucket, accounts, roles, []string{"AWSLogs/"})
+	}
+	auditor := policy.Statement{Sid: "Auditor", Effect: policy.Allow, Principal: &policy.Principal{AWS: policy.Strings{"555555555555"}},
+		Action: policy.Strings{"s3:GetObject"}, Resource: policy.Strings{"arn:aws:s3:::archive/*"}}
+	for _, c := range []struct {
+		name               string
+		planned, want, cur *policy.Document
+		accounts           string
+		keepsAuditor       bool
+	}{
+		{"nothing changed meanwhile", doc([]string{"A"}), doc([]string{"A", "B"}), doc([]string{"A"}), "A,B", false},
+		{"another apply added C", doc([]string{"A"}), doc([]string{"A", "B"}), doc([]string{"A", "C"}, auditor), "A,B,C", true},
+		{"this plan removes B, another added C", doc([]string{"A", "B"}), doc([]string{"A"}), doc([]string{"A", "B", "C"}), "A,C", false},
+		{"another apply removed A", doc([]string{"A"}), doc([]string{"A", "B"}), doc(nil), "B", false},
+	} {
+		got := rebase(bucket, c.planned, c.want, c.cur)
+		if accounts := GrantedAccounts(got.Statement(SidReplication)); strings.Join(accounts, ",") != c.accounts {
+			t.Errorf("%s: accounts %v, want %s", c.name, accounts, c.accounts)
+		}
+		if (got.Statement("Auditor") != nil) != c.keepsAuditor {
+			t.Errorf("%s: auditor statement kept = %v", c.name, got.Statement("Auditor") != nil)
+		}
+		if got.Statement(SidDenyInsecure) == nil {
+			t.Errorf("%s: the TLS deny was lost", c.name)
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
@@ -22,8 +24,9 @@ func notConverged(account, what string) error {
 }
 
 type archiveOps struct {
-	cl *awsapi.Clients
-	c  *config.Config
+	cl   *awsapi.Clients
+	c    *config.Config
+	note func(format string, a ...any) // tells the user what did not stop the step
 }
 
 func (o archiveOps) acct() string   { return o.c.Archive.AccountID }
@@ -124,56 +127,153 @@ func (o archiveOps) enforceOwner(ctx context.Context) error {
 	return nil
 }
 
-// putPolicy writes the merged policy. There is no conditional write in S3, so
-// it reads the policy first and refuses when statements trailkeeper did not
-// plan for appeared since: a concurrent editor's change is never dropped.
-func (o archiveOps) putPolicy(ctx context.Context, want *policy.Document) error {
-	b := o.bucket()
-	if len(want.Statements) == 0 {
-		if _, err := o.cl.S3.DeleteBucketPolicy(ctx, &s3.DeleteBucketPolicyInput{Bucket: &b}); err != nil {
-			return wrap(o.acct(), "s3 DeleteBucketPolicy "+b, err)
-		}
-		return nil
-	}
-	cur, err := getBucketPolicy(ctx, o.cl, o.acct(), b)
+// putPolicy moves the archive policy from what the plan saw (planned) to
+// want, under the policy lease. If someone changed the policy since it was
+// planned, this plan's change is rebased onto theirs: their statements and
+// grants stay, this plan's additions and removals apply on top.
+func (o archiveOps) putPolicy(ctx context.Context, planned, want *policy.Document) error {
+	l, err := o.acquireLease(ctx)
 	if err != nil {
 		return err
 	}
-	if cur != nil {
-		for _, s := range cur.Statements {
-			if s.Sid == "" || want.Statement(s.Sid) == nil && !seedSids[s.Sid] {
-				if !containsStatement(want, s) {
-					return &Conflict{Account: o.acct(), Msg: fmt.Sprintf("the policy of %s changed since it was planned (statement %q)", b, s.Sid),
-						Hint: "run trailkeeper plan again"}
-				}
-			}
+	var left *policy.Document
+	defer func() {
+		// The policy is written either way; an unreleased lease only makes
+		// the next apply wait until it expires.
+		if rerr := l.release(context.WithoutCancel(ctx), left); rerr != nil {
+			o.note("archive: the policy lease s3://%s/%s was not given back (%v): another apply waits until %s", o.bucket(), LeaseKey, rerr, l.until.Format(time.RFC3339))
 		}
+	}()
+	cur, err := o.settledPolicy(ctx, l.previous)
+	if err != nil {
+		return err
 	}
-	if size := StoredSize(want); size > PolicyLimit {
-		return &Conflict{Account: o.acct(), Msg: fmt.Sprintf("the policy would be %d bytes, over S3's %d", size, PolicyLimit)}
+	left = cur
+	next := rebase(o.bucket(), planned, want, cur)
+	if samePolicy(cur, next) {
+		return nil // another apply made the same change
 	}
-	data, _ := json.Marshal(want)
-	if _, err := o.cl.S3.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &b, Policy: aws.String(string(data))}); err != nil {
+	if size := StoredSize(next); size > PolicyLimit {
+		return &Conflict{Account: o.acct(), Msg: fmt.Sprintf("the policy would be %d bytes, over S3's %d", size, PolicyLimit),
+			Hint: "remove statements trailkeeper did not write, or split the sources over two archives"}
+	}
+	if !l.valid() {
+		return &Conflict{Account: o.acct(), Msg: "the archive policy lease ran short before the write", Hint: "run apply again"}
+	}
+	b := o.bucket()
+	if len(next.Statements) == 0 {
+		_, err = o.cl.S3.DeleteBucketPolicy(ctx, &s3.DeleteBucketPolicyInput{Bucket: &b})
+	} else {
+		data, _ := json.Marshal(next)
+		_, err = o.cl.S3.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &b, Policy: aws.String(string(data))})
+	}
+	if err != nil {
 		return wrap(o.acct(), "s3 PutBucketPolicy "+b, err)
 	}
 	got, err := getBucketPolicy(ctx, o.cl, o.acct(), b)
 	if err != nil {
 		return err
 	}
-	if !samePolicy(got, want) {
+	if len(next.Statements) == 0 && got == nil {
+		left = nil
+		return nil
+	}
+	if !samePolicy(got, next) {
 		return notConverged(o.acct(), "bucket policy of "+b)
 	}
+	left = got
 	return nil
 }
 
-func containsStatement(d *policy.Document, s policy.Statement) bool {
-	one := &policy.Document{Statements: []policy.Statement{s}}
-	for _, t := range d.Statements {
-		if samePolicy(one, &policy.Document{Statements: []policy.Statement{t}}) {
-			return true
+// settledPolicy reads the archive policy, reading again for a few seconds
+// while it differs from what the last lease holder left: S3 propagates bucket
+// configuration eventually, and a stale read would drop that holder's grants.
+// A policy that stays different was edited by someone else and is kept.
+func (o archiveOps) settledPolicy(ctx context.Context, previous string) (*policy.Document, error) {
+	for i := 0; ; i++ {
+		cur, err := getBucketPolicy(ctx, o.cl, o.acct(), o.bucket())
+		if err != nil || previous == "" || policyHash(cur) == previous || i == 10 {
+			return cur, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(leasePoll):
 		}
 	}
-	return false
+}
+
+// rebase applies the change from planned to want onto cur. Statements other
+// than the grant move by Sid; the grant's accounts, roles and prefixes are
+// cur's plus what the plan added, minus what it removed.
+func rebase(bucket string, planned, want, cur *policy.Document) *policy.Document {
+	if samePolicy(planned, cur) {
+		return want
+	}
+	if planned == nil {
+		planned = &policy.Document{}
+	}
+	out := cur
+	if out == nil {
+		out = &policy.Document{Version: "2012-10-17"}
+	}
+	for _, s := range want.Statements {
+		if p := planned.Statement(s.Sid); s.Sid != "" && s.Sid != SidReplication && (p == nil || !sameStatement(*p, s)) {
+			out = withStatements(out, s)
+		}
+	}
+	for _, p := range planned.Statements {
+		if p.Sid == "" || p.Sid == SidReplication || want.Statement(p.Sid) != nil {
+			continue
+		}
+		if c := out.Statement(p.Sid); c != nil && sameStatement(*c, p) {
+			out = withoutStatements(out, func(s policy.Statement) bool { return s.Sid == p.Sid })
+		}
+	}
+	was, will, now := planned.Statement(SidReplication), want.Statement(SidReplication), out.Statement(SidReplication)
+	accounts := moved(GrantedAccounts(now), GrantedAccounts(was), GrantedAccounts(will))
+	if len(accounts) == 0 {
+		return withoutStatements(out, func(s policy.Statement) bool { return s.Sid == SidReplication })
+	}
+	return withGrant(out, bucket, accounts, moved(grantRoles(now), grantRoles(was), grantRoles(will)),
+		moved(grantPrefixes(now), grantPrefixes(was), grantPrefixes(will)))
+}
+
+// moved is cur with what went from planned to want: added items added,
+// removed items removed.
+func moved(cur, planned, want []string) []string {
+	in := func(list []string, s string) bool { return slices.Contains(list, s) }
+	var out []string
+	for _, s := range append(append([]string{}, cur...), want...) {
+		if in(want, s) && !in(planned, s) || in(cur, s) && !(in(planned, s) && !in(want, s)) {
+			out = append(out, s)
+		}
+	}
+	return sortedUnique(out)
+}
+
+func grantRoles(s *policy.Statement) []string {
+	if s == nil {
+		return nil
+	}
+	return s.Condition["ArnLike"]["aws:PrincipalArn"]
+}
+
+func grantPrefixes(s *policy.Statement) []string {
+	if s == nil {
+		return nil
+	}
+	var out []string
+	for _, r := range s.Resource {
+		if m := resourcePrefixRE.FindStringSubmatch(r); m != nil {
+			out = append(out, m[1])
+		}
+	}
+	return out
+}
+
+func sameStatement(a, b policy.Statement) bool {
+	return samePolicy(&policy.Document{Statements: []policy.Statement{a}}, &policy.Document{Statements: []policy.Statement{b}})
 }
 
 type sourceOps struct {

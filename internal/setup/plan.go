@@ -47,6 +47,7 @@ type Plan struct {
 	AccountsFit int `json:"accountsThatStillFit"`
 	// Accounts maps each account to what it is in this plan (archive, source).
 	Accounts map[string]string `json:"accounts"`
+	mu       sync.Mutex        // Notes grow while steps run in parallel
 }
 
 // Options change what a plan includes.
@@ -212,7 +213,11 @@ type grantChange struct {
 
 func (p *Plan) add(s *Step) { p.Steps = append(p.Steps, s) }
 
-func (p *Plan) note(format string, a ...any) { p.Notes = append(p.Notes, fmt.Sprintf(format, a...)) }
+func (p *Plan) note(format string, a ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.Notes = append(p.Notes, fmt.Sprintf(format, a...))
+}
 
 func lockDays(o config.ObjectLock) int { return o.Days + 365*o.Years }
 
@@ -484,12 +489,7 @@ func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, remo
 	var oldAccounts, oldRoles, oldPrefixes []string
 	if s := cur.Statement(SidReplication); s != nil {
 		oldAccounts = GrantedAccounts(s)
-		oldRoles = s.Condition["ArnLike"]["aws:PrincipalArn"]
-		for _, r := range s.Resource {
-			if m := resourcePrefixRE.FindStringSubmatch(r); m != nil {
-				oldPrefixes = append(oldPrefixes, m[1])
-			}
-		}
+		oldRoles, oldPrefixes = grantRoles(s), grantPrefixes(s)
 	}
 	inConfig := map[string]bool{}
 	var accounts, prefixes []string
@@ -576,16 +576,16 @@ func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, remo
 			Hint: fmt.Sprintf("each account adds %d bytes; remove statements trailkeeper did not write, or split the sources over two archives", bytesPerAccount)}
 	}
 	p.AccountsFit = min(AccountsThatFit(final), AccountsThatFit(grant))
-	ops := archiveOps{cl: e.Archive, c: c}
+	ops := archiveOps{cl: e.Archive, c: c, note: p.note}
 	if !samePolicy(cur, grant) {
 		p.add(&Step{Account: a, Phase: PhaseGrant, Resource: "bucket policy", Action: verb(st.Policy == nil),
 			Summary: fmt.Sprintf("statements %s and %s (%d source accounts)", SidDenyInsecure, SidReplication, len(sortedUnique(grantAccounts))),
-			Diff:    diff(canonicalPolicy(st.Policy), canonicalPolicy(grant)), Run: func(ctx context.Context) error { return ops.putPolicy(ctx, grant) }})
+			Diff:    diff(canonicalPolicy(st.Policy), canonicalPolicy(grant)), Run: func(ctx context.Context) error { return ops.putPolicy(ctx, st.Policy, grant) }})
 	}
 	if !samePolicy(grant, final) {
 		p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "bucket policy", Action: "update",
 			Summary: "take away grants that are no longer needed", Diff: diff(canonicalPolicy(grant), canonicalPolicy(final)),
-			Run: func(ctx context.Context) error { return ops.putPolicy(ctx, final) }})
+			Run: func(ctx context.Context) error { return ops.putPolicy(ctx, grant, final) }})
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 )
 
@@ -116,6 +117,6 @@ func (b S3) Open(ctx context.Context, key, versionID string) (io.ReadCloser, map
 
 func (b S3) Put(ctx context.Context, key string, data []byte, meta map[string]string) error {
 	_, err := b.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.Bucket, Key: &key, Body: bytes.NewReader(data), Metadata: meta,
-		ContentType: aws.String("application/json"), ContentEncoding: aws.String("gzip")})
+		ContentType: aws.String("application/json"), ContentEncoding: aws.String("gzip"), ChecksumAlgorithm: s3types.ChecksumAlgorithmCrc32})
 	return err
 }

@@ -1,0 +1,130 @@
+package setup
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/trailkeeper/trailkeeper/internal/awsapi"
+	"github.com/trailkeeper/trailkeeper/internal/config"
+	"github.com/trailkeeper/trailkeeper/internal/policy"
+	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+	"github.com/trailkeeper/trailkeeper/internal/world"
+)
+
+const leaseBucket = "lease-test-999999999999"
+
+// leaseOps is an archive bucket with Object Lock in a fresh sandbox.
+func leaseOps(t *testing.T) archiveOps {
+	t.Helper()
+	sb, err := sandbox.New(sandbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sb.Start("127.0.0.1:0", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close(); sb.Close() })
+	cl := world.S3(srv.URL, "999999999999", "us-east-1")
+	if _, err := cl.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(leaseBucket), ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	c := &config.Config{Archive: config.Archive{AccountID: "999999999999", Bucket: leaseBucket}}
+	return archiveOps{cl: &awsapi.Clients{S3: cl}, c: c, note: func(string, ...any) {}}
+}
+
+func putLease(t *testing.T, o archiveOps, b leaseBody) {
+	t.Helper()
+	data, _ := json.Marshal(b)
+	if _, err := o.cl.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(leaseBucket), Key: aws.String(LeaseKey),
+		Body: bytes.NewReader(data), ChecksumAlgorithm: s3types.ChecksumAlgorithmCrc32}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A lease held by another apply makes the writer wait, and give up naming it.
+func TestLeaseHeldByAnotherApply(t *testing.T) {
+	o := leaseOps(t)
+	defer func(w time.Duration) { leaseWait = w }(leaseWait)
+	leaseWait = time.Second
+	putLease(t, o, leaseBody{Holder: "trailkeeper apply on laptop-7 (pid 4242)", Host: "laptop-7", PID: 4242, Expires: time.Now().Add(time.Minute)})
+	start := time.Now()
+	_, err := o.acquireLease(context.Background())
+	var conflict *Conflict
+	if !errors.As(err, &conflict) || !strings.Contains(conflict.Msg, "laptop-7 (pid 4242)") || conflict.Hint == "" {
+		t.Fatalf("acquire under another's lease: %v", err)
+	}
+	if time.Since(start) < leaseWait {
+		t.Fatalf("gave up after %s, before waiting %s", time.Since(start), leaseWait)
+	}
+}
+
+// A lease that ran out, or whose holder on this machine is gone (kill -9),
+// is taken over at once; a released one too, and its policy hash is handed on.
+func TestLeaseTakeover(t *testing.T) {
+	o := leaseOps(t)
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	for name, b := range map[string]leaseBody{
+		"expired":  {Holder: "old", Host: "elsewhere", PID: 1, Expires: time.Now().Add(-time.Second)},
+		"dead":     {Holder: "killed", Host: host, PID: gone.Process.Pid, Expires: time.Now().Add(time.Minute)},
+		"released": {Holder: "done", Released: true, Policy: "abc"},
+	} {
+		putLease(t, o, b)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		l, err := o.acquireLease(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s lease: %v", name, err)
+		}
+		if name == "released" && l.previous != "abc" {
+			t.Errorf("the released lease's policy hash was not handed on: %q", l.previous)
+		}
+		if err := l.release(context.Background(), nil); err != nil {
+			t.Fatalf("%s lease: release: %v", name, err)
+		}
+	}
+}
+
+// Two holders at once cannot both win: the conditional write lets one through.
+func TestLeaseIsExclusive(t *testing.T) {
+	o := leaseOps(t)
+	first, err := o.acquireLease(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(w time.Duration) { leaseWait = w }(leaseWait)
+	leaseWait = 300 * time.Millisecond
+	if _, err := o.acquireLease(context.Background()); err == nil {
+		t.Fatal("a second holder got the lease while the first held it")
+	}
+	if err := first.release(context.Background(), &policy.Document{Version: "2012-10-17"}); err != nil {
+		t.Fatal(err)
+	}
+	second, err := o.acquireLease(context.Background())
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	// The first holder's lease is gone: its late release must not free the second's.
+	if err := first.release(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.acquireLease(context.Background()); err == nil {
+		t.Fatal("a stale release freed the current holder's lease")
+	}
+	second.release(context.Background(), nil)
+}
