@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/trailkeeper/trailkeeper/bench/internal/measure"
 	"github.com/trailkeeper/trailkeeper/internal/cli"
 	"github.com/trailkeeper/trailkeeper/internal/cloudtrail/fixture"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
@@ -76,19 +77,22 @@ func main() {
 		archiveAcct, region, src.String(), srv.URL)), 0o600))
 
 	fmt.Printf("Machine: %d cores, %s/%s, %s. Sandbox in-process, plain http on loopback.\n\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
-	fmt.Println("| run | accounts | wall time | per account | AWS calls | calls per account | write calls |")
-	fmt.Println("|---|---|---|---|---|---|---|")
+	// apply runs as its own process, so that its peak memory is its own and
+	// not the in-process sandbox's.
+	bin := filepath.Join(dir, "trailkeeper")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/trailkeeper")
+	build.Stderr = os.Stderr
+	check(build.Run())
+	fmt.Println("| run | accounts | wall time | per account | AWS calls | calls per account | write calls | peak RSS |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for run := 1; run <= 2; run++ {
 		sb.ResetCalls()
-		start := time.Now()
-		if code := cli.Main([]string{"apply", "--yes", "--no-progress", "--config", config}, strings.NewReader(""), io.Discard, os.Stderr); code != 0 {
-			log.Fatalf("apply exited %d", code)
-		}
-		took := time.Since(start)
+		r, err := measure.Run(exec.Command(bin, "apply", "--yes", "--no-progress", "--config", config))
+		check(err)
 		calls, writes := count(sb)
 		n := *accounts + 1
-		fmt.Printf("| trailkeeper apply, run %d | %d + archive | %s | %s | %d | %.1f | %d |\n", run, *accounts, took.Round(time.Millisecond),
-			(took / time.Duration(n)).Round(100*time.Microsecond), calls, float64(calls)/float64(n), writes)
+		fmt.Printf("| trailkeeper apply, run %d | %d + archive | %s | %s | %d | %.1f | %d | %d MiB |\n", run, *accounts, r.Wall.Round(time.Millisecond),
+			(r.Wall / time.Duration(n)).Round(100*time.Microsecond), calls, float64(calls)/float64(n), writes, r.PeakKiB/1024)
 	}
 	// status on the same accounts, after each trail delivered and replicated a log.
 	for i := range *accounts {

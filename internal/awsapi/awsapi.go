@@ -5,13 +5,17 @@
 package awsapi
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -59,13 +63,61 @@ var httpClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.
 	t.MaxIdleConnsPerHost = 256
 })
 
+// sharedHTTPClient undoes what the SDK does with a custom CA bundle
+// (AWS_CA_BUNDLE or a profile's ca_bundle): it reads the bundle again for
+// every config and gives each its own transport, which for 1,000 accounts is
+// 1,000 parsed copies of the bundle and 1,000 connection pools. Each bundle is
+// loaded once here, into one client that all configs share.
+func sharedHTTPClient(cfg aws.Config) aws.HTTPClient {
+	if cfg.HTTPClient == aws.HTTPClient(httpClient) {
+		return httpClient
+	}
+	path := ""
+	for _, src := range cfg.ConfigSources { // the SDK's order: environment, then profile
+		switch c := src.(type) {
+		case awsconfig.EnvConfig:
+			path = cmp.Or(path, c.CustomCABundle)
+		case awsconfig.SharedConfig:
+			path = cmp.Or(path, c.CustomCABundle)
+		}
+	}
+	if path == "" {
+		return cfg.HTTPClient
+	}
+	bundleMu.Lock()
+	defer bundleMu.Unlock()
+	if cl, ok := bundleClients[path]; ok {
+		return cl
+	}
+	pem, err := os.ReadFile(path)
+	pool := x509.NewCertPool()
+	if err != nil || !pool.AppendCertsFromPEM(pem) {
+		return cfg.HTTPClient // the SDK's own client reports what is wrong with the file
+	}
+	cl := httpClient.WithTransportOptions(func(t *http.Transport) {
+		if t.TLSClientConfig == nil {
+			t.TLSClientConfig = &tls.Config{}
+		}
+		t.TLSClientConfig.RootCAs = pool
+	})
+	bundleClients[path] = cl
+	return cl
+}
+
+var (
+	bundleMu      sync.Mutex
+	bundleClients = map[string]*awshttp.BuildableClient{}
+)
+
 // MaxAttempts bounds retries of throttled and failed calls.
 const MaxAttempts = 12
 
 // New builds the clients of a target. It does not call AWS.
-func New(ctx context.Context, t Target) (*Clients, error) {
+func New(ctx context.Context, t Target) (*Clients, error) { return new(Loader).New(ctx, t) }
+
+// New builds the clients of a target, sharing what the Loader has loaded.
+func (l *Loader) New(ctx context.Context, t Target) (*Clients, error) {
 	opts := []func(*awsconfig.LoadOptions) error{
-		awsconfig.WithRegion(t.Region),
 		awsconfig.WithAppID("trailkeeper"),
 		awsconfig.WithHTTPClient(httpClient),
 		awsconfig.WithRetryer(func() aws.Retryer {
@@ -83,9 +135,6 @@ func New(ctx context.Context, t Target) (*Clients, error) {
 			})
 		}),
 	}
-	if t.Credentials.Profile != "" {
-		opts = append(opts, awsconfig.WithSharedConfigProfile(t.Credentials.Profile))
-	}
 	endpoint := t.Endpoint
 	if endpoint == "" {
 		endpoint = os.Getenv("AWS_ENDPOINT_URL")
@@ -102,7 +151,7 @@ func New(ctx context.Context, t Target) (*Clients, error) {
 				}
 			}))
 	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	cfg, err := l.loadConfig(ctx, t, endpoint, opts)
 	if err != nil {
 		return nil, credentialsError(t, err)
 	}
@@ -115,6 +164,7 @@ func New(ctx context.Context, t Target) (*Clients, error) {
 			}
 		}))
 	}
+	cfg.HTTPClient = sharedHTTPClient(cfg)
 	// Endpoints other than AWS's (the sandbox, moto: IP addresses) need path-style S3.
 	pathStyle := t.Endpoint != "" || os.Getenv("AWS_ENDPOINT_URL") != "" || os.Getenv("AWS_ENDPOINT_URL_S3") != ""
 	return &Clients{

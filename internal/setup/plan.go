@@ -79,8 +79,9 @@ func Connect(ctx context.Context, c *config.Config, sources []config.Source, par
 		targets = append(targets, awsapi.Target{Account: s.AccountID, Region: s.Region, Credentials: s.Credentials, Endpoint: c.EndpointURL})
 	}
 	clients := make([]*awsapi.Clients, len(targets))
+	var loader awsapi.Loader
 	err := forEach(ctx, parallel, len(targets), func(ctx context.Context, i int) error {
-		cl, err := awsapi.New(ctx, targets[i])
+		cl, err := loader.New(ctx, targets[i])
 		if err != nil {
 			return err
 		}
