@@ -169,8 +169,12 @@ func runPlan(ctx context.Context, streams IO, g *Globals, opts *PlanOptions, app
 		}
 	}
 	if g.Output == "json" {
-		writeJSON(streams.Out, map[string]any{"applied": done, "planned": len(plan.Steps), "steps": plan.Steps, "notes": plan.Notes,
-			"archivePolicyBytes": plan.PolicyBytes, "accountsThatStillFit": plan.AccountsFit, "error": errString(err)})
+		result := map[string]any{"applied": done, "planned": len(plan.Steps), "steps": plan.Steps, "notes": plan.Notes,
+			"archivePolicyBytes": plan.PolicyBytes, "accountsThatStillFit": plan.AccountsFit, "error": errString(err)}
+		if plan.Cost != nil {
+			result["cost"] = plan.Cost
+		}
+		writeJSON(streams.Out, result)
 	} else {
 		printApplied(streams.Out, plan, done, time.Since(start))
 	}
@@ -216,6 +220,7 @@ func printPlan(w io.Writer, g *Globals, p *setup.Plan) error {
 		}
 	}
 	printNotes(w, p)
+	printCost(w, p.Cost)
 	summary := "\n"
 	if len(p.Steps) > 0 {
 		summary = fmt.Sprintf("\nPlan: %s in %s. ", plural(len(p.Steps), "change", "changes"), plural(countAccounts(p), "account", "accounts"))
@@ -247,6 +252,7 @@ func printApplied(w io.Writer, p *setup.Plan, done int, took time.Duration) {
 		fmt.Fprintf(w, "  %s %s: %s\n", actionMark[s.Action], s.Resource, s.Summary)
 	}
 	printNotes(w, p)
+	printCost(w, p.Cost)
 	fmt.Fprintf(w, "\nApplied %d of %d changes in %s. Archive policy: %s of 20,480 bytes, about %s more accounts fit.\n",
 		done, len(p.Steps), took.Round(10*time.Millisecond), thousands(p.PolicyBytes), thousands(p.AccountsFit))
 }

@@ -163,6 +163,7 @@ func printStatus(w io.Writer, r *status.Report) {
 	}
 	fmt.Fprintf(w, "\narchive %s %s: %s, versioning %s, public access blocked %s, TLS deny %s, policy %s of 20,480 bytes (about %s more accounts fit)\n",
 		ar.Account, ar.Bucket, lock, orDash(ar.Versioning), yesNo(ar.PublicAccessBlocked), yesNo(ar.TLSDeny), thousands(ar.PolicyBytes), thousands(ar.AccountsThatFit))
+	printCost(w, &r.Cost)
 	if len(r.Findings) == 0 {
 		fmt.Fprintln(w, "\n"+paint.good("Healthy")+": every account's trail reaches the archive.")
 		return

@@ -101,7 +101,7 @@ func (e *Error) Error() string {
 // Defaults used when the file leaves a value out.
 const (
 	DefaultRoleName     = "trailkeeper-replication"
-	DefaultStorageClass = "STANDARD_IA"
+	DefaultStorageClass = "STANDARD" // CloudTrail's small files cost many times more in classes with a 128 KB minimum (internal/cost)
 )
 
 // Load reads and validates a config file.

@@ -12,7 +12,7 @@ func TestExampleParses(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Archive.ObjectLock.String() != "GOVERNANCE 400 days" || c.Sources[0].Region != "ap-northeast-1" ||
-		c.Replication.RoleName != "trailkeeper-replication" || !c.Replication.TimeControl || c.Archive.StorageClass != "STANDARD_IA" {
+		c.Replication.RoleName != "trailkeeper-replication" || !c.Replication.TimeControl || c.Archive.StorageClass != "STANDARD" {
 		t.Fatalf("example read as %+v", c)
 	}
 }

@@ -12,7 +12,7 @@ archive:
   object_lock:                        # default retention of every archived log version
     mode: GOVERNANCE                  # COMPLIANCE cannot be shortened or removed by anyone, root included:
     days: 400                         #   apply refuses it without --allow-compliance
-  storage_class: STANDARD_IA          # replicas are written rarely and read rarely; IA costs less to keep, more to read
+  storage_class: STANDARD             # the cheapest for CloudTrail's small files: IA and Glacier IR bill each as 128 KB
 
 replication:
   role_name: trailkeeper-replication  # the role trailkeeper creates in each source account

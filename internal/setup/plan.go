@@ -7,12 +7,14 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/config"
+	"github.com/trailkeeper/trailkeeper/internal/cost"
 	"github.com/trailkeeper/trailkeeper/internal/policy"
 )
 
@@ -47,7 +49,10 @@ type Plan struct {
 	AccountsFit int `json:"accountsThatStillFit"`
 	// Accounts maps each account to what it is in this plan (archive, source).
 	Accounts map[string]string `json:"accounts"`
-	mu       sync.Mutex        // Notes grow while steps run in parallel
+	// Cost is the archive's monthly cost at the last 24 hours' volume; left
+	// out when the plan changes nothing (it then lists no logs).
+	Cost *cost.Estimate `json:"cost,omitempty"`
+	mu   sync.Mutex     // Notes grow while steps run in parallel
 }
 
 // Options change what a plan includes.
@@ -202,8 +207,61 @@ func Build(ctx context.Context, e *Env, opts Options) (*Plan, error) {
 	if err := p.planPolicy(e, archive, sources, removing, opts, g); err != nil {
 		return nil, err
 	}
+	p.estimate(ctx, e, sources, removing, opts)
 	sort.SliceStable(p.Steps, func(i, j int) bool { return p.Steps[i].Phase < p.Steps[j].Phase })
 	return p, nil
+}
+
+// estimate prices the archive from the log files of the last 24 hours, when
+// the plan changes something or the config's storage class bills small files
+// up (so that the warning has figures); a plan without changes lists nothing.
+func (p *Plan) estimate(ctx context.Context, e *Env, sources []*SourceState, removing map[string]bool, opts Options) {
+	c, prices := e.Config, cost.Load()
+	billsUp := prices.MinimumBytes[c.Archive.StorageClass] > 0
+	if len(p.Steps) == 0 && !billsUp {
+		return
+	}
+	now := time.Now().UTC()
+	days := make([]*cost.Source, len(sources))
+	forEach(ctx, opts.Parallel, len(sources), func(ctx context.Context, i int) error {
+		st := sources[i]
+		if st == nil || removing[st.Config.AccountID] {
+			return nil
+		}
+		acct := st.Config.AccountID
+		src, err := LastDay(ctx, e.Sources[acct], st.Trail, acct, now)
+		if err != nil {
+			p.note("account %s: the cost estimate leaves it out: %v", acct, err)
+			return nil
+		}
+		days[i] = &src
+		return nil
+	})
+	var observed []cost.Source
+	for _, d := range days {
+		if d != nil {
+			observed = append(observed, *d)
+		}
+	}
+	est := prices.Make(cost.Input{ArchiveRegion: c.Archive.Region, Class: c.Archive.StorageClass, RTC: c.Replication.TimeControl, Sources: observed})
+	p.Cost = &est
+	if !billsUp {
+		return
+	}
+	if r := est.Costlier(); r > 0 {
+		p.note("archive.storage_class %s bills every log file as at least 128 KB: for the %s log files of the last 24 hours, storage costs %.0fx STANDARD's (%s against %s a month for each month of logs kept). storage_class: STANDARD (the default) is cheaper",
+			c.Archive.StorageClass, thousands(est.ObjectsPerMonth/30), r, cost.Dollars(est.Storage), cost.Dollars(est.StorageByClass["STANDARD"]))
+	} else {
+		p.note("archive.storage_class %s bills every log file as at least 128 KB, and CloudTrail's are mostly a few KB: storage_class: STANDARD (the default) is cheaper", c.Archive.StorageClass)
+	}
+}
+
+func thousands(n int64) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // grantChange collects what sources need from the archive policy.

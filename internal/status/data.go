@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
-	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
 // RTCThreshold is Replication Time Control's promise: 15 minutes.
@@ -30,29 +28,18 @@ type logObject struct {
 func (ck *checker) checkData(ctx context.Context, a *Account, st *setup.SourceState, cl *awsapi.Clients, hasRule bool) error {
 	t, acct := st.Trail, st.Config.AccountID
 	base := t.LogPrefix() + acct + "/CloudTrail/"
-	regions := []string{t.HomeRegion}
-	if t.MultiRegion {
-		found, err := (store.S3{Client: cl.S3, Bucket: t.Bucket}).Prefixes(ctx, base)
-		if err != nil {
-			return err
-		}
-		regions = nil
-		for _, p := range found {
-			regions = append(regions, strings.TrimSuffix(strings.TrimPrefix(p, base), "/"))
-		}
-	}
 	var logs []logObject
-	for _, r := range regions {
-		for _, day := range []time.Time{ck.opts.Now, ck.opts.Now.AddDate(0, 0, -1)} {
-			p := base + r + "/" + day.Format("2006/01/02/")
-			out, err := cl.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &t.Bucket, Prefix: &p})
-			if err != nil {
-				return fmt.Errorf("account %s: list %s: %w", acct, p, err)
-			}
-			for _, o := range out.Contents {
-				logs = append(logs, logObject{aws.ToString(o.Key), aws.ToTime(o.LastModified)})
-			}
+	regions, err := setup.RecentLogs(ctx, cl, t, acct, ck.opts.Now, func(l setup.Log) {
+		logs = append(logs, logObject{l.Key, l.At})
+		if ck.opts.Now.Sub(l.At) <= 24*time.Hour {
+			a.LastDay.Add(l.Size)
 		}
+	})
+	if err != nil {
+		return err
+	}
+	if t.Validation {
+		a.digestRegions = len(regions)
 	}
 	sort.Slice(logs, func(i, j int) bool { return logs[i].at.After(logs[j].at) })
 	if len(logs) == 0 {

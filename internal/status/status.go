@@ -20,6 +20,7 @@ import (
 
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/config"
+	"github.com/trailkeeper/trailkeeper/internal/cost"
 	"github.com/trailkeeper/trailkeeper/internal/policy"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
 )
@@ -52,6 +53,8 @@ type Report struct {
 	Archive       Archive    `json:"archive"`
 	Accounts      []*Account `json:"accounts"`
 	Findings      []*Finding `json:"findings"`
+	// Cost is the archive's monthly cost at the last 24 hours' volume.
+	Cost cost.Estimate `json:"cost"`
 }
 
 // Archive is the state of the archive bucket.
@@ -86,7 +89,9 @@ type Account struct {
 	NewestArchiveLog  *time.Time     `json:"newestArchiveLog"`
 	LagSeconds        *int64         `json:"lagSeconds"`
 	Recent            map[string]int `json:"recentReplicationStatus"` // COMPLETED, PENDING, FAILED, NONE
+	LastDay           cost.Day       `json:"lastDay"`                 // log files delivered in the 24 hours before checkedAt
 	Problems          int            `json:"problems"`
+	digestRegions     int            // regions whose hourly digests replicate
 }
 
 // Options narrow a status check.
@@ -139,6 +144,11 @@ func Check(ctx context.Context, e *setup.Env, opts Options) (*Report, error) {
 			return nil, err
 		}
 	}
+	var volumes []cost.Source
+	for _, a := range r.Accounts {
+		volumes = append(volumes, cost.Source{Account: a.Account, Region: a.Region, Day: a.LastDay, DigestRegions: a.digestRegions})
+	}
+	r.Cost = cost.Load().Make(cost.Input{ArchiveRegion: c.Archive.Region, Class: c.Archive.StorageClass, RTC: c.Replication.TimeControl, Sources: volumes})
 	sort.SliceStable(r.Findings, func(i, j int) bool {
 		if r.Findings[i].Severity != r.Findings[j].Severity {
 			return r.Findings[i].Severity == Error
