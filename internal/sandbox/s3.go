@@ -40,6 +40,9 @@ func splitBucketKey(r *http.Request) (string, string) {
 }
 
 func (s *Sandbox) serveS3(c *call) error {
+	if strings.HasPrefix(c.r.URL.Path, "/v20180820/") && c.r.Header.Get("x-amz-account-id") != "" {
+		return s.serveS3Control(c) // S3 Control signs as s3
+	}
 	bkt, key := splitBucketKey(c.r)
 	q := c.r.URL.Query()
 	c.params = map[string]any{}

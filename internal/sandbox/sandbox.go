@@ -156,6 +156,9 @@ func New(opts Options) (*Sandbox, error) {
 			return nil, err
 		}
 	}
+	s.mu.Lock()
+	s.resumeJobs()
+	s.mu.Unlock()
 	s.done.Add(3)
 	go s.replicator()
 	go s.cloudtrailLoop()

@@ -12,10 +12,11 @@ import (
 // state is everything the sandbox knows. Every field is guarded by Sandbox.mu and
 // saved as JSON in --data-dir; object bytes live in the blob store.
 type state struct {
-	Buckets  map[string]*bucket  `json:"buckets"`
-	Accounts map[string]*account `json:"accounts"`
-	Sessions map[string]*session `json:"sessions"` // temporary access key id -> session
-	Keys     map[string]*userKey `json:"keys"`     // long-term access key id (AKIA...) -> user
+	Buckets  map[string]*bucket   `json:"buckets"`
+	Accounts map[string]*account  `json:"accounts"`
+	Sessions map[string]*session  `json:"sessions"`       // temporary access key id -> session
+	Keys     map[string]*userKey  `json:"keys"`           // long-term access key id (AKIA...) -> user
+	Jobs     map[string]*batchJob `json:"jobs,omitempty"` // S3 Batch Operations jobs by id
 }
 
 // userKey is an IAM user's long-term access key.
