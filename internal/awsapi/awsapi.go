@@ -29,8 +29,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3control"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	smithyendpoints "github.com/aws/smithy-go/endpoints"
 
 	"github.com/trailkeeper/trailkeeper/internal/config"
 )
@@ -48,6 +50,7 @@ type Clients struct {
 	Account    string
 	Region     string
 	S3         *s3.Client
+	S3Control  *s3control.Client
 	IAM        *iam.Client
 	STS        *sts.Client
 	CloudTrail *cloudtrail.Client
@@ -174,6 +177,11 @@ func (l *Loader) New(ctx context.Context, t Target) (*Clients, error) {
 			o.UsePathStyle = pathStyle
 			o.EndpointResolverV2 = newS3Endpoints()
 		}),
+		S3Control: s3control.NewFromConfig(cfg, func(o *s3control.Options) {
+			if pathStyle {
+				o.EndpointResolverV2 = withoutAccountHost{s3control.NewDefaultEndpointResolverV2()}
+			}
+		}),
 		IAM:        iam.NewFromConfig(cfg),
 		STS:        sts.NewFromConfig(cfg),
 		CloudTrail: cloudtrail.NewFromConfig(cfg),
@@ -194,6 +202,7 @@ func (c *Clients) InRegion(region string) *Clients {
 	out.Region = region
 	out.CloudTrail = cloudtrail.NewFromConfig(cfg)
 	out.CFN = cloudformation.NewFromConfig(cfg)
+	out.S3Control = s3control.NewFromConfig(cfg, func(o *s3control.Options) { o.EndpointResolverV2 = c.S3Control.Options().EndpointResolverV2 })
 	out.cfg = cfg
 	return &out
 }
@@ -296,4 +305,17 @@ func Code(err error) string {
 		return api.ErrorCode()
 	}
 	return ""
+}
+
+// withoutAccountHost serves S3 Control on an endpoint of one's own (the
+// sandbox, moto): AWS's rules put the account id in front of the host
+// (ACCOUNT.s3-control.REGION.amazonaws.com), which an IP address cannot take.
+type withoutAccountHost struct{ s3control.EndpointResolverV2 }
+
+func (r withoutAccountHost) ResolveEndpoint(ctx context.Context, p s3control.EndpointParameters) (smithyendpoints.Endpoint, error) {
+	ep, err := r.EndpointResolverV2.ResolveEndpoint(ctx, p)
+	if err == nil && p.AccountId != nil {
+		ep.URI.Host = strings.TrimPrefix(ep.URI.Host, *p.AccountId+".")
+	}
+	return ep, err
 }

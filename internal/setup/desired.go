@@ -24,6 +24,12 @@ const (
 	SidReplication  = "TrailkeeperReplication"
 	RuleID          = "trailkeeper-cloudtrail"
 	RolePolicyName  = "trailkeeper-replication"
+	// BatchRoleName is the role S3 Batch Replication (trailkeeper backfill)
+	// runs with in each source account.
+	BatchRoleName = "trailkeeper-batch-replication"
+	// BackfillPrefix is where backfill jobs write their completion reports and
+	// trailkeeper its record of them, in each trail bucket, outside AWSLogs/.
+	BackfillPrefix = "trailkeeper/backfill/"
 )
 
 // The seed document's names, recognised for adoption.
@@ -91,6 +97,28 @@ func RolePolicy(c *config.Config, account string, t Trail) *policy.Document {
 			policy.Statement{Sid: "EncryptReplicas", Effect: policy.Allow, Action: policy.Strings{"kms:Encrypt"}, Resource: policy.Strings{c.Replication.ReplicaKMSKey}})
 	}
 	return d
+}
+
+// BatchTrust lets S3 Batch Operations assume the batch role.
+func BatchTrust() *policy.Document {
+	return &policy.Document{Version: "2012-10-17", Statements: []policy.Statement{{
+		Effect: policy.Allow, Principal: &policy.Principal{Service: policy.Strings{"batchoperations.s3.amazonaws.com"}},
+		Action: policy.Strings{"sts:AssumeRole"}}}}
+}
+
+// BatchRolePolicy is what an S3 Batch Replication job needs (AWS-FACTS.md
+// section 11): start replication of the trail's objects (the rule's own role
+// copies them), read the replication configuration and generate the manifest
+// from the bucket, and write the completion report under BackfillPrefix.
+func BatchRolePolicy(t Trail) *policy.Document {
+	return &policy.Document{Version: "2012-10-17", Statements: []policy.Statement{
+		{Sid: "InitiateReplication", Effect: policy.Allow, Action: policy.Strings{"s3:InitiateReplication"},
+			Resource: policy.Strings{bucketARN(t.Bucket) + "/" + t.LogPrefix() + "*"}},
+		{Sid: "GenerateManifest", Effect: policy.Allow, Action: policy.Strings{"s3:GetReplicationConfiguration", "s3:PutInventoryConfiguration"},
+			Resource: policy.Strings{bucketARN(t.Bucket)}},
+		{Sid: "WriteReport", Effect: policy.Allow, Action: policy.Strings{"s3:PutObject"},
+			Resource: policy.Strings{bucketARN(t.Bucket) + "/" + BackfillPrefix + "*"}},
+	}}
 }
 
 // DenyInsecure is the archive's TLS deny.

@@ -51,6 +51,7 @@ type SourceState struct {
 	// CurrentRole is the role the bucket's replication configuration uses when
 	// it is not trailkeeper's (the seed's S3ReplicationRole, or another tool's).
 	CurrentRole *Role
+	BatchRole   *Role // the role backfill's jobs run with, nil if absent
 }
 
 // ObserveArchive reads the archive bucket's settings. A bucket that exists but
@@ -151,6 +152,9 @@ func ObserveSource(ctx context.Context, c *config.Config, src config.Source, cl 
 		st.Replication = rep.ReplicationConfiguration
 	}
 	if st.Role, err = getRole(ctx, cl, src.AccountID, c.Replication.RoleName); err != nil {
+		return nil, err
+	}
+	if st.BatchRole, err = getRole(ctx, cl, src.AccountID, BatchRoleName); err != nil {
 		return nil, err
 	}
 	if st.Replication != nil {

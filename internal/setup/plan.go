@@ -391,9 +391,13 @@ func (p *Plan) planSource(c *config.Config, cl *awsapi.Clients, st *SourceState,
 			p.note("account %s: adopting the seed's setup: rule %s and role %s are replaced by rule %s with role %s (no s3:ReplicateDelete, no archive listing)%s",
 				acct, seedRuleID, seedRoleName, RuleID, roleName, stack)
 		}
-		if err := p.planRole(c, ops, st, wantPolicy); err != nil {
+		if err := p.planRole(ops, st.Role, c.Replication.RoleName, ReplicationTrust(), wantPolicy, "replication role trusted by s3.amazonaws.com"); err != nil {
 			return err
 		}
+	}
+	if err := p.planRole(ops, st.BatchRole, BatchRoleName, BatchTrust(), BatchRolePolicy(t),
+		"role for trailkeeper backfill (S3 Batch Replication), trusted by batchoperations.s3.amazonaws.com"); err != nil {
+		return err
 	}
 	want := desiredReplication(c, st, foreign, RoleARN(acct, roleName))
 	if st.Replication == nil || canonical(normalizeReplication(st.Replication)) != canonical(normalizeReplication(want)) {
@@ -409,11 +413,10 @@ func (p *Plan) planSource(c *config.Config, cl *awsapi.Clients, st *SourceState,
 	return nil
 }
 
-func (p *Plan) planRole(c *config.Config, ops sourceOps, st *SourceState, want *policy.Document) error {
-	acct := st.Config.AccountID
-	name := c.Replication.RoleName
-	trust := ReplicationTrust()
-	r := st.Role
+// planRole plans one of trailkeeper's roles in a source account: r as it is
+// (nil if absent), name, the trust and inline policy it must have, and what it is for.
+func (p *Plan) planRole(ops sourceOps, r *Role, name string, trust, want *policy.Document, what string) error {
+	acct := ops.acct()
 	if r != nil && r.Stack != "" {
 		if !samePolicy(r.Trust, trust) || !samePolicy(r.Policy, want) {
 			return &Conflict{Account: acct, Msg: fmt.Sprintf("role %s is managed by CloudFormation stack %s and differs from what trailkeeper needs", name, r.Stack),
@@ -423,12 +426,12 @@ func (p *Plan) planRole(c *config.Config, ops sourceOps, st *SourceState, want *
 	}
 	if r == nil {
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + name, Action: "create",
-			Summary: "replication role trusted by s3.amazonaws.com, with inline policy " + RolePolicyName, Diff: diff("", canonicalPolicy(want)),
+			Summary: what + ", with inline policy " + RolePolicyName, Diff: diff("", canonicalPolicy(want)),
 			Run: func(ctx context.Context) error { return ops.createRole(ctx, name, trust, want) }})
 		return nil
 	}
 	if !samePolicy(r.Trust, trust) {
-		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + name, Action: "update", Summary: "trust policy: only s3.amazonaws.com may assume it",
+		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + name, Action: "update", Summary: "trust policy: " + what,
 			Diff: diff(canonicalPolicy(r.Trust), canonicalPolicy(trust)), Run: func(ctx context.Context) error { return ops.updateTrust(ctx, name, trust) }})
 	}
 	if !samePolicy(r.Policy, want) {
@@ -523,6 +526,10 @@ func (p *Plan) planRemoval(c *config.Config, cl *awsapi.Clients, st *SourceState
 			p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + r.Name, Action: "delete",
 				Summary: "delete trailkeeper's replication role", Run: func(ctx context.Context) error { return ops.deleteRole(ctx, r.Name, r.Policy != nil) }})
 		}
+	}
+	if r := st.BatchRole; r != nil && r.Stack == "" {
+		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + r.Name, Action: "delete",
+			Summary: "delete trailkeeper's backfill role", Run: func(ctx context.Context) error { return ops.deleteRole(ctx, r.Name, r.Policy != nil) }})
 	}
 	if cur := st.CurrentRole; cur != nil && cur.Policy != nil && cur.Stack == "" {
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + cur.Name, Action: "update",

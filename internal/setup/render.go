@@ -36,13 +36,19 @@ func Render(ctx context.Context, e *Env, parallel int) (map[string][]byte, error
 		prefixes = append(prefixes, st.Trail.LogPrefix())
 		tpl := map[string]any{
 			"AWSTemplateFormatVersion": "2010-09-09",
-			"Description":              fmt.Sprintf("trailkeeper: role that replicates trail %s (bucket %s) into %s", st.Trail.Name, st.Trail.Bucket, c.Archive.Bucket),
+			"Description":              fmt.Sprintf("trailkeeper: roles that replicate trail %s (bucket %s) into %s, and backfill it", st.Trail.Name, st.Trail.Bucket, c.Archive.Bucket),
 			"Resources": map[string]any{"ReplicationRole": map[string]any{
 				"Type": "AWS::IAM::Role",
 				"Properties": map[string]any{
 					"RoleName":                 c.Replication.RoleName,
 					"AssumeRolePolicyDocument": ReplicationTrust(),
 					"Policies":                 []any{map[string]any{"PolicyName": RolePolicyName, "PolicyDocument": RolePolicy(c, acct, st.Trail)}},
+				}}, "BatchReplicationRole": map[string]any{
+				"Type": "AWS::IAM::Role",
+				"Properties": map[string]any{
+					"RoleName":                 BatchRoleName,
+					"AssumeRolePolicyDocument": BatchTrust(),
+					"Policies":                 []any{map[string]any{"PolicyName": RolePolicyName, "PolicyDocument": BatchRolePolicy(st.Trail)}},
 				}}},
 			"Outputs": map[string]any{"RoleArn": map[string]any{"Value": map[string]any{"Fn::GetAtt": []string{"ReplicationRole", "Arn"}}}},
 		}
