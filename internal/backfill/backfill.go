@@ -22,9 +22,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3control"
 	s3ctypes "github.com/aws/aws-sdk-go-v2/service/s3control/types"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/config"
@@ -365,7 +365,9 @@ func (r *Result) Codes() []string {
 	for c := range r.Reasons {
 		out = append(out, c)
 	}
-	sort.Slice(out, func(i, j int) bool { return r.Reasons[out[i]] > r.Reasons[out[j]] || r.Reasons[out[i]] == r.Reasons[out[j]] && out[i] < out[j] })
+	sort.Slice(out, func(i, j int) bool {
+		return r.Reasons[out[i]] > r.Reasons[out[j]] || r.Reasons[out[i]] == r.Reasons[out[j]] && out[i] < out[j]
+	})
 	return out
 }
 
@@ -377,4 +379,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-

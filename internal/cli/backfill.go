@@ -140,17 +140,17 @@ func printBackfill(w io.Writer, results []*backfill.Result, since time.Time, wai
 			fmt.Fprintf(w, "\n%s: %s\n", r.Account, r.Problem)
 		}
 	}
-	window := "all log files"
+	window := ""
 	if !since.IsZero() {
-		window = "log files since " + since.Format("2006-01-02")
+		window = " since " + since.Format("2006-01-02")
 	}
 	switch {
 	case !waited:
 		fmt.Fprintln(w, "\nThe jobs run in AWS: follow them with trailkeeper backfill --wait (a rerun follows them and starts none twice).")
 	case complete == len(results):
-		fmt.Fprintf(w, "\n%s: the archive holds every one of the %s of %s.\n", paint.good("Complete"), window, plural(len(results), "account", "accounts"))
+		fmt.Fprintf(w, "\n%s: the archive holds every log file and digest%s of %s.\n", paint.good("Complete"), window, plural(len(results), "account", "accounts"))
 	default:
-		fmt.Fprintf(w, "\n%d of %s still miss %s in the archive.\n", len(results)-complete, plural(len(results), "account", "accounts"), window)
+		fmt.Fprintf(w, "\n%d of %s still miss log files or digests%s in the archive.\n", len(results)-complete, plural(len(results), "account", "accounts"), window)
 	}
 }
 

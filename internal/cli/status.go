@@ -19,6 +19,7 @@ import (
 type StatusOptions struct {
 	Accounts []string
 	Parallel int
+	Since    string
 }
 
 func newStatusCmd(streams IO, g *Globals) *cobra.Command {
@@ -32,6 +33,10 @@ policy evaluator: trust, role policy, archive policy, TLS deny), have the newest
 far behind is the archive. For the archive: Object Lock and retention, versioning, public access, the TLS deny
 and the policy's room. Every finding comes with a one-line fix. --output json follows docs/status.md.
 
+Completeness: every log file and digest the trail bucket holds since --since must be in the archive; what is
+missing is counted, with why (never replicated, FAILED, PENDING) and trailkeeper backfill as the fix. Drift:
+everything plan would change is a finding. Healthy needs both.
+
 Exit codes: 0 healthy, 1 any problem, 2 configuration error, 3 AWS access error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -40,6 +45,7 @@ Exit codes: 0 healthy, 1 any problem, 2 configuration error, 3 AWS access error.
 	}
 	cmd.Flags().StringSliceVar(&opts.Accounts, "account", nil, "only this source account (repeatable)")
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", 16, "accounts checked at once")
+	cmd.Flags().StringVar(&opts.Since, "since", "7d", "the archive must hold every log file and digest from here on (2025-09-10, 30d)")
 	return cmd
 }
 
@@ -47,6 +53,11 @@ func runStatus(ctx context.Context, streams IO, g *Globals, opts *StatusOptions)
 	c, err := loadConfig(g)
 	if err != nil {
 		return err
+	}
+	now := time.Now().UTC()
+	since, err := parseTime(opts.Since, now)
+	if err != nil || since.IsZero() {
+		return usageErr("use --since 2025-09-10 or --since 30d", "--since %q is not a time", opts.Since)
 	}
 	var sources []config.Source
 	for _, s := range c.Sources {
@@ -63,7 +74,7 @@ func runStatus(ctx context.Context, streams IO, g *Globals, opts *StatusOptions)
 	if err != nil {
 		return err
 	}
-	r, err := status.Check(ctx, env, status.Options{Accounts: opts.Accounts, Parallel: opts.Parallel})
+	r, err := status.Check(ctx, env, status.Options{Accounts: opts.Accounts, Parallel: opts.Parallel, Now: now, Since: since})
 	if err != nil {
 		return err
 	}

@@ -7,9 +7,15 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/trailkeeper/trailkeeper/internal/config"
+	"github.com/trailkeeper/trailkeeper/internal/policy"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+	"github.com/trailkeeper/trailkeeper/internal/setup"
+	"github.com/trailkeeper/trailkeeper/internal/status"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
 
@@ -44,7 +50,7 @@ func TestBackfillBringsInWhatPredatesReplication(t *testing.T) {
 	}
 
 	out, errOut, code := e.run("backfill", "--wait", "--poll", "10ms")
-	if code != 0 || !strings.Contains(out, "Complete: the archive holds every one of the all log files of 1 account") {
+	if code != 0 || !strings.Contains(out, "Complete: the archive holds every log file and digest of 1 account") {
 		t.Fatalf("backfill --wait exited %d:\n%s%s", code, out, errOut)
 	}
 	if got := keys(t, e, archiveAcct, archive, base); !slices.Equal(got, keys(t, e, acctA, src, base)) {
@@ -64,5 +70,116 @@ func TestBackfillBringsInWhatPredatesReplication(t *testing.T) {
 	}
 	if out, errOut, code := e.run("verify"); code != 0 {
 		t.Fatalf("verify after backfill exited %d:\n%s%s", code, out, errOut)
+	}
+}
+
+// TestStatusSeesDriftAndIncompleteness: status is healthy only when nothing
+// plan would change differs and the archive holds everything of the window.
+func TestStatusSeesDriftAndIncompleteness(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	e.member(world.Member{Account: acctA, Validation: true})
+	e.deliveries(acctA, 2) // before trailkeeper: never replicated
+	e.writeConfig([]string{acctA}, "")
+	e.apply()
+	r, code, _ := e.status()
+	f := finding(r, "archive-incomplete")
+	if code != 1 || f == nil || f.Fix != "trailkeeper backfill --account "+acctA || !strings.Contains(f.Message, "never replicated") {
+		t.Fatalf("status with logs older than replication: exit %d, %+v", code, r.Findings)
+	}
+	if _, _, code := e.run("backfill", "--wait", "--poll", "10ms"); code != 0 {
+		t.Fatalf("backfill exited %d", code)
+	}
+	if r, code, out := e.status(); code != 0 || !r.Healthy || r.Accounts[0].Missing != 0 || r.Accounts[0].SourceObjects == 0 {
+		t.Fatalf("status after backfill: exit %d\n%s", code, out)
+	}
+
+	// The archive's retention cut to a day, and the role allowed to write anywhere in the archive.
+	arch := world.S3(e.url, archiveAcct, region)
+	must(arch.PutObjectLockConfiguration(ctx, &s3.PutObjectLockConfigurationInput{Bucket: aws.String(archive), ObjectLockConfiguration: &s3types.ObjectLockConfiguration{
+		ObjectLockEnabled: s3types.ObjectLockEnabledEnabled, Rule: &s3types.ObjectLockRule{DefaultRetention: &s3types.DefaultRetention{Mode: s3types.ObjectLockRetentionModeGovernance, Days: aws.Int32(1)}}}})).OK(t)
+	widened := strings.Replace(string(mustJSON(setup.RolePolicy(mustConfig(t, e), acctA, setup.Trail{Bucket: "cm-members-cloudtrail-" + acctA}))), "/AWSLogs/"+acctA+"/*", "/AWSLogs/*", 1)
+	must(iam.NewFromConfig(world.Config(e.url, acctA, region)).PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("trailkeeper-replication"),
+		PolicyName: aws.String(setup.RolePolicyName), PolicyDocument: aws.String(widened)})).OK(t)
+	r, code, _ = e.status()
+	var drift []string
+	for _, f := range r.Findings {
+		if f.Code == "drift" {
+			drift = append(drift, f.Account+" "+f.Message)
+		}
+	}
+	if code != 1 || len(drift) != 2 || !strings.Contains(strings.Join(drift, "\n"), "object lock: default retention GOVERNANCE 400 days (was GOVERNANCE 1 days)") ||
+		!strings.Contains(strings.Join(drift, "\n"), acctA+" apply would change 1 thing: role trailkeeper-replication: inline policy") {
+		t.Fatalf("status after the drifts: exit %d\n%s", code, strings.Join(drift, "\n"))
+	}
+	e.apply()
+	if r, code, out := e.status(); code != 0 || !r.Healthy {
+		t.Fatalf("status after apply repaired the drift: exit %d\n%s", code, out)
+	}
+
+	// Status credentials that may not read log files: exit 3, naming the permission.
+	bucket := "cm-members-cloudtrail-" + acctA
+	pol := must(world.S3(e.url, acctA, region).GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &bucket})).OK(t)
+	denied := strings.Replace(aws.ToString(pol.Policy), `"Statement":[`, `"Statement":[{"Sid":"NoReading","Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::`+bucket+`/*"},`, 1)
+	must(world.S3(e.url, acctA, region).PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &bucket, Policy: &denied})).OK(t)
+	out, errOut, code := e.run("status")
+	if code != 3 || !strings.Contains(errOut, "s3:GetObject") {
+		t.Fatalf("status without s3:GetObject: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+func finding(r *status.Report, code string) *status.Finding {
+	for _, f := range r.Findings {
+		if f.Code == code {
+			return f
+		}
+	}
+	return nil
+}
+
+func mustConfig(t *testing.T, e *env) *config.Config {
+	c, err := config.Load(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestBackfillAfterAnOutage: with the archive grant gone, new logs FAIL to
+// replicate and S3 never retries them; backfill reports why they fail and
+// the fix; once apply has restored the grant, backfill brings them in.
+func TestBackfillAfterAnOutage(t *testing.T) {
+	e := archived(t, 1, acctA)
+	arch := world.S3(e.url, archiveAcct, region)
+	pol := must(arch.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(archive)})).OK(t)
+	doc := must(policy.Parse([]byte(aws.ToString(pol.Policy)), policy.Resource)).OK(t)
+	var kept []policy.Statement
+	for _, s := range doc.Statements {
+		if s.Sid != setup.SidReplication {
+			kept = append(kept, s)
+		}
+	}
+	doc.Statements = kept
+	must(arch.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(archive), Policy: aws.String(string(mustJSON(doc)))})).OK(t)
+	e.deliveries(acctA, 2)
+
+	r, code, _ := e.status()
+	if f := finding(r, "archive-incomplete"); code != 1 || f == nil || !strings.Contains(f.Message, "FAILED") || !strings.HasPrefix(f.Fix, "trailkeeper apply, then trailkeeper backfill") {
+		t.Fatalf("status during the outage: exit %d, %+v", code, r.Findings)
+	}
+	out, _, code := e.run("backfill", "--wait", "--poll", "10ms")
+	if code != 1 || !strings.Contains(out, "DstPutObjectNotPermitted") || !strings.Contains(out, "the archive policy does not let this account's role replicate: trailkeeper apply") {
+		t.Fatalf("backfill while the grant is missing: exit %d\n%s", code, out)
+	}
+	e.apply()
+	out, errOut, code := e.run("backfill", "--wait", "--poll", "10ms")
+	if code != 0 || !strings.Contains(out, "Complete") {
+		t.Fatalf("backfill after apply: exit %d\n%s%s", code, out, errOut)
+	}
+	base := "AWSLogs/" + acctA + "/"
+	if got, want := keys(t, e, archiveAcct, archive, base), keys(t, e, acctA, "cm-members-cloudtrail-"+acctA, base); !slices.Equal(got, want) {
+		t.Fatalf("the archive holds %d keys, the source %d", len(got), len(want))
+	}
+	if _, code, out := e.status(); code != 0 {
+		t.Fatalf("status after backfill: exit %d\n%s", code, out)
 	}
 }

@@ -27,7 +27,7 @@ type Completeness struct {
 	Recent  []Log `json:"-"`
 }
 
-// All is every source object the archive lacks, recent or not.
+// All is every source object the archive lacks, oldest first.
 func (c *Completeness) All() []Log { return append(append([]Log{}, c.Missing...), c.Recent...) }
 
 // InFlight is how long an object may take to reach the archive before it

@@ -62,6 +62,8 @@ type Options struct {
 	Remove []string
 	// Prune takes away grants of accounts that are no longer in the config.
 	Prune bool
+	// NoCost leaves out the cost estimate (and the listing it needs).
+	NoCost bool
 	// AllowCompliance permits COMPLIANCE retention, which nobody can shorten.
 	AllowCompliance bool
 	// Parallel bounds how many accounts are read or changed at once.
@@ -161,11 +163,6 @@ func joinErrors(errs []error) error {
 // config says should be.
 func Build(ctx context.Context, e *Env, opts Options) (*Plan, error) {
 	c := e.Config
-	p := &Plan{Accounts: map[string]string{c.Archive.AccountID: "archive"}, Steps: []*Step{}, Notes: []string{}} // JSON arrays are never null
-	removing := map[string]bool{}
-	for _, a := range opts.Remove {
-		removing[a] = true
-	}
 	var archive *ArchiveState
 	var sources = make([]*SourceState, len(c.Sources))
 	err := forEach(ctx, opts.Parallel, len(c.Sources)+1, func(ctx context.Context, i int) error {
@@ -184,6 +181,19 @@ func Build(ctx context.Context, e *Env, opts Options) (*Plan, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	return PlanFrom(ctx, e, archive, sources, opts)
+}
+
+// PlanFrom plans from states already observed: status reports as drift what
+// plan would change without reading every account twice. sources follows
+// e.Config.Sources, nil where an account was not observed.
+func PlanFrom(ctx context.Context, e *Env, archive *ArchiveState, sources []*SourceState, opts Options) (*Plan, error) {
+	c := e.Config
+	p := &Plan{Accounts: map[string]string{c.Archive.AccountID: "archive"}, Steps: []*Step{}, Notes: []string{}} // JSON arrays are never null
+	removing := map[string]bool{}
+	for _, a := range opts.Remove {
+		removing[a] = true
 	}
 	if err := p.planArchive(e, archive, opts); err != nil {
 		return nil, err
@@ -207,7 +217,9 @@ func Build(ctx context.Context, e *Env, opts Options) (*Plan, error) {
 	if err := p.planPolicy(e, archive, sources, removing, opts, g); err != nil {
 		return nil, err
 	}
-	p.estimate(ctx, e, sources, removing, opts)
+	if !opts.NoCost {
+		p.estimate(ctx, e, sources, removing, opts)
+	}
 	sort.SliceStable(p.Steps, func(i, j int) bool { return p.Steps[i].Phase < p.Steps[j].Phase })
 	return p, nil
 }

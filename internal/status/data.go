@@ -25,7 +25,7 @@ type logObject struct {
 // checkData reads as little as it can: the log folders of today and yesterday in
 // each region the trail delivers, a HeadObject on the newest few log files in
 // the source, and one in the archive for each until one is found there.
-func (ck *checker) checkData(ctx context.Context, a *Account, st *setup.SourceState, cl *awsapi.Clients, hasRule bool) error {
+func (ck *checker) checkData(ctx context.Context, a *Account, st *setup.SourceState, cl *awsapi.Clients) error {
 	t, acct := st.Trail, st.Config.AccountID
 	base := t.LogPrefix() + acct + "/CloudTrail/"
 	var logs []logObject
@@ -58,7 +58,7 @@ func (ck *checker) checkData(ctx context.Context, a *Account, st *setup.SourceSt
 		}
 		h, err := cl.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &t.Bucket, Key: &l.key})
 		if err != nil {
-			return fmt.Errorf("account %s: head %s: %w", acct, l.key, err)
+			return accessOr(acct, "read the trail's log files (s3:GetObject, which HeadObject needs)", fmt.Errorf("head s3://%s/%s: %w", t.Bucket, l.key, err))
 		}
 		status := string(h.ReplicationStatus)
 		if status == "" {
@@ -73,10 +73,8 @@ func (ck *checker) checkData(ctx context.Context, a *Account, st *setup.SourceSt
 			}
 		case "FAILED":
 			failed = append(failed, l.key)
-		case "NONE":
-			if hasRule {
-				ck.add(a, Error, "not-replicated", acct, applyFix, "%s got no replication status: no enabled rule applies to it (prefix or KMS settings)", l.key)
-			}
+		// NONE: written before the rule or outside it; archive-incomplete counts
+		// those, and the rule's own findings say when it does not cover the trail.
 		}
 	}
 	if len(failed) > 0 {
@@ -97,11 +95,11 @@ func (ck *checker) checkData(ctx context.Context, a *Account, st *setup.SourceSt
 			break
 		}
 		if code := awsapi.Code(err); code != "NotFound" && code != "NoSuchKey" && code != "404" {
-			return fmt.Errorf("archive: head %s: %w", l.key, err)
+			return accessOr(ck.c.Archive.AccountID, "read the archive's log files (s3:GetObject, which HeadObject needs)", fmt.Errorf("head s3://%s/%s: %w", ck.c.Archive.Bucket, l.key, err))
 		}
 	}
 	if a.NewestArchiveLog == nil && a.Recent["COMPLETED"] == 0 {
-		ck.add(a, Error, "nothing-archived", acct, "see the findings above; logs written before replication worked need S3 Batch Replication (aws s3control create-job)",
+		ck.add(a, Error, "nothing-archived", acct, "see the findings above; then trailkeeper backfill --account "+acct+" brings in what replication missed",
 			"none of the newest %d log files of account %s is in the archive", min(len(logs), ck.opts.Recent), acct)
 	}
 	return nil
@@ -112,7 +110,7 @@ func (ck *checker) checkData(ctx context.Context, a *Account, st *setup.SourceSt
 const failedFix = "find the reason in the s3:Replication:OperationFailedReplication events of the source bucket " +
 	"(AssumeRoleNotPermitted: fix the role's trust; SrcGetObjectNotPermitted: the role's source permissions; " +
 	"DstPutObjectNotPermitted: the archive policy grant; DstBucketUnversioned: archive versioning; " +
-	"DstKmsKeyNotFound: replication.replica_kms_key), run trailkeeper apply, then re-replicate with S3 Batch Replication"
+	"DstKmsKeyNotFound: replication.replica_kms_key), run trailkeeper apply, then trailkeeper backfill (S3 never retries FAILED objects)"
 
 func mustJSON(v any) []byte {
 	data, _ := json.Marshal(v)

@@ -7,6 +7,7 @@ package status
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -50,6 +51,7 @@ type Report struct {
 	SchemaVersion int        `json:"schemaVersion"`
 	Healthy       bool       `json:"healthy"`
 	CheckedAt     time.Time  `json:"checkedAt"`
+	Since         time.Time  `json:"since"` // the archive must hold every log file and digest from here on
 	Archive       Archive    `json:"archive"`
 	Accounts      []*Account `json:"accounts"`
 	Findings      []*Finding `json:"findings"`
@@ -90,6 +92,9 @@ type Account struct {
 	LagSeconds        *int64         `json:"lagSeconds"`
 	Recent            map[string]int `json:"recentReplicationStatus"` // COMPLETED, PENDING, FAILED, NONE
 	LastDay           cost.Day       `json:"lastDay"`                 // log files delivered in the 24 hours before checkedAt
+	SourceObjects     int            `json:"sourceObjects"`           // log files and digests in the trail bucket since the window's start
+	Missing           int            `json:"missingFromArchive"`      // of those, not in the archive (older than 15 minutes)
+	InFlight          int            `json:"inFlight"`                // not in the archive yet, younger than 15 minutes
 	Problems          int            `json:"problems"`
 	digestRegions     int            // regions whose hourly digests replicate
 }
@@ -101,6 +106,9 @@ type Options struct {
 	// Recent is how many of the newest log files per account get a HeadObject.
 	Recent int
 	Now    time.Time
+	// Since starts the window in which the archive must hold every log file
+	// and digest of the sources (default: 7 days before Now).
+	Since time.Time
 }
 
 // Check reads the archive and the sources and reports their status.
@@ -112,12 +120,15 @@ func Check(ctx context.Context, e *setup.Env, opts Options) (*Report, error) {
 	if opts.Recent <= 0 {
 		opts.Recent = 10
 	}
-	r := &Report{SchemaVersion: SchemaVersion, CheckedAt: opts.Now, Findings: []*Finding{}, Accounts: []*Account{}}
+	if opts.Since.IsZero() {
+		opts.Since = opts.Now.AddDate(0, 0, -7)
+	}
+	r := &Report{SchemaVersion: SchemaVersion, CheckedAt: opts.Now, Since: opts.Since, Findings: []*Finding{}, Accounts: []*Account{}}
 	st, err := setup.ObserveArchive(ctx, c, e.Archive)
 	if err != nil {
 		return nil, err
 	}
-	ck := &checker{c: c, e: e, opts: opts, report: r, archive: st}
+	ck := &checker{c: c, e: e, opts: opts, report: r, archive: st, states: map[string]*setup.SourceState{}}
 	ck.checkArchive()
 	var sources []config.Source
 	for _, s := range c.Sources {
@@ -144,6 +155,7 @@ func Check(ctx context.Context, e *setup.Env, opts Options) (*Report, error) {
 			return nil, err
 		}
 	}
+	ck.checkDrift(ctx)
 	var volumes []cost.Source
 	for _, a := range r.Accounts {
 		volumes = append(volumes, cost.Source{Account: a.Account, Region: a.Region, Day: a.LastDay, DigestRegions: a.digestRegions})
@@ -180,6 +192,7 @@ type checker struct {
 	report  *Report
 	archive *setup.ArchiveState
 	mu      sync.Mutex
+	states  map[string]*setup.SourceState // observed sources, for drift
 }
 
 func (ck *checker) add(a *Account, sev Severity, code, account, fix, format string, args ...any) {
@@ -192,6 +205,49 @@ func (ck *checker) add(a *Account, sev Severity, code, account, fix, format stri
 }
 
 const applyFix = "trailkeeper apply"
+
+// checkDrift reports, per account, every change plan would make: what status
+// checks one by one (a weakened retention, a widened role policy, an edited
+// rule, a missing grant) and anything else that differs from the config.
+func (ck *checker) checkDrift(ctx context.Context) {
+	sources := make([]*setup.SourceState, len(ck.c.Sources))
+	for i, s := range ck.c.Sources {
+		sources[i] = ck.states[s.AccountID]
+	}
+	p, err := setup.PlanFrom(ctx, ck.e, ck.archive, sources, setup.Options{NoCost: true})
+	if err != nil {
+		var conflict *setup.Conflict
+		if errors.As(err, &conflict) {
+			ck.add(nil, Error, "drift", conflict.Account, conflict.Hint, "plan cannot reach the config: %s", conflict.Msg)
+		}
+		return
+	}
+	changes := map[string][]string{}
+	var order []string
+	for _, step := range p.Steps {
+		if changes[step.Account] == nil {
+			order = append(order, step.Account)
+		}
+		changes[step.Account] = append(changes[step.Account], step.Resource+": "+step.Summary)
+	}
+	byAccount := map[string]*Account{}
+	for _, a := range ck.report.Accounts {
+		if a != nil {
+			byAccount[a.Account] = a
+		}
+	}
+	for _, acct := range order {
+		ck.add(byAccount[acct], Error, "drift", acct, applyFix+" (trailkeeper plan shows the difference)",
+			"apply would change %s: %s", plural(len(changes[acct]), "thing"), strings.Join(changes[acct], "; "))
+	}
+}
+
+func plural(n int, one string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %ss", n, one)
+}
 
 func (ck *checker) checkArchive() {
 	c, st := ck.c, ck.archive
@@ -258,6 +314,9 @@ func (ck *checker) checkSource(ctx context.Context, src config.Source) (*Account
 		}
 		return nil, err
 	}
+	ck.mu.Lock()
+	ck.states[src.AccountID] = st
+	ck.mu.Unlock()
 	t := st.Trail
 	a := &Account{Account: src.AccountID, Region: t.HomeRegion, Trail: t.Name, Bucket: t.Bucket, KeyPrefix: t.Prefix, Logging: t.Logging,
 		DeliveryError: t.DeliveryError, LogFileValidation: t.Validation, Recent: map[string]int{}}
@@ -282,7 +341,10 @@ func (ck *checker) checkSource(ctx context.Context, src config.Source) (*Account
 	if rule != nil {
 		ck.checkPermissions(ctx, a, st, cl)
 	}
-	if err := ck.checkData(ctx, a, st, cl, rule != nil); err != nil {
+	if err := ck.checkData(ctx, a, st, cl); err != nil {
+		return nil, err
+	}
+	if err := ck.checkComplete(ctx, a, st, cl); err != nil {
 		return nil, err
 	}
 	return a, nil
