@@ -73,8 +73,8 @@ func (ck *checker) checkData(ctx context.Context, a *Account, st *setup.SourceSt
 			}
 		case "FAILED":
 			failed = append(failed, l.key)
-		// NONE: written before the rule or outside it; archive-incomplete counts
-		// those, and the rule's own findings say when it does not cover the trail.
+			// NONE: written before the rule or outside it; archive-incomplete counts
+			// those, and the rule's own findings say when it does not cover the trail.
 		}
 	}
 	if len(failed) > 0 {
