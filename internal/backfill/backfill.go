@@ -22,7 +22,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3control"
 	s3ctypes "github.com/aws/aws-sdk-go-v2/service/s3control/types"
 
@@ -126,7 +125,7 @@ func account(ctx context.Context, e *setup.Env, src config.Source, opts Options,
 		return err
 	}
 	switch {
-	case !hasRule(st):
+	case !st.HasRule():
 		r.Status, r.Problem = "not-ready", "the trail bucket has no enabled trailkeeper replication rule: run trailkeeper apply first"
 		return nil
 	case st.BatchRole == nil:
@@ -165,7 +164,7 @@ func account(ctx context.Context, e *setup.Env, src config.Source, opts Options,
 			r.Status, r.Remaining = "nothing-missing", 0
 			return nil
 		}
-		id, err := create(ctx, jobs, src.AccountID, t, st, opts.Since)
+		id, err := create(ctx, jobs, src.AccountID, t, opts.Since)
 		if err != nil {
 			return err
 		}
@@ -218,21 +217,9 @@ func account(ctx context.Context, e *setup.Env, src config.Source, opts Options,
 	return nil
 }
 
-func hasRule(st *setup.SourceState) bool {
-	if st.Replication == nil {
-		return false
-	}
-	for _, r := range st.Replication.Rules {
-		if aws.ToString(r.ID) == setup.RuleID && r.Status == s3types.ReplicationRuleStatusEnabled {
-			return true
-		}
-	}
-	return false
-}
-
 // create starts the job AWS documents for Batch Replication: a generated
 // manifest of the objects the rule covers whose status is NONE or FAILED.
-func create(ctx context.Context, cl *awsapi.Clients, account string, t setup.Trail, st *setup.SourceState, since time.Time) (string, error) {
+func create(ctx context.Context, cl *awsapi.Clients, account string, t setup.Trail, since time.Time) (string, error) {
 	filter := &s3ctypes.JobManifestGeneratorFilter{EligibleForReplication: aws.Bool(true),
 		ObjectReplicationStatuses: []s3ctypes.ReplicationStatus{s3ctypes.ReplicationStatusNone, s3ctypes.ReplicationStatusFailed}}
 	if !since.IsZero() {

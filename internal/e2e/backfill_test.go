@@ -41,7 +41,9 @@ func TestBackfillBringsInWhatPredatesReplication(t *testing.T) {
 	e.member(world.Member{Account: acctA, Validation: true})
 	e.deliveries(acctA, 3) // before trailkeeper
 	e.writeConfig([]string{acctA}, "")
-	e.apply()
+	if out := e.apply(); !strings.Contains(out, "were written before replication and will not reach the archive: run trailkeeper backfill --account "+acctA) {
+		t.Fatalf("apply does not say what replication will not copy:\n%s", out)
+	}
 	e.deliveries(acctA, 2)
 	src, base := "cm-members-cloudtrail-"+acctA, "AWSLogs/"+acctA+"/"
 	before := keys(t, e, acctA, src, base)

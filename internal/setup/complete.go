@@ -59,6 +59,9 @@ func Compare(ctx context.Context, src *awsapi.Clients, archive *awsapi.Clients, 
 			from := prefix + since.UTC().Format("2006/01/02/")
 			have := map[string]bool{}
 			err := listFrom(ctx, archive, archiveBucket, prefix, from, func(l Log) { have[l.Key] = true })
+			if awsapi.Code(err) == "NoSuchBucket" {
+				err = nil // an archive apply has yet to create holds nothing
+			}
 			if err != nil {
 				return nil, fmt.Errorf("archive: %w", err)
 			}

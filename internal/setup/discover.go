@@ -54,6 +54,19 @@ type SourceState struct {
 	BatchRole   *Role // the role backfill's jobs run with, nil if absent
 }
 
+// HasRule says whether the trail bucket replicates with trailkeeper's enabled rule.
+func (st *SourceState) HasRule() bool {
+	if st.Replication == nil {
+		return false
+	}
+	for _, r := range st.Replication.Rules {
+		if aws.ToString(r.ID) == RuleID && r.Status == s3types.ReplicationRuleStatusEnabled {
+			return true
+		}
+	}
+	return false
+}
+
 // ObserveArchive reads the archive bucket's settings. A bucket that exists but
 // answers 403 belongs to another account.
 func ObserveArchive(ctx context.Context, c *config.Config, cl *awsapi.Clients) (*ArchiveState, error) {

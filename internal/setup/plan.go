@@ -62,8 +62,9 @@ type Options struct {
 	Remove []string
 	// Prune takes away grants of accounts that are no longer in the config.
 	Prune bool
-	// NoCost leaves out the cost estimate (and the listing it needs).
-	NoCost bool
+	// NoListing leaves out what needs the trail buckets listed: the cost
+	// estimate and the count of logs older than replication.
+	NoListing bool
 	// AllowCompliance permits COMPLIANCE retention, which nobody can shorten.
 	AllowCompliance bool
 	// Parallel bounds how many accounts are read or changed at once.
@@ -217,11 +218,33 @@ func PlanFrom(ctx context.Context, e *Env, archive *ArchiveState, sources []*Sou
 	if err := p.planPolicy(e, archive, sources, removing, opts, g); err != nil {
 		return nil, err
 	}
-	if !opts.NoCost {
+	if !opts.NoListing {
 		p.estimate(ctx, e, sources, removing, opts)
+		p.olderThanReplication(ctx, e, sources, removing, opts)
 	}
 	sort.SliceStable(p.Steps, func(i, j int) bool { return p.Steps[i].Phase < p.Steps[j].Phase })
 	return p, nil
+}
+
+// olderThanReplication counts, for each source that gets trailkeeper's rule
+// now, the log files and digests of the last 7 days that replication will
+// never copy, because they were written before the rule: backfill does.
+func (p *Plan) olderThanReplication(ctx context.Context, e *Env, sources []*SourceState, removing map[string]bool, opts Options) {
+	now := time.Now().UTC()
+	forEach(ctx, opts.Parallel, len(sources), func(ctx context.Context, i int) error {
+		st := sources[i]
+		if st == nil || removing[st.Config.AccountID] || st.HasRule() {
+			return nil
+		}
+		acct := st.Config.AccountID
+		c, err := Compare(ctx, e.Sources[acct], e.Archive, e.Config.Archive.Bucket, st.Trail, acct, now.AddDate(0, 0, -7), now)
+		if err != nil || len(c.All()) == 0 {
+			return nil // a new archive, or nothing delivered yet: nothing to say
+		}
+		p.note("account %s: %d log files and digests of the last 7 days (and any older) were written before replication and will not reach the archive: run trailkeeper backfill --account %s after apply",
+			acct, len(c.All()), acct)
+		return nil
+	})
 }
 
 // estimate prices the archive from the log files of the last 24 hours, when
