@@ -276,7 +276,7 @@ func TestTruncatedDigestHasNoKnockOn(t *testing.T) {
 }
 
 func TestEveryFailingFindingHasAFix(t *testing.T) {
-	for kind := range map[string]bool{MissingDigest: true, MissingLog: true, AlteredLog: true, AlteredDigest: true, UnreferencedLog: true,
+	for kind := range map[string]bool{MissingDigest: true, MissingLog: true, MissingBeforeReplication: true, AlteredLog: true, AlteredDigest: true, UnreferencedLog: true,
 		BadSignature: true, MissingSignature: true, UnknownKey: true, MovedDigest: true, WrongBucket: true, ShadowingVersion: true,
 		DeleteMarker: true, ChainBreak: true, Unreadable: true, UnexpectedObject: true, RegionWithoutDigests: true, ChainTailMissing: true,
 		NoDigests: true, UnsignedTail: true, UnprovenDigest: true, UncoveredLogs: true} {

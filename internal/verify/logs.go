@@ -95,6 +95,13 @@ func (v *verifier) hashLog(ctx context.Context, j *logJob) error {
 		return nil
 	}
 	if len(live) == 0 {
+		if first := j.f.firstLog(); first == "" || j.key < first {
+			// Nothing earlier of this folder reached the archive: the file was
+			// most likely written before replication started, which never copies it.
+			report(MissingBeforeReplication, "", "missing: listed in %s, and no earlier log file of this folder is in the archive: most likely written before replication started (or deleted with all its versions)", m.key.Raw)
+			count(bad)
+			return nil
+		}
 		report(MissingLog, "", "missing: listed in %s", m.key.Raw)
 		count(bad)
 		return nil

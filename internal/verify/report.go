@@ -24,57 +24,61 @@ const (
 
 // Finding kinds; docs/verify.md explains each, and fixes gives each a fix.
 const (
-	MissingDigest        = "missing-digest"
-	MissingLog           = "missing-log"
-	AlteredLog           = "altered-log"
-	AlteredDigest        = "altered-digest"
-	UnreferencedLog      = "unreferenced-log"
-	BadSignature         = "bad-signature"
-	MissingSignature     = "missing-signature"
-	UnknownKey           = "unknown-key"
-	MovedDigest          = "moved-digest"
-	WrongBucket          = "wrong-bucket"
-	ShadowingVersion     = "shadowing-version"
-	DeleteMarker         = "delete-marker"
-	ChainBreak           = "chain-break"
-	Unreadable           = "unreadable"
-	UnexpectedObject     = "unexpected-object"
-	RegionWithoutDigests = "region-without-digests"
-	ChainTailMissing     = "chain-tail-missing"
-	NoDigests            = "no-digests"
-	UnsignedTail         = "unsigned-tail"
-	UnprovenDigest       = "unproven-digest"
-	UncoveredLogs        = "uncovered-logs"
-	PendingLogs          = "pending-logs"
-	InsightsNotCovered   = "insights-not-covered"
-	ChainStart           = "chain-start"
+	MissingDigest = "missing-digest"
+	MissingLog    = "missing-log"
+	// MissingBeforeReplication is a missing log file older than every log
+	// file of its folder in the archive: lost to a late start, not deleted.
+	MissingBeforeReplication = "missing-before-replication"
+	AlteredLog               = "altered-log"
+	AlteredDigest            = "altered-digest"
+	UnreferencedLog          = "unreferenced-log"
+	BadSignature             = "bad-signature"
+	MissingSignature         = "missing-signature"
+	UnknownKey               = "unknown-key"
+	MovedDigest              = "moved-digest"
+	WrongBucket              = "wrong-bucket"
+	ShadowingVersion         = "shadowing-version"
+	DeleteMarker             = "delete-marker"
+	ChainBreak               = "chain-break"
+	Unreadable               = "unreadable"
+	UnexpectedObject         = "unexpected-object"
+	RegionWithoutDigests     = "region-without-digests"
+	ChainTailMissing         = "chain-tail-missing"
+	NoDigests                = "no-digests"
+	UnsignedTail             = "unsigned-tail"
+	UnprovenDigest           = "unproven-digest"
+	UncoveredLogs            = "uncovered-logs"
+	PendingLogs              = "pending-logs"
+	InsightsNotCovered       = "insights-not-covered"
+	ChainStart               = "chain-start"
 )
 
 // fixes says, per kind, what a person should do about a finding.
 var fixes = map[string]string{
-	MissingDigest:        "find who deleted it (CloudTrail data events or S3 server access logs on the archive); if it never replicated, run trailkeeper backfill",
-	MissingLog:           "find who deleted it; if it never replicated, run trailkeeper backfill; the source bucket may still hold it",
-	AlteredLog:           "treat the archive as tampered: compare with the source bucket's copy and find who wrote this key",
-	AlteredDigest:        "treat the archive as tampered: compare with the source bucket's copy and find who wrote this key",
-	UnreferencedLog:      "a file nobody signed was added: find who wrote it and treat its events as untrusted",
-	BadSignature:         "treat the digest as forged: compare with the source bucket's copy and find who wrote this key",
-	MissingSignature:     "CloudTrail always writes x-amz-meta-signature and replication keeps it: this object was re-uploaded; compare with the source copy",
-	UnknownKey:           "treat the digest as forged (re-signed with a key CloudTrail does not publish); if you verify offline, re-export keys with trailkeeper keys export",
-	MovedDigest:          "a digest was copied from another location: find who wrote it",
-	WrongBucket:          "set sources[].bucket in trailkeeper.yaml to the account's trail bucket, or treat the digest as planted",
-	ShadowingVersion:     "someone with write access to the archive wrote over a replica; the replica is intact: find who (Object Lock keeps the original)",
-	DeleteMarker:         "someone deleted the object; its locked versions are intact: find who, and remove the delete marker",
-	ChainBreak:           "a digest names a predecessor that is not in the chain: compare with the source bucket and find who wrote these keys",
-	Unreadable:           "the object is truncated or corrupt: compare with the source bucket's copy",
-	UnexpectedObject:     "CloudTrail never writes this name: find who wrote it (S3 server access logs or data events on the archive)",
-	RegionWithoutDigests: "turn on log file validation for the trail (trailkeeper apply does), or treat these files as unproven",
-	ChainTailMissing:     "if the trail still logs, the newest digests are missing (deleted or not replicated: trailkeeper status, then trailkeeper backfill); if it was stopped on purpose, pass --until",
-	NoDigests:            "point verify at the folder or bucket that contains AWSLogs/, and check that the trail has log file validation on",
-	UnsignedTail:         "verify the bucket itself (s3://...), pass --state from an earlier run over S3, or pass --accept-unsigned-tail to accept it",
-	UnprovenDigest:       "restore the digest that carries its signature (its successor), or verify the bucket itself, where the signature is in metadata",
-	UncoveredLogs:        "these hours had no digest chain (validation off or logging stopped); narrow --since, or keep log file validation on",
-	PendingLogs:          "nothing to do: CloudTrail lists them in the next hourly digest",
-	InsightsNotCovered:   "nothing to do unless you rely on Insights files: no digest lists them, so they cannot be proven",
+	MissingDigest:            "find who deleted it (CloudTrail data events or S3 server access logs on the archive); if it never replicated, run trailkeeper backfill",
+	MissingLog:               "find who deleted it; if it never replicated, run trailkeeper backfill; the source bucket may still hold it",
+	MissingBeforeReplication: "run trailkeeper backfill --account ACCOUNT: replication never copies what was written before its rule, and the source bucket still holds it",
+	AlteredLog:               "treat the archive as tampered: compare with the source bucket's copy and find who wrote this key",
+	AlteredDigest:            "treat the archive as tampered: compare with the source bucket's copy and find who wrote this key",
+	UnreferencedLog:          "a file nobody signed was added: find who wrote it and treat its events as untrusted",
+	BadSignature:             "treat the digest as forged: compare with the source bucket's copy and find who wrote this key",
+	MissingSignature:         "CloudTrail always writes x-amz-meta-signature and replication keeps it: this object was re-uploaded; compare with the source copy",
+	UnknownKey:               "treat the digest as forged (re-signed with a key CloudTrail does not publish); if you verify offline, re-export keys with trailkeeper keys export",
+	MovedDigest:              "a digest was copied from another location: find who wrote it",
+	WrongBucket:              "set sources[].bucket in trailkeeper.yaml to the account's trail bucket, or treat the digest as planted",
+	ShadowingVersion:         "someone with write access to the archive wrote over a replica; the replica is intact: find who (Object Lock keeps the original)",
+	DeleteMarker:             "someone deleted the object; its locked versions are intact: find who, and remove the delete marker",
+	ChainBreak:               "a digest names a predecessor that is not in the chain: compare with the source bucket and find who wrote these keys",
+	Unreadable:               "the object is truncated or corrupt: compare with the source bucket's copy",
+	UnexpectedObject:         "CloudTrail never writes this name: find who wrote it (S3 server access logs or data events on the archive)",
+	RegionWithoutDigests:     "turn on log file validation for the trail (trailkeeper apply does), or treat these files as unproven",
+	ChainTailMissing:         "if the trail still logs, the newest digests are missing (deleted or not replicated: trailkeeper status, then trailkeeper backfill); if it was stopped on purpose, pass --until",
+	NoDigests:                "point verify at the folder or bucket that contains AWSLogs/, and check that the trail has log file validation on",
+	UnsignedTail:             "verify the bucket itself (s3://...), pass --state from an earlier run over S3, or pass --accept-unsigned-tail to accept it",
+	UnprovenDigest:           "restore the digest that carries its signature (its successor), or verify the bucket itself, where the signature is in metadata",
+	UncoveredLogs:            "these hours had no digest chain (validation off or logging stopped); narrow --since, or keep log file validation on",
+	PendingLogs:              "nothing to do: CloudTrail lists them in the next hourly digest",
+	InsightsNotCovered:       "nothing to do unless you rely on Insights files: no digest lists them, so they cannot be proven",
 }
 
 // Finding is one thing verify noticed, on the object that has the problem.

@@ -77,6 +77,23 @@ type folder struct {
 	chains                  []*chainRun
 	referenced              map[string][]logRef // log key -> the digests that list it
 	gaps                    []*gap              // missing digest intervals
+	firstOnce               sync.Once
+	first                   string // the earliest log key with a live version
+}
+
+// firstLog is the earliest log file of the folder the archive holds:
+// CloudTrail's keys sort by delivery time within a folder.
+func (f *folder) firstLog() string {
+	f.firstOnce.Do(func() {
+		for k, vs := range f.logs {
+			for _, v := range vs {
+				if !v.DeleteMarker && (f.first == "" || k < f.first) {
+					f.first = k
+				}
+			}
+		}
+	})
+	return f.first
 }
 
 // Run verifies the archive in s.
@@ -198,7 +215,7 @@ func (v *verifier) note(format string, a ...any) {
 // add records a finding, with the fix for its kind.
 func (v *verifier) add(f *Finding) {
 	if f.Fix == "" {
-		f.Fix = fixes[f.Kind]
+		f.Fix = strings.ReplaceAll(fixes[f.Kind], "ACCOUNT", f.Account)
 	}
 	v.mu.Lock()
 	v.report.Findings = append(v.report.Findings, f)

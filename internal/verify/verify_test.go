@@ -142,10 +142,32 @@ func TestOneLogAltered(t *testing.T) {
 
 func TestOneLogDeleted(t *testing.T) {
 	a := newArchive(t, "Members")
-	victim := a.chains[acctB+"/eu-west-1"].Logs[0]
+	victim := a.chains[acctB+"/eu-west-1"].Logs[1]
 	a.mem.Purge(victim)
 	if errs := errorsOf(a.verify(Options{})); len(errs) != 1 || errs[0] != MissingLog+" "+victim {
 		t.Fatalf("got %v", errs)
+	}
+}
+
+// A missing log file older than every log file of its folder in the archive
+// is what a late start of replication leaves (the first replicated digest
+// lists files written before the rule): its fix is backfill. It is still an
+// error, and the message says it could also have been deleted.
+func TestMissingBeforeReplication(t *testing.T) {
+	a := newArchive(t, "Members")
+	chain := a.chains[acctB+"/eu-west-1"]
+	for _, victim := range chain.Logs[:2] {
+		a.mem.Purge(victim)
+	}
+	r := a.verify(Options{})
+	errs := errorsOf(r)
+	if len(errs) != 2 || errs[0] != MissingBeforeReplication+" "+chain.Logs[0] || errs[1] != MissingBeforeReplication+" "+chain.Logs[1] {
+		t.Fatalf("got %v", errs)
+	}
+	f := findingOf(r, MissingBeforeReplication)
+	if f.Fix != "run trailkeeper backfill --account "+acctB+": replication never copies what was written before its rule, and the source bucket still holds it" ||
+		!strings.Contains(f.Message, "or deleted with all its versions") {
+		t.Fatalf("finding: %+v", f)
 	}
 }
 
