@@ -47,6 +47,7 @@ func main() {
 	peer := flag.Int("peer", 10, "source accounts for the seed's procedure with the AWS CLI (0 to skip)")
 	reportFile := flag.String("report", "", "after status, write the HTML report of a day of logs here")
 	screenshot := flag.String("screenshot", "", "with -report: a PNG of the report, 1400 pixels wide (needs chromium)")
+	days := flag.Int("days", 0, "before status, give every trail this many days of hourly signed logs and digests (status checks the last 7)")
 	flag.Parse()
 	ctx := context.Background()
 	signing, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -101,6 +102,17 @@ func main() {
 	}
 	sb.Deliver()
 	check(sb.WaitReplication(ctx))
+	if *days > 0 {
+		start := time.Now().UTC().Truncate(time.Hour).Add(-time.Duration(*days*24) * time.Hour)
+		for i := range *accounts {
+			a := fmt.Sprintf("%012d", 100000000000+i)
+			bucket := "cm-members-cloudtrail-" + a
+			b := fixture.Builder{Key: signing, W: store.S3{Client: world.S3(srv.URL, a, region), Bucket: bucket}}
+			_, err := b.Write(ctx, fixture.Chain{Account: a, Region: region, Trail: "Members", Bucket: bucket, Start: start, Digests: *days * 24, LogsPerDigest: 2})
+			check(err)
+		}
+		check(sb.WaitReplication(ctx))
+	}
 	sb.ResetCalls()
 	start := time.Now()
 	if code := cli.Main([]string{"status", "--no-progress", "--config", config}, strings.NewReader(""), io.Discard, os.Stderr); code != 0 {
@@ -109,7 +121,7 @@ func main() {
 	took := time.Since(start)
 	calls, writes := count(sb)
 	n := *accounts + 1
-	fmt.Printf("| trailkeeper status | %d + archive | %s | %s | %d | %.1f | %d |\n", *accounts, took.Round(time.Millisecond),
+	fmt.Printf("| trailkeeper status (%d days of logs) | %d + archive | %s | %s | %d | %.1f | %d |\n", *days, *accounts, took.Round(time.Millisecond),
 		(took / time.Duration(n)).Round(100*time.Microsecond), calls, float64(calls)/float64(n), writes)
 	if *reportFile != "" {
 		writeReport(ctx, sb, srv.URL, signing, config, *accounts, *reportFile, *screenshot)
