@@ -145,7 +145,9 @@ func account(ctx context.Context, e *setup.Env, src config.Source, opts Options,
 		return err
 	}
 	// An unfinished job of an earlier run is followed, not duplicated.
+	changed := false
 	if n := len(rec.Jobs); n > 0 && !terminal(rec.Jobs[n-1].Status) {
+		changed = true
 		last := &rec.Jobs[n-1]
 		d, err := describe(ctx, jobs, src.AccountID, last.ID)
 		switch {
@@ -162,6 +164,9 @@ func account(ctx context.Context, e *setup.Env, src config.Source, opts Options,
 	if r.JobID == "" {
 		if r.Missing == 0 {
 			r.Status, r.Remaining = "nothing-missing", 0
+			if changed { // how the earlier job ended
+				return writeRecord(ctx, cl, t.Bucket, rec)
+			}
 			return nil
 		}
 		id, err := create(ctx, jobs, src.AccountID, t, opts.Since)

@@ -116,7 +116,10 @@ func printBackfill(w io.Writer, results []*backfill.Result, since time.Time, wai
 	fmt.Fprintln(tw, "ACCOUNT\tMISSING\tJOB\tSTATUS\tTRIED\tSUCCEEDED\tFAILED\tSTILL MISSING")
 	complete := 0
 	for _, r := range results {
-		job, still := orDash(r.JobID), "-"
+		job, still := r.JobID, "-"
+		if job == "" {
+			job = "-"
+		}
 		if r.Resumed {
 			job += " (earlier run)"
 		}

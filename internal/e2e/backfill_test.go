@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3control"
+	s3ctypes "github.com/aws/aws-sdk-go-v2/service/s3control/types"
+	smithyendpoints "github.com/aws/smithy-go/endpoints"
 
 	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/policy"
@@ -184,4 +189,62 @@ func TestBackfillAfterAnOutage(t *testing.T) {
 	if _, code, out := e.status(); code != 0 {
 		t.Fatalf("status after backfill: exit %d\n%s", code, out)
 	}
+}
+
+// TestBackfillFollowsAnUnfinishedJob: a job an earlier run started and
+// recorded is followed by the next run, not started twice.
+func TestBackfillFollowsAnUnfinishedJob(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	e.member(world.Member{Account: acctA, Validation: true})
+	e.deliveries(acctA, 2)
+	e.writeConfig([]string{acctA}, "")
+	e.apply()
+	bucket := "cm-members-cloudtrail-" + acctA
+	// A job waiting for confirmation stands for one still running.
+	ctl := s3control.NewFromConfig(world.Config(e.url, acctA, region), func(o *s3control.Options) { o.EndpointResolverV2 = hostless{e.url} })
+	job := must(ctl.CreateJob(ctx, &s3control.CreateJobInput{AccountId: aws.String(acctA), ConfirmationRequired: aws.Bool(true), Priority: aws.Int32(1),
+		Operation: &s3ctypes.JobOperation{S3ReplicateObject: &s3ctypes.S3ReplicateObjectOperation{}},
+		RoleArn:   aws.String(setup.RoleARN(acctA, setup.BatchRoleName)), Report: &s3ctypes.JobReport{Enabled: false},
+		ManifestGenerator: &s3ctypes.JobManifestGeneratorMemberS3JobManifestGenerator{Value: s3ctypes.S3JobManifestGenerator{SourceBucket: aws.String("arn:aws:s3:::" + bucket),
+			Filter: &s3ctypes.JobManifestGeneratorFilter{EligibleForReplication: aws.Bool(true), ObjectReplicationStatuses: []s3ctypes.ReplicationStatus{"NONE"}}}},
+	})).OK(t)
+	record := `{"jobs":[{"id":"` + aws.ToString(job.JobId) + `","created":"2026-12-01T00:00:00Z","missing":4,"status":"Active"}]}`
+	must(world.S3(e.url, acctA, region).PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(setup.BackfillPrefix + "jobs.json"), Body: strings.NewReader(record)})).OK(t)
+
+	out, _, _ := e.run("backfill", "--output", "json")
+	var r struct {
+		Accounts []struct {
+			JobID   string `json:"jobId"`
+			Resumed bool   `json:"resumed"`
+			Status  string `json:"status"`
+		} `json:"accounts"`
+	}
+	json.Unmarshal([]byte(out), &r)
+	if len(r.Accounts) != 1 || r.Accounts[0].JobID != aws.ToString(job.JobId) || !r.Accounts[0].Resumed || r.Accounts[0].Status != "Suspended" {
+		t.Fatalf("backfill with an unfinished job: %s", out)
+	}
+	if n := len(must(ctl.ListJobs(ctx, &s3control.ListJobsInput{AccountId: aws.String(acctA)})).OK(t).Jobs); n != 1 {
+		t.Fatalf("%d jobs after the rerun, want the one", n)
+	}
+	// Confirmed, it runs; the next run records how it ended and starts nothing.
+	must(ctl.UpdateJobStatus(ctx, &s3control.UpdateJobStatusInput{AccountId: aws.String(acctA), JobId: job.JobId, RequestedJobStatus: s3ctypes.RequestedJobStatusReady})).OK(t)
+	e.sb.WaitReplication(ctx)
+	if out, errOut, code := e.run("backfill", "--wait", "--poll", "10ms"); code != 0 || !strings.Contains(out, "nothing-missing") {
+		t.Fatalf("backfill after the confirmed job ran: exit %d\n%s%s", code, out, errOut)
+	}
+	rec := must(world.S3(e.url, acctA, region).GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String(setup.BackfillPrefix + "jobs.json")})).OK(t)
+	var saved struct{ Jobs []struct{ ID, Status string } }
+	json.NewDecoder(rec.Body).Decode(&saved)
+	if n := len(must(ctl.ListJobs(ctx, &s3control.ListJobsInput{AccountId: aws.String(acctA)})).OK(t).Jobs); n != 1 || len(saved.Jobs) != 1 || saved.Jobs[0].Status != "Complete" {
+		t.Fatalf("%d jobs, record %+v; want the one job, recorded Complete", n, saved)
+	}
+}
+
+// hostless serves S3 Control at the sandbox's address, without the account
+// id AWS's rules put in front of the host.
+type hostless struct{ url string }
+
+func (h hostless) ResolveEndpoint(ctx context.Context, p s3control.EndpointParameters) (smithyendpoints.Endpoint, error) {
+	u, err := url.Parse(h.url)
+	return smithyendpoints.Endpoint{URI: *u}, err
 }
