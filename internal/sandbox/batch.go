@@ -171,6 +171,11 @@ func (s *Sandbox) createJob(c *call) error {
 			return bad("the report bucket %s must exist in the job's region", in.Report.Bucket)
 		}
 	}
+	// The caller creates the job and passes the role to S3 Batch Operations,
+	// which it can only for a role of its own account.
+	if m := roleARNRE.FindStringSubmatch(in.RoleArn); m == nil || m[1] != c.caller.Account {
+		return accessDenied("User: %s is not authorized to perform: iam:PassRole on resource: \"%s\"", c.caller.display(), in.RoleArn)
+	}
 	// The caller creates the job and passes the role to S3 Batch Operations.
 	for action, res := range map[string]string{"s3:CreateJob": "*", "iam:PassRole": in.RoleArn} {
 		req := policy.Request{Caller: c.caller.policyCaller(), Action: action, Resource: res, Context: c.requestContext(nil)}

@@ -108,6 +108,11 @@ func (s *Sandbox) putReplication(c *call, b *bucket) error {
 	if len(cfg.Rules) == 0 || len(cfg.Rules) > 1000 {
 		return invalid("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema")
 	}
+	// PutBucketReplication needs iam:PassRole on the role (API reference), and
+	// a role can be passed only within its own account, by its root user too.
+	if m[1] != c.caller.Account {
+		return accessDenied("User: %s is not authorized to perform: iam:PassRole on resource: %s", c.caller.display(), cfg.Role)
+	}
 	if !c.caller.root() {
 		req := policy.Request{Caller: c.caller.policyCaller(), Action: "iam:PassRole", Resource: cfg.Role, Context: c.requestContext(nil)}
 		if s.identityDecision(c.caller, req) != policy.Allowed {
