@@ -37,7 +37,8 @@ func parseTemplate(body string) (*template, error) {
 			return nil, fmt.Errorf("Template format error: empty template")
 		}
 		var err error
-		if doc, err = fromNode(n.Content[0]); err != nil {
+		b := &expansion{nodes: maxTemplateNodes}
+		if doc, err = b.fromNode(n.Content[0], 0); err != nil {
 			return nil, err
 		}
 	}
@@ -78,11 +79,28 @@ func parseTemplate(body string) (*template, error) {
 	return t, nil
 }
 
-func fromNode(n *yaml.Node) (any, error) {
+// A template expands to at most this many nodes, at most this deep: YAML
+// aliases can name themselves (a cycle) or nest to expand exponentially in a
+// few hundred bytes. A 51,200-byte template (CloudFormation's limit for
+// TemplateBody) of plain YAML stays far below both.
+const (
+	maxTemplateNodes = 200_000
+	maxTemplateDepth = 100
+)
+
+var errExpansion = fmt.Errorf("Template format error: YAML not well-formed. (aliases expand beyond %d nodes or %d levels)", maxTemplateNodes, maxTemplateDepth)
+
+type expansion struct{ nodes int }
+
+func (b *expansion) fromNode(n *yaml.Node, depth int) (any, error) {
+	b.nodes--
+	if b.nodes < 0 || depth > maxTemplateDepth {
+		return nil, errExpansion
+	}
 	var v any
 	switch n.Kind {
 	case yaml.AliasNode:
-		return fromNode(n.Alias)
+		return b.fromNode(n.Alias, depth+1)
 	case yaml.ScalarNode:
 		if strings.HasPrefix(n.Tag, "!!") || n.Tag == "" {
 			if err := n.Decode(&v); err != nil {
@@ -94,7 +112,7 @@ func fromNode(n *yaml.Node) (any, error) {
 	case yaml.SequenceNode:
 		list := []any{}
 		for _, c := range n.Content {
-			e, err := fromNode(c)
+			e, err := b.fromNode(c, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -104,7 +122,7 @@ func fromNode(n *yaml.Node) (any, error) {
 	case yaml.MappingNode:
 		m := map[string]any{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			e, err := fromNode(n.Content[i+1])
+			e, err := b.fromNode(n.Content[i+1], depth+1)
 			if err != nil {
 				return nil, err
 			}

@@ -153,6 +153,8 @@ func FuzzTemplate(f *testing.F) {
 	f.Add(seedTemplate)
 	f.Add(`{"Resources":{"R":{"Type":"AWS::IAM::Role","Properties":{"RoleName":{"Fn::Join":["-",[{"Ref":"AWS::Region"},{"Fn::Select":[9,[]]}]]}}}}}`)
 	f.Add("Resources:\n  A: &x\n    Type: AWS::S3::Bucket\n  B: *x\n  C:\n    Type: !GetAtt A\n")
+	f.Add("Resources: &r\n  A:\n    Type: AWS::S3::Bucket\n    Properties: *r\n") // an alias inside its own anchor
+	f.Add(laughs)
 	f.Fuzz(func(t *testing.T, body string) {
 		tpl, err := parseTemplate(body)
 		if err != nil {
