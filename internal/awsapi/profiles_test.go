@@ -21,6 +21,7 @@ import (
 
 	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+	"github.com/trailkeeper/trailkeeper/internal/sandbox/sandboxtest"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
 
@@ -124,22 +125,14 @@ func TestPlainProfilesReadAsTheSDKReadsThem(t *testing.T) {
 // the sandbox, and accounts that share a profile load it once.
 func TestProfilesAgainstTheSandbox(t *testing.T) {
 	writeShared(t)
-	sb, err := sandbox.New(sandbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sb.Start("127.0.0.1:0", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close(); sb.Close() })
-	im := iam.NewFromConfig(world.Config(srv.URL, "222222222222", "us-east-1"))
+	_, url := sandboxtest.Start(t, sandbox.Options{})
+	im := iam.NewFromConfig(world.Config(url, "222222222222", "us-east-1"))
 	if _, err := im.CreateRole(context.Background(), &iam.CreateRoleInput{RoleName: aws.String("admin"), AssumeRolePolicyDocument: aws.String(
 		`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"111111111111"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"ext-1"}}}]}`)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ profile, account string }{{"static", "111111111111"}, {"member", "222222222222"}, {"self", "222222222222"}} {
-		cl, err := New(context.Background(), Target{Account: c.account, Region: "ap-northeast-1", Credentials: config.Credentials{Profile: c.profile}, Endpoint: srv.URL})
+		cl, err := New(context.Background(), Target{Account: c.account, Region: "ap-northeast-1", Credentials: config.Credentials{Profile: c.profile}, Endpoint: url})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/trailkeeper/trailkeeper/internal/cli"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+	"github.com/trailkeeper/trailkeeper/internal/sandbox/sandboxtest"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
 
@@ -50,16 +51,8 @@ func newEnv(t *testing.T, opts sandbox.Options) *env {
 	if opts.DeliveryInterval == 0 {
 		opts.DeliveryInterval, opts.DigestInterval = time.Hour, time.Hour
 	}
-	sb, err := sandbox.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sb.Start("127.0.0.1:0", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close(); sb.Close() })
-	e := &env{t: t, sb: sb, url: srv.URL, dir: t.TempDir(), members: map[string]world.Member{}}
+	sb, url := sandboxtest.Start(t, opts)
+	e := &env{t: t, sb: sb, url: url, dir: t.TempDir(), members: map[string]world.Member{}}
 	e.config = filepath.Join(e.dir, "trailkeeper.yaml")
 	return e
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/policy"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+	"github.com/trailkeeper/trailkeeper/internal/sandbox/sandboxtest"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
 
@@ -27,16 +28,8 @@ const leaseBucket = "lease-test-999999999999"
 // leaseOps is an archive bucket with Object Lock in a fresh sandbox.
 func leaseOps(t *testing.T) archiveOps {
 	t.Helper()
-	sb, err := sandbox.New(sandbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sb.Start("127.0.0.1:0", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close(); sb.Close() })
-	cl := world.S3(srv.URL, "999999999999", "us-east-1")
+	_, url := sandboxtest.Start(t, sandbox.Options{})
+	cl := world.S3(url, "999999999999", "us-east-1")
 	if _, err := cl.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(leaseBucket), ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
