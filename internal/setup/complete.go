@@ -43,14 +43,23 @@ func Compare(ctx context.Context, src *awsapi.Clients, archive *awsapi.Clients, 
 	base := t.LogPrefix() + account + "/"
 	regions := []string{t.HomeRegion}
 	if t.MultiRegion {
-		found, err := (store.S3{Client: src.S3, Bucket: t.Bucket}).Prefixes(ctx, base+"CloudTrail/")
-		if err != nil {
-			return nil, fmt.Errorf("account %s: %w", account, err)
+		// CloudTrail writes a digest every hour in every region of the trail,
+		// logs only where there was activity: a region may have digests only.
+		set := map[string]bool{}
+		for _, kind := range []string{"CloudTrail/", "CloudTrail-Digest/"} {
+			found, err := (store.S3{Client: src.S3, Bucket: t.Bucket}).Prefixes(ctx, base+kind)
+			if err != nil {
+				return nil, fmt.Errorf("account %s: %w", account, err)
+			}
+			for _, p := range found {
+				set[strings.TrimSuffix(strings.TrimPrefix(p, base+kind), "/")] = true
+			}
 		}
 		regions = nil
-		for _, p := range found {
-			regions = append(regions, strings.TrimSuffix(strings.TrimPrefix(p, base+"CloudTrail/"), "/"))
+		for r := range set {
+			regions = append(regions, r)
 		}
+		sort.Strings(regions)
 	}
 	c.Regions = len(regions)
 	for _, r := range regions {

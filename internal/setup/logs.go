@@ -66,8 +66,16 @@ func LastDay(ctx context.Context, cl *awsapi.Clients, t Trail, account string, n
 			src.Day.Add(l.Size)
 		}
 	})
-	if t.Validation {
-		src.DigestRegions = len(regions)
+	if err != nil || !t.Validation {
+		return src, err
 	}
-	return src, err
+	src.DigestRegions = len(regions)
+	if t.MultiRegion { // digests come from every region, logs only from active ones
+		found, err := (store.S3{Client: cl.S3, Bucket: t.Bucket}).Prefixes(ctx, t.LogPrefix()+account+"/CloudTrail-Digest/")
+		if err != nil {
+			return src, fmt.Errorf("account %s: %w", account, err)
+		}
+		src.DigestRegions = max(len(found), len(regions))
+	}
+	return src, nil
 }
