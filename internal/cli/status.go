@@ -176,7 +176,8 @@ func printStatus(w io.Writer, r *status.Report) {
 		ar.Account, ar.Bucket, lock, orDash(ar.Versioning), yesNo(ar.PublicAccessBlocked), yesNo(ar.TLSDeny), thousands(ar.PolicyBytes), thousands(ar.AccountsThatFit))
 	printCost(w, &r.Cost)
 	if len(r.Findings) == 0 {
-		fmt.Fprintln(w, "\n"+paint.good("Healthy")+": every account's trail reaches the archive.")
+		fmt.Fprintf(w, "\n%s: every account's trail reaches the archive, and the archive holds every log file and digest since %s.\n",
+			paint.good("Healthy"), r.Since.Format("2006-01-02 15:04 MST"))
 		return
 	}
 	fmt.Fprintln(w, "\nFindings:")

@@ -59,7 +59,7 @@ func TestStatusHealthy(t *testing.T) {
 		t.Fatalf("account status %+v", a)
 	}
 	out, _, _ := e.run("status")
-	if !strings.Contains(out, "Healthy: every account's trail reaches the archive.") || !strings.Contains(out, "Object Lock GOVERNANCE 400 days") {
+	if !strings.Contains(out, "Healthy: every account's trail reaches the archive, and the archive holds every log file and digest since ") || !strings.Contains(out, "Object Lock GOVERNANCE 400 days") {
 		t.Fatalf("text status:\n%s", out)
 	}
 }
