@@ -206,7 +206,7 @@ func (s *Sandbox) createJob(c *call) error {
 		s.st.Jobs = map[string]*batchJob{}
 	}
 	s.st.Jobs[j.ID] = j
-	s.dirty.Store(true)
+	s.changed()
 	if j.Confirm {
 		j.Status = "Suspended"
 	} else {
@@ -230,7 +230,7 @@ func (s *Sandbox) startJob(j *batchJob) {
 		s.runJob(j)
 		now := time.Now().UTC()
 		j.Terminated = &now
-		s.dirty.Store(true)
+		s.changed()
 	}()
 }
 
@@ -547,7 +547,7 @@ func (s *Sandbox) updateJobStatus(c *call, id string) error {
 		return errorf(409, "JobStatusException", "job %s is %s and cannot become %s", j.ID, j.Status, requested)
 	}
 	j.UpdateReason = q.Get("statusUpdateReason")
-	s.dirty.Store(true)
+	s.changed()
 	return writeControlXML(c, "UpdateJobStatusResult", struct{ JobId, Status, StatusUpdateReason string }{j.ID, j.Status, j.UpdateReason})
 }
 

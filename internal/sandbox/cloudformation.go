@@ -202,7 +202,7 @@ func (s *Sandbox) createStack(c *call, p url.Values) (any, error) {
 		Name: name, Region: c.region, Created: time.Now().UTC(), Template: p.Get("TemplateBody"), Params: params,
 		Capabilities: members(p, "Capabilities"), Tags: queryTags(p)}
 	s.st.account(c.caller.Account).Stacks[st.ID] = st
-	s.dirty.Store(true)
+	s.changed()
 	st.Status = "CREATE_IN_PROGRESS"
 	st.event(name, st.ID, "AWS::CloudFormation::Stack", "CREATE_IN_PROGRESS", "User Initiated")
 	// Stacks are small here: converge before answering, so the first
@@ -263,7 +263,7 @@ func (s *Sandbox) updateStack(c *call, p url.Values) (any, error) {
 		st.Status = "UPDATE_COMPLETE"
 	}
 	st.event(st.Name, st.ID, "AWS::CloudFormation::Stack", st.Status, "")
-	s.dirty.Store(true)
+	s.changed()
 	return struct{ StackId string }{st.ID}, nil
 }
 
@@ -588,7 +588,7 @@ func (s *Sandbox) deleteStack(c *call, p url.Values) (any, error) {
 		st.Status, st.Deleted, st.Outputs = "DELETE_COMPLETE", time.Now().UTC(), nil
 	}
 	st.event(st.Name, st.ID, "AWS::CloudFormation::Stack", st.Status, "")
-	s.dirty.Store(true)
+	s.changed()
 	return nil, nil
 }
 

@@ -158,7 +158,7 @@ func (s *Sandbox) ctCreateTrail(c *call, in map[string]any) (any, error) {
 		return nil, err
 	}
 	a.Trails[arn] = t
-	s.dirty.Store(true)
+	s.changed()
 	return trailJSON(t), nil
 }
 
@@ -180,7 +180,7 @@ func (s *Sandbox) ctUpdateTrail(c *call, in map[string]any) (any, error) {
 		cp.Chains = map[string]*chain{} // turning validation on starts new chains
 	}
 	*t = cp
-	s.dirty.Store(true)
+	s.changed()
 	return trailJSON(t), nil
 }
 
@@ -256,7 +256,7 @@ func (s *Sandbox) ctDeleteTrail(c *call, in map[string]any) (any, error) {
 		return nil, errorf(400, "InvalidHomeRegionException", "This operation must be called from the trail's home region (%s).", t.HomeRegion)
 	}
 	delete(s.st.account(c.caller.Account).Trails, t.ARN)
-	s.dirty.Store(true)
+	s.changed()
 	return map[string]any{}, nil
 }
 
@@ -344,7 +344,7 @@ func (s *Sandbox) ctStartLogging(c *call, in map[string]any) (any, error) {
 		t.Logging, t.StartedLogging = true, time.Now().UTC()
 		t.Chains = map[string]*chain{} // a stopped chain never resumes: the next digest starts a new one
 	}
-	s.dirty.Store(true)
+	s.changed()
 	return map[string]any{}, nil
 }
 
@@ -369,7 +369,7 @@ func (s *Sandbox) ctStopLogging(c *call, in map[string]any) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t.Logging, t.StoppedLogging = false, time.Now().UTC()
-	s.dirty.Store(true)
+	s.changed()
 	return map[string]any{}, nil
 }
 

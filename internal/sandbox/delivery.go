@@ -46,7 +46,7 @@ func (s *Sandbox) signingKey(region string) (*rsa.PrivateKey, error) {
 	s.mu.Lock()
 	s.keys[region] = &signingKey{priv: priv, created: time.Now().UTC().Add(-time.Hour).Truncate(time.Second)}
 	s.mu.Unlock()
-	s.dirty.Store(true)
+	s.changed()
 	return priv, nil
 }
 
@@ -289,7 +289,7 @@ func (s *Sandbox) deliver(arn string, digests bool) {
 			s.deliverDigest(t, r, now)
 		}
 	}
-	s.dirty.Store(true)
+	s.changed()
 }
 
 func (s *Sandbox) intn(n int) int {

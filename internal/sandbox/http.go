@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -87,6 +88,13 @@ func (s *Sandbox) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("x-amz-request-id", c.requestID)
 	w.Header().Set("x-amzn-RequestId", c.requestID)
+	// A change is acknowledged only once the data dir holds it: the answer
+	// waits in a buffer until then.
+	var held *heldResponse
+	if s.opts.DataDir != "" && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		held = &heldResponse{header: http.Header{}, status: 200}
+		c.w = held
+	}
 	var err error
 	if c.caller, err = s.resolveCaller(cred); err == nil {
 		if rate := s.currentFaultRate(); rate > 0 && s.chance(rate) {
@@ -98,7 +106,42 @@ func (s *Sandbox) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.writeError(c, err)
 	}
+	if held != nil {
+		if derr := s.durable(); derr != nil {
+			held = &heldResponse{header: http.Header{}}
+			c.w = held
+			s.writeError(c, errorf(500, "InternalError", "the sandbox could not save its state: %v", derr))
+		}
+		held.send(w)
+	}
 	s.afterCall(c)
+}
+
+// heldResponse keeps an answer until it may be sent.
+type heldResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+	wrote  bool
+}
+
+func (h *heldResponse) Header() http.Header { return h.header }
+func (h *heldResponse) WriteHeader(status int) {
+	if !h.wrote {
+		h.status, h.wrote = status, true
+	}
+}
+func (h *heldResponse) Write(p []byte) (int, error) {
+	h.WriteHeader(200)
+	return h.body.Write(p)
+}
+
+func (h *heldResponse) send(w http.ResponseWriter) {
+	for k, v := range h.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(h.status)
+	w.Write(h.body.Bytes())
 }
 
 func isLoopback(ip string) bool {

@@ -201,7 +201,7 @@ func withEntity[E any](s *Sandbox, param, kind, action string, find func(*accoun
 		}
 		out, err := fn(c, p, e)
 		if err == nil && !c.readOnly {
-			s.dirty.Store(true)
+			s.changed()
 		}
 		return out, err
 	}
@@ -263,7 +263,7 @@ func (s *Sandbox) createRole(c *call, p url.Values) (any, error) {
 		r.MaxSession = n
 	}
 	s.st.account(c.caller.Account).Roles[r.Name] = r
-	s.dirty.Store(true)
+	s.changed()
 	return struct{ Role roleXML }{r.xml(c.caller.Account)}, nil
 }
 
@@ -351,7 +351,7 @@ func (s *Sandbox) assumeRole(c *call, p url.Values) (any, error) {
 	sess := &session{Account: m[1], Role: r.Name, RoleID: r.ID, Name: name, Secret: randomHex(20), Token: randomHex(64),
 		Expires: time.Now().UTC().Add(time.Duration(dur) * time.Second)}
 	s.st.Sessions[key] = sess
-	s.dirty.Store(true)
+	s.changed()
 	type creds struct{ AccessKeyId, SecretAccessKey, SessionToken, Expiration string }
 	return struct {
 		Credentials     creds

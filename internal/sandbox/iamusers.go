@@ -52,7 +52,7 @@ func (s *Sandbox) userActions() map[string]queryHandler {
 			}
 			u := &user{Name: name, ID: randomID("AIDA", 17), Path: path, Created: time.Now().UTC(), Inline: map[string]string{}}
 			a.Users[name] = u
-			s.dirty.Store(true)
+			s.changed()
 			return struct{ User userXML }{u.xml(c.caller.Account)}, nil
 		},
 		"GetUser": withUser("GetUser", func(c *call, p url.Values, u *user) (any, error) {

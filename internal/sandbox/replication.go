@@ -264,6 +264,20 @@ func (s *Sandbox) enqueueReplication(b *bucket, v *version) {
 	}
 }
 
+// resumeReplications queues again what a stopped (or killed) sandbox left
+// PENDING: S3 finishes those, it does not forget them. Callers hold s.mu.
+func (s *Sandbox) resumeReplications() {
+	for _, b := range s.st.Buckets {
+		for _, vs := range b.Objects {
+			for _, v := range vs {
+				if v.Replication == "PENDING" {
+					s.enqueueReplication(b, v)
+				}
+			}
+		}
+	}
+}
+
 func (s *Sandbox) replicator() {
 	defer s.done.Done()
 	for {
@@ -309,7 +323,7 @@ func (s *Sandbox) replicate(j replicationJob) {
 		return
 	}
 	reason := s.replicateVersion(src, rule, v)
-	s.dirty.Store(true)
+	s.changed()
 	if v.DeleteMarker {
 		return
 	}

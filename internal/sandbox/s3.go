@@ -120,7 +120,7 @@ func (s *Sandbox) bucketOp(c *call, name string, q map[string][]string) error {
 			return err
 		}
 		if i > 0 {
-			s.dirty.Store(true)
+			s.changed()
 		}
 		return fn(c, b)
 	}
@@ -228,7 +228,7 @@ func (s *Sandbox) createBucket(c *call, name string) error {
 		b.ObjectLock, b.Versioning = true, "Enabled"
 	}
 	s.st.Buckets[name] = b
-	s.dirty.Store(true)
+	s.changed()
 	c.resourceAccount = b.Owner
 	c.w.Header().Set("Location", "/"+name)
 	return nil
@@ -245,7 +245,7 @@ func (s *Sandbox) deleteBucket(c *call, name string) error {
 		return errorf(409, "BucketNotEmpty", "The bucket you tried to delete is not empty. You must delete all versions in the bucket.")
 	}
 	delete(s.st.Buckets, name)
-	s.dirty.Store(true)
+	s.changed()
 	c.status = 204
 	c.w.WriteHeader(204)
 	return nil

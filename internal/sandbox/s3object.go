@@ -198,7 +198,7 @@ func (s *Sandbox) addVersion(b *bucket, v *version, data []byte) error {
 	}
 	b.Objects[v.Key] = append(vs, v)
 	s.enqueueReplication(b, v)
-	s.dirty.Store(true)
+	s.changed()
 	return nil
 }
 
@@ -455,7 +455,7 @@ func (s *Sandbox) removeObject(c *call, b *bucket, key, vid string) (bool, strin
 				b.sorted = nil
 				s.blobs.del(blobID(b.Name, "null", key))
 			}
-			s.dirty.Store(true)
+			s.changed()
 			return false, "", nil
 		}
 		dm := &version{Key: key, ID: "null", DeleteMarker: true, LastModified: time.Now().UTC(), Owner: c.caller.Account}
@@ -489,7 +489,7 @@ func (s *Sandbox) removeObject(c *call, b *bucket, key, vid string) (bool, strin
 		} else {
 			b.Objects[key] = vs
 		}
-		s.dirty.Store(true)
+		s.changed()
 		return v.DeleteMarker, vid, nil
 	}
 	if !versionIDLooksValid(vid) {
@@ -663,7 +663,7 @@ func (s *Sandbox) objectLockOp(c *call, bkt, key string, q url.Values) error {
 			}
 		}
 		v.LockMode, v.RetainUntil = r.Mode, t.UTC()
-		s.dirty.Store(true)
+		s.changed()
 		return nil
 	case i == 0:
 		st := "OFF"
@@ -677,7 +677,7 @@ func (s *Sandbox) objectLockOp(c *call, bkt, key string, q url.Values) error {
 			return err
 		}
 		v.LegalHold = lh.Status == "ON"
-		s.dirty.Store(true)
+		s.changed()
 		return nil
 	}
 }
@@ -715,7 +715,7 @@ func (s *Sandbox) createUpload(c *call, bkt, key string) error {
 	}
 	u := &upload{ID: randomHex(24), Key: key, Created: time.Now().UTC(), Header: objectHeaders(c.r.Header), Parts: map[int]*version{}}
 	b.Uploads[u.ID] = u
-	s.dirty.Store(true)
+	s.changed()
 	return writeXML(c, "InitiateMultipartUploadResult", struct{ Bucket, Key, UploadId string }{bkt, key, u.ID})
 }
 
@@ -752,7 +752,7 @@ func (s *Sandbox) uploadPart(c *call, bkt, key string, q url.Values) error {
 		return err
 	}
 	u.Parts[n] = p
-	s.dirty.Store(true)
+	s.changed()
 	c.w.Header().Set("ETag", p.ETag)
 	for alg, v := range sums {
 		c.w.Header().Set("x-amz-checksum-"+strings.ToLower(alg), v)
@@ -833,7 +833,7 @@ func (s *Sandbox) abortUpload(c *call, bkt, key, id string) error {
 		s.blobs.del(blobID(bkt, p.ID, key))
 	}
 	delete(b.Uploads, id)
-	s.dirty.Store(true)
+	s.changed()
 	c.status = 204
 	c.w.WriteHeader(204)
 	return nil

@@ -68,14 +68,20 @@ type Sandbox struct {
 	replQueue   chan replicationJob
 	replPending atomic.Int64
 	calls       callCounter
-	dirty       atomic.Bool
-	stop        chan struct{}
-	done        sync.WaitGroup
-	closeOnce   sync.Once
-	rng         *rand.Rand
-	rngMu       sync.Mutex
-	faultRate   atomic.Uint64 // math.Float64bits of the share of requests that fail
-	latency     atomic.Int64  // time.Duration added to every answer
+	// Durability: changes counts changes to the state, saved how many of
+	// them the data dir holds; commits wakes the saver, and saves tell waiters.
+	changes, saved atomic.Uint64
+	commits        chan struct{}
+	savedMu        sync.Mutex
+	savedCond      *sync.Cond
+	saveErr        error // the last save's failure, reported to waiters
+	stop           chan struct{}
+	done           sync.WaitGroup
+	closeOnce      sync.Once
+	rng            *rand.Rand
+	rngMu          sync.Mutex
+	faultRate      atomic.Uint64 // math.Float64bits of the share of requests that fail
+	latency        atomic.Int64  // time.Duration added to every answer
 
 	// Built once in New: the handlers of each service, and parsed policy
 	// documents by text (guarded by mu), so requests do not redo either.
@@ -143,7 +149,9 @@ func New(opts Options) (*Sandbox, error) {
 		stop:      make(chan struct{}),
 		rng:       rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)),
 		calls:     callCounter{m: map[string]int{}},
+		commits:   make(chan struct{}, 1),
 	}
+	s.savedCond = sync.NewCond(&s.savedMu)
 	s.SetFaultRate(opts.FaultRate)
 	s.SetLatency(opts.Latency)
 	s.iamHandlers, s.stsHandlers, s.cfnHandlers = s.iamActions(), s.stsActions(), s.cfnActions()
@@ -157,6 +165,7 @@ func New(opts Options) (*Sandbox, error) {
 		}
 	}
 	s.mu.Lock()
+	s.resumeReplications()
 	s.resumeJobs()
 	s.mu.Unlock()
 	s.done.Add(3)
@@ -378,6 +387,7 @@ func (s *Sandbox) save() error {
 		return nil
 	}
 	s.mu.Lock()
+	upTo := s.changes.Load() // every change so far is in this snapshot
 	snap := snapshot{State: s.st, Keys: s.keyDER()}
 	data, err := json.Marshal(snap)
 	s.mu.Unlock()
@@ -385,14 +395,65 @@ func (s *Sandbox) save() error {
 		return err
 	}
 	path := filepath.Join(s.opts.DataDir, "state.json")
-	if err := os.WriteFile(path+".tmp", data, 0o600); err != nil {
-		return err
+	err = writeSynced(path+".tmp", data)
+	if err == nil {
+		err = os.Rename(path+".tmp", path)
 	}
-	return os.Rename(path+".tmp", path)
+	s.savedMu.Lock()
+	if s.saveErr = err; err == nil {
+		s.saved.Store(max(s.saved.Load(), upTo))
+	}
+	s.savedCond.Broadcast()
+	s.savedMu.Unlock()
+	return err
 }
 
-// persistLoop saves state shortly after it changes, so a killed sandbox loses at
-// most the last moment.
+// writeSynced writes a file and flushes it to the disk.
+func writeSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// changed records a change of the state, for the saver.
+func (s *Sandbox) changed() { s.changes.Add(1) }
+
+// durable waits until the data dir holds every change made so far: a request
+// that changed something is answered only then, so an acknowledged write
+// survives kill -9. Saves are grouped: one snapshot answers every request
+// waiting for it.
+func (s *Sandbox) durable() error {
+	if s.opts.DataDir == "" {
+		return nil
+	}
+	target := s.changes.Load()
+	s.savedMu.Lock()
+	defer s.savedMu.Unlock()
+	for s.saved.Load() < target {
+		select {
+		case s.commits <- struct{}{}:
+		default: // a save is already asked for
+		}
+		s.savedCond.Wait()
+		if s.saved.Load() < target && s.saveErr != nil {
+			return s.saveErr
+		}
+	}
+	return nil
+}
+
+// persistLoop saves the state when a request waits for it, and otherwise
+// shortly after it changes (replications, deliveries).
 func (s *Sandbox) persistLoop() {
 	defer s.done.Done()
 	t := time.NewTicker(200 * time.Millisecond)
@@ -401,11 +462,12 @@ func (s *Sandbox) persistLoop() {
 		select {
 		case <-s.stop:
 			return
+		case <-s.commits:
 		case <-t.C:
-			if s.dirty.Swap(false) {
-				if err := s.save(); err != nil {
-					s.opts.Logger.Error("save sandbox state", "err", err)
-				}
+		}
+		if s.changes.Load() > s.saved.Load() {
+			if err := s.save(); err != nil {
+				s.opts.Logger.Error("save sandbox state", "err", err)
 			}
 		}
 	}
