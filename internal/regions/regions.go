@@ -26,3 +26,11 @@ func All() []string {
 	sort.Strings(out)
 	return out
 }
+
+// EnabledByDefault are the regions every account has without opting in (those
+// launched before March 2019): a multi-region trail logs in these.
+func EnabledByDefault() []string {
+	return []string{"ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1", "ap-southeast-1", "ap-southeast-2",
+		"ca-central-1", "eu-central-1", "eu-north-1", "eu-west-1", "eu-west-2", "eu-west-3", "sa-east-1",
+		"us-east-1", "us-east-2", "us-west-1", "us-west-2"}
+}

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	regionlist "github.com/trailkeeper/trailkeeper/internal/regions"
 	mrand "math/rand/v2"
 	"sort"
 	"strings"
@@ -281,9 +282,16 @@ func (s *Sandbox) deliver(arn string, digests bool) {
 		s.deliverLog(t, r, now)
 	}
 	if digests && t.LogValidation {
+		// CloudTrail delivers a digest every hour for every region the trail
+		// logs, with an empty logFiles list when nothing was delivered there.
 		regions := map[string]bool{t.HomeRegion: true}
 		for r := range t.Chains {
 			regions[r] = true
+		}
+		if t.MultiRegion {
+			for _, r := range regionlist.EnabledByDefault() {
+				regions[r] = true
+			}
 		}
 		for _, r := range sortedSet(regions) {
 			s.deliverDigest(t, r, now)

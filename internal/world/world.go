@@ -28,6 +28,8 @@ type Member struct {
 	KMSKey  string // the trail's KMS key, if any
 	// Validation turns log file validation on at creation (the seed's trails have it off).
 	Validation bool
+	// MultiRegion makes the trail log in every region (and get a digest in each).
+	MultiRegion bool
 }
 
 func (m *Member) defaults() {
@@ -85,7 +87,7 @@ func CreateMember(ctx context.Context, endpoint string, m Member) error {
 		return fmt.Errorf("account %s: trail bucket policy: %w", m.Account, err)
 	}
 	ct := cloudtrail.NewFromConfig(cfg)
-	tin := &cloudtrail.CreateTrailInput{Name: &m.Trail, S3BucketName: &m.Bucket, EnableLogFileValidation: aws.Bool(m.Validation)}
+	tin := &cloudtrail.CreateTrailInput{Name: &m.Trail, S3BucketName: &m.Bucket, EnableLogFileValidation: aws.Bool(m.Validation), IsMultiRegionTrail: aws.Bool(m.MultiRegion)}
 	if m.Prefix != "" {
 		tin.S3KeyPrefix = &m.Prefix
 	}
