@@ -293,3 +293,31 @@ func BenchmarkReplication(b *testing.B) {
 		}
 	}
 }
+
+// A multi-region trail with validation gets a digest every hour in every
+// region it logs, with an empty logFiles list where nothing happened
+// (CloudTrail User Guide, digest files), seen through the AWS CLI.
+func TestDigestsInEveryRegionOfAMultiRegionTrail(t *testing.T) {
+	e := newEnv(t, Options{DeliveryInterval: time.Hour, DigestInterval: time.Hour})
+	c := newCLI(t, e.url)
+	bucket := "trail-" + sourceAcct
+	arn := "arn:aws:cloudtrail:" + region + ":" + sourceAcct + ":trail/All"
+	c.ok(sourceAcct, "s3api", "create-bucket", "--bucket", bucket, "--create-bucket-configuration", "LocationConstraint="+region)
+	c.ok(sourceAcct, "s3api", "put-bucket-policy", "--bucket", bucket, "--policy", trailBucketPolicy(bucket, sourceAcct, arn, ""))
+	c.ok(sourceAcct, "cloudtrail", "create-trail", "--name", "All", "--s3-bucket-name", bucket, "--is-multi-region-trail", "--enable-log-file-validation")
+	c.ok(sourceAcct, "cloudtrail", "start-logging", "--name", "All")
+	c.ok(sourceAcct, "s3api", "list-buckets") // activity in the home region only
+	e.sb.Deliver()
+	prefix := "AWSLogs/" + sourceAcct + "/CloudTrail-Digest/"
+	out := c.ok(sourceAcct, "s3api", "list-objects-v2", "--bucket", bucket, "--prefix", prefix, "--delimiter", "/", "--query", "CommonPrefixes[].Prefix", "--output", "text")
+	if got := strings.Fields(out); len(got) != 17 {
+		t.Fatalf("digest regions: %d (%v), want the 17 enabled by default", len(got), got)
+	}
+	key := c.ok(sourceAcct, "s3api", "list-objects-v2", "--bucket", bucket, "--prefix", prefix+"sa-east-1/", "--query", "Contents[0].Key", "--output", "text")
+	obj := must(e.s3(sourceAcct).GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})).OK(t)
+	data, _ := io.ReadAll(obj.Body)
+	obj.Body.Close()
+	if digest := string(testenv.Gunzip(t, data)); !strings.Contains(digest, `"logFiles":[]`) || !strings.Contains(key, "_CloudTrail-Digest_sa-east-1_All_"+region+"_") {
+		t.Fatalf("digest %s of a region without logs: %s", key, digest)
+	}
+}

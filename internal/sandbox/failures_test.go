@@ -394,3 +394,17 @@ func TestObjectLockNeedsAnIntegrityCheck(t *testing.T) {
 	os.WriteFile(body, []byte("x"), 0o600)
 	c.ok(archiveAcct, "s3api", "put-object", "--bucket", p.archive, "--key", key, "--body", body)
 }
+
+// An account cannot make its bucket replicate with another account's role:
+// PutBucketReplication needs iam:PassRole, which works within an account only.
+func TestReplicationWithAnotherAccountsRole(t *testing.T) {
+	e := newEnv(t, Options{})
+	p := newPair(t, e)
+	c := newCLI(t, e.url)
+	cfg := `{"Role":"arn:aws:iam::` + archiveAcct + `:role/admin","Rules":[{"ID":"x","Priority":1,"Status":"Enabled","Filter":{"Prefix":"AWSLogs/"},
+"DeleteMarkerReplication":{"Status":"Disabled"},"Destination":{"Bucket":"arn:aws:s3:::` + p.archive + `"}}]}`
+	_, err := c.run(sourceAcct, "s3api", "put-bucket-replication", "--bucket", p.source, "--replication-configuration", cfg)
+	if err == nil || !strings.Contains(err.Error(), "AccessDenied") || !strings.Contains(err.Error(), "iam:PassRole") {
+		t.Fatalf("a replication rule with another account's role: %v", err)
+	}
+}

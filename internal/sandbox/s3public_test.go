@@ -1,14 +1,8 @@
 package sandbox
 
 import (
-	"io"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/trailkeeper/trailkeeper/internal/testenv"
 
 	"github.com/trailkeeper/trailkeeper/internal/policy"
 )
@@ -68,46 +62,4 @@ func TestBlockPublicPolicyRejectsAPublicPolicy(t *testing.T) {
 	c.ok(archiveAcct, "s3api", "put-public-access-block", "--bucket", bucket, "--public-access-block-configuration",
 		"BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=false,RestrictPublicBuckets=true")
 	c.ok(archiveAcct, "s3api", "put-bucket-policy", "--bucket", bucket, "--policy", public)
-}
-
-// An account cannot make its bucket replicate with another account's role:
-// PutBucketReplication needs iam:PassRole, which works within an account only.
-func TestReplicationWithAnotherAccountsRole(t *testing.T) {
-	e := newEnv(t, Options{})
-	p := newPair(t, e)
-	c := newCLI(t, e.url)
-	cfg := `{"Role":"arn:aws:iam::` + archiveAcct + `:role/admin","Rules":[{"ID":"x","Priority":1,"Status":"Enabled","Filter":{"Prefix":"AWSLogs/"},
-"DeleteMarkerReplication":{"Status":"Disabled"},"Destination":{"Bucket":"arn:aws:s3:::` + p.archive + `"}}]}`
-	_, err := c.run(sourceAcct, "s3api", "put-bucket-replication", "--bucket", p.source, "--replication-configuration", cfg)
-	if err == nil || !strings.Contains(err.Error(), "AccessDenied") || !strings.Contains(err.Error(), "iam:PassRole") {
-		t.Fatalf("a replication rule with another account's role: %v", err)
-	}
-}
-
-// A multi-region trail with validation gets a digest every hour in every
-// region it logs, with an empty logFiles list where nothing happened
-// (CloudTrail User Guide, digest files), seen through the AWS CLI.
-func TestDigestsInEveryRegionOfAMultiRegionTrail(t *testing.T) {
-	e := newEnv(t, Options{DeliveryInterval: time.Hour, DigestInterval: time.Hour})
-	c := newCLI(t, e.url)
-	bucket := "trail-" + sourceAcct
-	arn := "arn:aws:cloudtrail:" + region + ":" + sourceAcct + ":trail/All"
-	c.ok(sourceAcct, "s3api", "create-bucket", "--bucket", bucket, "--create-bucket-configuration", "LocationConstraint="+region)
-	c.ok(sourceAcct, "s3api", "put-bucket-policy", "--bucket", bucket, "--policy", trailBucketPolicy(bucket, sourceAcct, arn, ""))
-	c.ok(sourceAcct, "cloudtrail", "create-trail", "--name", "All", "--s3-bucket-name", bucket, "--is-multi-region-trail", "--enable-log-file-validation")
-	c.ok(sourceAcct, "cloudtrail", "start-logging", "--name", "All")
-	c.ok(sourceAcct, "s3api", "list-buckets") // activity in the home region only
-	e.sb.Deliver()
-	prefix := "AWSLogs/" + sourceAcct + "/CloudTrail-Digest/"
-	out := c.ok(sourceAcct, "s3api", "list-objects-v2", "--bucket", bucket, "--prefix", prefix, "--delimiter", "/", "--query", "CommonPrefixes[].Prefix", "--output", "text")
-	if got := strings.Fields(out); len(got) != 17 {
-		t.Fatalf("digest regions: %d (%v), want the 17 enabled by default", len(got), got)
-	}
-	key := c.ok(sourceAcct, "s3api", "list-objects-v2", "--bucket", bucket, "--prefix", prefix+"sa-east-1/", "--query", "Contents[0].Key", "--output", "text")
-	obj := must(e.s3(sourceAcct).GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})).OK(t)
-	data, _ := io.ReadAll(obj.Body)
-	obj.Body.Close()
-	if digest := string(testenv.Gunzip(t, data)); !strings.Contains(digest, `"logFiles":[]`) || !strings.Contains(key, "_CloudTrail-Digest_sa-east-1_All_"+region+"_") {
-		t.Fatalf("digest %s of a region without logs: %s", key, digest)
-	}
 }
