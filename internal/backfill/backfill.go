@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -102,7 +103,7 @@ func Run(ctx context.Context, e *setup.Env, opts Options) ([]*Result, error) {
 	c := e.Config
 	var sources []config.Source
 	for _, s := range c.Sources {
-		if (len(opts.Accounts) == 0 || contains(opts.Accounts, s.AccountID)) && e.Sources[s.AccountID] != nil {
+		if (len(opts.Accounts) == 0 || slices.Contains(opts.Accounts, s.AccountID)) && e.Sources[s.AccountID] != nil {
 			sources = append(sources, s)
 		}
 	}
@@ -361,13 +362,4 @@ func (r *Result) Codes() []string {
 		return r.Reasons[out[i]] > r.Reasons[out[j]] || r.Reasons[out[i]] == r.Reasons[out[j]] && out[i] < out[j]
 	})
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
