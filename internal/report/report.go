@@ -1,7 +1,9 @@
 // Package report renders one self-contained HTML page (no scripts, nothing
 // fetched): the status table, a heatmap of accounts by hour showing whether log
 // files and digests exist in each source and in the archive, and replication lag
-// over time, so that a gap or a replication stall is visible at a glance.
+// over time where Last-Modified shows it, so that a gap is visible at a glance.
+// S3 gives a replica its source's creation time, so on AWS (and the sandbox)
+// the lag chart stays hidden; CloudWatch's ReplicationLatency has the real lag.
 package report
 
 import (

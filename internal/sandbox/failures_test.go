@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -406,5 +407,28 @@ func TestReplicationWithAnotherAccountsRole(t *testing.T) {
 	_, err := c.run(sourceAcct, "s3api", "put-bucket-replication", "--bucket", p.source, "--replication-configuration", cfg)
 	if err == nil || !strings.Contains(err.Error(), "AccessDenied") || !strings.Contains(err.Error(), "iam:PassRole") {
 		t.Fatalf("a replication rule with another account's role: %v", err)
+	}
+}
+
+// The archive's default retention applies to a replica and counts from when it
+// arrives (its creation time, which it keeps from the source, is checked by
+// TestBatchReplicationWithTheCLI, where the copy comes later).
+func TestReplicaRetention(t *testing.T) {
+	e := newEnv(t, Options{})
+	p := newPair(t, e)
+	p.grant(t, sourceAcct)
+	key := "AWSLogs/" + sourceAcct + "/CloudTrail/" + region + "/2026/12/03/kept.json.gz"
+	c := newCLI(t, e.url)
+	body := c.file("log.json.gz", "x")
+	c.ok(sourceAcct, "s3api", "put-object", "--bucket", p.source, "--key", key, "--body", strings.TrimPrefix(body, "file://"))
+	e.waitReplication()
+	src := headObject(t, c, sourceAcct, p.source, key)
+	dst := headObject(t, c, archiveAcct, p.archive, key)
+	if dst["ReplicationStatus"] != "REPLICA" || src["LastModified"] != dst["LastModified"] { // same second here
+		t.Fatalf("replica %v %v, source %v", dst["ReplicationStatus"], dst["LastModified"], src["LastModified"])
+	}
+	until, err := time.Parse(time.RFC3339, fmt.Sprint(dst["ObjectLockRetainUntilDate"]))
+	if err != nil || dst["ObjectLockMode"] != "GOVERNANCE" || until.Before(time.Now().Add(23*time.Hour)) {
+		t.Fatalf("replica retention %v until %v, want the archive's default of 1 day from its arrival", dst["ObjectLockMode"], dst["ObjectLockRetainUntilDate"])
 	}
 }

@@ -391,9 +391,12 @@ func (s *Sandbox) replicateVersion(src *bucket, rule *replicationRule, v *versio
 	replica := *v
 	replica.Replication, replica.ReplicationWhy = "REPLICA", ""
 	replica.Owner = dst.Owner
-	// A replica is a new version of the destination: its Last-Modified is when it
-	// was written there, and default retention counts from then. [verify on AWS]
-	replica.LastModified = time.Now().UTC()
+	// "Creation time of the replica remains the same as the corresponding
+	// object in the source bucket" (User Guide, replication and lifecycle): the
+	// replica keeps the source's Last-Modified. The destination's default
+	// retention counts from when the replica is written, the stricter reading
+	// (the guide says only that the default applies).
+	written := time.Now().UTC()
 	if rule.Destination.StorageClass != "" {
 		replica.StorageClass = rule.Destination.StorageClass
 	}
@@ -401,7 +404,7 @@ func (s *Sandbox) replicateVersion(src *bucket, rule *replicationRule, v *versio
 		replica.KMSKey = rule.Destination.EncryptionConfiguration.ReplicaKmsKeyID
 	}
 	if replica.LockMode == "" && dst.LockRule != nil {
-		replica.LockMode, replica.RetainUntil = dst.LockRule.Mode, retainUntil(replica.LastModified, dst.LockRule)
+		replica.LockMode, replica.RetainUntil = dst.LockRule.Mode, retainUntil(written, dst.LockRule)
 	}
 	if !v.DeleteMarker {
 		data, err := s.blobs.get(blobID(src.Name, v.ID, v.Key))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -71,6 +72,11 @@ func TestBatchReplicationWithTheCLI(t *testing.T) {
 		must(src.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.source, Key: &key, Body: bytes.NewReader([]byte(k))})).OK(t)
 		before = append(before, key)
 	}
+	// The job runs in a later second than the writes, so that a replica's
+	// Last-Modified tells its own time from its source's.
+	for written := time.Now().Truncate(time.Second); !time.Now().Truncate(time.Second).After(written); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	must(src.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: &p.source, ReplicationConfiguration: p.rule(nil)})).OK(t)
 	after := "AWSLogs/" + sourceAcct + "/CloudTrail/" + region + "/2026/12/02/d.json.gz"
 	must(src.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.source, Key: &after, Body: bytes.NewReader([]byte("d"))})).OK(t)
@@ -98,8 +104,11 @@ func TestBatchReplicationWithTheCLI(t *testing.T) {
 	for _, k := range before {
 		h := must(arch.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &p.archive, Key: &k})).OK(t)
 		sh := must(src.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &p.source, Key: &k})).OK(t)
-		if h.ReplicationStatus != "REPLICA" || sh.ReplicationStatus != "COMPLETED" || aws.ToString(h.VersionId) != aws.ToString(sh.VersionId) {
-			t.Fatalf("%s after the job: archive %s %s, source %s %s", k, h.ReplicationStatus, aws.ToString(h.VersionId), sh.ReplicationStatus, aws.ToString(sh.VersionId))
+		// "Creation time of the replica remains the same as the corresponding object in the source bucket."
+		if h.ReplicationStatus != "REPLICA" || sh.ReplicationStatus != "COMPLETED" || aws.ToString(h.VersionId) != aws.ToString(sh.VersionId) ||
+			!aws.ToTime(h.LastModified).Equal(aws.ToTime(sh.LastModified)) {
+			t.Fatalf("%s after the job: archive %s %s %s, source %s %s %s", k, h.ReplicationStatus, aws.ToString(h.VersionId), h.LastModified,
+				sh.ReplicationStatus, aws.ToString(sh.VersionId), sh.LastModified)
 		}
 	}
 	// The completion report: manifest.json names the result CSVs.
