@@ -135,7 +135,7 @@ func account(ctx context.Context, e *setup.Env, src config.Source, opts Options,
 	}
 	t := st.Trail
 	now := time.Now().UTC()
-	cmp, err := setup.Compare(ctx, cl, e.Archive, c.Archive.Bucket, t, src.AccountID, opts.Since, now)
+	cmp, err := setup.Compare(ctx, cl, e.Archive, c.Archive.Bucket, t, src.AccountID, opts.Since, now, nil)
 	if err != nil {
 		return err
 	}
@@ -220,7 +220,7 @@ func account(ctx context.Context, e *setup.Env, src config.Source, opts Options,
 			return err
 		}
 	}
-	after, err := setup.Compare(ctx, cl, e.Archive, c.Archive.Bucket, t, src.AccountID, opts.Since, time.Now().UTC())
+	after, err := setup.Compare(ctx, cl, e.Archive, c.Archive.Bucket, t, src.AccountID, opts.Since, time.Now().UTC(), nil)
 	if err != nil {
 		return err
 	}

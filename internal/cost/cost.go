@@ -215,10 +215,11 @@ func Dollars(v float64) string {
 	case v < 1000:
 		return fmt.Sprintf("$%.2f", v)
 	}
-	return "$" + thousands(int64(math.Round(v)))
+	return "$" + Thousands(int64(math.Round(v)))
 }
 
-func thousands(n int64) string {
+// Thousands writes n with comma separators.
+func Thousands(n int64) string {
 	s := fmt.Sprint(n)
 	for i := len(s) - 3; i > 0; i -= 3 {
 		s = s[:i] + "," + s[i:]

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -333,7 +334,7 @@ func (s *Sandbox) replicateOnce(src *bucket, rule *replicationRule, v *version) 
 
 // selects is the generated manifest's filter.
 func (j *batchJob) selects(src *bucket, v *version) bool {
-	if v.DeleteMarker || v.Replication == "REPLICA" && !contains(j.Statuses, "REPLICA") {
+	if v.DeleteMarker || v.Replication == "REPLICA" && !slices.Contains(j.Statuses, "REPLICA") {
 		return false
 	}
 	if j.Eligible && matchRule(src.Replication, v) == nil {
@@ -343,19 +344,10 @@ func (j *batchJob) selects(src *bucket, v *version) bool {
 	if status == "" {
 		status = "NONE"
 	}
-	if len(j.Statuses) > 0 && !contains(j.Statuses, status) {
+	if len(j.Statuses) > 0 && !slices.Contains(j.Statuses, status) {
 		return false
 	}
 	return (j.After == nil || v.LastModified.After(*j.After)) && (j.Before == nil || v.LastModified.Before(*j.Before))
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // writeJobReport writes the completion report as S3 does: result CSVs and a
@@ -495,7 +487,7 @@ func (s *Sandbox) listJobs(c *call) error {
 	s.mu.Lock()
 	var jobs []*batchJob
 	for _, j := range s.st.Jobs {
-		if j.Account == c.caller.Account && j.Region == c.region && (len(want) == 0 || contains(want, j.Status)) {
+		if j.Account == c.caller.Account && j.Region == c.region && (len(want) == 0 || slices.Contains(want, j.Status)) {
 			jobs = append(jobs, j)
 		}
 	}

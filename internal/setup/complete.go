@@ -4,27 +4,25 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
-	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
 // Completeness compares what a source's trail bucket holds with what the
 // archive holds, key by key, for the log files and digests delivered since a
 // day: is the archive complete, and not only is replication working.
 type Completeness struct {
-	Since   time.Time `json:"since"`
-	Regions int       `json:"regions"`
-	Source  int       `json:"sourceObjects"`
+	Since   time.Time
+	Regions Regions
+	Source  int // log files and digests of the source since the day of Since
 	// Missing are the source objects not in the archive, oldest first, older
 	// than InFlight; Recent those younger (replication may be on its way).
-	Missing []Log `json:"-"`
-	Recent  []Log `json:"-"`
+	Missing []Log
+	Recent  []Log
 }
 
 // All is every source object the archive lacks, oldest first.
@@ -37,35 +35,29 @@ const InFlight = 15 * time.Minute
 // Compare lists, per region, the trail's CloudTrail/ and CloudTrail-Digest/
 // folders from the day of since onwards in the source bucket and in the
 // archive (one listing each, starting after the day's prefix: CloudTrail's keys
-// sort by date) and returns what the archive lacks.
-func Compare(ctx context.Context, src *awsapi.Clients, archive *awsapi.Clients, archiveBucket string, t Trail, account string, since, now time.Time) (*Completeness, error) {
-	c := &Completeness{Since: since}
-	base := t.LogPrefix() + account + "/"
-	regions := []string{t.HomeRegion}
-	if t.MultiRegion {
-		// CloudTrail writes a digest every hour in every region of the trail,
-		// logs only where there was activity: a region may have digests only.
-		set := map[string]bool{}
-		for _, kind := range []string{"CloudTrail/", "CloudTrail-Digest/"} {
-			found, err := (store.S3{Client: src.S3, Bucket: t.Bucket}).Prefixes(ctx, base+kind)
-			if err != nil {
-				return nil, fmt.Errorf("account %s: %w", account, err)
-			}
-			for _, p := range found {
-				set[strings.TrimSuffix(strings.TrimPrefix(p, base+kind), "/")] = true
-			}
-		}
-		regions = nil
-		for r := range set {
-			regions = append(regions, r)
-		}
-		sort.Strings(regions)
+// sort by date) and returns what the archive lacks. With recent, the log
+// listing starts at yesterday at the latest and hands recent every log file of
+// today and yesterday, so that status reads them once.
+func Compare(ctx context.Context, src *awsapi.Clients, archive *awsapi.Clients, archiveBucket string, t Trail, account string,
+	since, now time.Time, recent func(Log)) (*Completeness, error) {
+	regions, err := TrailRegions(ctx, src, t, account)
+	if err != nil {
+		return nil, err
 	}
-	c.Regions = len(regions)
-	for _, r := range regions {
-		for _, kind := range []string{"CloudTrail/", "CloudTrail-Digest/"} {
-			prefix := base + kind + r + "/"
+	c := &Completeness{Since: since, Regions: regions}
+	base := t.LogPrefix() + account + "/"
+	yesterday := now.UTC().AddDate(0, 0, -1).Format("2006/01/02/")
+	for _, folder := range []struct {
+		kind    string
+		regions []string
+	}{{"CloudTrail/", regions.Logs}, {"CloudTrail-Digest/", regions.Digests}} {
+		for _, r := range folder.regions {
+			prefix := base + folder.kind + r + "/"
 			from := prefix + since.UTC().Format("2006/01/02/")
+			start := from
+			if recent != nil && folder.kind == "CloudTrail/" && prefix+yesterday < start {
+				start = prefix + yesterday
+			}
 			have := map[string]bool{}
 			err := listFrom(ctx, archive, archiveBucket, prefix, from, func(l Log) { have[l.Key] = true })
 			if awsapi.Code(err) == "NoSuchBucket" {
@@ -74,7 +66,13 @@ func Compare(ctx context.Context, src *awsapi.Clients, archive *awsapi.Clients, 
 			if err != nil {
 				return nil, fmt.Errorf("archive: %w", err)
 			}
-			err = listFrom(ctx, src, t.Bucket, prefix, from, func(l Log) {
+			err = listFrom(ctx, src, t.Bucket, prefix, start, func(l Log) {
+				if recent != nil && folder.kind == "CloudTrail/" && l.Key > prefix+yesterday {
+					recent(l)
+				}
+				if l.Key <= from {
+					return // before the window: read for recent only
+				}
 				c.Source++
 				switch {
 				case have[l.Key]:

@@ -46,13 +46,13 @@ func TestCompareFindsDigestOnlyRegions(t *testing.T) {
 		put(src, "trail", k)
 	}
 	put(arch, "archive", log)
-	tr := Trail{Bucket: "trail", HomeRegion: "ap-northeast-1", MultiRegion: true}
+	tr := Trail{Bucket: "trail", HomeRegion: "ap-northeast-1", MultiRegion: true, Validation: true}
 	c, err := Compare(ctx, &awsapi.Clients{S3: src}, &awsapi.Clients{S3: arch}, "archive", tr, "111111111111",
-		time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.Now())
+		time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if all := c.All(); c.Regions != 2 || c.Source != 2 || len(all) != 1 || all[0].Key != digest {
-		t.Fatalf("regions %d, source %d, missing %v; want 2 regions, 2 objects since Dec 1, the digest missing", c.Regions, c.Source, all)
+	if all := c.All(); c.Regions.Count() != 2 || c.Source != 2 || len(all) != 1 || all[0].Key != digest {
+		t.Fatalf("regions %d, source %d, missing %v; want 2 regions, 2 objects since Dec 1, the digest missing", c.Regions.Count(), c.Source, all)
 	}
 }

@@ -6,9 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/cost"
 	"github.com/trailkeeper/trailkeeper/internal/store"
@@ -21,61 +18,74 @@ type Log struct {
 	At   time.Time
 }
 
-// RecentLogs lists the log files of today's and yesterday's day folders (UTC)
-// in every region the trail delivers to: the folders under
-// [prefix/]AWSLogs/ACCOUNT/CloudTrail/ for a multi-region trail, the home
-// region's otherwise.
-// It returns the regions it listed.
-func RecentLogs(ctx context.Context, cl *awsapi.Clients, t Trail, account string, now time.Time, fn func(Log)) ([]string, error) {
-	base := t.LogPrefix() + account + "/CloudTrail/"
-	regions := []string{t.HomeRegion}
-	if t.MultiRegion {
+// Regions are the regions whose folders a trail has in its bucket: log files
+// where something happened, digests (with validation) in every region the
+// trail logs, so a region may have digests only.
+type Regions struct{ Logs, Digests []string }
+
+// Count is how many regions have either.
+func (r Regions) Count() int {
+	set := map[string]bool{}
+	for _, x := range append(append([]string{}, r.Logs...), r.Digests...) {
+		set[x] = true
+	}
+	return len(set)
+}
+
+// TrailRegions lists the region folders of a multi-region trail (one listing
+// for logs, one for digests when validation is on); a single-region trail has
+// its home region only.
+func TrailRegions(ctx context.Context, cl *awsapi.Clients, t Trail, account string) (Regions, error) {
+	home := []string{t.HomeRegion}
+	if !t.MultiRegion {
+		r := Regions{Logs: home}
+		if t.Validation {
+			r.Digests = home
+		}
+		return r, nil
+	}
+	list := func(kind string) ([]string, error) {
+		base := t.LogPrefix() + account + "/" + kind
 		found, err := (store.S3{Client: cl.S3, Bucket: t.Bucket}).Prefixes(ctx, base)
 		if err != nil {
 			return nil, fmt.Errorf("account %s: %w", account, err)
 		}
-		regions = nil
+		var out []string
 		for _, p := range found {
-			regions = append(regions, strings.TrimSuffix(strings.TrimPrefix(p, base), "/"))
+			out = append(out, strings.TrimSuffix(strings.TrimPrefix(p, base), "/"))
 		}
+		return out, nil
 	}
-	for _, r := range regions {
-		for _, day := range []time.Time{now, now.AddDate(0, 0, -1)} {
-			p := base + r + "/" + day.UTC().Format("2006/01/02/")
-			pages := s3.NewListObjectsV2Paginator(cl.S3, &s3.ListObjectsV2Input{Bucket: &t.Bucket, Prefix: &p})
-			for pages.HasMorePages() {
-				page, err := pages.NextPage(ctx)
-				if err != nil {
-					return nil, fmt.Errorf("account %s: list s3://%s/%s: %w", account, t.Bucket, p, err)
-				}
-				for _, o := range page.Contents {
-					fn(Log{aws.ToString(o.Key), aws.ToInt64(o.Size), aws.ToTime(o.LastModified)})
-				}
-			}
-		}
+	var r Regions
+	var err error
+	if r.Logs, err = list("CloudTrail/"); err != nil || !t.Validation {
+		return r, err
 	}
-	return regions, nil
+	r.Digests, err = list("CloudTrail-Digest/")
+	return r, err
 }
 
 // LastDay is what a cost estimate scales to a month: the count and sizes of
-// the log files delivered in the 24 hours before now, and the digests.
+// the log files delivered in the 24 hours before now (today's and yesterday's
+// folders), and the digests.
 func LastDay(ctx context.Context, cl *awsapi.Clients, t Trail, account string, now time.Time) (cost.Source, error) {
 	src := cost.Source{Account: account, Region: t.HomeRegion}
-	regions, err := RecentLogs(ctx, cl, t, account, now, func(l Log) {
-		if now.Sub(l.At) <= 24*time.Hour {
-			src.Day.Add(l.Size)
-		}
-	})
-	if err != nil || !t.Validation {
+	regions, err := TrailRegions(ctx, cl, t, account)
+	if err != nil {
 		return src, err
 	}
-	src.DigestRegions = len(regions)
-	if t.MultiRegion { // digests come from every region, logs only from active ones
-		found, err := (store.S3{Client: cl.S3, Bucket: t.Bucket}).Prefixes(ctx, t.LogPrefix()+account+"/CloudTrail-Digest/")
+	src.DigestRegions = len(regions.Digests)
+	base := t.LogPrefix() + account + "/CloudTrail/"
+	for _, r := range regions.Logs {
+		prefix := base + r + "/"
+		err := listFrom(ctx, cl, t.Bucket, prefix, prefix+now.UTC().AddDate(0, 0, -1).Format("2006/01/02/"), func(l Log) {
+			if now.Sub(l.At) <= 24*time.Hour {
+				src.Day.Add(l.Size)
+			}
+		})
 		if err != nil {
 			return src, fmt.Errorf("account %s: %w", account, err)
 		}
-		src.DigestRegions = max(len(found), len(regions))
 	}
 	return src, nil
 }

@@ -237,7 +237,7 @@ func (p *Plan) olderThanReplication(ctx context.Context, e *Env, sources []*Sour
 			return nil
 		}
 		acct := st.Config.AccountID
-		c, err := Compare(ctx, e.Sources[acct], e.Archive, e.Config.Archive.Bucket, st.Trail, acct, now.AddDate(0, 0, -7), now)
+		c, err := Compare(ctx, e.Sources[acct], e.Archive, e.Config.Archive.Bucket, st.Trail, acct, now.AddDate(0, 0, -7), now, nil)
 		if err != nil || len(c.All()) == 0 {
 			return nil // a new archive, or nothing delivered yet: nothing to say
 		}
@@ -285,18 +285,10 @@ func (p *Plan) estimate(ctx context.Context, e *Env, sources []*SourceState, rem
 	}
 	if r := est.Costlier(); r > 0 {
 		p.note("archive.storage_class %s bills every log file as at least 128 KB: for the %s log files of the last 24 hours, storage costs %.0fx STANDARD's (%s against %s a month for each month of logs kept). storage_class: STANDARD (the default) is cheaper",
-			c.Archive.StorageClass, thousands(est.ObjectsPerMonth/30), r, cost.Dollars(est.Storage), cost.Dollars(est.StorageByClass["STANDARD"]))
+			c.Archive.StorageClass, cost.Thousands(est.ObjectsPerMonth/30), r, cost.Dollars(est.Storage), cost.Dollars(est.StorageByClass["STANDARD"]))
 	} else {
 		p.note("archive.storage_class %s bills every log file as at least 128 KB, and CloudTrail's are mostly a few KB: storage_class: STANDARD (the default) is cheaper", c.Archive.StorageClass)
 	}
-}
-
-func thousands(n int64) string {
-	s := fmt.Sprint(n)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
 }
 
 // grantChange collects what sources need from the archive policy.

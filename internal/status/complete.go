@@ -20,12 +20,8 @@ const classifyAtMost = 20
 // archive (those younger than 15 minutes may still be on their way). A sample
 // of the missing ones is looked at to say why: never replicated (written
 // before the rule, or while it was off), FAILED, or PENDING too long.
-func (ck *checker) checkComplete(ctx context.Context, a *Account, st *setup.SourceState, cl *awsapi.Clients) error {
+func (ck *checker) checkComplete(ctx context.Context, a *Account, st *setup.SourceState, cl *awsapi.Clients, c *setup.Completeness) error {
 	t, acct := st.Trail, st.Config.AccountID
-	c, err := setup.Compare(ctx, cl, ck.e.Archive, ck.c.Archive.Bucket, t, acct, ck.opts.Since, ck.opts.Now)
-	if err != nil {
-		return accessOr(acct, "list the trail bucket and the archive (s3:ListBucket on both)", err)
-	}
 	a.SourceObjects = c.Source
 	// Young objects may still be on their way, unless S3 says they never will
 	// be (NONE: no rule applied when they were written; FAILED).

@@ -22,25 +22,30 @@ type logObject struct {
 	at  time.Time
 }
 
-// checkData reads as little as it can: the log folders of today and yesterday in
-// each region the trail delivers, a HeadObject on the newest few log files in
-// the source, and one in the archive for each until one is found there.
-func (ck *checker) checkData(ctx context.Context, a *Account, st *setup.SourceState, cl *awsapi.Clients) error {
+// readTrail lists the trail's folders once (setup.Compare): the window's log
+// files and digests against the archive, and today's and yesterday's log files,
+// which also give the last day's volume for the cost estimate.
+func (ck *checker) readTrail(ctx context.Context, a *Account, st *setup.SourceState, cl *awsapi.Clients) (*setup.Completeness, []logObject, error) {
 	t, acct := st.Trail, st.Config.AccountID
-	base := t.LogPrefix() + acct + "/CloudTrail/"
 	var logs []logObject
-	regions, err := setup.RecentLogs(ctx, cl, t, acct, ck.opts.Now, func(l setup.Log) {
+	c, err := setup.Compare(ctx, cl, ck.e.Archive, ck.c.Archive.Bucket, t, acct, ck.opts.Since, ck.opts.Now, func(l setup.Log) {
 		logs = append(logs, logObject{l.Key, l.At})
 		if ck.opts.Now.Sub(l.At) <= 24*time.Hour {
 			a.LastDay.Add(l.Size)
 		}
 	})
 	if err != nil {
-		return err
+		return nil, nil, accessOr(acct, "list the trail bucket and the archive (s3:ListBucket on both)", err)
 	}
-	if t.Validation {
-		a.digestRegions = len(regions)
-	}
+	a.digestRegions = len(c.Regions.Digests)
+	return c, logs, nil
+}
+
+// checkData looks at the newest log files: a HeadObject on the newest few in
+// the source, and one in the archive for each until one is found there.
+func (ck *checker) checkData(ctx context.Context, a *Account, st *setup.SourceState, cl *awsapi.Clients, logs []logObject) error {
+	t, acct := st.Trail, st.Config.AccountID
+	base := t.LogPrefix() + acct + "/CloudTrail/"
 	sort.Slice(logs, func(i, j int) bool { return logs[i].at.After(logs[j].at) })
 	if len(logs) == 0 {
 		if t.Logging {

@@ -341,10 +341,14 @@ func (ck *checker) checkSource(ctx context.Context, src config.Source) (*Account
 	if rule != nil {
 		ck.checkPermissions(ctx, a, st, cl)
 	}
-	if err := ck.checkData(ctx, a, st, cl); err != nil {
+	c, logs, err := ck.readTrail(ctx, a, st, cl)
+	if err != nil {
 		return nil, err
 	}
-	if err := ck.checkComplete(ctx, a, st, cl); err != nil {
+	if err := ck.checkData(ctx, a, st, cl, logs); err != nil {
+		return nil, err
+	}
+	if err := ck.checkComplete(ctx, a, st, cl, c); err != nil {
 		return nil, err
 	}
 	return a, nil
