@@ -159,6 +159,8 @@ func (s *Sandbox) dispatch(c *call) error {
 		return s.serveQuery(c, "https://sts.amazonaws.com/doc/2011-06-15/", s.stsHandlers)
 	case "cloudformation":
 		return s.serveQuery(c, "http://cloudformation.amazonaws.com/doc/2010-05-15/", s.cfnHandlers)
+	case "sns":
+		return s.serveQuery(c, snsNamespace, s.snsHandlers)
 	case "cloudtrail":
 		return s.serveCloudTrail(c)
 	}
@@ -236,7 +238,13 @@ func guessService(r *http.Request) string {
 			return "sts"
 		case "2010-05-15":
 			return "cloudformation"
+		case "2010-03-31":
+			return "sns"
 		}
+	}
+	// The SubscribeURL and UnsubscribeURL of SNS messages are plain GETs.
+	if q := r.URL.Query(); r.Method == http.MethodGet && (q.Get("Action") == "ConfirmSubscription" || q.Get("Action") == "Unsubscribe") {
+		return "sns"
 	}
 	return "s3"
 }
@@ -361,7 +369,7 @@ func (s *Sandbox) serveQuery(c *call, ns string, actions map[string]queryHandler
 	if !ok {
 		return errorf(400, "InvalidAction", "Could not find operation %s for version %s", c.action, p.Get("Version"))
 	}
-	if c.caller.Account == "" {
+	if c.caller.Account == "" && !anonymousActions[c.service+":"+c.action] {
 		return errorf(403, "MissingAuthenticationToken", "Request is missing Authentication Token")
 	}
 	c.params = map[string]any{}
@@ -386,6 +394,10 @@ func (s *Sandbox) serveQuery(c *call, ns string, actions map[string]queryHandler
 	fmt.Fprintf(c.w, `<ResponseMetadata><RequestId>%s</RequestId></ResponseMetadata></%sResponse>`, c.requestID, c.action)
 	return nil
 }
+
+// anonymousActions need no credentials: the token or the subscription ARN in an
+// SNS message is the proof.
+var anonymousActions = map[string]bool{"sns:ConfirmSubscription": true, "sns:Unsubscribe": true}
 
 func lowerFirst(s string) string {
 	if s == "" {

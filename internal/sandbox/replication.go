@@ -330,6 +330,7 @@ func (s *Sandbox) replicate(j replicationJob) {
 	if reason != "" {
 		v.Replication, v.ReplicationWhy = "FAILED", reason
 		s.opts.Logger.Info("replication failed", "bucket", src.Name, "key", v.Key, "reason", reason)
+		s.notifyReplicationFailure(src, rule, v, reason)
 		return
 	}
 	v.Replication, v.ReplicationWhy = "COMPLETED", ""

@@ -323,7 +323,7 @@ func (s *Sandbox) bucketSubresources() map[string]bucketHandler {
 			put: rawPutter(func(b *bucket) *string { return &b.Encryption }), del: rawDeleter(func(b *bucket) *string { return &b.Encryption }),
 			action: [3]string{"GetBucketEncryption", "PutBucketEncryption", "DeleteBucketEncryption"}, iam: [3]string{"s3:GetEncryptionConfiguration", "s3:PutEncryptionConfiguration", "s3:PutEncryptionConfiguration"}},
 		"notification": {get: rawGetter(func(b *bucket) *string { return &b.Notification }, `<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>`, "", ""),
-			put: rawPutter(func(b *bucket) *string { return &b.Notification }), action: [3]string{"GetBucketNotification", "PutBucketNotification"}, iam: [3]string{"s3:GetBucketNotification", "s3:PutBucketNotification"}},
+			put: s.putNotification, action: [3]string{"GetBucketNotification", "PutBucketNotification"}, iam: [3]string{"s3:GetBucketNotification", "s3:PutBucketNotification"}},
 		"tagging": {get: rawGetter(func(b *bucket) *string { return &b.Tagging }, "", "NoSuchTagSet", "The TagSet does not exist"),
 			put: rawPutter(func(b *bucket) *string { return &b.Tagging }), del: rawDeleter(func(b *bucket) *string { return &b.Tagging }),
 			action: [3]string{"GetBucketTagging", "PutBucketTagging", "DeleteBucketTagging"}, iam: [3]string{"s3:GetBucketTagging", "s3:PutBucketTagging", "s3:PutBucketTagging"}},

@@ -11,6 +11,7 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,6 +68,8 @@ type Sandbox struct {
 
 	replQueue   chan replicationJob
 	replPending atomic.Int64
+	snsQueue    chan snsMessage
+	snsSign     snsSigner
 	calls       callCounter
 	// Durability: changes counts changes to the state, saved how many of
 	// them the data dir holds; commits wakes the saver, and saves tell waiters.
@@ -85,9 +88,9 @@ type Sandbox struct {
 
 	// Built once in New: the handlers of each service, and parsed policy
 	// documents by text (guarded by mu), so requests do not redo either.
-	iamHandlers, stsHandlers, cfnHandlers map[string]queryHandler
-	subresources                          map[string]bucketHandler
-	parsed                                map[parsedKey]*policy.Document
+	iamHandlers, stsHandlers, cfnHandlers, snsHandlers map[string]queryHandler
+	subresources                                       map[string]bucketHandler
+	parsed                                             map[parsedKey]*policy.Document
 }
 
 type parsedKey struct {
@@ -146,6 +149,7 @@ func New(opts Options) (*Sandbox, error) {
 		keys:      map[string]*signingKey{},
 		events:    map[string][]pendingEvent{},
 		replQueue: make(chan replicationJob, 1<<16),
+		snsQueue:  make(chan snsMessage, 4096),
 		stop:      make(chan struct{}),
 		rng:       rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)),
 		calls:     callCounter{m: map[string]int{}},
@@ -154,7 +158,7 @@ func New(opts Options) (*Sandbox, error) {
 	s.savedCond = sync.NewCond(&s.savedMu)
 	s.SetFaultRate(opts.FaultRate)
 	s.SetLatency(opts.Latency)
-	s.iamHandlers, s.stsHandlers, s.cfnHandlers = s.iamActions(), s.stsActions(), s.cfnActions()
+	s.iamHandlers, s.stsHandlers, s.cfnHandlers, s.snsHandlers = s.iamActions(), s.stsActions(), s.cfnActions(), s.snsActions()
 	s.subresources = s.bucketSubresources()
 	s.parsed = map[parsedKey]*policy.Document{}
 	if opts.DataDir == "" {
@@ -168,8 +172,9 @@ func New(opts Options) (*Sandbox, error) {
 	s.resumeReplications()
 	s.resumeJobs()
 	s.mu.Unlock()
-	s.done.Add(3)
+	s.done.Add(4)
 	go s.replicator()
+	go s.snsSender()
 	go s.cloudtrailLoop()
 	go s.persistLoop()
 	return s, nil
@@ -360,6 +365,12 @@ func (s *Sandbox) load() error {
 	if s.st.Keys == nil {
 		s.st.Keys = map[string]*userKey{}
 	}
+	if s.st.Topics == nil {
+		s.st.Topics = map[string]*topic{}
+	}
+	for _, t := range s.st.Topics {
+		t.policyDoc, _ = policy.Parse([]byte(t.Policy), policy.Resource)
+	}
 	for _, a := range s.st.Accounts {
 		if a.Users == nil {
 			a.Users = map[string]*user{}
@@ -374,6 +385,10 @@ func (s *Sandbox) load() error {
 		}
 		if b.Policy != "" {
 			b.policyDoc, _ = parseBucketPolicyDoc(b.Policy)
+		}
+		if b.Notification != "" {
+			b.notification = new(notificationConfig)
+			xml.Unmarshal([]byte(b.Notification), b.notification)
 		}
 	}
 	if err := s.loadKeys(snap.Keys); err != nil {

@@ -49,6 +49,10 @@ func (s *Sandbox) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		reply(200, map[string]string{"status": st, "reason": reason})
+	case "GET " + snsCertPath:
+		s.snsSign.init()
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Write(s.snsSign.certPEM)
 	case "GET /_sandbox/calls":
 		reply(200, s.Calls())
 	case "DELETE /_sandbox/calls":

@@ -14,9 +14,10 @@ import (
 type state struct {
 	Buckets  map[string]*bucket   `json:"buckets"`
 	Accounts map[string]*account  `json:"accounts"`
-	Sessions map[string]*session  `json:"sessions"`       // temporary access key id -> session
-	Keys     map[string]*userKey  `json:"keys"`           // long-term access key id (AKIA...) -> user
-	Jobs     map[string]*batchJob `json:"jobs,omitempty"` // S3 Batch Operations jobs by id
+	Sessions map[string]*session  `json:"sessions"`         // temporary access key id -> session
+	Keys     map[string]*userKey  `json:"keys"`             // long-term access key id (AKIA...) -> user
+	Jobs     map[string]*batchJob `json:"jobs,omitempty"`   // S3 Batch Operations jobs by id
+	Topics   map[string]*topic    `json:"topics,omitempty"` // SNS topics by ARN
 }
 
 // userKey is an IAM user's long-term access key.
@@ -91,8 +92,9 @@ type bucket struct {
 	Objects      map[string][]*version `json:"objects"` // key -> versions, oldest first
 	Uploads      map[string]*upload    `json:"uploads"`
 
-	policyDoc *policy.Document // parsed Policy, rebuilt on load
-	sorted    []string         // the keys of Objects in order; nil once a key comes or goes
+	policyDoc    *policy.Document    // parsed Policy, rebuilt on load
+	notification *notificationConfig // parsed Notification, rebuilt on load
+	sorted       []string            // the keys of Objects in order; nil once a key comes or goes
 }
 
 type lockRule struct {
@@ -144,7 +146,7 @@ type upload struct {
 }
 
 func newState() *state {
-	return &state{Buckets: map[string]*bucket{}, Accounts: map[string]*account{}, Sessions: map[string]*session{}, Keys: map[string]*userKey{}}
+	return &state{Buckets: map[string]*bucket{}, Accounts: map[string]*account{}, Sessions: map[string]*session{}, Keys: map[string]*userKey{}, Topics: map[string]*topic{}}
 }
 
 func (st *state) account(id string) *account {
