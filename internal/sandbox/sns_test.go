@@ -256,7 +256,9 @@ func TestNotificationConfigurationValidation(t *testing.T) {
 	}{
 		{"the trailkeeper configuration", failureConfig(topicARN), false, ""},
 		{"an unknown event", with(func(c *types.TopicConfiguration) { c.Events = []types.Event{"s3:Replication:Failed"} }), false, "not supported"},
-		{"a topic in another region", with(func(c *types.TopicConfiguration) { c.TopicArn = aws.String("arn:aws:sns:us-east-1:" + archiveAcct + ":alerts") }), false, "region is not valid"},
+		{"a topic in another region", with(func(c *types.TopicConfiguration) {
+			c.TopicArn = aws.String("arn:aws:sns:us-east-1:" + archiveAcct + ":alerts")
+		}), false, "region is not valid"},
 		{"a topic that does not exist", with(func(c *types.TopicConfiguration) { c.TopicArn = aws.String(topicARN + "-gone") }), false, "Unable to validate"},
 		{"a topic whose policy does not let S3 publish", with(func(c *types.TopicConfiguration) { c.TopicArn = &open }), false, "Unable to validate"},
 		{"the same, without validation", with(func(c *types.TopicConfiguration) { c.TopicArn = &open }), true, ""},
