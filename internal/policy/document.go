@@ -353,7 +353,7 @@ func (p *Principal) MarshalJSON() ([]byte, error) {
 	}
 	m := map[string]Strings{}
 	for k, v := range map[string]Strings{"AWS": p.AWS, "Service": p.Service, "Federated": p.Federated, "CanonicalUser": p.Canonical} {
-		if v != nil {
+		if len(v) > 0 {
 			m[k] = v
 		}
 	}
