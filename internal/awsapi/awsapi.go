@@ -30,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3control"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	smithyendpoints "github.com/aws/smithy-go/endpoints"
@@ -55,6 +56,7 @@ type Clients struct {
 	STS        *sts.Client
 	CloudTrail *cloudtrail.Client
 	CFN        *cloudformation.Client
+	SNS        *sns.Client
 	cfg        aws.Config
 }
 
@@ -186,6 +188,7 @@ func (l *Loader) New(ctx context.Context, t Target) (*Clients, error) {
 		STS:        sts.NewFromConfig(cfg),
 		CloudTrail: cloudtrail.NewFromConfig(cfg),
 		CFN:        cloudformation.NewFromConfig(cfg),
+		SNS:        sns.NewFromConfig(cfg),
 		cfg:        cfg,
 	}, nil
 }
@@ -202,6 +205,7 @@ func (c *Clients) InRegion(region string) *Clients {
 	out.Region = region
 	out.CloudTrail = cloudtrail.NewFromConfig(cfg)
 	out.CFN = cloudformation.NewFromConfig(cfg)
+	out.SNS = sns.NewFromConfig(cfg)
 	out.S3Control = s3control.NewFromConfig(cfg, func(o *s3control.Options) { o.EndpointResolverV2 = c.S3Control.Options().EndpointResolverV2 })
 	out.cfg = cfg
 	return &out
@@ -305,6 +309,15 @@ func Code(err error) string {
 		return api.ErrorCode()
 	}
 	return ""
+}
+
+// Message returns the AWS error message of err, or err's text.
+func Message(err error) string {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		return api.ErrorMessage()
+	}
+	return err.Error()
 }
 
 // withoutAccountHost serves S3 Control on an endpoint of one's own (the

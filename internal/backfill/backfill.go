@@ -141,9 +141,9 @@ func account(ctx context.Context, e *setup.Env, src config.Source, opts Options,
 	}
 	r.Missing = len(cmp.All()) // a NONE object is missing however young it is
 	// A job runs in the bucket's region, which need not be the trail's.
-	region, err := bucketRegion(ctx, cl, t.Bucket)
+	region, err := setup.BucketRegion(ctx, cl, t.Bucket)
 	if err != nil {
-		return err
+		return fmt.Errorf("the region of bucket %s: %w", t.Bucket, err)
 	}
 	jobs := cl.InRegion(region)
 	rec, err := readRecord(ctx, cl, t.Bucket)
@@ -254,17 +254,6 @@ func create(ctx context.Context, cl *awsapi.Clients, account string, t setup.Tra
 		return "", wrapAccess(account, "s3control CreateJob", err)
 	}
 	return aws.ToString(out.JobId), nil
-}
-
-func bucketRegion(ctx context.Context, cl *awsapi.Clients, bucket string) (string, error) {
-	out, err := cl.S3.GetBucketLocation(ctx, &s3.GetBucketLocationInput{Bucket: &bucket})
-	if err != nil {
-		return "", fmt.Errorf("the region of bucket %s: %w", bucket, err)
-	}
-	if out.LocationConstraint == "" {
-		return "us-east-1", nil // S3 answers an empty constraint for us-east-1
-	}
-	return string(out.LocationConstraint), nil
 }
 
 func describe(ctx context.Context, cl *awsapi.Clients, account, id string) (*s3ctypes.JobDescriptor, error) {

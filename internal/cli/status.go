@@ -174,6 +174,12 @@ func printStatus(w io.Writer, r *status.Report) {
 	}
 	fmt.Fprintf(w, "\narchive %s %s: %s, versioning %s, public access blocked %s, TLS deny %s, policy %s of 20,480 bytes (about %s more accounts fit)\n",
 		ar.Account, ar.Bucket, lock, orDash(ar.Versioning), yesNo(ar.PublicAccessBlocked), yesNo(ar.TLSDeny), thousands(ar.PolicyBytes), thousands(ar.AccountsThatFit))
+	if r.Alerts != nil {
+		for _, t := range r.Alerts.Topics {
+			fmt.Fprintf(w, "alerts %s: failures of %s reach %s\n", t.ARN, plural(t.Wired, "source bucket", "source buckets"),
+				plural(t.Confirmed, "confirmed subscription", "confirmed subscriptions"))
+		}
+	}
 	printCost(w, &r.Cost)
 	if len(r.Findings) == 0 {
 		fmt.Fprintf(w, "\n%s: every account's trail reaches the archive, and the archive holds every log file and digest since %s.\n",

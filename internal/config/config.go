@@ -5,6 +5,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net/url"
 	"os"
 	"regexp"
 	"sort"
@@ -22,6 +23,7 @@ type Config struct {
 	Archive     Archive
 	Replication Replication
 	Sources     []Source
+	Alerts      Alerts
 	// EndpointURL points every client at one endpoint (the sandbox, moto);
 	// AWS_ENDPOINT_URL does the same without editing the file.
 	EndpointURL string
@@ -66,6 +68,20 @@ type Replication struct {
 	// ReplicaKMSKey is a KMS key ARN of the archive account and region: S3
 	// re-encrypts replicas of SSE-KMS logs with it. Needed only for KMS trails.
 	ReplicaKMSKey string
+}
+
+// Alerts say where replication failures go (off unless the file has an
+// alerts: section). S3 publishes a bucket's events only to a topic in the
+// bucket's region, so there is one topic per region with sources.
+type Alerts struct {
+	Enabled bool
+	// Subscribe lists email addresses and http(s) URLs subscribed to the
+	// topics trailkeeper creates; each confirms once.
+	Subscribe []string
+	// Topics are existing topics of the archive account, at most one per
+	// region, used instead of creating one there; their subscriptions are the
+	// owner's business.
+	Topics []string
 }
 
 // Source is one member account whose trail writes to its own bucket.
@@ -134,6 +150,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		"replication":  func(n *yaml.Node, f string) { p.replication(n, f, &c.Replication) },
 		"sources":      func(n *yaml.Node, f string) { c.Sources = p.sources(n, f) },
 		"endpoint_url": func(n *yaml.Node, f string) { c.EndpointURL = p.str(n, f) },
+		"alerts":       func(n *yaml.Node, f string) { p.alerts(n, f, c) },
 	})
 	if p.err != nil {
 		return nil, p.err
@@ -392,6 +409,70 @@ func (p *parser) sources(n *yaml.Node, field string) []Source {
 	return out
 }
 
+var (
+	topicARNRE = regexp.MustCompile(`^arn:aws[\w-]*:sns:([a-z0-9-]+):(\d{12}):[\w-]{1,256}$`)
+	emailRE    = regexp.MustCompile(`^[^@\s:/]+@[^@\s]+\.[^@\s]+$`)
+)
+
+// TopicRegion returns the region of an SNS topic ARN, or "".
+func TopicRegion(arn string) string {
+	if m := topicARNRE.FindStringSubmatch(arn); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+func (p *parser) alerts(n *yaml.Node, field string, c *Config) {
+	a := &c.Alerts
+	a.Enabled = true
+	list := func(n *yaml.Node, f string, check func(*yaml.Node, string, string)) []string {
+		if n.Kind != yaml.SequenceNode {
+			p.fail(n, f, "must be a list")
+			return nil
+		}
+		var out []string
+		for i, item := range n.Content {
+			v := p.str(item, fmt.Sprintf("%s[%d]", f, i))
+			if p.err == nil {
+				check(item, fmt.Sprintf("%s[%d]", f, i), v)
+			}
+			out = append(out, v)
+		}
+		return out
+	}
+	p.mapping(n, field, map[string]func(*yaml.Node, string){
+		"subscribe": func(n *yaml.Node, f string) {
+			a.Subscribe = list(n, f, func(n *yaml.Node, f, v string) {
+				u, err := url.Parse(v)
+				web := err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+				if !web && !emailRE.MatchString(v) {
+					p.fail(n, f, "%q is neither an email address nor an http(s) URL", v)
+				}
+			})
+		},
+		"topics": func(n *yaml.Node, f string) {
+			seen := map[string]bool{}
+			a.Topics = list(n, f, func(n *yaml.Node, f, v string) {
+				m := topicARNRE.FindStringSubmatch(v)
+				switch {
+				case m == nil:
+					p.fail(n, f, "%q is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)", v)
+				case !regions.Known(m[1]):
+					p.fail(n, f, "%q: %q is not an AWS region", v, m[1])
+				case seen[m[1]]:
+					p.fail(n, f, "a second topic in %s: S3 sends a bucket's events to one topic per region here", m[1])
+				}
+				if m != nil {
+					seen[m[1]] = true
+				}
+			})
+		},
+	})
+	if p.err == nil && len(a.Subscribe) == 0 && len(a.Topics) == 0 {
+		p.fail(n, field, "say where failures go: subscribe: [an email address or https URL], or topics: [an existing topic ARN]")
+	}
+}
+
 func (p *parser) validate(c *Config) error {
 	seen := map[string]int{}
 	for i := range c.Sources {
@@ -409,6 +490,11 @@ func (p *parser) validate(c *Config) error {
 		}
 		if s.Credentials.RoleARN != "" && roleARNRE.FindStringSubmatch(s.Credentials.RoleARN)[1] != s.AccountID {
 			return &Error{File: c.Path, Line: s.Line, Field: f + ".role_arn", Msg: "the role belongs to another account than account_id"}
+		}
+	}
+	for i, t := range c.Alerts.Topics {
+		if acct := topicARNRE.FindStringSubmatch(t)[2]; acct != c.Archive.AccountID {
+			return &Error{File: c.Path, Field: fmt.Sprintf("alerts.topics[%d]", i), Msg: fmt.Sprintf("%s belongs to account %s: give topics of the archive account (%s), whose policy trailkeeper keeps", t, acct, c.Archive.AccountID)}
 		}
 	}
 	if c.Replication.ReplicaKMSKey != "" && !strings.Contains(c.Replication.ReplicaKMSKey, ":"+c.Archive.Region+":"+c.Archive.AccountID+":") {

@@ -17,6 +17,18 @@ func TestExampleParses(t *testing.T) {
 	}
 }
 
+func TestAlerts(t *testing.T) {
+	base := "archive: {account_id: '999999999999', region: us-east-1}\nsources: [{account_id: '011111111111'}]\n"
+	c, err := Parse("t.yaml", []byte(base))
+	if err != nil || c.Alerts.Enabled {
+		t.Fatalf("alerts are off unless asked for: %+v, %v", c.Alerts, err)
+	}
+	c, err = Parse("t.yaml", []byte(base+"alerts:\n  subscribe: [ops@example.com, 'https://hooks.example.com/x?a=1']\n  topics: [arn:aws:sns:eu-west-1:999999999999:ops]\n"))
+	if err != nil || !c.Alerts.Enabled || len(c.Alerts.Subscribe) != 2 || TopicRegion(c.Alerts.Topics[0]) != "eu-west-1" {
+		t.Fatalf("alerts read as %+v, %v", c.Alerts, err)
+	}
+}
+
 func TestDefaults(t *testing.T) {
 	c, err := Parse("t.yaml", []byte("archive: {account_id: '999999999999', region: us-east-1}\nsources: [{account_id: '011111111111'}]\n"))
 	if err != nil {
@@ -51,6 +63,11 @@ func TestErrorsNameFileLineAndField(t *testing.T) {
 		{"sources not a list", strings.Replace(base, "  - account_id: \"111111111111\"\n", "  account_id: 1\n", 1), `t.yaml:5: sources: must be a list`},
 		{"key given twice", strings.Replace(base, "  region: ap-northeast-1\n", "  region: ap-northeast-1\n  region: us-east-1\n", 1), `archive.region: given twice`},
 		{"replica key not an ARN", base + "replication:\n  replica_kms_key: alias/archive\n", `t.yaml:7: replication.replica_kms_key: "alias/archive": give the full key ARN`},
+		{"alerts going nowhere", base + "alerts: {}\n", `t.yaml:6: alerts: say where failures go`},
+		{"alerts to a phone", base + "alerts:\n  subscribe: [\"+15555550100\"]\n", `t.yaml:7: alerts.subscribe[0]: "+15555550100" is neither an email address nor an http(s) URL`},
+		{"alerts to a topic that is not one", base + "alerts:\n  topics: [arn:aws:sqs:ap-northeast-1:999999999999:q]\n", `alerts.topics[0]: "arn:aws:sqs:ap-northeast-1:999999999999:q" is not an SNS topic ARN`},
+		{"two topics in a region", base + "alerts:\n  topics: [arn:aws:sns:ap-northeast-1:999999999999:a, arn:aws:sns:ap-northeast-1:999999999999:b]\n", `alerts.topics[1]: a second topic in ap-northeast-1`},
+		{"a topic of another account", base + "alerts:\n  topics: [arn:aws:sns:ap-northeast-1:111111111111:a]\n", `alerts.topics[0]: arn:aws:sns:ap-northeast-1:111111111111:a belongs to account 111111111111`},
 		{"replica key of another account", base + "replication:\n  replica_kms_key: arn:aws:kms:ap-northeast-1:111111111111:key/k\n", `replication.replica_kms_key: must be a key of the archive account`},
 	}
 	for _, tt := range tests {

@@ -28,5 +28,9 @@ sources:
   #   region: us-east-1                # the trail's home region (default: archive.region)
   #   bucket: cm-members-cloudtrail-222222222222   # instead of trail: the single trail writing here
 
+# alerts:                              # a failed replication reaches a person within minutes (off unless given)
+#   subscribe: [ops@example.com]       # email addresses and https URLs; each confirms once (status names who has not)
+#   # topics: [arn:aws:sns:ap-northeast-1:999999999999:ops]   # existing topics of the archive account, one per region
+
 # endpoint_url: http://127.0.0.1:4566  # only for the sandbox or moto; AWS_ENDPOINT_URL works too
 `

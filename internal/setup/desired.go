@@ -223,6 +223,9 @@ func Rule(c *config.Config, t Trail, priority int32) s3types.ReplicationRule {
 	if c.Replication.TimeControl {
 		r.Destination.ReplicationTime = &s3types.ReplicationTime{Status: s3types.ReplicationTimeStatusEnabled, Time: &s3types.ReplicationTimeValue{Minutes: aws.Int32(15)}}
 		r.Destination.Metrics = &s3types.Metrics{Status: s3types.MetricsStatusEnabled, EventThreshold: &s3types.ReplicationTimeValue{Minutes: aws.Int32(15)}}
+	} else if c.Alerts.Enabled {
+		// S3 sends failure events only for rules with replication metrics.
+		r.Destination.Metrics = &s3types.Metrics{Status: s3types.MetricsStatusEnabled}
 	}
 	if t.KMSKey != "" {
 		r.SourceSelectionCriteria = &s3types.SourceSelectionCriteria{SseKmsEncryptedObjects: &s3types.SseKmsEncryptedObjects{Status: s3types.SseKmsEncryptedObjectsStatusEnabled}}

@@ -29,6 +29,8 @@ type ArchiveState struct {
 	PAB        *s3types.PublicAccessBlockConfiguration
 	Ownership  string
 	Policy     *policy.Document
+	// Topics are the alert topics by region, when the config has alerts.
+	Topics map[string]*Topic
 }
 
 // Role is an IAM role as discovery finds it.
@@ -52,6 +54,10 @@ type SourceState struct {
 	// it is not trailkeeper's (the seed's S3ReplicationRole, or another tool's).
 	CurrentRole *Role
 	BatchRole   *Role // the role backfill's jobs run with, nil if absent
+	// Notification is the bucket's event notification configuration, and
+	// BucketRegion its region (read only when the config has alerts).
+	Notification *s3types.NotificationConfiguration
+	BucketRegion string
 }
 
 // HasRule says whether the trail bucket replicates with trailkeeper's enabled rule.
@@ -164,6 +170,14 @@ func ObserveSource(ctx context.Context, c *config.Config, src config.Source, cl 
 	default:
 		st.Replication = rep.ReplicationConfiguration
 	}
+	if st.Notification, err = GetNotification(ctx, cl.S3, b); err != nil {
+		return nil, wrap(src.AccountID, "s3 GetBucketNotificationConfiguration "+b, err)
+	}
+	if c.Alerts.Enabled {
+		if st.BucketRegion, err = BucketRegion(ctx, cl, b); err != nil {
+			return nil, wrap(src.AccountID, "s3 GetBucketLocation "+b, err)
+		}
+	}
 	if st.Role, err = getRole(ctx, cl, src.AccountID, c.Replication.RoleName); err != nil {
 		return nil, err
 	}
@@ -179,6 +193,21 @@ func ObserveSource(ctx context.Context, c *config.Config, src config.Source, cl 
 		}
 	}
 	return st, nil
+}
+
+// BucketRegion asks S3 where a bucket is: a trail's bucket need not be in the
+// trail's home region.
+func BucketRegion(ctx context.Context, cl *awsapi.Clients, bucket string) (string, error) {
+	out, err := cl.S3.GetBucketLocation(ctx, &s3.GetBucketLocationInput{Bucket: &bucket})
+	switch {
+	case err != nil:
+		return "", err
+	case out.LocationConstraint == "":
+		return "us-east-1", nil // S3 answers an empty constraint for us-east-1
+	case out.LocationConstraint == "EU":
+		return "eu-west-1", nil // and the legacy EU for eu-west-1
+	}
+	return string(out.LocationConstraint), nil
 }
 
 func roleName(arn string) string {

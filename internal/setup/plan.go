@@ -183,6 +183,9 @@ func Build(ctx context.Context, e *Env, opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if archive.Topics, err = ObserveTopics(ctx, c, e.Archive, sources); err != nil {
+		return nil, err
+	}
 	return PlanFrom(ctx, e, archive, sources, opts)
 }
 
@@ -216,6 +219,9 @@ func PlanFrom(ctx context.Context, e *Env, archive *ArchiveState, sources []*Sou
 		}
 	}
 	if err := p.planPolicy(e, archive, sources, removing, opts, g); err != nil {
+		return nil, err
+	}
+	if err := p.planAlerts(e, archive.Topics, sources, removing); err != nil {
 		return nil, err
 	}
 	if !opts.NoListing {

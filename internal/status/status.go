@@ -57,6 +57,8 @@ type Report struct {
 	Findings      []*Finding `json:"findings"`
 	// Cost is the archive's monthly cost at the last 24 hours' volume.
 	Cost cost.Estimate `json:"cost"`
+	// Alerts is where failures go; left out when the config has no alerts.
+	Alerts *Alerts `json:"alerts,omitempty"`
 }
 
 // Archive is the state of the archive bucket.
@@ -95,6 +97,7 @@ type Account struct {
 	SourceObjects     int            `json:"sourceObjects"`           // log files and digests in the trail bucket since the window's start
 	Missing           int            `json:"missingFromArchive"`      // of those, not in the archive (older than 15 minutes)
 	InFlight          int            `json:"inFlight"`                // not in the archive yet, younger than 15 minutes
+	AlertsWired       bool           `json:"alertsWired"`             // its failures reach a topic (false when alerts are off)
 	Problems          int            `json:"problems"`
 	digestRegions     int            // regions whose hourly digests replicate
 }
@@ -154,6 +157,9 @@ func Check(ctx context.Context, e *setup.Env, opts Options) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
+	}
+	if err := ck.checkAlerts(ctx); err != nil {
+		return nil, err
 	}
 	ck.checkDrift(ctx)
 	var volumes []cost.Source
