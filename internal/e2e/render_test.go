@@ -71,3 +71,38 @@ func TestRenderThenDeployWithTheCLI(t *testing.T) {
 		t.Fatalf("deployed policy differs from the rendered one")
 	}
 }
+
+// TestRenderedAlertsDeployWithTheCLI: the alert files render writes deploy with
+// the AWS CLI, and plan then has nothing left to change.
+func TestRenderedAlertsDeployWithTheCLI(t *testing.T) {
+	requireTool(t, "aws")
+	e := newEnv(t, sandbox.Options{})
+	e.member(world.Member{Account: acctA})
+	e.writeConfig([]string{acctA}, "")
+	e.apply()
+	person := newInbox(t)
+	e.writeConfig([]string{acctA}, "alerts:\n  subscribe: ["+person.url+"]\n")
+	dir := t.TempDir()
+	if out, errOut, code := e.run("render", dir); code != 0 {
+		t.Fatalf("render exited %d: %s%s", code, out, errOut)
+	}
+	cli := func(acct string, args ...string) string {
+		t.Helper()
+		out, err := runAWS(e, acct, args...)
+		if err != nil {
+			t.Fatalf("aws %s: %v", strings.Join(args, " "), err)
+		}
+		return strings.TrimSpace(out)
+	}
+	file := func(name string) string { return "file://" + filepath.Join(dir, name) }
+	topic := cli(archiveAcct, "sns", "create-topic", "--name", "trailkeeper-replication-failures", "--query", "TopicArn", "--output", "text")
+	cli(archiveAcct, "sns", "set-topic-attributes", "--topic-arn", topic, "--attribute-name", "Policy", "--attribute-value", file("archive/topic-policy-"+region+".json"))
+	cli(archiveAcct, "sns", "subscribe", "--topic-arn", topic, "--protocol", "http", "--notification-endpoint", person.url)
+	person.waitConfirmed(1)
+	bucket := "cm-members-cloudtrail-" + acctA
+	cli(acctA, "s3api", "put-bucket-notification-configuration", "--bucket", bucket, "--notification-configuration", file(acctA+"/notification-configuration.json"))
+	person.next(testEventFrom(bucket))
+	if out, errOut, code := e.run("plan", "--detailed-exitcode"); code != 0 {
+		t.Fatalf("plan after deploying the rendered alert files: exit %d\n%s%s", code, out, errOut)
+	}
+}

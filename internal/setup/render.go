@@ -30,6 +30,7 @@ func Render(ctx context.Context, e *Env, parallel int) (map[string][]byte, error
 	}
 	files := map[string][]byte{}
 	var accounts, prefixes []string
+	topicMembers := map[string][2][]string{} // region -> accounts, buckets
 	for _, st := range states {
 		acct := st.Config.AccountID
 		accounts = append(accounts, acct)
@@ -54,6 +55,16 @@ func Render(ctx context.Context, e *Env, parallel int) (map[string][]byte, error
 		}
 		files[acct+"/replication-role.cfn.json"] = indent(tpl)
 		files[acct+"/replication-configuration.json"] = indent(replicationJSON(desiredReplication(c, st, nil, RoleARN(acct, c.Replication.RoleName))))
+		if c.Alerts.Enabled {
+			want := alertWiring(c, st)
+			files[acct+"/notification-configuration.json"] = indent(withWiring(st.Notification, &want))
+			m := topicMembers[st.BucketRegion]
+			topicMembers[st.BucketRegion] = [2][]string{append(m[0], acct), append(m[1], st.Trail.Bucket)}
+		}
+	}
+	for region, m := range topicMembers {
+		topic := TopicARN(c, region)
+		files["archive/topic-policy-"+region+".json"] = indent(withTopicStatement(nil, topic, m[0], m[1]))
 	}
 	doc := withGrant(&policy.Document{Version: "2012-10-17", Statements: []policy.Statement{DenyInsecure(c.Archive.Bucket)}},
 		c.Archive.Bucket, accounts, []string{SharedRolePattern(c.Replication.RoleName)}, prefixes)
@@ -114,5 +125,18 @@ still differs (it accepts the role when a CloudFormation stack manages it and it
 
    put-bucket-replication replaces the whole configuration: merge other rules of the bucket in first.
 `, c.Path, c.Archive.AccountID, c.Archive.Bucket, c.Archive.Bucket, c.Archive.Bucket, c.Archive.Bucket, strings.Join(accounts, ", "))
+	if c.Alerts.Enabled {
+		fmt.Fprintf(&b, `3. Alerts. In the archive account, per region with sources, the topic (archive/topic-policy-REGION.json names it),
+   its policy (merge the statement %s by Sid into an existing topic's policy), and who gets the alerts:
+
+       aws sns create-topic --region REGION --name %s
+       aws sns set-topic-attributes --region REGION --topic-arn TOPIC-ARN --attribute-name Policy --attribute-value file://archive/topic-policy-REGION.json
+       aws sns subscribe --region REGION --topic-arn TOPIC-ARN --protocol email --notification-endpoint YOU@EXAMPLE.COM
+
+   Then in each source account (the file keeps the bucket's other notifications as they were when rendered):
+
+       aws s3api put-bucket-notification-configuration --bucket TRAIL-BUCKET --notification-configuration file://ACCOUNT/notification-configuration.json
+`, SidS3Events, AlertTopicName)
+	}
 	return b.String()
 }
