@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,7 +18,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trailkeeper/trailkeeper/internal/cloudtrail/fixture"
+	"github.com/trailkeeper/trailkeeper/internal/policy"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+	"github.com/trailkeeper/trailkeeper/internal/setup"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
 
@@ -34,8 +37,8 @@ func newDemoCmd(streams IO, g *Globals) *cobra.Command {
 		Use:   "demo",
 		Short: "The whole story in one command, on the embedded sandbox: no AWS account needed",
 		Long: `Start the sandbox in-process, create a log-archive account and three member accounts whose trails log
-to their own buckets, then run plan and apply, let the logs flow, show status, add a fourth account, verify
-the archive, and catch an intruder who rewrites an archived log. Every step prints what it proved.
+to their own buckets, then run plan and apply, let the logs flow, show status, add a fourth account, backfill it, break the archive
+grant and catch the alert, verify the archive, and catch an intruder who rewrites an archived log. Every step prints what it proved.
 
 Exit codes: 0 every proof held, 1 one did not.`,
 		Args: cobra.NoArgs,
@@ -64,6 +67,7 @@ type demo struct {
 	url    string
 	dir    string
 	config string
+	inbox  *inbox // where the alerts go
 	failed int
 	steps  int
 }
@@ -121,8 +125,10 @@ replication:
   role_name: trailkeeper-replication
   time_control: true
 sources:
-%sendpoint_url: %s
-`, cfg, creds, cfg, creds, demoArchive, demoRegion, demoArchive, src.String(), d.url)
+%salerts:
+  subscribe: [%s]   # a person's HTTPS endpoint, played here by the demo
+endpoint_url: %s
+`, cfg, creds, cfg, creds, demoArchive, demoRegion, demoArchive, src.String(), d.inbox.url, d.url)
 	return os.WriteFile(d.config, []byte(yaml), 0o644)
 }
 
@@ -161,7 +167,12 @@ func runDemo(ctx context.Context, streams IO, opts *DemoOptions) error {
 		return usageErr("pick a free --addr", "sandbox: %v", err)
 	}
 	defer srv.Close()
-	d := &demo{ctx: ctx, out: streams.Out, sb: sb, url: srv.URL, dir: dir, config: filepath.Join(dir, "trailkeeper.yaml")}
+	in, err := newInbox()
+	if err != nil {
+		return err
+	}
+	defer in.srv.Close()
+	d := &demo{ctx: ctx, out: streams.Out, sb: sb, url: srv.URL, dir: dir, config: filepath.Join(dir, "trailkeeper.yaml"), inbox: in}
 	fmt.Fprintf(d.out, "trailkeeper demo: a local AWS at %s, files in %s\n\n", srv.URL, dir)
 	first := demoMembers[:3]
 
@@ -188,7 +199,10 @@ func runDemo(ctx context.Context, streams IO, opts *DemoOptions) error {
 		if out, code := d.cmd("plan", "--detailed-exitcode"); code != ExitOK {
 			return "", fmt.Errorf("plan after apply still has changes: %s", firstLine(out))
 		}
-		return "Object-Lock archive, least-privilege roles and replication rules in place; a second plan finds nothing to change", nil
+		if _, err := wait(d.inbox.confirmed, "confirmation of the alert subscription"); err != nil {
+			return "", err
+		}
+		return "Object-Lock archive, least-privilege roles, replication rules and failure alerts in place; a second plan finds nothing to change", nil
 	})
 	d.step("replicate", func() (string, error) {
 		if err := d.flow(first); err != nil {
@@ -248,6 +262,41 @@ func runDemo(ctx context.Context, streams IO, opts *DemoOptions) error {
 		a := r.Accounts[0]
 		return fmt.Sprintf("%d log files and digests that %s wrote before it was added reached the archive through S3 Batch Replication (%d tasks succeeded); nothing is missing now",
 			a.Missing, demoMembers[3], a.Succeeded), nil
+	})
+	d.step("alert", func() (string, error) {
+		// The archive stops letting the sources in; the next log cannot replicate.
+		arch := world.S3(d.url, demoArchive, demoRegion)
+		bucket := "aggregation-cloudtrail-logs-" + demoArchive
+		pol, err := arch.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &bucket})
+		if err != nil {
+			return "", err
+		}
+		doc, err := policy.Parse([]byte(aws.ToString(pol.Policy)), policy.Resource)
+		if err != nil {
+			return "", err
+		}
+		doc.Statements = slices.DeleteFunc(doc.Statements, func(s policy.Statement) bool { return s.Sid == setup.SidReplication })
+		data, _ := json.Marshal(doc)
+		if _, err := arch.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &bucket, Policy: aws.String(string(data))}); err != nil {
+			return "", err
+		}
+		written := time.Now()
+		if err := d.flow(first[:1]); err != nil {
+			return "", err
+		}
+		ev, err := wait(d.inbox.failures, "alert")
+		if err != nil {
+			return "", err
+		}
+		took := time.Since(written).Round(time.Millisecond)
+		if out, code := d.cmd("apply", "--yes"); code != ExitOK {
+			return "", fmt.Errorf("apply exited %d: %s", code, firstLine(out))
+		}
+		if out, code := d.cmd("backfill", "--wait", "--poll", "20ms"); code != ExitOK {
+			return "", fmt.Errorf("backfill exited %d: %s", code, out)
+		}
+		return fmt.Sprintf("the archive grant broken: the subscriber at %s got S3's alert for %s (%s) %v after delivery; apply restored the grant, backfill brought the FAILED logs in",
+			d.inbox.url, filepath.Base(ev.Key), ev.Reason, took), nil
 	})
 	var victim string
 	d.step("verify", func() (string, error) {
