@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 )
 
 func TestListingAndVersions(t *testing.T) {
@@ -119,6 +120,9 @@ func TestPersistence(t *testing.T) {
 		t.Fatal(st)
 	}
 	fp := must(e.cloudtrail(sourceAcct).ListPublicKeys(ctx, &cloudtrail.ListPublicKeysInput{})).OK(t).PublicKeyList[0].Fingerprint
+	topic := alertTopic(t, e, p.source)
+	must(e.sns(archiveAcct).Subscribe(ctx, &sns.SubscribeInput{TopicArn: &topic, Protocol: aws.String("email"), Endpoint: aws.String("ops@example.com")})).OK(t)
+	must(e.s3(sourceAcct).PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{Bucket: &p.source, NotificationConfiguration: failureConfig(topic)})).OK(t)
 	srv.Close()
 	if err := sb.Close(); err != nil {
 		t.Fatal(err)
@@ -139,6 +143,16 @@ func TestPersistence(t *testing.T) {
 	if *fp != *fp2 {
 		t.Fatal("the CloudTrail signing key changed across a restart: old digests would no longer verify")
 	}
+	// Topics, their policies and subscriptions, and notifications survive: S3
+	// still proves the topic's policy lets the bucket publish.
+	attrs := must(e2.sns(archiveAcct).GetTopicAttributes(ctx, &sns.GetTopicAttributesInput{TopicArn: &topic})).OK(t).Attributes
+	if attrs["SubscriptionsPending"] != "1" || !strings.Contains(attrs["Policy"], "s3.amazonaws.com") {
+		t.Fatalf("topic after restart: %v", attrs)
+	}
+	if n := must(e2.s3(sourceAcct).GetBucketNotificationConfiguration(ctx, &s3.GetBucketNotificationConfigurationInput{Bucket: &p.source})).OK(t); len(n.TopicConfigurations) != 1 {
+		t.Fatalf("notifications after restart: %+v", n.TopicConfigurations)
+	}
+	must(e2.s3(sourceAcct).PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{Bucket: &p.source, NotificationConfiguration: failureConfig(topic)})).OK(t)
 	// Replication still runs after the restart: the grant (stored as the role's unique ID) still matches.
 	p.e = e2
 	if st, why := p.put(t, "AWSLogs/"+sourceAcct+"/after.json.gz"); st != "COMPLETED" {

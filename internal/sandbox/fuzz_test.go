@@ -71,6 +71,7 @@ func FuzzS3Request(f *testing.F) {
 		{"PUT", "/b?policy", "", `{"Statement":[{"Effect":"Allow","Principal":{"AWS":"222222222222"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}`},
 		{"PUT", "/b?object-lock", "", `<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>1</Days></DefaultRetention></Rule></ObjectLockConfiguration>`},
 		{"PUT", "/b/chunked", "Content-Encoding: aws-chunked\nX-Amz-Content-Sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER", "4\r\ndata\r\n0\r\nx-amz-checksum-crc32:rr0vBg==\r\n\r\n"},
+		{"PUT", "/b?notification", "", `<NotificationConfiguration><TopicConfiguration><Id>x</Id><Topic>arn:aws:sns:us-east-1:111111111111:t</Topic><Event>s3:Replication:*</Event><Event>:</Event><Filter><S3Key><FilterRule><Name>Prefix</Name><Value>AWSLogs/</Value></FilterRule></S3Key></Filter></TopicConfiguration><QueueConfiguration><Event>s3:ObjectCreated:*</Event></QueueConfiguration></NotificationConfiguration>`},
 		{"GET", "/b?list-type=2&max-keys=-1&prefix=a&delimiter=/", "", ""},
 		{"GET", "/b?versions&key-marker=k&version-id-marker=zz", "", ""},
 		{"POST", "/b?delete", "", `<Delete><Object><Key>k</Key></Object></Delete>`},
@@ -117,9 +118,12 @@ func FuzzQueryRequest(f *testing.F) {
 	f.Add("iam", "Action=PutRolePolicy&Version=2010-05-08&RoleName=r&PolicyName=p&PolicyDocument=%7B%7D")
 	f.Add("sts", "Action=AssumeRole&Version=2011-06-15&RoleArn=arn:aws:iam::111111111111:role/r&RoleSessionName=s&DurationSeconds=x")
 	f.Add("cloudformation", "Action=CreateStack&Version=2010-05-15&StackName=s&TemplateBody=Resources%3A%0A++R%3A+%21Sub+x&Capabilities.member.1=CAPABILITY_IAM")
+	f.Add("sns", "Action=CreateTopic&Version=2010-03-31&Name=t&Attributes.entry.1.key=Policy&Attributes.entry.1.value=%7B%7D")
+	f.Add("sns", "Action=Subscribe&Version=2010-03-31&TopicArn=arn:aws:sns:us-east-1:111111111111:t&Protocol=http&Endpoint=http://127.0.0.1:1/")
+	f.Add("sns", "Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:111111111111:t&Token=")
 	f.Add("cloudformation", "Action=CreateStack&StackName=s&TemplateBody=%7B%22Resources%22%3A%7B%22B%22%3A%7B%22Type%22%3A%22AWS%3A%3AS3%3A%3ABucket%22%2C%22Properties%22%3A%7B%22BucketName%22%3A%7B%22Ref%22%3A%22B%22%7D%7D%7D%7D%7D")
 	f.Fuzz(func(t *testing.T, service, form string) {
-		if service != "iam" && service != "sts" && service != "cloudformation" {
+		if service != "iam" && service != "sts" && service != "cloudformation" && service != "sns" {
 			return
 		}
 		req := httptest.NewRequest("POST", "/", strings.NewReader(form))

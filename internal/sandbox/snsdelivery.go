@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 )
@@ -79,8 +80,8 @@ func (g *snsSigner) sign(body map[string]string, base string) {
 // sendConfirmation asks an endpoint to confirm its subscription. Email cannot
 // leave the sandbox: such subscriptions stay pending. Callers hold s.mu.
 func (s *Sandbox) sendConfirmation(t *topic, sub *subscription) {
-	if sub.Protocol != "http" && sub.Protocol != "https" {
-		s.opts.Logger.Info("sns: the sandbox sends no email; the subscription stays pending", "topic", t.ARN, "endpoint", sub.Endpoint)
+	if !deliverable(sub) {
+		s.opts.Logger.Info("sns: the sandbox sends nothing off this machine (no email, no other hosts); the subscription stays pending", "topic", t.ARN, "endpoint", sub.Endpoint)
 		return
 	}
 	q := url.Values{"Action": {"ConfirmSubscription"}, "TopicArn": {t.ARN}, "Token": {sub.Token}}
@@ -95,7 +96,7 @@ func (s *Sandbox) sendConfirmation(t *topic, sub *subscription) {
 func (s *Sandbox) publishToTopic(t *topic, subject, message string) string {
 	id := uuid()
 	for _, sub := range t.Subscriptions {
-		if !sub.Confirmed || (sub.Protocol != "http" && sub.Protocol != "https") {
+		if !sub.Confirmed || !deliverable(sub) {
 			continue
 		}
 		body := map[string]string{"Type": "Notification", "MessageId": id, "TopicArn": t.ARN, "Message": message,
@@ -106,6 +107,20 @@ func (s *Sandbox) publishToTopic(t *topic, subject, message string) string {
 		s.enqueueSNS(snsMessage{endpoint: sub.Endpoint, kind: "Notification", subARN: sub.ARN, body: body}, sub.Base)
 	}
 	return id
+}
+
+// deliverable says whether the sandbox posts to a subscription: http(s) on
+// loopback only, so that nothing leaves the machine.
+func deliverable(sub *subscription) bool {
+	if sub.Protocol != "http" && sub.Protocol != "https" {
+		return false
+	}
+	u, err := url.Parse(sub.Endpoint)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	return host == "localhost" || strings.HasSuffix(host, ".localhost") || isLoopback(host)
 }
 
 func snsTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
