@@ -39,6 +39,12 @@ type Options struct {
 	Slack time.Duration
 	// Progress hears the running totals, from one goroutine at a time.
 	Progress func(Stats)
+	// Skip leaves out listed objects that need not be read (the index: those
+	// it already holds).
+	Skip func(store.Version) bool
+	// ObjectDone hears each object read to its end, in order, once its
+	// matches were emitted; objects that could not be read are warnings instead.
+	ObjectDone func(store.Version)
 }
 
 // DefaultSlack covers CloudTrail's delivery delay (about 5 minutes on average,
@@ -68,6 +74,7 @@ type Stats struct {
 
 // object is one log file to read.
 type object struct {
+	v               store.Version
 	key, version    string
 	account, region string    // "" outside the AWSLogs layout
 	delivered       time.Time // from the file name; zero when unknown
@@ -137,6 +144,9 @@ func (r *runner) list(ctx context.Context) ([]object, error) {
 		err := r.s.Versions(ctx, prefixes[i], func(v store.Version) error {
 			if v.Latest && !v.DeleteMarker {
 				o, ok, why := r.candidate(v, len(bases) > 0)
+				if ok && r.opts.Skip != nil && r.opts.Skip(v) {
+					return nil
+				}
 				if ok {
 					found = append(found, o)
 				} else if why != "" {
@@ -222,7 +232,7 @@ var logFolderRE = regexp.MustCompile(`AWSLogs/(?:o-[^/]+/)?(\d{12})/CloudTrail/(
 // Insights files never come here; a file there whose name CloudTrail would
 // not write is still read if it is JSON, and named if it is not.
 func (r *runner) candidate(v store.Version, layout bool) (o object, ok bool, why string) {
-	o = object{key: v.Key, version: v.VersionID}
+	o = object{v: v, key: v.Key, version: v.VersionID}
 	isJSON := strings.HasSuffix(v.Key, ".json.gz") || strings.HasSuffix(v.Key, ".json")
 	k, err := ct.ParseKey(v.Key)
 	switch {
@@ -324,6 +334,9 @@ func (r *runner) scan(ctx context.Context, objects []object, emit func(Match) er
 					continue
 				}
 				r.stats.Warnings = append(r.stats.Warnings, objects[p.i].key+": "+p.err.Error())
+				if r.opts.ObjectDone != nil {
+					continue // all of an object or none of it, for the index
+				}
 			}
 			for _, m := range p.matches {
 				if r.opts.Limit > 0 && r.stats.Matched >= int64(r.opts.Limit) {
@@ -335,6 +348,9 @@ func (r *runner) scan(ctx context.Context, objects []object, emit func(Match) er
 					cancel()
 					break
 				}
+			}
+			if p.err == nil && failed == nil && r.opts.ObjectDone != nil {
+				r.opts.ObjectDone(objects[p.i].v)
 			}
 			r.progress()
 			if r.opts.Limit > 0 && r.stats.Matched >= int64(r.opts.Limit) && failed == nil {

@@ -1,0 +1,294 @@
+// Package index converts an archive's CloudTrail log files into Parquet,
+// partitioned by account, region and day, once: a rerun reads only objects it
+// does not hold yet, an interrupted run resumes, and an object rewritten in
+// the archive is reported, not indexed again. DuckDB (embedded) writes the
+// Parquet; search's reader finds and splits the records.
+package index
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	_ "github.com/duckdb/duckdb-go/v2" // the database/sql driver "duckdb"
+
+	"github.com/trailkeeper/trailkeeper/internal/eventschema"
+	"github.com/trailkeeper/trailkeeper/internal/search"
+	"github.com/trailkeeper/trailkeeper/internal/store"
+)
+
+// Options tune a build.
+type Options struct {
+	Root     string // where [prefix/]AWSLogs/ is looked for, as in search
+	Parallel int    // objects read at once (search's default when 0)
+	// BatchEvents is how many events go into one batch of Parquet files;
+	// each batch is committed on its own, so an interruption loses at most one.
+	BatchEvents int
+	Progress    func(Progress)
+}
+
+// Progress is where a build is.
+type Progress struct {
+	Listed, Done int // objects to read, and read
+	Events       int64
+}
+
+// Result is what a build did.
+type Result struct {
+	Dir        string   `json:"dir"`
+	Objects    int      `json:"objectsIndexed"` // read now
+	Events     int64    `json:"eventsIndexed"`
+	Held       int      `json:"objectsHeld"` // in the index before this run, not read again
+	Rewritten  []string `json:"rewritten"`   // keys whose version changed since indexed: reported, not indexed again
+	Unreadable []string `json:"unreadable"`  // not indexed, with why; tried again next run
+	Dropped    int64    `json:"eventsDropped"`
+	Batches    int      `json:"batches"`
+	Bytes      int64    `json:"parquetBytes"` // the whole index's Parquet files
+}
+
+const defaultBatchEvents = 250_000
+
+// Build brings the index in dir up to date with the store.
+func Build(ctx context.Context, s store.Store, dir string, opts Options) (*Result, error) {
+	if opts.BatchEvents <= 0 {
+		opts.BatchEvents = defaultBatchEvents
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		return nil, err
+	}
+	unlock, err := lock(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	m, err := openManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer m.close()
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, fmt.Sprintf("SET threads=%d; SET preserve_insertion_order=false; SET temp_directory=%s",
+		runtime.NumCPU(), literal(filepath.Join(dir, "tmp")))); err != nil {
+		return nil, err
+	}
+
+	res := &Result{Dir: dir, Held: len(m.objects), Rewritten: []string{}, Unreadable: []string{}}
+	b := &batcher{ctx: ctx, db: db, dir: dir, m: m, res: res, limit: opts.BatchEvents}
+	defer b.discard()
+	var listed int
+	var mu sync.Mutex
+	stats, err := search.Run(ctx, s, search.Options{Root: opts.Root, Parallel: opts.Parallel,
+		Skip: func(v store.Version) bool { // from listing goroutines at once
+			id, held := m.objects[v.Key]
+			if held && id != identity(v) {
+				mu.Lock()
+				res.Rewritten = append(res.Rewritten, v.Key)
+				mu.Unlock()
+			}
+			return held
+		},
+		ObjectDone: func(v store.Version) {
+			b.objects = append(b.objects, v)
+			if b.lines >= b.limit && b.err == nil {
+				b.err = b.flush()
+			}
+		},
+		Progress: func(st search.Stats) {
+			listed = int(st.ObjectsListed)
+			if opts.Progress != nil {
+				opts.Progress(Progress{Listed: listed, Done: int(st.ObjectsDone), Events: res.Events + int64(b.lines)})
+			}
+		}},
+		func(mt search.Match) error {
+			if b.err != nil {
+				return b.err
+			}
+			return b.add(mt)
+		})
+	if err == nil {
+		err = b.err
+	}
+	if err == nil {
+		err = b.flush()
+	}
+	if stats != nil {
+		res.Unreadable = append(res.Unreadable, stats.Warnings...)
+	}
+	slices.Sort(res.Rewritten)
+	res.Bytes = parquetBytes(filepath.Join(dir, "events"))
+	return res, err
+}
+
+// batcher gathers records into a newline-delimited JSON file that DuckDB turns
+// into Parquet: {"_a":ACCOUNT,"_r":REGION,"r":RECORD} per line.
+type batcher struct {
+	ctx     context.Context
+	db      *sql.DB
+	dir     string
+	m       *manifest
+	res     *Result
+	limit   int
+	f       *os.File
+	w       *bufio.Writer
+	lines   int
+	objects []store.Version // read to their end, in this batch
+	err     error
+}
+
+func (b *batcher) path() string {
+	return filepath.Join(b.dir, "tmp", fmt.Sprintf("b%06d.ndjson", b.m.next))
+}
+
+func (b *batcher) add(mt search.Match) error {
+	if b.f == nil {
+		f, err := os.Create(b.path())
+		if err != nil {
+			return err
+		}
+		b.f, b.w = f, bufio.NewWriterSize(f, 1<<20)
+	}
+	b.w.WriteString(`{"_a":`)
+	b.w.WriteString(strconv.Quote(mt.Account))
+	b.w.WriteString(`,"_r":`)
+	b.w.WriteString(strconv.Quote(mt.Region))
+	b.w.WriteString(`,"r":`)
+	// Line breaks can only be whitespace between tokens in JSON: within
+	// strings they are escaped. One record, one line.
+	for _, c := range mt.Raw {
+		if c == '\n' || c == '\r' {
+			c = ' '
+		}
+		b.w.WriteByte(c)
+	}
+	_, err := b.w.WriteString("}\n")
+	b.lines++
+	return err
+}
+
+// flush writes the batch's Parquet files, then records its objects.
+func (b *batcher) flush() error {
+	if len(b.objects) == 0 && b.lines == 0 {
+		return nil
+	}
+	batch := b.m.next
+	if b.f != nil {
+		if err := b.w.Flush(); err != nil {
+			return err
+		}
+		if err := b.f.Close(); err != nil {
+			return err
+		}
+		b.f = nil
+		n, err := b.copy(batch, false)
+		if err != nil {
+			// A record whose fields are not of CloudTrail's types: index the
+			// rest and say how many were left out.
+			if n, err = b.copy(batch, true); err != nil {
+				return fmt.Errorf("index batch %d: %w", batch, err)
+			}
+		}
+		b.res.Dropped += int64(b.lines) - n
+		b.res.Events += n
+		os.Remove(b.path())
+	}
+	if err := b.m.commit(batch, b.objects); err != nil {
+		return err
+	}
+	b.m.next++
+	b.res.Objects += len(b.objects)
+	b.res.Batches++
+	b.objects, b.lines = nil, 0
+	return nil
+}
+
+func (b *batcher) copy(batch int, ignoreErrors bool) (int64, error) {
+	r, err := b.db.ExecContext(b.ctx, CopySQL(b.path(), filepath.Join(b.dir, "events"), fmt.Sprintf("b%06d_{i}", batch), ignoreErrors))
+	if err != nil {
+		return 0, err
+	}
+	return r.RowsAffected()
+}
+
+// discard removes an unfinished batch's file.
+func (b *batcher) discard() {
+	if b.f != nil {
+		b.f.Close()
+		os.Remove(b.path())
+	}
+}
+
+// CopySQL is the statement that turns a batch file into Parquet files under
+// out, partitioned by account, region and day.
+func CopySQL(in, out, pattern string, ignoreErrors bool) string {
+	var sel, read []string
+	for _, c := range eventschema.Columns {
+		sel = append(sel, c.Select(`r."`+c.Key+`"`)+` AS "`+c.Name+`"`)
+		read = append(read, `"`+c.Key+`" `+c.ReadType())
+	}
+	sel = append(sel, `_a AS account`, `_r AS region`, `coalesce(substr(r."eventTime", 1, 10), 'unknown') AS day`)
+	columns := fmt.Sprintf("{'_a': 'VARCHAR', '_r': 'VARCHAR', 'r': %s}", literal("STRUCT("+strings.Join(read, ", ")+")"))
+	return fmt.Sprintf(`COPY (SELECT %s FROM read_json(%s, format='newline_delimited', columns=%s, ignore_errors=%v, maximum_object_size=67108864))
+TO %s (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (account, region, day), FILENAME_PATTERN %s, OVERWRITE_OR_IGNORE)`,
+		strings.Join(sel, ", "), literal(in), columns, ignoreErrors, literal(out), literal(pattern))
+}
+
+// literal is s as an SQL string literal.
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func parquetBytes(root string) int64 {
+	var n int64
+	filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".parquet") {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// lock keeps a second build out of the same index while one runs. A lock
+// left by a process that is gone is taken over.
+func lock(dir string) (func(), error) {
+	path := filepath.Join(dir, "lock")
+	for range 2 {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err == nil {
+			fmt.Fprintf(f, "%d\n", os.Getpid())
+			f.Close()
+			return func() { os.Remove(path) }, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return nil, err
+		}
+		data, _ := os.ReadFile(path)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+		if pid > 0 && alive(pid) {
+			return nil, fmt.Errorf("index %s is being built by process %d; wait for it (or remove %s if that process is not trailkeeper)", dir, pid, path)
+		}
+		os.Remove(path)
+	}
+	return nil, fmt.Errorf("index %s: could not take %s", dir, path)
+}
+
+// alive says whether a process of this machine still runs.
+func alive(pid int) bool {
+	p, err := os.FindProcess(pid)
+	return err == nil && !errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
+}

@@ -1,0 +1,105 @@
+// Package query runs SQL over an index with DuckDB (embedded): a table
+// events with Athena's CloudTrail column names, and views for the questions
+// asked most.
+package query
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	_ "github.com/duckdb/duckdb-go/v2" // the database/sql driver "duckdb"
+)
+
+// Views are defined over events, in DuckDB and, with the same text, in Athena
+// (internal/athena).
+var Views = []struct{ Name, SQL string }{
+	{"errors", "SELECT * FROM events WHERE errorcode IS NOT NULL"},
+	{"console_logins", "SELECT * FROM events WHERE eventname = 'ConsoleLogin'"},
+}
+
+// DB is an index opened for queries.
+type DB struct {
+	db *sql.DB
+}
+
+// ErrEmpty means the index holds no events yet.
+var ErrEmpty = errors.New("the index holds no events")
+
+// Open opens the index in dir.
+func Open(ctx context.Context, dir string) (*DB, error) {
+	files, _ := filepath.Glob(filepath.Join(dir, "events", "*", "*", "*", "*.parquet"))
+	if len(files) == 0 {
+		if _, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("no index at %s: %w", dir, err)
+		}
+		return nil, ErrEmpty
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1) // the views live in the one in-memory database
+	glob := filepath.Join(dir, "events", "*", "*", "*", "*.parquet")
+	stmts := []string{
+		fmt.Sprintf("SET threads=%d", runtime.NumCPU()),
+		// hive_types_autocast off: account ids keep their leading zeros.
+		fmt.Sprintf("CREATE VIEW events AS SELECT * FROM read_parquet('%s', hive_partitioning=true, hive_types_autocast=false, union_by_name=true)",
+			strings.ReplaceAll(glob, "'", "''")),
+	}
+	for _, v := range Views {
+		stmts = append(stmts, "CREATE VIEW "+v.Name+" AS "+v.SQL)
+	}
+	for _, s := range stmts {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open the index at %s: %w", dir, err)
+		}
+	}
+	return &DB{db: db}, nil
+}
+
+// Close releases the database.
+func (d *DB) Close() error { return d.db.Close() }
+
+// Rows are a statement's answer, read row by row.
+type Rows struct {
+	rows    *sql.Rows
+	Columns []string
+}
+
+// Query runs one statement.
+func (d *DB) Query(ctx context.Context, query string) (*Rows, error) {
+	rows, err := d.db.QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	cols, err := rows.Columns()
+	if err != nil {
+		rows.Close()
+		return nil, err
+	}
+	return &Rows{rows: rows, Columns: cols}, nil
+}
+
+// Next returns the next row, nil at the end. Values are Go values: strings,
+// numbers, maps for structs, slices for lists, nil for NULL.
+func (r *Rows) Next() ([]any, error) {
+	if !r.rows.Next() {
+		return nil, r.rows.Err()
+	}
+	row := make([]any, len(r.Columns))
+	ptrs := make([]any, len(row))
+	for i := range row {
+		ptrs[i] = &row[i]
+	}
+	return row, r.rows.Scan(ptrs...)
+}
+
+// Close ends the answer.
+func (r *Rows) Close() error { return r.rows.Close() }
