@@ -110,12 +110,12 @@ Exit codes: 0 success, 1 problems found, 2 usage or configuration error,
 	pf.StringVarP(&g.Output, "output", "o", "text", "output format: text or json (search: csv too)")
 	pf.BoolVar(&g.NoProgress, "no-progress", false, "no progress bars on stderr")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
-		if g.Output != "text" && g.Output != "json" && !(g.Output == "csv" && cmd.Name() == "search") {
+		if g.Output != "text" && g.Output != "json" && !(g.Output == "csv" && (cmd.Name() == "search" || cmd.Name() == "query")) {
 			return usageErr("use --output text or --output json", "unknown output format %q", g.Output)
 		}
 		return nil
 	}
-	root.AddCommand(newInitCmd(streams, g), newPlanCmd(streams, g), newApplyCmd(streams, g), newRemoveSourceCmd(streams, g), newRenderCmd(streams, g), newStatusCmd(streams, g), newBackfillCmd(streams, g), newReportCmd(streams, g), newVerifyCmd(streams, g), newSearchCmd(streams, g), newKeysCmd(streams, g), newAlertsCmd(streams, g),
+	root.AddCommand(newInitCmd(streams, g), newPlanCmd(streams, g), newApplyCmd(streams, g), newRemoveSourceCmd(streams, g), newRenderCmd(streams, g), newStatusCmd(streams, g), newBackfillCmd(streams, g), newReportCmd(streams, g), newVerifyCmd(streams, g), newSearchCmd(streams, g), newIndexCmd(streams, g), newQueryCmd(streams, g), newKeysCmd(streams, g), newAlertsCmd(streams, g),
 		newSandboxCmd(streams, g, nil), newDemoCmd(streams, g))
 	return root
 }

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trailkeeper/trailkeeper/internal/index"
+	"github.com/trailkeeper/trailkeeper/internal/store"
+)
+
+// IndexOptions are the flags of index.
+type IndexOptions struct {
+	Location string
+	To       string
+	Parallel int
+}
+
+func newIndexCmd(streams IO, g *Globals) *cobra.Command {
+	opts := &IndexOptions{}
+	cmd := &cobra.Command{
+		Use:   "index [LOCATION]",
+		Short: "Convert the archive's events into a Parquet index for trailkeeper query (incremental)",
+		Long: `index reads the archive's CloudTrail log files once and writes their events as Parquet, partitioned by
+account, region and day (events/account=A/region=R/day=YYYY-MM-DD/), with Athena's CloudTrail column names.
+It records each object it has read (objects.tsv): a rerun reads only new objects, an interrupted run resumes,
+and an object rewritten in the archive since it was indexed is reported, not indexed again.
+
+LOCATION is the config's archive (default), s3://bucket[/prefix], or a local directory, as for search. The
+index goes to --to DIR, by default a folder of the user's cache directory named after the location.
+
+Exit codes: 0 indexed, 1 something could not be indexed (named), 2 usage error, 3 AWS access error.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.Location = args[0]
+			}
+			return classify(runIndex(cmd.Context(), streams, g, opts))
+		},
+	}
+	cmd.Flags().StringVar(&opts.To, "to", "", "the index folder (default: under the user's cache directory)")
+	cmd.Flags().IntVar(&opts.Parallel, "parallel", 0, "objects read at once (default: 256 from S3, 2 per core from a directory)")
+	return cmd
+}
+
+func runIndex(ctx context.Context, streams IO, g *Globals, opts *IndexOptions) error {
+	s, root, c, _, err := archiveAccess(ctx, g, opts.Location)
+	if err != nil {
+		return err
+	}
+	dir := opts.To
+	if dir == "" {
+		if dir, err = defaultIndexDir(s, root); err != nil {
+			return err
+		}
+	}
+	prog := newProgress(streams.Err, g, "index", 0)
+	start := time.Now()
+	res, err := index.Build(ctx, s, dir, index.Options{Root: root, Parallel: opts.Parallel, Progress: func(p index.Progress) {
+		prog.update(p.Done, p.Listed, fmt.Sprintf("objects, %s", plural(int(p.Events), "event", "events")))
+	}})
+	prog.finish()
+	if err != nil {
+		return archiveError(err, s, c)
+	}
+	if g.Output == "json" {
+		if err := writeJSON(streams.Out, res); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(streams.Out, "Indexed %s (%s) in %s into %s: %s of Parquet in all, %s held from earlier runs and not read again.\n",
+			plural(res.Objects, "object", "objects"), plural(int(res.Events), "event", "events"), time.Since(start).Round(time.Millisecond),
+			dir, megabytes(res.Bytes), plural(res.Held, "object", "objects"))
+		if res.Objects+res.Held > 0 {
+			fmt.Fprintf(streams.Out, "Query it: trailkeeper query --index %s \"SELECT eventname, count(*) AS n FROM events GROUP BY ALL ORDER BY n DESC LIMIT 10\"\n", dir)
+		}
+	}
+	for _, k := range res.Rewritten {
+		fmt.Fprintf(streams.Err, "warning: rewritten since it was indexed (the index keeps what it read first; trailkeeper verify tells which is CloudTrail's): %s\n", k)
+	}
+	for _, w := range res.Unreadable {
+		fmt.Fprintf(streams.Err, "warning: not indexed: %s\n", w)
+	}
+	if res.Dropped > 0 {
+		fmt.Fprintf(streams.Err, "warning: %s left out: their fields are not of CloudTrail's types\n", plural(int(res.Dropped), "event", "events"))
+	}
+	if n := len(res.Rewritten) + len(res.Unreadable); n > 0 || res.Dropped > 0 {
+		return &exitError{code: ExitProblems, err: fmt.Errorf("%s not indexed as it is now", plural(n, "object", "objects")),
+			hint: "each is named above; unreadable objects are tried again on the next run"}
+	}
+	return nil
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// defaultIndexDir is the index's folder in the user's cache directory, named
+// after the archive: s3-BUCKET[-PREFIX], or dir-NAME-HASH of the path.
+func defaultIndexDir(s store.Store, root string) (string, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", usageErr("give the index folder with --to DIR (or --index DIR)", "no cache directory: %v", err)
+	}
+	var name string
+	if d, ok := s.(store.Dir); ok {
+		abs, _ := filepath.Abs(d.Root)
+		sum := sha256.Sum256([]byte(abs))
+		name = "dir-" + filepath.Base(abs) + "-" + hex.EncodeToString(sum[:4])
+	} else {
+		name = "s3-" + strings.TrimPrefix(s.String(), "s3://")
+		if root != "" {
+			name += "-" + root
+		}
+	}
+	return filepath.Join(cache, "trailkeeper", "index", strings.Trim(unsafeName.ReplaceAllString(name, "_"), "_")), nil
+}
