@@ -216,12 +216,57 @@ func (b *batcher) flush() error {
 	return nil
 }
 
+// copy loads the batch file into a table, then writes one Parquet file per
+// account, region and day: events/account=A/region=R/YYYY/MM/DD/bNNNNNN.parquet.
+// The day folders are CloudTrail's own, so that the index's day ('2026/12/03')
+// is the value of the Athena table over the log files too, and one SQL
+// statement runs on both.
 func (b *batcher) copy(batch int, ignoreErrors bool) (int64, error) {
-	r, err := b.db.ExecContext(b.ctx, CopySQL(b.path(), filepath.Join(b.dir, "events"), fmt.Sprintf("b%06d_{i}", batch), ignoreErrors))
+	if _, err := b.db.ExecContext(b.ctx, LoadSQL(b.path(), ignoreErrors)); err != nil {
+		return 0, err
+	}
+	defer b.db.ExecContext(context.WithoutCancel(b.ctx), "DROP TABLE IF EXISTS batch")
+	rows, err := b.db.QueryContext(b.ctx, "SELECT account, region, day, count(*) FROM batch GROUP BY ALL ORDER BY ALL")
 	if err != nil {
 		return 0, err
 	}
-	return r.RowsAffected()
+	type part struct {
+		account, region, day string
+		n                    int64
+	}
+	var parts []part
+	for rows.Next() {
+		var p part
+		if err := rows.Scan(&p.account, &p.region, &p.day, &p.n); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		parts = append(parts, p)
+	}
+	rows.Close()
+	var total int64
+	for _, p := range parts {
+		folder := filepath.Join(b.dir, "events", "account="+safe(p.account), "region="+safe(p.region), filepath.FromSlash(p.day))
+		if err := os.MkdirAll(folder, 0o755); err != nil {
+			return 0, err
+		}
+		file := filepath.Join(folder, fmt.Sprintf("b%06d.parquet", batch))
+		q := fmt.Sprintf("COPY (SELECT * EXCLUDE (account, region) FROM batch WHERE account = %s AND region = %s AND day = %s) TO %s (FORMAT parquet, COMPRESSION zstd)",
+			literal(p.account), literal(p.region), literal(p.day), literal(file))
+		if _, err := b.db.ExecContext(b.ctx, q); err != nil {
+			return 0, err
+		}
+		total += p.n
+	}
+	return total, nil
+}
+
+// safe keeps a partition value to one path element.
+func safe(v string) string {
+	if v == "" || v == "." || v == ".." {
+		return "unknown"
+	}
+	return strings.NewReplacer("/", "_", `\`, "_", "=", "_").Replace(v)
 }
 
 // discard removes an unfinished batch's file.
@@ -232,19 +277,20 @@ func (b *batcher) discard() {
 	}
 }
 
-// CopySQL is the statement that turns a batch file into Parquet files under
-// out, partitioned by account, region and day.
-func CopySQL(in, out, pattern string, ignoreErrors bool) string {
+// LoadSQL is the statement that reads a batch file into the table batch, in
+// Athena's shape, with the partition columns: the archive folder's account and
+// region, and the day of eventTime as CloudTrail's folders write it.
+func LoadSQL(in string, ignoreErrors bool) string {
 	var sel, read []string
 	for _, c := range eventschema.Columns {
 		sel = append(sel, c.Select(`r."`+c.Key+`"`)+` AS "`+c.Name+`"`)
 		read = append(read, `"`+c.Key+`" `+c.ReadType())
 	}
-	sel = append(sel, `_a AS account`, `_r AS region`, `coalesce(substr(r."eventTime", 1, 10), 'unknown') AS day`)
+	day := `coalesce(strftime(try_cast(r."eventTime" AS TIMESTAMP), '%Y/%m/%d'), 'unknown')`
+	sel = append(sel, `_a AS account`, `_r AS region`, day+` AS day`)
 	columns := fmt.Sprintf("{'_a': 'VARCHAR', '_r': 'VARCHAR', 'r': %s}", literal("STRUCT("+strings.Join(read, ", ")+")"))
-	return fmt.Sprintf(`COPY (SELECT %s FROM read_json(%s, format='newline_delimited', columns=%s, ignore_errors=%v, maximum_object_size=67108864))
-TO %s (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (account, region, day), FILENAME_PATTERN %s, OVERWRITE_OR_IGNORE)`,
-		strings.Join(sel, ", "), literal(in), columns, ignoreErrors, literal(out), literal(pattern))
+	return fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE batch AS SELECT %s FROM read_json(%s, format='newline_delimited', columns=%s, ignore_errors=%v, maximum_object_size=67108864)`,
+		strings.Join(sel, ", "), literal(in), columns, ignoreErrors)
 }
 
 // literal is s as an SQL string literal.

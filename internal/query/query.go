@@ -33,7 +33,8 @@ var ErrEmpty = errors.New("the index holds no events")
 
 // Open opens the index in dir.
 func Open(ctx context.Context, dir string) (*DB, error) {
-	files, _ := filepath.Glob(filepath.Join(dir, "events", "*", "*", "*", "*.parquet"))
+	glob := filepath.Join(dir, "events", "*", "*", "*", "*", "*", "*.parquet") // account=A/region=R/YYYY/MM/DD/
+	files, _ := filepath.Glob(glob)
 	if len(files) == 0 {
 		if _, err := os.Stat(dir); err != nil {
 			return nil, fmt.Errorf("no index at %s: %w", dir, err)
@@ -45,7 +46,6 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		return nil, err
 	}
 	db.SetMaxOpenConns(1) // the views live in the one in-memory database
-	glob := filepath.Join(dir, "events", "*", "*", "*", "*.parquet")
 	stmts := []string{
 		fmt.Sprintf("SET threads=%d", runtime.NumCPU()),
 		// hive_types_autocast off: account ids keep their leading zeros.
