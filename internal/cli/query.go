@@ -14,14 +14,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/trailkeeper/trailkeeper/internal/athena"
 	"github.com/trailkeeper/trailkeeper/internal/query"
 	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
 func newQueryCmd(streams IO, g *Globals) *cobra.Command {
-	var dir string
+	var dir, named string
 	cmd := &cobra.Command{
-		Use:   "query [--index DIR] SQL",
+		Use:   "query [--index DIR] SQL | --named NAME",
 		Short: "SQL over the index (DuckDB): table events, views errors and console_logins",
 		Long: `query runs one SQL statement with DuckDB over the index that trailkeeper index wrote. The table events
 has Athena's CloudTrail column names (eventtime, eventname, useridentity.arn, requestparameters as JSON text, ...)
@@ -32,12 +33,23 @@ statements run on Athena over the tables trailkeeper athena writes.
   trailkeeper query -o csv "SELECT eventtime, useridentity.arn, sourceipaddress FROM console_logins"
 
 Exit codes: 0 answered, 2 usage error (bad SQL, no index).`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var names []string
+			for _, q := range athena.Queries() {
+				names = append(names, q.Name)
+				if q.Name == named {
+					args = append(args, q.SQL)
+				}
+			}
+			if len(args) != 1 {
+				return classify(usageErr("give one SQL statement, or --named with one of: "+strings.Join(names, ", "), "nothing to run"))
+			}
 			return classify(runQuery(cmd.Context(), streams, g, dir, args[0]))
 		},
 	}
 	cmd.Flags().StringVar(&dir, "index", "", "the index folder (default: the config's archive's, as trailkeeper index writes it)")
+	cmd.Flags().StringVar(&named, "named", "", "run a named query (trailkeeper athena lists them; they run unchanged in Athena)")
 	return cmd
 }
 
@@ -71,6 +83,7 @@ func runQuery(ctx context.Context, streams IO, g *Globals, dir, sql string) erro
 	if err != nil {
 		return usageErr("", "%v", err)
 	}
+	out.Flush() // the answer before the summary, when both go to a terminal
 	fmt.Fprintf(streams.Err, "%s in %s\n", plural(n, "row", "rows"), time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -115,7 +115,7 @@ Exit codes: 0 success, 1 problems found, 2 usage or configuration error,
 		}
 		return nil
 	}
-	root.AddCommand(newInitCmd(streams, g), newPlanCmd(streams, g), newApplyCmd(streams, g), newRemoveSourceCmd(streams, g), newRenderCmd(streams, g), newStatusCmd(streams, g), newBackfillCmd(streams, g), newReportCmd(streams, g), newVerifyCmd(streams, g), newSearchCmd(streams, g), newIndexCmd(streams, g), newQueryCmd(streams, g), newKeysCmd(streams, g), newAlertsCmd(streams, g),
+	root.AddCommand(newInitCmd(streams, g), newPlanCmd(streams, g), newApplyCmd(streams, g), newRemoveSourceCmd(streams, g), newRenderCmd(streams, g), newStatusCmd(streams, g), newBackfillCmd(streams, g), newReportCmd(streams, g), newVerifyCmd(streams, g), newSearchCmd(streams, g), newIndexCmd(streams, g), newQueryCmd(streams, g), newAthenaCmd(streams, g), newKeysCmd(streams, g), newAlertsCmd(streams, g),
 		newSandboxCmd(streams, g, nil), newDemoCmd(streams, g))
 	return root
 }

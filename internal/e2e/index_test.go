@@ -34,4 +34,20 @@ func TestIndexThenQueryTheArchive(t *testing.T) {
 	if _, errOut, code := e.run("query", "SELECT nothing FROM nowhere"); code != 2 || !strings.Contains(errOut, "nowhere") {
 		t.Errorf("bad SQL: exit %d\n%s", code, errOut)
 	}
+	// The named queries run here as they would in Athena, on the day values
+	// both have: today's events are in the last 7 days.
+	recent, errOut, code := e.run("query", "-o", "csv", "SELECT count(*) AS n FROM events WHERE day >= replace(CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar), '-', '/')")
+	if code != 0 || strings.TrimSpace(strings.TrimPrefix(recent, "n\n")) == "0" {
+		t.Errorf("events of the last 7 days: exit %d %q %s", code, recent, errOut)
+	}
+	for _, name := range []string{"errors-by-service", "root-activity", "console-logins-without-mfa", "access-denied-by-principal"} {
+		if out, errOut, code := e.run("query", "--named", name); code != 0 {
+			t.Errorf("query --named %s: exit %d\n%s%s", name, code, out, errOut)
+		}
+	}
+	ddl, errOut, code := e.run("athena", "--parquet", "s3://published-index/trailkeeper")
+	if code != 0 || !strings.Contains(ddl, "'projection.account.values'='"+acctA+","+acctB+"'") || !strings.Contains(ddl, "CREATE EXTERNAL TABLE IF NOT EXISTS trailkeeper_index.events") ||
+		!strings.Contains(ddl, "-- named query root-activity") {
+		t.Errorf("athena: exit %d\n%s%s", code, ddl, errOut)
+	}
 }

@@ -58,6 +58,13 @@ var Columns = []Field{
 // archive folder's account and region, and the day of eventTime (UTC).
 var Partitions = []string{"account", "region", "day"}
 
+// Views narrow events for the questions asked most, with the same text in
+// DuckDB and Athena.
+var Views = []struct{ Name, SQL string }{
+	{"errors", "SELECT * FROM events WHERE errorcode IS NOT NULL"},
+	{"console_logins", "SELECT * FROM events WHERE eventname = 'ConsoleLogin'"},
+}
+
 // HiveType is the field's type in Athena's DDL.
 func (f Field) HiveType() string {
 	switch f.Kind {

@@ -14,14 +14,9 @@ import (
 	"strings"
 
 	_ "github.com/duckdb/duckdb-go/v2" // the database/sql driver "duckdb"
-)
 
-// Views are defined over events, in DuckDB and, with the same text, in Athena
-// (internal/athena).
-var Views = []struct{ Name, SQL string }{
-	{"errors", "SELECT * FROM events WHERE errorcode IS NOT NULL"},
-	{"console_logins", "SELECT * FROM events WHERE eventname = 'ConsoleLogin'"},
-}
+	"github.com/trailkeeper/trailkeeper/internal/eventschema"
+)
 
 // DB is an index opened for queries.
 type DB struct {
@@ -52,7 +47,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		fmt.Sprintf("CREATE VIEW events AS SELECT * FROM read_parquet('%s', hive_partitioning=true, hive_types_autocast=false, union_by_name=true)",
 			strings.ReplaceAll(glob, "'", "''")),
 	}
-	for _, v := range Views {
+	for _, v := range eventschema.Views {
 		stmts = append(stmts, "CREATE VIEW "+v.Name+" AS "+v.SQL)
 	}
 	for _, s := range stmts {
