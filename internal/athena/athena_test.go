@@ -131,7 +131,7 @@ func TestTheEventsTableIsAWSs(t *testing.T) {
 	}
 	// The day as AWS projects CloudTrail's folders.
 	for _, k := range []string{"format", "interval", "interval.unit"} {
-		if props["projection.day."+k] != regexp.MustCompile(`'projection\.timestamp\.`+regexp.QuoteMeta(k)+`'='([^']*)'`).FindStringSubmatch(string(aws))[1] {
+		if props["projection.day."+k] != regexp.MustCompile(`'projection\.timestamp\.` + regexp.QuoteMeta(k) + `'='([^']*)'`).FindStringSubmatch(string(aws))[1] {
 			t.Errorf("projection.day.%s %q differs from AWS's timestamp projection", k, props["projection.day."+k])
 		}
 	}
