@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/index"
 	"github.com/trailkeeper/trailkeeper/internal/store"
 )
@@ -35,7 +36,9 @@ It records each object it has read (objects.tsv): a rerun reads only new objects
 and an object rewritten in the archive since it was indexed is reported, not indexed again.
 
 LOCATION is the config's archive (default), s3://bucket[/prefix], or a local directory, as for search. The
-index goes to --to DIR, by default a folder of the user's cache directory named after the location.
+index goes to --to DIR, by default a folder of the user's cache directory named after the location. With
+--to s3://bucket/prefix the index is kept in that default folder and its new Parquet files are then uploaded
+there (each once), for the Athena table that trailkeeper athena --parquet writes.
 
 Exit codes: 0 indexed, 1 something could not be indexed (named), 2 usage error, 3 AWS access error.`,
 		Args: cobra.MaximumNArgs(1),
@@ -46,17 +49,20 @@ Exit codes: 0 indexed, 1 something could not be indexed (named), 2 usage error, 
 			return classify(runIndex(cmd.Context(), streams, g, opts))
 		},
 	}
-	cmd.Flags().StringVar(&opts.To, "to", "", "the index folder (default: under the user's cache directory)")
+	cmd.Flags().StringVar(&opts.To, "to", "", "the index folder (default: under the user's cache directory); s3://bucket/prefix publishes a copy there too, for Athena")
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", 0, "objects read at once (default: 256 from S3, 2 per core from a directory)")
 	return cmd
 }
 
 func runIndex(ctx context.Context, streams IO, g *Globals, opts *IndexOptions) error {
-	s, root, c, _, err := archiveAccess(ctx, g, opts.Location)
+	s, root, c, cl, err := archiveAccess(ctx, g, opts.Location)
 	if err != nil {
 		return err
 	}
-	dir := opts.To
+	dir, publish := opts.To, ""
+	if strings.HasPrefix(dir, "s3://") {
+		publish, dir = dir, ""
+	}
 	if dir == "" {
 		if dir, err = defaultIndexDir(s, root); err != nil {
 			return err
@@ -71,14 +77,34 @@ func runIndex(ctx context.Context, streams IO, g *Globals, opts *IndexOptions) e
 	if err != nil {
 		return archiveError(err, s, c)
 	}
+	var pub *index.Published
+	if publish != "" {
+		bucket, prefix, _ := strings.Cut(strings.TrimPrefix(publish, "s3://"), "/")
+		if cl == nil {
+			region := os.Getenv("AWS_REGION")
+			if region == "" {
+				region = "us-east-1"
+			}
+			if cl, err = awsapi.New(ctx, awsapi.Target{Region: region}); err != nil {
+				return err
+			}
+		}
+		if pub, err = index.Publish(ctx, cl.S3, dir, bucket, prefix, 16); err != nil {
+			return archiveError(err, s, c)
+		}
+	}
 	if g.Output == "json" {
-		if err := writeJSON(streams.Out, res); err != nil {
+		if err := writeJSON(streams.Out, map[string]any{"index": res, "published": pub}); err != nil {
 			return err
 		}
 	} else {
 		fmt.Fprintf(streams.Out, "Indexed %s (%s) in %s into %s: %s of Parquet in all, %s held from earlier runs and not read again.\n",
 			plural(res.Objects, "object", "objects"), plural(int(res.Events), "event", "events"), time.Since(start).Round(time.Millisecond),
 			dir, megabytes(res.Bytes), plural(res.Held, "object", "objects"))
+		if pub != nil {
+			fmt.Fprintf(streams.Out, "Published %s (%s) to %s (%s there already); Athena's table over it: trailkeeper athena --parquet %s\n",
+				plural(pub.Files, "file", "files"), megabytes(pub.Bytes), pub.To, thousands(pub.Held), pub.To)
+		}
 		if res.Objects+res.Held > 0 {
 			fmt.Fprintf(streams.Out, "Query it: trailkeeper query --index %s \"SELECT eventname, count(*) AS n FROM events GROUP BY ALL ORDER BY n DESC LIMIT 10\"\n", dir)
 		}

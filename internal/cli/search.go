@@ -8,13 +8,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/trailkeeper/trailkeeper/internal/index"
+	"github.com/trailkeeper/trailkeeper/internal/query"
 	"github.com/trailkeeper/trailkeeper/internal/search"
+	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
 // SearchOptions are the flags of search.
@@ -29,6 +33,7 @@ type SearchOptions struct {
 	AccessKey, SourceIP, ErrCode string
 	Resource                     string
 	AnyError                     bool
+	NoIndex                      bool
 }
 
 func newSearchCmd(streams IO, g *Globals) *cobra.Command {
@@ -49,6 +54,9 @@ JSON Lines, each event exactly as CloudTrail wrote it plus "trailkeeper:objectKe
 --output csv the table's columns. Within one file events keep CloudTrail's order; files come in key order
 (account, region, time). Times: RFC 3339, a date, or a duration back from now (90m, 24h, 7d); --since is
 inclusive, --until exclusive.
+
+--count answers from the index (trailkeeper index) when it holds every object of the range, as listed now, in
+the version listed; otherwise, or with --no-index, it reads the log files.
 
 Exit codes: 0 searched everything (matches or not), 1 some objects could not be read (each named on stderr),
 2 usage or configuration error, 3 AWS access error.`,
@@ -76,6 +84,7 @@ Exit codes: 0 searched everything (matches or not), 1 some objects could not be 
 	f.BoolVar(&opts.Count, "count", false, "print only how many events match")
 	f.IntVar(&opts.Limit, "limit", 0, "stop after N events")
 	f.IntVar(&opts.Parallel, "parallel", 0, "objects read at once (default 256 from S3, 2 per core from a directory)")
+	f.BoolVar(&opts.NoIndex, "no-index", false, "read the log files even when the index holds them all")
 	return cmd
 }
 
@@ -97,6 +106,16 @@ func runSearch(ctx context.Context, streams IO, g *Globals, opts *SearchOptions)
 		Regions: opts.Regs, Since: since, Until: until}
 	out := bufio.NewWriterSize(streams.Out, 64<<10)
 	defer out.Flush()
+	if opts.Count && !opts.NoIndex {
+		if n, dir, ok := countFromIndex(ctx, s, root, filter); ok {
+			if g.Output == "json" {
+				return writeJSON(out, map[string]any{"count": n, "index": dir})
+			}
+			fmt.Fprintln(out, n)
+			fmt.Fprintf(streams.Err, "%s, from the index at %s (it holds every object of the range; --no-index reads the log files)\n", plural(int(n), "event", "events"), dir)
+			return nil
+		}
+	}
 	var emit func(search.Match) error
 	var table *tabwriter.Writer
 	switch {
@@ -150,6 +169,39 @@ func runSearch(ctx context.Context, streams IO, g *Globals, opts *SearchOptions)
 			hint: "each is named above with why; a truncated or corrupt object may be restored from its source bucket"}
 	}
 	return nil
+}
+
+// countFromIndex counts from the index when it holds every object the search
+// would read, in the version listed now.
+func countFromIndex(ctx context.Context, s store.Store, root string, f search.Filter) (int64, string, bool) {
+	dir, err := defaultIndexDir(s, root)
+	if err != nil {
+		return 0, "", false
+	}
+	sql, ok := index.CountSQL(f)
+	if _, err := os.Stat(dir); err != nil || !ok {
+		return 0, "", false
+	}
+	objects, err := search.List(ctx, s, search.Options{Root: root, Filter: f})
+	if err != nil || !index.Holds(dir, objects) {
+		return 0, "", false
+	}
+	db, err := query.Open(ctx, dir)
+	if err != nil {
+		return 0, "", false
+	}
+	defer db.Close()
+	rows, err := db.Query(ctx, sql)
+	if err != nil {
+		return 0, "", false
+	}
+	defer rows.Close()
+	row, err := rows.Next()
+	if err != nil || row == nil {
+		return 0, "", false
+	}
+	n, ok := row[0].(int64)
+	return n, dir, ok
 }
 
 var searchColumns = []string{"TIME", "ACCOUNT", "REGION", "EVENT", "PRINCIPAL", "SOURCE IP", "ERROR"}

@@ -3,6 +3,12 @@ package e2e
 import (
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/trailkeeper/trailkeeper/internal/world"
 )
 
 // TestIndexThenQueryTheArchive: index reads the config's archive in S3 into
@@ -15,9 +21,15 @@ func TestIndexThenQueryTheArchive(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "Indexed ") {
 		t.Fatalf("index: exit %d\n%s%s", code, out, errOut)
 	}
-	want, _, code := e.run("search", "--count", "--event-name", "ListBuckets")
+	want, _, code := e.run("search", "--count", "--no-index", "--event-name", "ListBuckets")
 	if code != 0 {
 		t.Fatalf("search --count: exit %d", code)
+	}
+	// search --count answers from the index when it holds every object of the range.
+	fromIndex, errOut, code := e.run("search", "--count", "--event-name", "ListBuckets", "--account", acctA)
+	scanned, _, _ := e.run("search", "--count", "--no-index", "--event-name", "ListBuckets", "--account", acctA)
+	if code != 0 || fromIndex != scanned || !strings.Contains(errOut, "from the index") {
+		t.Errorf("search --count from the index: %q (exit %d, %s), from the files %q", fromIndex, code, errOut, scanned)
 	}
 	got, errOut, code := e.run("query", "-o", "csv", "SELECT count(*) AS n FROM events WHERE eventname = 'ListBuckets'")
 	if code != 0 || strings.TrimSpace(strings.TrimPrefix(got, "n\n")) != strings.TrimSpace(want) || strings.TrimSpace(want) == "0" {
@@ -27,9 +39,14 @@ func TestIndexThenQueryTheArchive(t *testing.T) {
 	if !strings.Contains(byAccount, acctA) || !strings.Contains(byAccount, acctB) {
 		t.Errorf("events by account:\n%s", byAccount)
 	}
+	// A new log file the index does not hold yet: search reads the files.
+	e.deliveries(acctA, 1)
+	if _, errOut, _ := e.run("search", "--count", "--event-name", "ListBuckets"); strings.Contains(errOut, "from the index") {
+		t.Errorf("search counted from an index that misses a new object: %s", errOut)
+	}
 	again, _, code := e.run("index", "-o", "json")
-	if code != 0 || !strings.Contains(again, `"objectsIndexed": 0`) {
-		t.Errorf("a second index read objects again (exit %d):\n%s", code, again)
+	if code != 0 || !strings.Contains(again, `"objectsIndexed": 1,`) {
+		t.Errorf("a second index did not read just the new object (exit %d):\n%s", code, again)
 	}
 	if _, errOut, code := e.run("query", "SELECT nothing FROM nowhere"); code != 2 || !strings.Contains(errOut, "nowhere") {
 		t.Errorf("bad SQL: exit %d\n%s", code, errOut)
@@ -44,6 +61,20 @@ func TestIndexThenQueryTheArchive(t *testing.T) {
 		if out, errOut, code := e.run("query", "--named", name); code != 0 {
 			t.Errorf("query --named %s: exit %d\n%s%s", name, code, out, errOut)
 		}
+	}
+	// Published to S3 for Athena: every Parquet file once, in the index's layout.
+	arch := world.S3(e.url, archiveAcct, region)
+	must(arch.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("published-index"), CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
+	out, errOut, code = e.run("index", "--to", "s3://published-index/trailkeeper")
+	if code != 0 || !strings.Contains(out, "Published ") {
+		t.Fatalf("index --to s3://: exit %d\n%s%s", code, out, errOut)
+	}
+	list := must(arch.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("published-index")})).OK(t)
+	if len(list.Contents) == 0 || !strings.HasPrefix(aws.ToString(list.Contents[0].Key), "trailkeeper/events/account=") {
+		t.Fatalf("published: %d objects", len(list.Contents))
+	}
+	if out, _, _ := e.run("index", "--to", "s3://published-index/trailkeeper", "-o", "json"); !strings.Contains(out, `"filesUploaded": 0`) {
+		t.Errorf("a second publish uploaded again:\n%s", out)
 	}
 	ddl, errOut, code := e.run("athena", "--parquet", "s3://published-index/trailkeeper")
 	if code != 0 || !strings.Contains(ddl, "'projection.account.values'='"+acctA+","+acctB+"'") || !strings.Contains(ddl, "CREATE EXTERNAL TABLE IF NOT EXISTS trailkeeper_index.events") ||

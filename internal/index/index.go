@@ -56,14 +56,14 @@ type Result struct {
 	Bytes      int64    `json:"parquetBytes"` // the whole index's Parquet files
 }
 
-const defaultBatchEvents = 250_000
+const defaultBatchEvents = 100_000
 
 // Build brings the index in dir up to date with the store.
 func Build(ctx context.Context, s store.Store, dir string, opts Options) (*Result, error) {
 	if opts.BatchEvents <= 0 {
 		opts.BatchEvents = defaultBatchEvents
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	unlock, err := lock(dir)
@@ -71,6 +71,11 @@ func Build(ctx context.Context, s store.Store, dir string, opts Options) (*Resul
 		return nil, err
 	}
 	defer unlock()
+	// What an interrupted run left half-written goes; its objects are read again.
+	os.RemoveAll(filepath.Join(dir, "tmp"))
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		return nil, err
+	}
 	m, err := openManifest(dir)
 	if err != nil {
 		return nil, err
@@ -82,7 +87,7 @@ func Build(ctx context.Context, s store.Store, dir string, opts Options) (*Resul
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, fmt.Sprintf("SET threads=%d; SET preserve_insertion_order=false; SET temp_directory=%s",
+	if _, err := db.ExecContext(ctx, fmt.Sprintf("SET threads=%d; SET memory_limit='1GB'; SET temp_directory=%s",
 		runtime.NumCPU(), literal(filepath.Join(dir, "tmp")))); err != nil {
 		return nil, err
 	}
@@ -216,57 +221,47 @@ func (b *batcher) flush() error {
 	return nil
 }
 
-// copy loads the batch file into a table, then writes one Parquet file per
-// account, region and day: events/account=A/region=R/YYYY/MM/DD/bNNNNNN.parquet.
-// The day folders are CloudTrail's own, so that the index's day ('2026/12/03')
-// is the value of the Athena table over the log files too, and one SQL
-// statement runs on both.
+// copy writes the batch as Parquet files, one per account, region and month:
+// events/account=A/region=R/YYYY/MM/bNNNNNN_I.parquet, rows in day order.
+// Day folders would hold a few hundred events each in most archives, and
+// every query would pay for opening thousands of tiny files (on the
+// benchmark corpus 2,487 files, 245 MB and 3 s a query, against 25 ms from
+// one file): the day is a column instead, which Parquet's statistics prune
+// by, with the value the Athena table over the log files projects
+// ('2026/12/03'), so that one SQL statement runs on both. DuckDB writes the
+// files in one pass into a staging folder (y=YYYY/m=MM), and they move into
+// place.
 func (b *batcher) copy(batch int, ignoreErrors bool) (int64, error) {
-	if _, err := b.db.ExecContext(b.ctx, LoadSQL(b.path(), ignoreErrors)); err != nil {
-		return 0, err
-	}
-	defer b.db.ExecContext(context.WithoutCancel(b.ctx), "DROP TABLE IF EXISTS batch")
-	rows, err := b.db.QueryContext(b.ctx, "SELECT account, region, day, count(*) FROM batch GROUP BY ALL ORDER BY ALL")
+	stage := filepath.Join(b.dir, "tmp", fmt.Sprintf("stage-%06d", batch))
+	os.RemoveAll(stage)
+	defer os.RemoveAll(stage)
+	r, err := b.db.ExecContext(b.ctx, CopySQL(b.path(), stage, fmt.Sprintf("b%06d_{i}", batch), ignoreErrors))
 	if err != nil {
 		return 0, err
 	}
-	type part struct {
-		account, region, day string
-		n                    int64
+	n, err := r.RowsAffected()
+	if err != nil {
+		return 0, err
 	}
-	var parts []part
-	for rows.Next() {
-		var p part
-		if err := rows.Scan(&p.account, &p.region, &p.day, &p.n); err != nil {
-			rows.Close()
-			return 0, err
+	err = filepath.WalkDir(stage, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
 		}
-		parts = append(parts, p)
-	}
-	rows.Close()
-	var total int64
-	for _, p := range parts {
-		folder := filepath.Join(b.dir, "events", "account="+safe(p.account), "region="+safe(p.region), filepath.FromSlash(p.day))
-		if err := os.MkdirAll(folder, 0o755); err != nil {
-			return 0, err
+		rel, _ := filepath.Rel(stage, path)
+		parts := strings.Split(filepath.ToSlash(rel), "/") // account=A/region=R/y=Y/m=M/file
+		if len(parts) != 5 {
+			return fmt.Errorf("unexpected staged file %s", rel)
 		}
-		file := filepath.Join(folder, fmt.Sprintf("b%06d.parquet", batch))
-		q := fmt.Sprintf("COPY (SELECT * EXCLUDE (account, region) FROM batch WHERE account = %s AND region = %s AND day = %s) TO %s (FORMAT parquet, COMPRESSION zstd)",
-			literal(p.account), literal(p.region), literal(p.day), literal(file))
-		if _, err := b.db.ExecContext(b.ctx, q); err != nil {
-			return 0, err
+		for i := 2; i < 4; i++ {
+			parts[i] = parts[i][strings.IndexByte(parts[i], '=')+1:]
 		}
-		total += p.n
-	}
-	return total, nil
-}
-
-// safe keeps a partition value to one path element.
-func safe(v string) string {
-	if v == "" || v == "." || v == ".." {
-		return "unknown"
-	}
-	return strings.NewReplacer("/", "_", `\`, "_", "=", "_").Replace(v)
+		dest := filepath.Join(append([]string{b.dir, "events"}, parts...)...)
+		if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+			return err
+		}
+		return os.Rename(path, dest)
+	})
+	return n, err
 }
 
 // discard removes an unfinished batch's file.
@@ -277,20 +272,28 @@ func (b *batcher) discard() {
 	}
 }
 
-// LoadSQL is the statement that reads a batch file into the table batch, in
-// Athena's shape, with the partition columns: the archive folder's account and
-// region, and the day of eventTime as CloudTrail's folders write it.
-func LoadSQL(in string, ignoreErrors bool) string {
+// CopySQL is the statement that writes a batch file, in Athena's shape, as
+// Parquet files under out, partitioned by the archive folder's account and
+// region and by the year and month of eventTime, in day order; day is a
+// column, as CloudTrail's folders write it.
+func CopySQL(in, out, pattern string, ignoreErrors bool) string {
 	var sel, read []string
 	for _, c := range eventschema.Columns {
 		sel = append(sel, c.Select(`r."`+c.Key+`"`)+` AS "`+c.Name+`"`)
 		read = append(read, `"`+c.Key+`" `+c.ReadType())
 	}
-	day := `coalesce(strftime(try_cast(r."eventTime" AS TIMESTAMP), '%Y/%m/%d'), 'unknown')`
-	sel = append(sel, `_a AS account`, `_r AS region`, day+` AS day`)
 	columns := fmt.Sprintf("{'_a': 'VARCHAR', '_r': 'VARCHAR', 'r': %s}", literal("STRUCT("+strings.Join(read, ", ")+")"))
-	return fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE batch AS SELECT %s FROM read_json(%s, format='newline_delimited', columns=%s, ignore_errors=%v, maximum_object_size=67108864)`,
-		strings.Join(sel, ", "), literal(in), columns, ignoreErrors)
+	day := `coalesce(strftime(try_cast(r."eventTime" AS TIMESTAMP), '%Y/%m/%d'), 'unknown/unknown/unknown')`
+	return fmt.Sprintf(`COPY (SELECT *, split_part(day, '/', 1) AS y, split_part(day, '/', 2) AS m
+FROM (SELECT %s, %s AS day, %s AS account, %s AS region
+FROM read_json(%s, format='newline_delimited', columns=%s, ignore_errors=%v)))
+TO %s (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (account, region, y, m), FILENAME_PATTERN %s)`,
+		strings.Join(sel, ", "), day, partitionValue("_a"), partitionValue("_r"), literal(in), columns, ignoreErrors, literal(out), literal(pattern))
+}
+
+// partitionValue keeps an account or region to one safe path element.
+func partitionValue(col string) string {
+	return fmt.Sprintf("CASE WHEN coalesce(%[1]s, '') IN ('', '.', '..') THEN 'unknown' ELSE regexp_replace(%[1]s, '[/\\\\=]', '_', 'g') END", col)
 }
 
 // literal is s as an SQL string literal.

@@ -84,7 +84,7 @@ func computeReference(t *testing.T, root string) reference {
 			if m != nil {
 				acct, region = m[1], m[2]
 			}
-			day := "unknown"
+			day := "unknown/unknown/unknown"
 			if t, err := time.Parse(time.RFC3339, str("eventTime")); err == nil {
 				day = t.UTC().Format("2006/01/02")
 			}
@@ -226,9 +226,9 @@ func TestIndexResumesAndReadsOnlyNewObjects(t *testing.T) {
 	}
 	// A crash after a batch's files were written, before its objects were
 	// recorded: a stray file and a half-written manifest line.
-	stray := filepath.Join(dir, "events", "account=342082656213", "region=us-east-1", "2021", "07", "28")
+	stray := filepath.Join(dir, "events", "account=342082656213", "region=us-east-1", "2021", "07")
 	os.MkdirAll(stray, 0o755)
-	copyFile(t, firstParquet(t, dir), filepath.Join(stray, "b999999.parquet"))
+	copyFile(t, firstParquet(t, dir), filepath.Join(stray, "b999999_0.parquet"))
 	f, _ := os.OpenFile(filepath.Join(dir, manifestName), os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString("999999\tCloudTrail/us-east-1/x")
 	f.Close()

@@ -73,7 +73,7 @@ func openManifest(dir string) (*manifest, error) {
 	return m, err
 }
 
-var partFileRE = regexp.MustCompile(`^b(\d+)\.parquet$`)
+var partFileRE = regexp.MustCompile(`^b(\d+)_\d+\.parquet$`)
 
 // removeUncommitted deletes Parquet files of batches whose objects were never
 // recorded, so that reading those objects again does not count them twice.

@@ -28,7 +28,7 @@ var ErrEmpty = errors.New("the index holds no events")
 
 // Open opens the index in dir.
 func Open(ctx context.Context, dir string) (*DB, error) {
-	glob := filepath.Join(dir, "events", "*", "*", "*", "*", "*", "*.parquet") // account=A/region=R/YYYY/MM/DD/
+	glob := filepath.Join(dir, "events", "*", "*", "*", "*", "*.parquet") // account=A/region=R/YYYY/MM/
 	files, _ := filepath.Glob(glob)
 	if len(files) == 0 {
 		if _, err := os.Stat(dir); err != nil {
@@ -44,7 +44,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	stmts := []string{
 		fmt.Sprintf("SET threads=%d", runtime.NumCPU()),
 		// hive_types_autocast off: account ids keep their leading zeros.
-		fmt.Sprintf("CREATE VIEW events AS SELECT * FROM read_parquet('%s', hive_partitioning=true, hive_types_autocast=false, union_by_name=true)",
+		fmt.Sprintf("CREATE VIEW events AS SELECT * FROM read_parquet('%s', hive_partitioning=true, hive_types_autocast=false)",
 			strings.ReplaceAll(glob, "'", "''")),
 	}
 	for _, v := range eventschema.Views {

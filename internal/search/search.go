@@ -101,6 +101,24 @@ func Run(ctx context.Context, s store.Store, opts Options, emit func(Match) erro
 	return r.stats, r.scan(ctx, objects, emit)
 }
 
+// List returns the objects a search with these options would read, without
+// reading them: the index answers from what it holds when it holds them all.
+func List(ctx context.Context, s store.Store, opts Options) ([]store.Version, error) {
+	if opts.Parallel <= 0 {
+		opts.Parallel = 16
+	}
+	if opts.Slack <= 0 {
+		opts.Slack = DefaultSlack
+	}
+	r := &runner{s: s, opts: opts, needles: opts.Filter.needles(), stats: &Stats{Warnings: []string{}}}
+	objects, err := r.list(ctx)
+	out := make([]store.Version, len(objects))
+	for i, o := range objects {
+		out[i] = o.v
+	}
+	return out, err
+}
+
 type runner struct {
 	s       store.Store
 	opts    Options
