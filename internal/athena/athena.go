@@ -1,7 +1,8 @@
-// Package athena writes the Athena DDL for the archive: a table over the
+// Package athena writes the Athena tables for the archive: one over the
 // CloudTrail log files themselves, with partition projection on account,
 // region and day, and one over a Parquet copy of the index; the views and
-// named queries run unchanged there and in trailkeeper query (DuckDB).
+// named queries run unchanged there and in trailkeeper query (DuckDB). The
+// same tables come out as DDL (trailkeeper athena) and as Glue tables (apply).
 package athena
 
 import (
@@ -47,58 +48,93 @@ func Queries() []Named {
 	return out
 }
 
-// DDL is the statements to run in Athena, in order.
-func DDL(o Options) []string {
+// Table is an external table of events.
+type Table struct {
+	Database, Name string
+	Columns        [][2]string // name, Hive type
+	Partitions     []string    // STRING columns, projected
+	Location       string
+	Parquet        bool // else CloudTrail's gzip JSON
+	Properties     [][2]string
+}
+
+// Formats are the SerDe, input and output format of a table.
+func (t Table) Formats() (serde, input, output string) {
+	if t.Parquet {
+		return "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe", "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+			"org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+	}
+	return "org.apache.hive.hcatalog.data.JsonSerDe", "com.amazon.emr.cloudtrail.CloudTrailInputFormat", "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
+}
+
+func (o Options) defaults() Options {
 	if o.Database == "" {
 		o.Database = "trailkeeper"
 	}
-	if o.From == "" {
+	if len(o.From) != len("2020/01/01") {
 		o.From = "2020/01/01"
 	}
+	return o
+}
+
+// Tables are the tables the options ask for: the log files', and the
+// published index's when there is one.
+func (o Options) Tables() []Table {
+	o = o.defaults()
+	var cols [][2]string
+	for _, c := range eventschema.Columns {
+		cols = append(cols, [2]string{c.Name, c.HiveType()})
+	}
 	base := "s3://" + path.Join(o.Bucket, o.Prefix, "AWSLogs") + "/"
-	out := []string{"CREATE DATABASE IF NOT EXISTS " + o.Database}
-	out = append(out, table(o.Database+".events", `ROW FORMAT SERDE 'org.apache.hive.hcatalog.data.JsonSerDe'
-STORED AS INPUTFORMAT 'com.amazon.emr.cloudtrail.CloudTrailInputFormat'
-OUTPUTFORMAT 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat'`, base, projection(o, base+"${account}/CloudTrail/${region}/${day}")))
-	out = append(out, views(o.Database)...)
-	out = append(out, sync(o.Database+".events", o))
+	out := []Table{{Database: o.Database, Name: "events", Columns: cols, Partitions: eventschema.Partitions, Location: base,
+		Properties: projection(o, "day", "yyyy/MM/dd", "DAYS", o.From, base+"${account}/CloudTrail/${region}/${day}")}}
 	if o.Parquet != "" {
-		db := o.Database + "_index"
+		// The index's folders are months; day is a column of its files.
 		loc := strings.TrimSuffix(o.Parquet, "/") + "/events/"
-		out = append(out, "CREATE DATABASE IF NOT EXISTS "+db)
-		out = append(out, table(db+".events", "STORED AS PARQUET", loc, projection(o, loc+"account=${account}/region=${region}/${day}")))
-		out = append(out, views(db)...)
-		out = append(out, sync(db+".events", o))
+		out = append(out, Table{Database: o.Database + "_index", Name: "events", Columns: append(cols[:len(cols):len(cols)], [2]string{"day", "STRING"}),
+			Partitions: []string{"account", "region", "month"}, Location: loc, Parquet: true,
+			Properties: projection(o, "month", "yyyy/MM", "MONTHS", o.From[:7], loc+"account=${account}/region=${region}/${month}")})
 	}
 	return out
 }
 
-// sync brings an existing table's projected accounts and regions up to the
-// config's: IF NOT EXISTS leaves an older table as it was.
-func sync(table string, o Options) string {
-	return fmt.Sprintf("ALTER TABLE %s SET TBLPROPERTIES ('projection.account.values'='%s', 'projection.region.values'='%s')",
-		table, strings.Join(o.Accounts, ","), strings.Join(o.Regions, ","))
+// DDL is the statements to run in Athena, in order.
+func DDL(o Options) []string {
+	var out []string
+	for _, t := range o.Tables() {
+		out = append(out, "CREATE DATABASE IF NOT EXISTS "+t.Database, t.DDL())
+		out = append(out, Views(t.Database)...)
+		out = append(out, t.sync())
+	}
+	return out
 }
 
-// table is a CREATE EXTERNAL TABLE with the events' columns.
-func table(name, format, location string, props [][2]string) string {
+// DDL is the table's CREATE EXTERNAL TABLE.
+func (t Table) DDL() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "CREATE EXTERNAL TABLE IF NOT EXISTS %s (\n", name)
-	for i, c := range eventschema.Columns {
-		sep := ","
-		if i == len(eventschema.Columns)-1 {
-			sep = ""
+	fmt.Fprintf(&b, "CREATE EXTERNAL TABLE IF NOT EXISTS %s.%s (\n", t.Database, t.Name)
+	var cols []string
+	for _, c := range t.Columns {
+		name := c[0]
+		if name == "day" {
+			name = "`day`"
 		}
-		fmt.Fprintf(&b, "  %s %s%s\n", c.Name, c.HiveType(), sep)
+		cols = append(cols, "  "+name+" "+c[1])
 	}
+	b.WriteString(strings.Join(cols, ",\n") + "\n")
 	var parts []string
-	for _, p := range eventschema.Partitions {
+	for _, p := range t.Partitions {
 		parts = append(parts, "`"+p+"` STRING")
 	}
-	fmt.Fprintf(&b, ")\nPARTITIONED BY (%s)\n%s\nLOCATION '%s'\nTBLPROPERTIES (\n", strings.Join(parts, ", "), format, location)
-	for i, p := range props {
+	serde, input, output := t.Formats()
+	format := fmt.Sprintf("ROW FORMAT SERDE '%s'\nSTORED AS INPUTFORMAT '%s'\nOUTPUTFORMAT '%s'", serde, input, output)
+	if t.Parquet {
+		format = "STORED AS PARQUET"
+	}
+	fmt.Fprintf(&b, ")\nPARTITIONED BY (%s)\n%s\nLOCATION '%s'\nTBLPROPERTIES (\n", strings.Join(parts, ", "), format, t.Location)
+	for i, p := range t.Properties {
 		sep := ","
-		if i == len(props)-1 {
+		if i == len(t.Properties)-1 {
 			sep = ""
 		}
 		fmt.Fprintf(&b, "  '%s'='%s'%s\n", p[0], p[1], sep)
@@ -107,26 +143,40 @@ func table(name, format, location string, props [][2]string) string {
 	return b.String()
 }
 
+// sync brings an existing table's projected accounts and regions up to the
+// config's: IF NOT EXISTS leaves an older table as it was.
+func (t Table) sync() string {
+	var set []string
+	for _, p := range t.Properties {
+		if p[0] == "projection.account.values" || p[0] == "projection.region.values" {
+			set = append(set, fmt.Sprintf("'%s'='%s'", p[0], p[1]))
+		}
+	}
+	return fmt.Sprintf("ALTER TABLE %s.%s SET TBLPROPERTIES (%s)", t.Database, t.Name, strings.Join(set, ", "))
+}
+
 // projection is the partition projection of account and region as enums
 // (known from the config, so that a query may span every account; injected
-// would demand an account in every WHERE) and of day as a date.
-func projection(o Options, template string) [][2]string {
+// would demand an account in every WHERE) and of a date column (day over the
+// log files, month over the index).
+func projection(o Options, date, format, unit, from, template string) [][2]string {
 	return [][2]string{
 		{"projection.enabled", "true"},
 		{"projection.account.type", "enum"},
 		{"projection.account.values", strings.Join(o.Accounts, ",")},
 		{"projection.region.type", "enum"},
 		{"projection.region.values", strings.Join(o.Regions, ",")},
-		{"projection.day.type", "date"},
-		{"projection.day.format", "yyyy/MM/dd"},
-		{"projection.day.range", o.From + ",NOW"},
-		{"projection.day.interval", "1"},
-		{"projection.day.interval.unit", "DAYS"},
+		{"projection." + date + ".type", "date"},
+		{"projection." + date + ".format", format},
+		{"projection." + date + ".range", from + ",NOW"},
+		{"projection." + date + ".interval", "1"},
+		{"projection." + date + ".interval.unit", unit},
 		{"storage.location.template", template},
 	}
 }
 
-func views(db string) []string {
+// Views are the views of a database, over its events.
+func Views(db string) []string {
 	var out []string
 	for _, v := range eventschema.Views {
 		out = append(out, fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS %s", db, v.Name, strings.Replace(v.SQL, "FROM events", "FROM "+db+".events", 1)))

@@ -30,6 +30,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3control"
+	"github.com/aws/aws-sdk-go-v2/service/athena"
+	"github.com/aws/aws-sdk-go-v2/service/glue"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
@@ -57,6 +59,8 @@ type Clients struct {
 	CloudTrail *cloudtrail.Client
 	CFN        *cloudformation.Client
 	SNS        *sns.Client
+	Glue       *glue.Client
+	Athena     *athena.Client
 	cfg        aws.Config
 }
 
@@ -189,6 +193,8 @@ func (l *Loader) New(ctx context.Context, t Target) (*Clients, error) {
 		CloudTrail: cloudtrail.NewFromConfig(cfg),
 		CFN:        cloudformation.NewFromConfig(cfg),
 		SNS:        sns.NewFromConfig(cfg),
+		Glue:       glue.NewFromConfig(cfg),
+		Athena:     athena.NewFromConfig(cfg),
 		cfg:        cfg,
 	}, nil
 }
@@ -206,6 +212,8 @@ func (c *Clients) InRegion(region string) *Clients {
 	out.CloudTrail = cloudtrail.NewFromConfig(cfg)
 	out.CFN = cloudformation.NewFromConfig(cfg)
 	out.SNS = sns.NewFromConfig(cfg)
+	out.Glue = glue.NewFromConfig(cfg)
+	out.Athena = athena.NewFromConfig(cfg)
 	out.S3Control = s3control.NewFromConfig(cfg, func(o *s3control.Options) { o.EndpointResolverV2 = c.S3Control.Options().EndpointResolverV2 })
 	out.cfg = cfg
 	return &out

@@ -8,6 +8,7 @@ import (
 
 	"github.com/trailkeeper/trailkeeper/internal/athena"
 	"github.com/trailkeeper/trailkeeper/internal/regions"
+	"github.com/trailkeeper/trailkeeper/internal/setup"
 )
 
 func newAthenaCmd(streams IO, g *Globals) *cobra.Command {
@@ -25,21 +26,32 @@ table over a published copy of the index (STORED AS PARQUET). The ALTER TABLE st
 accounts of an existing table up to the config: run them again after adding a source. The named queries that
 follow run unchanged in Athena and in trailkeeper query --named.
 
-Reads only the config; calls no AWS API.`,
+Reads only the config (its athena: section gives the defaults; apply creates the same tables in Glue);
+calls no AWS API.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := loadConfig(g)
 			if err != nil {
 				return classify(err)
 			}
-			o.Bucket = c.Archive.Bucket
-			for _, s := range c.Sources {
-				o.Accounts = append(o.Accounts, s.AccountID)
+			// The config's athena: section, then the flags given.
+			base := setup.AthenaOptions(c)
+			flags := cmd.Flags()
+			if !flags.Changed("regions") {
+				o.Regions = base.Regions
+			} else {
+				o.Regions = regionList
 			}
-			o.Regions = regionList
-			if len(o.Regions) == 0 {
-				o.Regions = regions.EnabledByDefault()
+			if !flags.Changed("from") && c.Athena.Enabled {
+				o.From = base.From
 			}
+			if !flags.Changed("database") && c.Athena.Enabled {
+				o.Database = base.Database
+			}
+			if !flags.Changed("parquet") {
+				o.Parquet = base.Parquet
+			}
+			o.Bucket, o.Accounts = base.Bucket, base.Accounts
 			for _, r := range o.Regions {
 				if !regions.Known(r) {
 					return classify(usageErr("give AWS regions, e.g. --regions us-east-1,eu-west-1", "%q is not an AWS region", r))
@@ -64,7 +76,7 @@ Reads only the config; calls no AWS API.`,
 		},
 	}
 	cmd.Flags().StringVar(&o.Prefix, "prefix", "", "the trails' S3 key prefix in the archive, if they have one")
-	cmd.Flags().StringSliceVar(&regionList, "regions", nil, "regions to project (default: the 17 regions enabled by default)")
+	cmd.Flags().StringSliceVar(&regionList, "regions", nil, "regions to project (default: athena.regions of the config, else the 17 regions enabled by default)")
 	cmd.Flags().StringVar(&o.From, "from", "2020/01/01", "first day projected (yyyy/MM/dd)")
 	cmd.Flags().StringVar(&o.Database, "database", "trailkeeper", "database of the tables")
 	cmd.Flags().StringVar(&o.Parquet, "parquet", "", "s3://bucket/prefix where a copy of the index is published: a table over it too")

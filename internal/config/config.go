@@ -24,6 +24,7 @@ type Config struct {
 	Replication Replication
 	Sources     []Source
 	Alerts      Alerts
+	Athena      Athena
 	// EndpointURL points every client at one endpoint (the sandbox, moto);
 	// AWS_ENDPOINT_URL does the same without editing the file.
 	EndpointURL string
@@ -82,6 +83,19 @@ type Alerts struct {
 	// region, used instead of creating one there; their subscriptions are the
 	// owner's business.
 	Topics []string
+}
+
+// Athena asks apply for the Glue tables and the Athena workgroup over the
+// archive (off unless the file has an athena: section), in the archive
+// account and region.
+type Athena struct {
+	Enabled   bool
+	Database  string   // default trailkeeper
+	Workgroup string   // default trailkeeper
+	Results   string   // s3://bucket/prefix/ for query results (required)
+	Regions   []string // projected; default the regions enabled by default
+	From      string   // first day projected, yyyy/MM/dd
+	Parquet   string   // s3://bucket/prefix where trailkeeper index --to publishes the index
 }
 
 // Source is one member account whose trail writes to its own bucket.
@@ -151,6 +165,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		"sources":      func(n *yaml.Node, f string) { c.Sources = p.sources(n, f) },
 		"endpoint_url": func(n *yaml.Node, f string) { c.EndpointURL = p.str(n, f) },
 		"alerts":       func(n *yaml.Node, f string) { p.alerts(n, f, c) },
+		"athena":       func(n *yaml.Node, f string) { p.athena(n, f, &c.Athena) },
 	})
 	if p.err != nil {
 		return nil, p.err
@@ -470,6 +485,54 @@ func (p *parser) alerts(n *yaml.Node, field string, c *Config) {
 	})
 	if p.err == nil && len(a.Subscribe) == 0 && len(a.Topics) == 0 {
 		p.fail(n, field, "say where failures go: subscribe: [an email address or https URL], or topics: [an existing topic ARN]")
+	}
+}
+
+var (
+	glueNameRE      = regexp.MustCompile(`^[a-z0-9_]{1,255}$`)
+	workgroupNameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,128}$`)
+	dayRE           = regexp.MustCompile(`^\d{4}/\d{2}/\d{2}$`)
+)
+
+func (p *parser) athena(n *yaml.Node, field string, a *Athena) {
+	*a = Athena{Enabled: true, Database: "trailkeeper", Workgroup: "trailkeeper", From: "2020/01/01"}
+	s3 := func(n *yaml.Node, f string) string {
+		v := p.str(n, f)
+		if p.err == nil && (!strings.HasPrefix(v, "s3://") || len(v) <= len("s3://")) {
+			p.fail(n, f, "%q is not an s3:// location (s3://bucket/prefix/)", v)
+		}
+		return v
+	}
+	seen := p.mapping(n, field, map[string]func(*yaml.Node, string){
+		"database": func(n *yaml.Node, f string) {
+			if a.Database = p.str(n, f); p.err == nil && !glueNameRE.MatchString(a.Database) {
+				p.fail(n, f, "%q: Athena reads lower-case letters, digits and underscores", a.Database)
+			}
+		},
+		"workgroup": func(n *yaml.Node, f string) {
+			if a.Workgroup = p.str(n, f); p.err == nil && !workgroupNameRE.MatchString(a.Workgroup) {
+				p.fail(n, f, "%q is not a workgroup name (letters, digits, . _ -)", a.Workgroup)
+			}
+		},
+		"results": func(n *yaml.Node, f string) { a.Results = s3(n, f) },
+		"parquet": func(n *yaml.Node, f string) { a.Parquet = s3(n, f) },
+		"from": func(n *yaml.Node, f string) {
+			if a.From = p.str(n, f); p.err == nil && !dayRE.MatchString(a.From) {
+				p.fail(n, f, "%q: give the first day as yyyy/MM/dd", a.From)
+			}
+		},
+		"regions": func(n *yaml.Node, f string) {
+			if n.Kind != yaml.SequenceNode {
+				p.fail(n, f, "must be a list of regions")
+				return
+			}
+			for i, item := range n.Content {
+				a.Regions = append(a.Regions, p.region(item, fmt.Sprintf("%s[%d]", f, i)))
+			}
+		},
+	})
+	if p.err == nil && !seen["results"] {
+		p.fail(n, field+".results", "missing: where Athena writes query results (s3://bucket/prefix/)")
 	}
 }
 

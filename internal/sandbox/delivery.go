@@ -106,7 +106,7 @@ var dataEvents = map[string]bool{"GetObject": true, "HeadObject": true, "PutObje
 	"ListObjects": true, "ListObjectsV2": true, "ListObjectVersions": true}
 
 var eventSources = map[string]string{"s3": "s3.amazonaws.com", "iam": "iam.amazonaws.com", "sts": "sts.amazonaws.com",
-	"cloudformation": "cloudformation.amazonaws.com", "cloudtrail": "cloudtrail.amazonaws.com", "sns": "sns.amazonaws.com"}
+	"cloudformation": "cloudformation.amazonaws.com", "cloudtrail": "cloudtrail.amazonaws.com", "sns": "sns.amazonaws.com", "glue": "glue.amazonaws.com", "athena": "athena.amazonaws.com"}
 
 // afterCall counts the call and records it as a CloudTrail management event in
 // the trails of the accounts involved.

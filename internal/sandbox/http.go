@@ -161,6 +161,10 @@ func (s *Sandbox) dispatch(c *call) error {
 		return s.serveQuery(c, "http://cloudformation.amazonaws.com/doc/2010-05-15/", s.cfnHandlers)
 	case "sns":
 		return s.serveQuery(c, snsNamespace, s.snsHandlers)
+	case "glue":
+		return s.serveJSON(c, "glue", "AWSGlue", s.glueHandlers)
+	case "athena":
+		return s.serveJSON(c, "athena", "AmazonAthena", s.athenaHandlers)
 	case "cloudtrail":
 		return s.serveCloudTrail(c)
 	}
@@ -227,8 +231,13 @@ func parseCredential(r *http.Request) credential {
 }
 
 func guessService(r *http.Request) string {
-	if t := r.Header.Get("X-Amz-Target"); strings.Contains(t, "CloudTrail") {
+	switch t := r.Header.Get("X-Amz-Target"); {
+	case strings.Contains(t, "CloudTrail"):
 		return "cloudtrail"
+	case strings.HasPrefix(t, "AWSGlue."):
+		return "glue"
+	case strings.HasPrefix(t, "AmazonAthena."):
+		return "athena"
 	}
 	if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		switch r.URL.Query().Get("Version") {
@@ -308,7 +317,7 @@ func (s *Sandbox) writeError(c *call, err error) {
 	c.status, c.errCode, c.errMsg = e.Status, e.Code, e.Message
 	h := c.w.Header()
 	switch c.service {
-	case "cloudtrail":
+	case "cloudtrail", "glue", "athena":
 		h.Set("Content-Type", "application/x-amz-json-1.1")
 		h.Set("X-Amzn-ErrorType", e.Code)
 		c.w.WriteHeader(e.Status)

@@ -89,6 +89,7 @@ type Sandbox struct {
 	// Built once in New: the handlers of each service, and parsed policy
 	// documents by text (guarded by mu), so requests do not redo either.
 	iamHandlers, stsHandlers, cfnHandlers, snsHandlers map[string]queryHandler
+	glueHandlers, athenaHandlers                       map[string]jsonHandler
 	subresources                                       map[string]bucketHandler
 	parsed                                             map[parsedKey]*policy.Document
 }
@@ -160,6 +161,7 @@ func New(opts Options) (*Sandbox, error) {
 	s.SetLatency(opts.Latency)
 	s.iamHandlers, s.stsHandlers, s.cfnHandlers, s.snsHandlers = s.iamActions(), s.stsActions(), s.cfnActions(), s.snsActions()
 	s.subresources = s.bucketSubresources()
+	s.glueHandlers, s.athenaHandlers = s.glueActions(), s.athenaActions()
 	s.parsed = map[parsedKey]*policy.Document{}
 	if opts.DataDir == "" {
 		s.blobs = &memBlobs{m: map[string][]byte{}}
@@ -367,6 +369,15 @@ func (s *Sandbox) load() error {
 	}
 	if s.st.Topics == nil {
 		s.st.Topics = map[string]*topic{}
+	}
+	if s.st.Glue == nil {
+		s.st.Glue = map[string]*glueDatabase{}
+	}
+	if s.st.Workgroups == nil {
+		s.st.Workgroups = map[string]*workgroup{}
+	}
+	if s.st.NamedQueries == nil {
+		s.st.NamedQueries = map[string]*namedQuery{}
 	}
 	for _, t := range s.st.Topics {
 		t.policyDoc, _ = policy.Parse([]byte(t.Policy), policy.Resource)

@@ -18,6 +18,10 @@ type state struct {
 	Keys     map[string]*userKey  `json:"keys"`             // long-term access key id (AKIA...) -> user
 	Jobs     map[string]*batchJob `json:"jobs,omitempty"`   // S3 Batch Operations jobs by id
 	Topics   map[string]*topic    `json:"topics,omitempty"` // SNS topics by ARN
+	// Glue databases, Athena workgroups and named queries, by ACCOUNT/REGION/name (or id)
+	Glue         map[string]*glueDatabase `json:"glue,omitempty"`
+	Workgroups   map[string]*workgroup    `json:"workgroups,omitempty"`
+	NamedQueries map[string]*namedQuery   `json:"namedQueries,omitempty"`
 }
 
 // userKey is an IAM user's long-term access key.
@@ -146,7 +150,8 @@ type upload struct {
 }
 
 func newState() *state {
-	return &state{Buckets: map[string]*bucket{}, Accounts: map[string]*account{}, Sessions: map[string]*session{}, Keys: map[string]*userKey{}, Topics: map[string]*topic{}}
+	return &state{Buckets: map[string]*bucket{}, Accounts: map[string]*account{}, Sessions: map[string]*session{}, Keys: map[string]*userKey{}, Topics: map[string]*topic{},
+		Glue: map[string]*glueDatabase{}, Workgroups: map[string]*workgroup{}, NamedQueries: map[string]*namedQuery{}}
 }
 
 func (st *state) account(id string) *account {

@@ -31,6 +31,8 @@ type ArchiveState struct {
 	Policy     *policy.Document
 	// Topics are the alert topics by region, when the config has alerts.
 	Topics map[string]*Topic
+	// Catalog is the Glue and Athena side, when the config has athena:.
+	Catalog *Catalog
 }
 
 // Role is an IAM role as discovery finds it.

@@ -186,6 +186,9 @@ func Build(ctx context.Context, e *Env, opts Options) (*Plan, error) {
 	if archive.Topics, err = ObserveTopics(ctx, c, e.Archive, sources); err != nil {
 		return nil, err
 	}
+	if archive.Catalog, err = ObserveCatalog(ctx, c, e.Archive); err != nil {
+		return nil, err
+	}
 	return PlanFrom(ctx, e, archive, sources, opts)
 }
 
@@ -202,6 +205,13 @@ func PlanFrom(ctx context.Context, e *Env, archive *ArchiveState, sources []*Sou
 	if err := p.planArchive(e, archive, opts); err != nil {
 		return nil, err
 	}
+	if c.Athena.Enabled && archive.Catalog == nil {
+		var err error
+		if archive.Catalog, err = ObserveCatalog(ctx, c, e.Archive); err != nil {
+			return nil, err
+		}
+	}
+	p.planCatalog(e, archive.Catalog)
 	g := grantChange{}
 	for _, st := range sources {
 		if st == nil {

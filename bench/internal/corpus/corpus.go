@@ -313,10 +313,12 @@ func (t *Table) Row(q Query, tool string, cmd *exec.Cmd, base time.Duration, bas
 	}
 	m, err := measure.Run(cmd)
 	check(err)
-	found := strings.Fields(string(m.Stdout))
-	count := "0"
-	if len(found) > 0 {
-		count = found[len(found)-1]
+	count := "0" // the first number printed (a CSV's header comes before it)
+	for _, f := range strings.Fields(string(m.Stdout)) {
+		if _, err := strconv.Atoi(f); err == nil {
+			count = f
+			break
+		}
 	}
 	floor := strings.Contains(tool, "floor")
 	if prev, ok := t.results[q.Name]; ok && prev != count && !floor {

@@ -1,0 +1,83 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/athena"
+	"github.com/aws/aws-sdk-go-v2/service/glue"
+	gluetypes "github.com/aws/aws-sdk-go-v2/service/glue/types"
+
+	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+	"github.com/trailkeeper/trailkeeper/internal/world"
+)
+
+// TestApplyKeepsTheAthenaTables: with athena: in the config, apply creates the
+// Glue database and tables and the Athena workgroup and named queries; a
+// second apply changes nothing; a new source is added to the projected
+// accounts; a table someone edited is put back.
+func TestApplyKeepsTheAthenaTables(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	e.member(world.Member{Account: acctA})
+	e.member(world.Member{Account: acctB})
+	athenaCfg := "athena:\n  results: s3://query-results-999999999999/athena/\n  regions: [ap-northeast-1, us-east-1]\n  parquet: s3://index-999999999999/trailkeeper\n"
+	e.writeConfig([]string{acctA}, athenaCfg)
+	plan, _, _ := e.run("plan")
+	for _, want := range []string{"glue database trailkeeper", "glue table trailkeeper.events", "glue table trailkeeper_index.events", "athena workgroup trailkeeper", "athena named query root-activity"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("plan does not say %q:\n%s", want, plan)
+		}
+	}
+	e.apply()
+	cfg := world.Config(e.url, archiveAcct, region)
+	g, a := glue.NewFromConfig(cfg), athena.NewFromConfig(cfg)
+	table := func(db string) map[string]string {
+		out := must(g.GetTable(ctx, &glue.GetTableInput{DatabaseName: aws.String(db), Name: aws.String("events")})).OK(t)
+		if l := aws.ToString(out.Table.StorageDescriptor.Location); db == "trailkeeper" && l != "s3://"+archive+"/AWSLogs/" {
+			t.Errorf("table location %s", l)
+		}
+		return out.Table.Parameters
+	}
+	if p := table("trailkeeper"); p["projection.account.values"] != acctA || p["projection.region.values"] != "ap-northeast-1,us-east-1" ||
+		p["storage.location.template"] != "s3://"+archive+"/AWSLogs/${account}/CloudTrail/${region}/${day}" {
+		t.Errorf("table parameters %v", p)
+	}
+	if p := table("trailkeeper_index"); p["projection.month.format"] != "yyyy/MM" || p["classification"] != "parquet" {
+		t.Errorf("index table parameters %v", p)
+	}
+	wg := must(a.GetWorkGroup(ctx, &athena.GetWorkGroupInput{WorkGroup: aws.String("trailkeeper")})).OK(t)
+	if l := aws.ToString(wg.WorkGroup.Configuration.ResultConfiguration.OutputLocation); l != "s3://query-results-999999999999/athena/" {
+		t.Errorf("workgroup results %s", l)
+	}
+	ids := must(a.ListNamedQueries(ctx, &athena.ListNamedQueriesInput{WorkGroup: aws.String("trailkeeper")})).OK(t).NamedQueryIds
+	if len(ids) != 4 {
+		t.Errorf("%d named queries, want 4", len(ids))
+	}
+
+	e.sb.ResetCalls()
+	if out := e.apply(); len(e.writes()) != 0 || !strings.Contains(out, "No changes") {
+		t.Fatalf("a second apply wrote %v:\n%s", e.writes(), out)
+	}
+
+	e.writeConfig([]string{acctA, acctB}, athenaCfg)
+	e.apply()
+	if p := table("trailkeeper"); p["projection.account.values"] != acctA+","+acctB {
+		t.Errorf("after adding %s: accounts %q", acctB, p["projection.account.values"])
+	}
+	// Someone narrows the table by hand: apply puts it back, drift first.
+	cur := must(g.GetTable(ctx, &glue.GetTableInput{DatabaseName: aws.String("trailkeeper"), Name: aws.String("events")})).OK(t).Table
+	cur.Parameters["projection.account.values"] = acctA
+	must(g.UpdateTable(ctx, &glue.UpdateTableInput{DatabaseName: aws.String("trailkeeper"), TableInput: tableInput(cur)})).OK(t)
+	if _, _, code := e.run("plan", "--detailed-exitcode"); code != 4 {
+		t.Errorf("plan after a hand edit: exit %d, want 4", code)
+	}
+	e.apply()
+	if p := table("trailkeeper"); p["projection.account.values"] != acctA+","+acctB {
+		t.Errorf("apply did not restore the accounts: %q", p["projection.account.values"])
+	}
+}
+
+func tableInput(t *gluetypes.Table) *gluetypes.TableInput {
+	return &gluetypes.TableInput{Name: t.Name, TableType: t.TableType, Parameters: t.Parameters, PartitionKeys: t.PartitionKeys, StorageDescriptor: t.StorageDescriptor}
+}

@@ -1,0 +1,237 @@
+package setup
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/athena"
+	athenatypes "github.com/aws/aws-sdk-go-v2/service/athena/types"
+	"github.com/aws/aws-sdk-go-v2/service/glue"
+	gluetypes "github.com/aws/aws-sdk-go-v2/service/glue/types"
+
+	athenaddl "github.com/trailkeeper/trailkeeper/internal/athena"
+	"github.com/trailkeeper/trailkeeper/internal/awsapi"
+	"github.com/trailkeeper/trailkeeper/internal/config"
+	"github.com/trailkeeper/trailkeeper/internal/regions"
+)
+
+// Catalog is what the archive account's Glue Data Catalog and Athena hold of
+// trailkeeper's tables, when the config has athena:.
+type Catalog struct {
+	Databases map[string]bool
+	Tables    map[string]*gluetypes.Table // "database.table"
+	Workgroup *athenatypes.WorkGroup      // nil if absent
+	Named     map[string]athenatypes.NamedQuery
+}
+
+// AthenaOptions are the tables the config asks for.
+func AthenaOptions(c *config.Config) athenaddl.Options {
+	o := athenaddl.Options{Bucket: c.Archive.Bucket, Database: c.Athena.Database, From: c.Athena.From, Parquet: c.Athena.Parquet, Regions: c.Athena.Regions}
+	for _, s := range c.Sources {
+		o.Accounts = append(o.Accounts, s.AccountID)
+	}
+	if len(o.Regions) == 0 {
+		o.Regions = regions.EnabledByDefault()
+	}
+	return o
+}
+
+// ObserveCatalog reads the databases, tables, workgroup and named queries
+// the config's athena: section names (nil without one).
+func ObserveCatalog(ctx context.Context, c *config.Config, cl *awsapi.Clients) (*Catalog, error) {
+	if !c.Athena.Enabled {
+		return nil, nil
+	}
+	acct := c.Archive.AccountID
+	cat := &Catalog{Databases: map[string]bool{}, Tables: map[string]*gluetypes.Table{}, Named: map[string]athenatypes.NamedQuery{}}
+	for _, t := range AthenaOptions(c).Tables() {
+		if _, err := cl.Glue.GetDatabase(ctx, &glue.GetDatabaseInput{Name: &t.Database}); err == nil {
+			cat.Databases[t.Database] = true
+		} else if awsapi.Code(err) != "EntityNotFoundException" {
+			return nil, wrap(acct, "glue GetDatabase "+t.Database, err)
+		}
+		if !cat.Databases[t.Database] {
+			continue
+		}
+		out, err := cl.Glue.GetTable(ctx, &glue.GetTableInput{DatabaseName: &t.Database, Name: &t.Name})
+		switch {
+		case awsapi.Code(err) == "EntityNotFoundException":
+		case err != nil:
+			return nil, wrap(acct, "glue GetTable "+t.Database+"."+t.Name, err)
+		default:
+			cat.Tables[t.Database+"."+t.Name] = out.Table
+		}
+	}
+	wg, err := cl.Athena.GetWorkGroup(ctx, &athena.GetWorkGroupInput{WorkGroup: &c.Athena.Workgroup})
+	switch {
+	case awsapi.Code(err) == "InvalidRequestException" && strings.Contains(awsapi.Message(err), "not found"):
+		return cat, nil
+	case err != nil:
+		return nil, wrap(acct, "athena GetWorkGroup "+c.Athena.Workgroup, err)
+	}
+	cat.Workgroup = wg.WorkGroup
+	ids, err := cl.Athena.ListNamedQueries(ctx, &athena.ListNamedQueriesInput{WorkGroup: &c.Athena.Workgroup})
+	if err != nil {
+		return nil, wrap(acct, "athena ListNamedQueries", err)
+	}
+	for i := 0; i < len(ids.NamedQueryIds); i += 50 {
+		out, err := cl.Athena.BatchGetNamedQuery(ctx, &athena.BatchGetNamedQueryInput{NamedQueryIds: ids.NamedQueryIds[i:min(i+50, len(ids.NamedQueryIds))]})
+		if err != nil {
+			return nil, wrap(acct, "athena BatchGetNamedQuery", err)
+		}
+		for _, q := range out.NamedQueries {
+			cat.Named[aws.ToString(q.Name)] = q
+		}
+	}
+	return cat, nil
+}
+
+// TableInput is a table as Glue takes it.
+func TableInput(t athenaddl.Table) *gluetypes.TableInput {
+	serde, input, output := t.Formats()
+	params := map[string]string{"EXTERNAL": "TRUE", "classification": "cloudtrail"}
+	if t.Parquet {
+		params["classification"] = "parquet"
+	}
+	for _, p := range t.Properties {
+		params[p[0]] = p[1]
+	}
+	var cols, parts []gluetypes.Column
+	for _, c := range t.Columns {
+		cols = append(cols, gluetypes.Column{Name: aws.String(c[0]), Type: aws.String(strings.ToLower(c[1]))})
+	}
+	for _, p := range t.Partitions {
+		parts = append(parts, gluetypes.Column{Name: aws.String(p), Type: aws.String("string")})
+	}
+	return &gluetypes.TableInput{Name: aws.String(t.Name), TableType: aws.String("EXTERNAL_TABLE"), Parameters: params, PartitionKeys: parts,
+		StorageDescriptor: &gluetypes.StorageDescriptor{Columns: cols, Location: aws.String(t.Location), InputFormat: aws.String(input),
+			OutputFormat: aws.String(output), SerdeInfo: &gluetypes.SerDeInfo{SerializationLibrary: aws.String(serde)}}}
+}
+
+// tableView is what trailkeeper sets of a table, to compare and diff.
+func tableView(t *gluetypes.Table, want *gluetypes.TableInput) string {
+	if t == nil {
+		return ""
+	}
+	params := map[string]string{}
+	for k := range want.Parameters {
+		if v, ok := t.Parameters[k]; ok {
+			params[k] = v
+		}
+	}
+	sd := t.StorageDescriptor
+	if sd == nil {
+		sd = &gluetypes.StorageDescriptor{}
+	}
+	v := gluetypes.TableInput{Name: t.Name, TableType: t.TableType, Parameters: params, PartitionKeys: t.PartitionKeys,
+		StorageDescriptor: &gluetypes.StorageDescriptor{Columns: sd.Columns, Location: sd.Location, InputFormat: sd.InputFormat, OutputFormat: sd.OutputFormat, SerdeInfo: sd.SerdeInfo}}
+	return canonicalTable(&v)
+}
+
+func canonicalTable(t *gluetypes.TableInput) string {
+	data, _ := json.Marshal(t)
+	var tree any
+	json.Unmarshal(data, &tree)
+	out, _ := json.MarshalIndent(dropNulls(tree), "", "  ")
+	return string(out)
+}
+
+// planCatalog keeps the Glue databases and tables, the workgroup and the
+// named queries as the config asks: the projected accounts follow the
+// sources. Nothing is deleted: a table or query trailkeeper no longer wants
+// stays for its owner to drop.
+func (p *Plan) planCatalog(e *Env, cat *Catalog) {
+	c := e.Config
+	if !c.Athena.Enabled || cat == nil {
+		return
+	}
+	a := c.Archive.AccountID
+	cl := e.Archive
+	before := len(p.Steps)
+	for _, t := range AthenaOptions(c).Tables() {
+		if !cat.Databases[t.Database] {
+			db := t.Database
+			p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "glue database " + db, Action: "create", Summary: "for the Athena tables over the archive",
+				Run: func(ctx context.Context) error {
+					_, err := cl.Glue.CreateDatabase(ctx, &glue.CreateDatabaseInput{DatabaseInput: &gluetypes.DatabaseInput{Name: &db,
+						Description: aws.String("trailkeeper: CloudTrail events of " + c.Archive.Bucket)}})
+					if awsapi.Code(err) == "AlreadyExistsException" {
+						err = nil
+					}
+					return wrapErr(a, "glue CreateDatabase "+db, err)
+				}})
+		}
+		want := TableInput(t)
+		cur := cat.Tables[t.Database+"."+t.Name]
+		if have := tableView(cur, want); have != canonicalTable(want) {
+			db := t.Database
+			p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "glue table " + db + "." + t.Name, Action: verb(cur == nil),
+				Summary: fmt.Sprintf("events of %s, projected over %d accounts", t.Location, len(c.Sources)), Diff: diff(have, canonicalTable(want)),
+				Run: func(ctx context.Context) error {
+					var err error
+					if cur == nil {
+						_, err = cl.Glue.CreateTable(ctx, &glue.CreateTableInput{DatabaseName: &db, TableInput: want})
+					} else {
+						_, err = cl.Glue.UpdateTable(ctx, &glue.UpdateTableInput{DatabaseName: &db, TableInput: want})
+					}
+					return wrapErr(a, "glue table "+db+"."+aws.ToString(want.Name), err)
+				}})
+		}
+	}
+	wg := c.Athena.Workgroup
+	results := c.Athena.Results
+	switch {
+	case cat.Workgroup == nil:
+		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "athena workgroup " + wg, Action: "create", Summary: "query results to " + results,
+			Run: func(ctx context.Context) error {
+				_, err := cl.Athena.CreateWorkGroup(ctx, &athena.CreateWorkGroupInput{Name: &wg, Description: aws.String("trailkeeper: queries over " + c.Archive.Bucket),
+					Configuration: &athenatypes.WorkGroupConfiguration{ResultConfiguration: &athenatypes.ResultConfiguration{OutputLocation: &results}}})
+				return wrapErr(a, "athena CreateWorkGroup "+wg, err)
+			}})
+	case outputLocation(cat.Workgroup) != results:
+		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "athena workgroup " + wg, Action: "update",
+			Summary: fmt.Sprintf("query results to %s (was %s)", results, outputLocation(cat.Workgroup)),
+			Run: func(ctx context.Context) error {
+				_, err := cl.Athena.UpdateWorkGroup(ctx, &athena.UpdateWorkGroupInput{WorkGroup: &wg, ConfigurationUpdates: &athenatypes.WorkGroupConfigurationUpdates{
+					ResultConfigurationUpdates: &athenatypes.ResultConfigurationUpdates{OutputLocation: &results}}})
+				return wrapErr(a, "athena UpdateWorkGroup "+wg, err)
+			}})
+	}
+	for _, q := range athenaddl.Queries() {
+		have, ok := cat.Named[q.Name]
+		if ok && aws.ToString(have.QueryString) == q.SQL {
+			continue
+		}
+		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "athena named query " + q.Name, Action: verb(!ok), Summary: q.Description,
+			Run: func(ctx context.Context) error {
+				var err error
+				if ok {
+					_, err = cl.Athena.UpdateNamedQuery(ctx, &athena.UpdateNamedQueryInput{NamedQueryId: have.NamedQueryId, Name: &q.Name, Description: &q.Description, QueryString: &q.SQL})
+				} else {
+					_, err = cl.Athena.CreateNamedQuery(ctx, &athena.CreateNamedQueryInput{Name: &q.Name, Description: &q.Description, QueryString: &q.SQL,
+						Database: &c.Athena.Database, WorkGroup: &wg})
+				}
+				return wrapErr(a, "athena named query "+q.Name, err)
+			}})
+	}
+	if len(p.Steps) > before {
+		p.note("athena: the views errors and console_logins are Athena statements, not Glue tables: trailkeeper athena prints them to run")
+	}
+}
+
+func outputLocation(w *athenatypes.WorkGroup) string {
+	if w.Configuration == nil || w.Configuration.ResultConfiguration == nil {
+		return ""
+	}
+	return aws.ToString(w.Configuration.ResultConfiguration.OutputLocation)
+}
+
+func wrapErr(account, what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return wrap(account, what, err)
+}
