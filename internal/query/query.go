@@ -39,7 +39,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db.SetMaxOpenConns(1) // the views live in the one in-memory database
+	db.SetMaxOpenConns(1)                                                 // the views live in the one in-memory database
 	glob := filepath.Join(dir, "events", "*", "*", "*", "*", "*.parquet") // account=A/region=R/YYYY/MM/
 	stmts := []string{
 		fmt.Sprintf("SET threads=%d", runtime.NumCPU()),
