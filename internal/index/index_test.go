@@ -294,3 +294,54 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// FuzzManifestKeys: any key, tabs and newlines included, survives the
+// manifest's lines.
+func FuzzManifestKeys(f *testing.F) {
+	for _, k := range []string{"AWSLogs/1/CloudTrail/x.json.gz", "a\tb", "a\nb", `a\tb`, `\`, "tab\t\\t"} {
+		f.Add(k)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		if e := escape(key); strings.ContainsAny(e, "\t\n") || unescape(e) != key {
+			t.Fatalf("key %q escaped as %q, read back as %q", key, e, unescape(e))
+		}
+	})
+}
+
+// TestHostileRecords: a record whose fields are not of CloudTrail's types is
+// indexed with those fields empty (as Athena's SerDe reads them), the others
+// as they are; a file that is not a log is named, not indexed.
+func TestHostileRecords(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "odd.json"), []byte(`{"Records":[{"eventName":"Kept","eventTime":"2026-12-01T00:00:00Z"},
+{"eventName":"Odd","userIdentity":"not an object","eventTime":"2026-12-01T00:00:00Z"},
+{"eventName":"AlsoKept","resources":[{"ARN":"arn:aws:s3:::b"}],"requestParameters":"a string, not an object"}]}`), 0o644)
+	os.WriteFile(filepath.Join(root, "cut.json.gz"), []byte{0x1f, 0x8b, 8, 0, 0}, 0o644)
+	dir := t.TempDir()
+	res, err := Build(context.Background(), store.Dir{Root: root}, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Events != 3 || res.Dropped != 0 || len(res.Unreadable) != 1 || !strings.Contains(res.Unreadable[0], "cut.json.gz") {
+		t.Fatalf("indexed %d, dropped %d, unreadable %v", res.Events, res.Dropped, res.Unreadable)
+	}
+	db, err := query.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for sql, want := range map[string]int{
+		"SELECT count(*) FROM events WHERE eventname = 'Odd' AND useridentity.type IS NULL AND useridentity.arn IS NULL":                       1,
+		"SELECT count(*) FROM events WHERE eventname = 'AlsoKept' AND requestparameters = '\"a string, not an object\"'":                       1,
+		"SELECT count(*) FROM events WHERE eventname = 'AlsoKept' AND day = 'unknown/unknown/unknown' AND resources[1].arn = 'arn:aws:s3:::b'": 1,
+	} {
+		if n := count(t, db, sql); n != want {
+			t.Errorf("%s: %d", sql, n)
+		}
+	}
+	// The unreadable object is tried again, and only it.
+	again, err := Build(context.Background(), store.Dir{Root: root}, dir, Options{})
+	if err != nil || again.Objects != 0 || again.Held != 1 || len(again.Unreadable) != 1 {
+		t.Errorf("second run: %v, indexed %d, held %d, unreadable %v", err, again.Objects, again.Held, again.Unreadable)
+	}
+}
