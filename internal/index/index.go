@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -95,7 +96,6 @@ func Build(ctx context.Context, s store.Store, dir string, opts Options) (*Resul
 	res := &Result{Dir: dir, Held: len(m.objects), Rewritten: []string{}, Unreadable: []string{}}
 	b := &batcher{ctx: ctx, db: db, dir: dir, m: m, res: res, limit: opts.BatchEvents}
 	defer b.discard()
-	var listed int
 	var mu sync.Mutex
 	stats, err := search.Run(ctx, s, search.Options{Root: opts.Root, Parallel: opts.Parallel,
 		Skip: func(v store.Version) bool { // from listing goroutines at once
@@ -114,9 +114,8 @@ func Build(ctx context.Context, s store.Store, dir string, opts Options) (*Resul
 			}
 		},
 		Progress: func(st search.Stats) {
-			listed = int(st.ObjectsListed)
 			if opts.Progress != nil {
-				opts.Progress(Progress{Listed: listed, Done: int(st.ObjectsDone), Events: res.Events + int64(b.lines)})
+				opts.Progress(Progress{Listed: int(st.ObjectsListed), Done: int(st.ObjectsDone), Events: res.Events + int64(b.lines)})
 			}
 		}},
 		func(mt search.Match) error {
@@ -167,10 +166,12 @@ func (b *batcher) add(mt search.Match) error {
 		}
 		b.f, b.w = f, bufio.NewWriterSize(f, 1<<20)
 	}
+	account, _ := json.Marshal(mt.Account) // folder names and record fields: any bytes
+	region, _ := json.Marshal(mt.Region)
 	b.w.WriteString(`{"_a":`)
-	b.w.WriteString(strconv.Quote(mt.Account))
+	b.w.Write(account)
 	b.w.WriteString(`,"_r":`)
-	b.w.WriteString(strconv.Quote(mt.Region))
+	b.w.Write(region)
 	b.w.WriteString(`,"r":`)
 	// Line breaks can only be whitespace between tokens in JSON: within
 	// strings they are escaped. One record, one line.
