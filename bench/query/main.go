@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -29,19 +28,8 @@ var (
 
 func main() {
 	flag.Parse()
-	pool := corpus.ReadPool(shape.Data)
-	events := corpus.Ensure(*shape, pool)
-	bin := filepath.Join(os.TempDir(), "trailkeeper-bench-query")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/trailkeeper")
-	build.Stderr = os.Stderr
-	check(build.Run())
-	var duck string
-	if !*skipPeers {
-		duck = corpus.BuildDuckDB()
-	}
-	files, gz := corpus.Size(shape.Dir)
-	fmt.Printf("Machine: %d cores, %s/%s, %s. Corpus: %d accounts x %d regions x %d days, %s events in %s files, %.0f MB gzip (replayed from the real logs of %s).\n\n",
-		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), shape.Accounts, shape.Regions, shape.Days, corpus.Thousands(events), corpus.Thousands(files), float64(gz)/1e6, shape.Data)
+	pool, events, bin, duck := corpus.Prepare(*shape, "trailkeeper-bench-query", *skipPeers)
+	_, gz := corpus.Size(shape.Dir)
 
 	dir := filepath.Join(os.TempDir(), "trailkeeper-bench-index")
 	check(os.RemoveAll(dir))

@@ -22,7 +22,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -44,20 +43,8 @@ var (
 
 func main() {
 	flag.Parse()
-	pool := corpus.ReadPool(shape.Data)
-	events := corpus.Ensure(*shape, pool)
-	bin := filepath.Join(os.TempDir(), "trailkeeper-bench-search")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/trailkeeper")
-	build.Stderr = os.Stderr
-	check(build.Run())
-	var duck string
-	if !*skipPeers {
-		duck = corpus.BuildDuckDB()
-	}
+	pool, _, bin, duck := corpus.Prepare(*shape, "trailkeeper-bench-search", *skipPeers)
 	q := corpus.Choose(*shape, pool)
-	files, gz := corpus.Size(shape.Dir)
-	fmt.Printf("Machine: %d cores, %s/%s, %s. Corpus: %d accounts x %d regions x %d days, %s events in %s files, %.0f MB gzip (replayed from the real logs of %s).\n\n",
-		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), shape.Accounts, shape.Regions, shape.Days, corpus.Thousands(events), corpus.Thousands(files), float64(gz)/1e6, shape.Data)
 	t := &corpus.Table{O: *shape}
 	t.Header()
 	for _, query := range q {

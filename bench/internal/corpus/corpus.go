@@ -367,3 +367,22 @@ func Thousands(n int) string {
 	}
 	return s
 }
+
+// Prepare reads the pool, writes the corpus if needed, builds trailkeeper
+// (as name) and, unless skipPeers, the DuckDB peer, and prints the machine
+// and the corpus.
+func Prepare(o Options, name string, skipPeers bool) (pool []Source, events int, bin, duck string) {
+	pool = ReadPool(o.Data)
+	events = Ensure(o, pool)
+	bin = filepath.Join(os.TempDir(), name)
+	build := exec.Command("go", "build", "-o", bin, "./cmd/trailkeeper")
+	build.Stderr = os.Stderr
+	check(build.Run())
+	if !skipPeers {
+		duck = BuildDuckDB()
+	}
+	files, gz := Size(o.Dir)
+	fmt.Printf("Machine: %d cores, %s/%s, %s. Corpus: %d accounts x %d regions x %d days, %s events in %s files, %.0f MB gzip (replayed from the real logs of %s).\n\n",
+		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), o.Accounts, o.Regions, o.Days, Thousands(events), Thousands(files), float64(gz)/1e6, o.Data)
+	return pool, events, bin, duck
+}
