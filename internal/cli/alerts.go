@@ -109,7 +109,7 @@ func printAlertsTest(w io.Writer, results []*alerts.Result, topics []*alerts.Top
 			if !s.Confirmed {
 				state = "pending confirmation: gets nothing"
 			}
-			who = append(who, fmt.Sprintf("%s (%s)", s.Endpoint, state))
+			who = append(who, fmt.Sprintf("%s (%s)", s.Shown, state))
 		}
 		if len(who) == 0 {
 			who = []string{paint.bad("nobody") + ": list a subscriber under alerts.subscribe and apply"}

@@ -133,7 +133,7 @@ func TestAlertsReachAPerson(t *testing.T) {
 
 	plan, _, code := e.run("plan")
 	for _, want := range []string{"topic arn:aws:sns:ap-northeast-1:" + archiveAcct + ":trailkeeper-replication-failures", "topic arn:aws:sns:us-east-1:" + archiveAcct + ":trailkeeper-replication-failures",
-		"subscribe " + person.url, "notifications of " + bucketA, "OperationFailedReplication and OperationMissedThreshold"} {
+		"subscribe " + strings.TrimSuffix(person.url, "/alerts") + "/…", "notifications of " + bucketA, "OperationFailedReplication and OperationMissedThreshold"} {
 		if !strings.Contains(plan, want) {
 			t.Errorf("plan (exit %d) does not say %q:\n%s", code, want, plan)
 		}
@@ -159,6 +159,9 @@ func TestAlertsReachAPerson(t *testing.T) {
 	r, code, out := e.status()
 	if code != 0 || r.Alerts == nil || len(r.Alerts.Topics) != 2 || !r.Accounts[0].AlertsWired || !r.Accounts[1].AlertsWired {
 		t.Fatalf("status with alerts wired: exit %d\n%s", code, out)
+	}
+	if strings.Contains(out, "/alerts") {
+		t.Errorf("status prints a webhook's path, which may hold its secret:\n%s", out)
 	}
 
 	// alerts test: S3 itself sends a test event from each bucket.

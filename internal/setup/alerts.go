@@ -59,11 +59,25 @@ type Topic struct {
 	Subscriptions []Subscription
 }
 
-// Subscription is one endpoint of a topic.
+// Subscription is one endpoint of a topic. Output shows Shown: a webhook's
+// path often holds its secret.
 type Subscription struct {
 	Protocol  string `json:"protocol"`
-	Endpoint  string `json:"endpoint"`
+	Endpoint  string `json:"-"`
+	Shown     string `json:"endpoint"`
 	Confirmed bool   `json:"confirmed"`
+}
+
+// Redact shows an endpoint without what may be a secret: an http(s) URL as
+// its scheme and host; an email address as it is.
+func Redact(endpoint string) string {
+	if u, err := url.Parse(endpoint); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
+		if u.Path == "" && u.RawQuery == "" {
+			return u.Scheme + "://" + u.Host
+		}
+		return u.Scheme + "://" + u.Host + "/…"
+	}
+	return endpoint
 }
 
 // ObserveTopics reads the alert topic of each region the sources' buckets are
@@ -117,7 +131,7 @@ func observeTopic(ctx context.Context, client *sns.Client, account, arn, region 
 			return nil, wrap(account, "sns ListSubscriptionsByTopic "+arn, err)
 		}
 		for _, s := range page.Subscriptions {
-			t.Subscriptions = append(t.Subscriptions, Subscription{Protocol: aws.ToString(s.Protocol), Endpoint: aws.ToString(s.Endpoint),
+			t.Subscriptions = append(t.Subscriptions, Subscription{Protocol: aws.ToString(s.Protocol), Endpoint: aws.ToString(s.Endpoint), Shown: Redact(aws.ToString(s.Endpoint)),
 				Confirmed: strings.HasPrefix(aws.ToString(s.SubscriptionArn), "arn:")})
 		}
 	}
@@ -359,9 +373,9 @@ func (p *Plan) planAlerts(e *Env, topics map[string]*Topic, sources []*SourceSta
 				switch {
 				case i < 0:
 					p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "topic " + t.ARN, Action: "update",
-						Summary: "subscribe " + endpoint + " (SNS sends it a confirmation first)", Run: func(ctx context.Context) error { return ops.subscribe(ctx, t, endpoint) }})
+						Summary: "subscribe " + Redact(endpoint) + " (SNS sends it a confirmation first)", Run: func(ctx context.Context) error { return ops.subscribe(ctx, t, endpoint) }})
 				case !t.Subscriptions[i].Confirmed:
-					p.note("alerts: %s has not confirmed its subscription to %s yet: it gets nothing until it follows the link SNS sent", endpoint, t.ARN)
+					p.note("alerts: %s has not confirmed its subscription to %s yet: it gets nothing until it follows the link SNS sent", Redact(endpoint), t.ARN)
 				}
 			}
 		}
@@ -452,9 +466,9 @@ func (o archiveOps) createTopic(ctx context.Context, t *Topic) error {
 
 func (o archiveOps) subscribe(ctx context.Context, t *Topic, endpoint string) error {
 	if _, err := o.cl.InRegion(t.Region).SNS.Subscribe(ctx, &sns.SubscribeInput{TopicArn: &t.ARN, Protocol: aws.String(subscriptionProtocol(endpoint)), Endpoint: &endpoint}); err != nil {
-		return wrap(o.acct(), "sns Subscribe "+endpoint+" to "+t.ARN, err)
+		return wrap(o.acct(), "sns Subscribe "+Redact(endpoint)+" to "+t.ARN, err)
 	}
-	o.note("alerts: SNS sent %s a confirmation for %s: nothing reaches it until it is confirmed (status says when)", endpoint, t.ARN)
+	o.note("alerts: SNS sent %s a confirmation for %s: nothing reaches it until it is confirmed (status says when)", Redact(endpoint), t.ARN)
 	return nil
 }
 

@@ -61,7 +61,7 @@ func (ck *checker) checkAlerts(ctx context.Context) error {
 			if s.Confirmed {
 				at.Confirmed++
 			} else {
-				pending = append(pending, s.Endpoint)
+				pending = append(pending, s.Shown)
 			}
 		}
 		acct := c.Archive.AccountID
