@@ -4,15 +4,14 @@ package alerts
 
 import (
 	"context"
-	"errors"
 	"slices"
-	"strings"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
+	"github.com/trailkeeper/trailkeeper/internal/config"
+	"github.com/trailkeeper/trailkeeper/internal/parallel"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
 )
 
@@ -36,50 +35,31 @@ type Topic struct {
 // is: before accepting it, S3 publishes s3:TestEvent to every topic it names
 // ("Amazon S3 Notification"), through the same topic policy and subscriptions
 // a failure event takes. A bucket not wired is reported, not changed.
-func Test(ctx context.Context, e *setup.Env, parallel int) ([]*Result, []*Topic, error) {
+func Test(ctx context.Context, e *setup.Env, workers int) ([]*Result, []*Topic, error) {
 	c := e.Config
 	if !c.Alerts.Enabled {
 		return nil, nil, &setup.Conflict{Account: c.Archive.AccountID, Msg: "the config has no alerts section", Hint: "add alerts: with subscribe: [an email address or https URL], then trailkeeper apply"}
 	}
-	var sources []*setup.SourceState
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, max(1, parallel))
+	var connected []config.Source
 	for _, src := range c.Sources {
-		cl := e.Sources[src.AccountID]
-		if cl == nil {
-			continue
+		if e.Sources[src.AccountID] != nil {
+			connected = append(connected, src)
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			st, err := setup.ObserveSource(ctx, c, src, cl)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			sources = append(sources, st)
-		}()
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	sources := make([]*setup.SourceState, len(connected))
+	results := make([]*Result, len(connected))
+	err := parallel.For(ctx, max(1, workers), len(connected), func(ctx context.Context, i int) error {
+		cl := e.Sources[connected[i].AccountID]
+		st, err := setup.ObserveSource(ctx, c, connected[i], cl)
+		if err != nil {
+			return err
+		}
+		sources[i], results[i] = st, send(ctx, cl, st, setup.TopicARN(c, st.BucketRegion))
+		return nil
+	})
+	if err != nil {
 		return nil, nil, err
 	}
-	results := make([]*Result, len(sources))
-	wg = sync.WaitGroup{}
-	for i, st := range sources {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = send(ctx, e.Sources[st.Config.AccountID], st, setup.TopicARN(c, st.BucketRegion))
-		}()
-	}
-	wg.Wait()
 	observed, err := setup.ObserveTopics(ctx, c, e.Archive, sources)
 	if err != nil {
 		return nil, nil, err
@@ -101,7 +81,6 @@ func Test(ctx context.Context, e *setup.Env, parallel int) ([]*Result, []*Topic,
 		}
 		topics = append(topics, out)
 	}
-	slices.SortFunc(results, func(a, b *Result) int { return strings.Compare(a.Account, b.Account) })
 	return results, topics, nil
 }
 
