@@ -35,7 +35,10 @@ type Options struct {
 	// BatchEvents is how many events go into one batch of Parquet files;
 	// each batch is committed on its own, so an interruption loses at most one.
 	BatchEvents int
-	Progress    func(Progress)
+	// MergeAbove is how many files a month folder may gather before they are
+	// merged into one (default 4).
+	MergeAbove int
+	Progress   func(Progress)
 }
 
 // Progress is where a build is.
@@ -54,7 +57,8 @@ type Result struct {
 	Unreadable []string `json:"unreadable"`  // not indexed, with why; tried again next run
 	Dropped    int64    `json:"eventsDropped"`
 	Batches    int      `json:"batches"`
-	Bytes      int64    `json:"parquetBytes"` // the whole index's Parquet files
+	Merged     int      `json:"foldersMerged"` // month folders whose files were merged into one
+	Bytes      int64    `json:"parquetBytes"`  // the whole index's Parquet files
 }
 
 const defaultBatchEvents = 100_000
@@ -63,6 +67,9 @@ const defaultBatchEvents = 100_000
 func Build(ctx context.Context, s store.Store, dir string, opts Options) (*Result, error) {
 	if opts.BatchEvents <= 0 {
 		opts.BatchEvents = defaultBatchEvents
+	}
+	if opts.MergeAbove <= 0 {
+		opts.MergeAbove = mergeAbove
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -130,6 +137,9 @@ func Build(ctx context.Context, s store.Store, dir string, opts Options) (*Resul
 	if err == nil {
 		err = b.flush()
 	}
+	if err == nil {
+		res.Merged, err = m.compact(ctx, db, b.touched, opts.MergeAbove)
+	}
 	if stats != nil {
 		res.Unreadable = append(res.Unreadable, stats.Warnings...)
 	}
@@ -151,6 +161,7 @@ type batcher struct {
 	w       *bufio.Writer
 	lines   int
 	objects []store.Version // read to their end, in this batch
+	touched map[string]bool // month folders written to, relative to events/
 	err     error
 }
 
@@ -257,6 +268,10 @@ func (b *batcher) copy(batch int, ignoreErrors bool) (int64, error) {
 			parts[i] = parts[i][strings.IndexByte(parts[i], '=')+1:]
 		}
 		dest := filepath.Join(append([]string{b.dir, "events"}, parts...)...)
+		if b.touched == nil {
+			b.touched = map[string]bool{}
+		}
+		b.touched[strings.Join(parts[:4], "/")] = true
 		if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -344,4 +345,83 @@ func TestHostileRecords(t *testing.T) {
 	if err != nil || again.Objects != 0 || again.Held != 1 || len(again.Unreadable) != 1 {
 		t.Errorf("second run: %v, indexed %d, held %d, unreadable %v", err, again.Objects, again.Held, again.Unreadable)
 	}
+}
+
+// monthFolders counts the Parquet files of each month folder.
+func monthFolders(t *testing.T, dir string) map[string]int {
+	out := map[string]int{}
+	filepath.WalkDir(filepath.Join(dir, "events"), func(path string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(path, ".parquet") {
+			out[filepath.Dir(path)]++
+		}
+		return nil
+	})
+	return out
+}
+
+// TestCompactionIsCrashSafe: small batches leave many files per month; the
+// build merges them, and a merge cut after it was recorded, or before, loses
+// and doubles nothing.
+func TestCompactionIsCrashSafe(t *testing.T) {
+	root := dataset(t, "sans504-s3-ransomware-lab")
+	ref := computeReference(t, root)
+	dir := t.TempDir()
+	// Many batches, merged only later by hand.
+	res, err := Build(context.Background(), store.Dir{Root: root}, dir, Options{BatchEvents: 1000, MergeAbove: 1000})
+	if err != nil || res.Merged != 0 {
+		t.Fatal(err, res.Merged)
+	}
+	var crowded []string
+	for folder, n := range monthFolders(t, dir) {
+		if n > mergeAbove {
+			rel, _ := filepath.Rel(filepath.Join(dir, "events"), folder)
+			crowded = append(crowded, filepath.ToSlash(rel))
+		}
+	}
+	sort.Strings(crowded)
+	if len(crowded) < 2 {
+		t.Fatalf("only %d crowded month folders", len(crowded))
+	}
+	// A merge recorded, then a crash before its files moved; another written
+	// but never recorded.
+	m, err := openManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, _ := sql.Open("duckdb", "")
+	c, ok, err := m.merge(context.Background(), db, crowded[0], mergeAbove)
+	if err != nil || !ok || m.recordCompaction(c) != nil {
+		t.Fatal(err, ok)
+	}
+	m.next++
+	if _, ok, err := m.merge(context.Background(), db, crowded[1], mergeAbove); err != nil || !ok {
+		t.Fatal(err, ok)
+	}
+	db.Close()
+	m.close()
+
+	again, err := Build(context.Background(), store.Dir{Root: root}, dir, Options{})
+	if err != nil || again.Objects != 0 {
+		t.Fatalf("rerun: %v, indexed %d", err, again.Objects)
+	}
+	agree(t, dir, ref)
+	if n := monthFolders(t, dir)[filepath.Join(dir, "events", filepath.FromSlash(crowded[0]))]; n != 1 {
+		t.Errorf("the recorded merge left %d files", n)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(dir, "events", "*", "*", "*", "*", "*.tmp"))
+	if len(leftovers) != 0 {
+		t.Errorf("unrecorded merges left %v", leftovers)
+	}
+	// A build that touches the crowded folders merges them.
+	fresh := t.TempDir()
+	res, err = Build(context.Background(), store.Dir{Root: root}, fresh, Options{BatchEvents: 1000})
+	if err != nil || res.Merged == 0 {
+		t.Fatalf("%v, merged %d", err, res.Merged)
+	}
+	for folder, n := range monthFolders(t, fresh) {
+		if n > mergeAbove {
+			t.Errorf("%s holds %d files after the build", folder, n)
+		}
+	}
+	agree(t, fresh, ref)
 }

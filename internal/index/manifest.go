@@ -66,6 +66,9 @@ func openManifest(dir string) (*manifest, error) {
 		m.batches[batch] = true
 		m.next = max(m.next, batch+1)
 	}
+	if err := m.finishCompactions(); err != nil {
+		return nil, err
+	}
 	if err := m.removeUncommitted(); err != nil {
 		return nil, err
 	}
