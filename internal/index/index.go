@@ -309,7 +309,10 @@ TO %s (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (account, region, y, m), F
 
 // partitionValue keeps an account or region to one safe path element.
 func partitionValue(col string) string {
-	return fmt.Sprintf("CASE WHEN coalesce(%[1]s, '') IN ('', '.', '..') THEN 'unknown' ELSE regexp_replace(%[1]s, '[/\\\\=]', '_', 'g') END", col)
+	// Account ids and region names are letters, digits and hyphens; a record
+	// outside the archive layout may claim anything (a NUL, "../.."), and a
+	// folder name must not fail the batch or leave events/.
+	return fmt.Sprintf("CASE WHEN coalesce(%[1]s, '') IN ('', '.', '..') THEN 'unknown' ELSE regexp_replace(%[1]s, '[^A-Za-z0-9._-]', '_', 'g') END", col)
 }
 
 // literal is s as an SQL string literal.

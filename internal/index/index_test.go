@@ -316,14 +316,15 @@ func TestHostileRecords(t *testing.T) {
 	root := t.TempDir()
 	os.WriteFile(filepath.Join(root, "odd.json"), []byte(`{"Records":[{"eventName":"Kept","eventTime":"2026-12-01T00:00:00Z"},
 {"eventName":"Odd","userIdentity":"not an object","eventTime":"2026-12-01T00:00:00Z"},
-{"eventName":"AlsoKept","resources":[{"ARN":"arn:aws:s3:::b"}],"requestParameters":"a string, not an object"}]}`), 0o644)
+{"eventName":"AlsoKept","resources":[{"ARN":"arn:aws:s3:::b"}],"requestParameters":"a string, not an object"},
+{"eventName":"Escaping","recipientAccountId":"../../../x\u0000y","awsRegion":"..","eventTime":"2026-12-01T00:00:00Z"}]}`), 0o644)
 	os.WriteFile(filepath.Join(root, "cut.json.gz"), []byte{0x1f, 0x8b, 8, 0, 0}, 0o644)
 	dir := t.TempDir()
 	res, err := Build(context.Background(), store.Dir{Root: root}, dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Events != 3 || res.Dropped != 0 || len(res.Unreadable) != 1 || !strings.Contains(res.Unreadable[0], "cut.json.gz") {
+	if res.Events != 4 || res.Dropped != 0 || len(res.Unreadable) != 1 || !strings.Contains(res.Unreadable[0], "cut.json.gz") {
 		t.Fatalf("indexed %d, dropped %d, unreadable %v", res.Events, res.Dropped, res.Unreadable)
 	}
 	db, err := query.Open(context.Background(), dir)
@@ -335,6 +336,7 @@ func TestHostileRecords(t *testing.T) {
 		"SELECT count(*) FROM events WHERE eventname = 'Odd' AND useridentity.type IS NULL AND useridentity.arn IS NULL":                       1,
 		"SELECT count(*) FROM events WHERE eventname = 'AlsoKept' AND requestparameters = '\"a string, not an object\"'":                       1,
 		"SELECT count(*) FROM events WHERE eventname = 'AlsoKept' AND day = 'unknown/unknown/unknown' AND resources[1].arn = 'arn:aws:s3:::b'": 1,
+		"SELECT count(*) FROM events WHERE eventname = 'Escaping' AND account = '.._.._.._x_y' AND region = 'unknown'":                         1,
 	} {
 		if n := count(t, db, sql); n != want {
 			t.Errorf("%s: %d", sql, n)
