@@ -103,7 +103,7 @@ func DDL(o Options) []string {
 	var out []string
 	for _, t := range o.Tables() {
 		out = append(out, "CREATE DATABASE IF NOT EXISTS "+t.Database, t.DDL())
-		out = append(out, Views(t.Database)...)
+		out = append(out, views(t.Database)...)
 		out = append(out, t.sync())
 	}
 	return out
@@ -175,8 +175,8 @@ func projection(o Options, date, format, unit, from, template string) [][2]strin
 	}
 }
 
-// Views are the views of a database, over its events.
-func Views(db string) []string {
+// views are the views of a database, over its events.
+func views(db string) []string {
 	var out []string
 	for _, v := range eventschema.Views {
 		out = append(out, fmt.Sprintf("CREATE OR REPLACE VIEW %s.%s AS %s", db, v.Name, strings.Replace(v.SQL, "FROM events", "FROM "+db+".events", 1)))

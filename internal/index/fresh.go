@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,35 +13,26 @@ import (
 )
 
 // Holds reports whether the index in dir holds every one of the objects, each
-// in the version listed: then a count over them may come from the index.
+// in the version listed: then a count over them may come from the index. It
+// only reads: a build may be writing beside it.
 func Holds(dir string, objects []store.Version) bool {
-	if _, err := os.Stat(filepath.Join(dir, manifestName)); err != nil {
-		return false
-	}
-	m, err := openManifestReadOnly(dir)
+	data, err := os.ReadFile(filepath.Join(dir, manifestName))
 	if err != nil {
 		return false
 	}
+	if i := bytes.LastIndexByte(data, '\n'); i+1 != len(data) {
+		data = data[:i+1] // a line being written
+	}
+	m := &manifest{dir: dir, objects: map[string]string{}, batches: map[int]bool{}}
+	if m.parse(data) != nil {
+		return false
+	}
 	for _, v := range objects {
-		if m[v.Key] != identity(v) {
+		if m.objects[v.Key] != identity(v) {
 			return false
 		}
 	}
 	return true
-}
-
-func openManifestReadOnly(dir string) (map[string]string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, manifestName))
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Split(line, "\t"); len(f) == 3 {
-			out[unescape(f[1])] = f[2]
-		}
-	}
-	return out, nil
 }
 
 // CountSQL is search's filter as a count over the index, or ok false for

@@ -247,7 +247,7 @@ func (b *batcher) copy(batch int, ignoreErrors bool) (int64, error) {
 	stage := filepath.Join(b.dir, "tmp", fmt.Sprintf("stage-%06d", batch))
 	os.RemoveAll(stage)
 	defer os.RemoveAll(stage)
-	r, err := b.db.ExecContext(b.ctx, CopySQL(b.path(), stage, fmt.Sprintf("b%06d_{i}", batch), ignoreErrors))
+	r, err := b.db.ExecContext(b.ctx, copySQL(b.path(), stage, fmt.Sprintf("b%06d_{i}", batch), ignoreErrors))
 	if err != nil {
 		return 0, err
 	}
@@ -288,11 +288,11 @@ func (b *batcher) discard() {
 	}
 }
 
-// CopySQL is the statement that writes a batch file, in Athena's shape, as
+// copySQL is the statement that writes a batch file, in Athena's shape, as
 // Parquet files under out, partitioned by the archive folder's account and
 // region and by the year and month of eventTime, in day order; day is a
 // column, as CloudTrail's folders write it.
-func CopySQL(in, out, pattern string, ignoreErrors bool) string {
+func copySQL(in, out, pattern string, ignoreErrors bool) string {
 	var sel, read []string
 	for _, c := range eventschema.Columns {
 		sel = append(sel, c.Select(`r."`+c.Key+`"`)+` AS "`+c.Name+`"`)

@@ -53,18 +53,8 @@ func openManifest(dir string) (*manifest, error) {
 			return nil, err
 		}
 	}
-	for n, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
-		if line == "" {
-			continue
-		}
-		f := strings.Split(line, "\t")
-		batch, err := strconv.Atoi(f[0])
-		if len(f) != 3 || err != nil {
-			return nil, fmt.Errorf("%s line %d is damaged; remove the index folder %s to build it again", path, n+1, dir)
-		}
-		m.objects[unescape(f[1])] = f[2]
-		m.batches[batch] = true
-		m.next = max(m.next, batch+1)
+	if err := m.parse(data); err != nil {
+		return nil, err
 	}
 	if err := m.finishCompactions(); err != nil {
 		return nil, err
@@ -74,6 +64,24 @@ func openManifest(dir string) (*manifest, error) {
 	}
 	m.file, err = os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	return m, err
+}
+
+// parse reads objects.tsv's complete lines.
+func (m *manifest) parse(data []byte) error {
+	for n, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		batch, err := strconv.Atoi(f[0])
+		if len(f) != 3 || err != nil {
+			return fmt.Errorf("%s line %d is damaged; remove the index folder %s to build it again", filepath.Join(m.dir, manifestName), n+1, m.dir)
+		}
+		m.objects[unescape(f[1])] = f[2]
+		m.batches[batch] = true
+		m.next = max(m.next, batch+1)
+	}
+	return nil
 }
 
 var partFileRE = regexp.MustCompile(`^b(\d+)_\d+\.parquet$`)

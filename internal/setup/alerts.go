@@ -29,9 +29,9 @@ const (
 	topicPolicyMax = 30 * 1024                          // SNS's limit on a topic policy
 )
 
-// AlertEvents are the events a source sends: failures, and with Replication
+// alertEvents are the events a source sends: failures, and with Replication
 // Time Control the objects that missed its 15 minutes.
-func AlertEvents(c *config.Config) []s3types.Event {
+func alertEvents(c *config.Config) []s3types.Event {
 	events := []s3types.Event{s3types.EventS3ReplicationOperationFailedReplication}
 	if c.Replication.TimeControl {
 		events = append(events, s3types.EventS3ReplicationOperationMissedThreshold)
@@ -68,9 +68,9 @@ type Subscription struct {
 	Confirmed bool   `json:"confirmed"`
 }
 
-// Redact shows an endpoint without what may be a secret: an http(s) URL as
+// redact shows an endpoint without what may be a secret: an http(s) URL as
 // its scheme and host; an email address as it is.
-func Redact(endpoint string) string {
+func redact(endpoint string) string {
 	if u, err := url.Parse(endpoint); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
 		if u.Path == "" && u.RawQuery == "" {
 			return u.Scheme + "://" + u.Host
@@ -131,18 +131,18 @@ func observeTopic(ctx context.Context, client *sns.Client, account, arn, region 
 			return nil, wrap(account, "sns ListSubscriptionsByTopic "+arn, err)
 		}
 		for _, s := range page.Subscriptions {
-			t.Subscriptions = append(t.Subscriptions, Subscription{Protocol: aws.ToString(s.Protocol), Endpoint: aws.ToString(s.Endpoint), Shown: Redact(aws.ToString(s.Endpoint)),
+			t.Subscriptions = append(t.Subscriptions, Subscription{Protocol: aws.ToString(s.Protocol), Endpoint: aws.ToString(s.Endpoint), Shown: redact(aws.ToString(s.Endpoint)),
 				Confirmed: strings.HasPrefix(aws.ToString(s.SubscriptionArn), "arn:")})
 		}
 	}
 	return t, nil
 }
 
-// TopicStatement lets S3 publish events of the given buckets, and only those:
+// topicStatement lets S3 publish events of the given buckets, and only those:
 // aws:SourceArn and aws:SourceAccount, as the S3 User Guide's walkthrough
 // limits it. Beyond what fits SNS's 30 KB, the buckets give way to a pattern
 // and the accounts alone narrow it.
-func TopicStatement(topicARN string, accounts, buckets []string) policy.Statement {
+func topicStatement(topicARN string, accounts, buckets []string) policy.Statement {
 	arns := make([]string, 0, len(buckets))
 	for _, b := range buckets {
 		arns = append(arns, bucketARN(b))
@@ -180,16 +180,16 @@ func withTopicStatement(d *policy.Document, topicARN string, accounts, buckets [
 	if len(buckets) == 0 {
 		return withoutStatements(d, func(s policy.Statement) bool { return s.Sid == SidS3Events })
 	}
-	out := withStatements(d, TopicStatement(topicARN, accounts, buckets))
+	out := withStatements(d, topicStatement(topicARN, accounts, buckets))
 	if data, _ := json.Marshal(out); len(data) > topicPolicyMax {
-		out = withStatements(d, TopicStatement(topicARN, accounts, []string{"*"}))
+		out = withStatements(d, topicStatement(topicARN, accounts, []string{"*"}))
 	}
 	return out
 }
 
 // alertWiring is trailkeeper's notification configuration for a bucket.
 func alertWiring(c *config.Config, st *SourceState) s3types.TopicConfiguration {
-	return s3types.TopicConfiguration{Id: aws.String(NotificationID), TopicArn: aws.String(TopicARN(c, st.BucketRegion)), Events: AlertEvents(c),
+	return s3types.TopicConfiguration{Id: aws.String(NotificationID), TopicArn: aws.String(TopicARN(c, st.BucketRegion)), Events: alertEvents(c),
 		Filter: &s3types.NotificationConfigurationFilter{Key: &s3types.S3KeyFilter{FilterRules: []s3types.FilterRule{{Name: s3types.FilterRuleNamePrefix, Value: aws.String(st.Trail.LogPrefix())}}}}}
 }
 
@@ -227,20 +227,22 @@ func withWiring(n *s3types.NotificationConfiguration, ours *s3types.TopicConfigu
 	return out
 }
 
-// SameWiring compares what matters of two notification configurations.
-func SameWiring(a, b *s3types.TopicConfiguration) bool {
+// sameWiring compares what matters of two notification configurations.
+func sameWiring(a, b *s3types.TopicConfiguration) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
 	ea, eb := slices.Clone(a.Events), slices.Clone(b.Events)
 	slices.Sort(ea)
 	slices.Sort(eb)
-	pa, sa := filterOf(a.Filter)
-	pb, sb := filterOf(b.Filter)
+	pa, sa := KeyFilter(a.Filter)
+	pb, sb := KeyFilter(b.Filter)
 	return aws.ToString(a.TopicArn) == aws.ToString(b.TopicArn) && slices.Equal(ea, eb) && pa == pb && sa == sb
 }
 
-func filterOf(f *s3types.NotificationConfigurationFilter) (prefix, suffix string) {
+// KeyFilter is the key prefix and suffix a notification configuration is
+// limited to.
+func KeyFilter(f *s3types.NotificationConfigurationFilter) (prefix, suffix string) {
 	if f == nil || f.Key == nil {
 		return "", ""
 	}
@@ -274,12 +276,12 @@ func overlapping(n *s3types.NotificationConfiguration, ours s3types.TopicConfigu
 			others = append(others, cfg{aws.ToString(l.Id), aws.ToString(l.LambdaFunctionArn), l.Events, l.Filter})
 		}
 	}
-	op, os := filterOf(ours.Filter)
+	op, os := KeyFilter(ours.Filter)
 	for _, o := range others {
 		if o.id == NotificationID {
 			continue
 		}
-		p, s := filterOf(o.filter)
+		p, s := KeyFilter(o.filter)
 		keys := (strings.HasPrefix(op, p) || strings.HasPrefix(p, op)) && (strings.HasSuffix(os, s) || strings.HasSuffix(s, os))
 		for _, e := range o.events {
 			for _, w := range ours.Events {
@@ -341,7 +343,7 @@ func (p *Plan) planAlerts(e *Env, topics map[string]*Topic, sources []*SourceSta
 			return &Conflict{Account: acct, Msg: fmt.Sprintf("bucket %s already sends replication events under %s to %s (configuration %q); S3 refuses a second configuration for the same events and keys", st.Trail.Bucket, st.Trail.LogPrefix(), dest, id),
 				Hint: fmt.Sprintf("remove configuration %q from the bucket's event notifications, or name its topic in alerts.topics if it is one of the archive account's", id)}
 		}
-		if !SameWiring(cur, &want) {
+		if !sameWiring(cur, &want) {
 			p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "notifications of " + st.Trail.Bucket, Action: verb(cur == nil),
 				Summary: fmt.Sprintf("send %s under %s to %s; other notifications stay", eventList(want.Events), st.Trail.LogPrefix(), aws.ToString(want.TopicArn)),
 				Run:     func(ctx context.Context) error { return ops.putWiring(ctx, &want) }})
@@ -373,9 +375,9 @@ func (p *Plan) planAlerts(e *Env, topics map[string]*Topic, sources []*SourceSta
 				switch {
 				case i < 0:
 					p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "topic " + t.ARN, Action: "update",
-						Summary: "subscribe " + Redact(endpoint) + " (SNS sends it a confirmation first)", Run: func(ctx context.Context) error { return ops.subscribe(ctx, t, endpoint) }})
+						Summary: "subscribe " + redact(endpoint) + " (SNS sends it a confirmation first)", Run: func(ctx context.Context) error { return ops.subscribe(ctx, t, endpoint) }})
 				case !t.Subscriptions[i].Confirmed:
-					p.note("alerts: %s has not confirmed its subscription to %s yet: it gets nothing until it follows the link SNS sent", Redact(endpoint), t.ARN)
+					p.note("alerts: %s has not confirmed its subscription to %s yet: it gets nothing until it follows the link SNS sent", redact(endpoint), t.ARN)
 				}
 			}
 		}
@@ -424,7 +426,7 @@ func plural(n int, one string) string {
 // it back. S3 first sends the topic a test event, which proves the policy.
 func (o sourceOps) putWiring(ctx context.Context, ours *s3types.TopicConfiguration) error {
 	b, acct := o.st.Trail.Bucket, o.acct()
-	cur, err := GetNotification(ctx, o.cl.S3, b)
+	cur, err := getNotification(ctx, o.cl.S3, b)
 	if err != nil {
 		return wrap(acct, "s3 GetBucketNotificationConfiguration "+b, err)
 	}
@@ -432,18 +434,18 @@ func (o sourceOps) putWiring(ctx context.Context, ours *s3types.TopicConfigurati
 		NotificationConfiguration: withWiring(cur, ours), ExpectedBucketOwner: &acct}); err != nil {
 		return wrap(acct, "s3 PutBucketNotificationConfiguration "+b, err)
 	}
-	got, err := GetNotification(ctx, o.cl.S3, b)
+	got, err := getNotification(ctx, o.cl.S3, b)
 	if err != nil {
 		return wrap(acct, "s3 GetBucketNotificationConfiguration "+b, err)
 	}
-	if !SameWiring(Wired(got), ours) {
+	if !sameWiring(Wired(got), ours) {
 		return notConverged(acct, "the notification configuration of "+b)
 	}
 	return nil
 }
 
-// GetNotification reads a bucket's event notification configuration.
-func GetNotification(ctx context.Context, client *s3.Client, bucket string) (*s3types.NotificationConfiguration, error) {
+// getNotification reads a bucket's event notification configuration.
+func getNotification(ctx context.Context, client *s3.Client, bucket string) (*s3types.NotificationConfiguration, error) {
 	out, err := client.GetBucketNotificationConfiguration(ctx, &s3.GetBucketNotificationConfigurationInput{Bucket: &bucket})
 	if err != nil {
 		return nil, err
@@ -466,9 +468,9 @@ func (o archiveOps) createTopic(ctx context.Context, t *Topic) error {
 
 func (o archiveOps) subscribe(ctx context.Context, t *Topic, endpoint string) error {
 	if _, err := o.cl.InRegion(t.Region).SNS.Subscribe(ctx, &sns.SubscribeInput{TopicArn: &t.ARN, Protocol: aws.String(subscriptionProtocol(endpoint)), Endpoint: &endpoint}); err != nil {
-		return wrap(o.acct(), "sns Subscribe "+Redact(endpoint)+" to "+t.ARN, err)
+		return wrap(o.acct(), "sns Subscribe "+redact(endpoint)+" to "+t.ARN, err)
 	}
-	o.note("alerts: SNS sent %s a confirmation for %s: nothing reaches it until it is confirmed (status says when)", Redact(endpoint), t.ARN)
+	o.note("alerts: SNS sent %s a confirmation for %s: nothing reaches it until it is confirmed (status says when)", redact(endpoint), t.ARN)
 	return nil
 }
 

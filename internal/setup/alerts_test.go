@@ -48,7 +48,7 @@ func TestWiringKeepsOthers(t *testing.T) {
 		LambdaFunctionConfigurations: []s3types.LambdaFunctionConfiguration{{Id: aws.String("fn")}}, EventBridgeConfiguration: &s3types.EventBridgeConfiguration{}}
 	ours := s3types.TopicConfiguration{Id: aws.String(NotificationID), TopicArn: aws.String("arn:aws:sns:ap-northeast-1:999999999999:" + AlertTopicName)}
 	wired := withWiring(cur, &ours)
-	if len(wired.TopicConfigurations) != 2 || len(wired.LambdaFunctionConfigurations) != 1 || wired.EventBridgeConfiguration == nil || !SameWiring(Wired(wired), &ours) {
+	if len(wired.TopicConfigurations) != 2 || len(wired.LambdaFunctionConfigurations) != 1 || wired.EventBridgeConfiguration == nil || !sameWiring(Wired(wired), &ours) {
 		t.Fatalf("wired: %+v", wired)
 	}
 	again := withWiring(wired, &ours)

@@ -39,9 +39,9 @@ func AthenaOptions(c *config.Config) athenaddl.Options {
 	return o
 }
 
-// ObserveCatalog reads the databases, tables, workgroup and named queries
+// observeCatalog reads the databases, tables, workgroup and named queries
 // the config's athena: section names (nil without one).
-func ObserveCatalog(ctx context.Context, c *config.Config, cl *awsapi.Clients) (*Catalog, error) {
+func observeCatalog(ctx context.Context, c *config.Config, cl *awsapi.Clients) (*Catalog, error) {
 	if !c.Athena.Enabled {
 		return nil, nil
 	}
@@ -89,8 +89,8 @@ func ObserveCatalog(ctx context.Context, c *config.Config, cl *awsapi.Clients) (
 	return cat, nil
 }
 
-// TableInput is a table as Glue takes it.
-func TableInput(t athenaddl.Table) *gluetypes.TableInput {
+// tableInput is a table as Glue takes it.
+func tableInput(t athenaddl.Table) *gluetypes.TableInput {
 	serde, input, output := t.Formats()
 	params := map[string]string{"EXTERNAL": "TRUE", "classification": "cloudtrail"}
 	if t.Parquet {
@@ -161,10 +161,10 @@ func (p *Plan) planCatalog(e *Env, cat *Catalog) {
 					if awsapi.Code(err) == "AlreadyExistsException" {
 						err = nil
 					}
-					return wrapErr(a, "glue CreateDatabase "+db, err)
+					return wrap(a, "glue CreateDatabase "+db, err)
 				}})
 		}
-		want := TableInput(t)
+		want := tableInput(t)
 		cur := cat.Tables[t.Database+"."+t.Name]
 		if have := tableView(cur, want); have != canonicalTable(want) {
 			db := t.Database
@@ -177,7 +177,7 @@ func (p *Plan) planCatalog(e *Env, cat *Catalog) {
 					} else {
 						_, err = cl.Glue.UpdateTable(ctx, &glue.UpdateTableInput{DatabaseName: &db, TableInput: want})
 					}
-					return wrapErr(a, "glue table "+db+"."+aws.ToString(want.Name), err)
+					return wrap(a, "glue table "+db+"."+aws.ToString(want.Name), err)
 				}})
 		}
 	}
@@ -189,7 +189,7 @@ func (p *Plan) planCatalog(e *Env, cat *Catalog) {
 			Run: func(ctx context.Context) error {
 				_, err := cl.Athena.CreateWorkGroup(ctx, &athena.CreateWorkGroupInput{Name: &wg, Description: aws.String("trailkeeper: queries over " + c.Archive.Bucket),
 					Configuration: &athenatypes.WorkGroupConfiguration{ResultConfiguration: &athenatypes.ResultConfiguration{OutputLocation: &results}}})
-				return wrapErr(a, "athena CreateWorkGroup "+wg, err)
+				return wrap(a, "athena CreateWorkGroup "+wg, err)
 			}})
 	case outputLocation(cat.Workgroup) != results:
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "athena workgroup " + wg, Action: "update",
@@ -197,7 +197,7 @@ func (p *Plan) planCatalog(e *Env, cat *Catalog) {
 			Run: func(ctx context.Context) error {
 				_, err := cl.Athena.UpdateWorkGroup(ctx, &athena.UpdateWorkGroupInput{WorkGroup: &wg, ConfigurationUpdates: &athenatypes.WorkGroupConfigurationUpdates{
 					ResultConfigurationUpdates: &athenatypes.ResultConfigurationUpdates{OutputLocation: &results}}})
-				return wrapErr(a, "athena UpdateWorkGroup "+wg, err)
+				return wrap(a, "athena UpdateWorkGroup "+wg, err)
 			}})
 	}
 	for _, q := range athenaddl.Queries() {
@@ -214,7 +214,7 @@ func (p *Plan) planCatalog(e *Env, cat *Catalog) {
 					_, err = cl.Athena.CreateNamedQuery(ctx, &athena.CreateNamedQueryInput{Name: &q.Name, Description: &q.Description, QueryString: &q.SQL,
 						Database: &c.Athena.Database, WorkGroup: &wg})
 				}
-				return wrapErr(a, "athena named query "+q.Name, err)
+				return wrap(a, "athena named query "+q.Name, err)
 			}})
 	}
 	if len(p.Steps) > before {
@@ -227,11 +227,4 @@ func outputLocation(w *athenatypes.WorkGroup) string {
 		return ""
 	}
 	return aws.ToString(w.Configuration.ResultConfiguration.OutputLocation)
-}
-
-func wrapErr(account, what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return wrap(account, what, err)
 }

@@ -172,7 +172,7 @@ func ObserveSource(ctx context.Context, c *config.Config, src config.Source, cl 
 	default:
 		st.Replication = rep.ReplicationConfiguration
 	}
-	if st.Notification, err = GetNotification(ctx, cl.S3, b); err != nil {
+	if st.Notification, err = getNotification(ctx, cl.S3, b); err != nil {
 		return nil, wrap(src.AccountID, "s3 GetBucketNotificationConfiguration "+b, err)
 	}
 	if c.Alerts.Enabled {
@@ -329,6 +329,9 @@ type Conflict struct {
 func (e *Conflict) Error() string { return "account " + e.Account + ": " + e.Msg }
 
 func wrap(account, what string, err error) error {
+	if err == nil {
+		return nil
+	}
 	var conflict *Conflict
 	if errors.As(err, &conflict) {
 		return err

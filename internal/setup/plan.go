@@ -186,7 +186,7 @@ func Build(ctx context.Context, e *Env, opts Options) (*Plan, error) {
 	if archive.Topics, err = ObserveTopics(ctx, c, e.Archive, sources); err != nil {
 		return nil, err
 	}
-	if archive.Catalog, err = ObserveCatalog(ctx, c, e.Archive); err != nil {
+	if archive.Catalog, err = observeCatalog(ctx, c, e.Archive); err != nil {
 		return nil, err
 	}
 	return PlanFrom(ctx, e, archive, sources, opts)
@@ -207,7 +207,7 @@ func PlanFrom(ctx context.Context, e *Env, archive *ArchiveState, sources []*Sou
 	}
 	if c.Athena.Enabled && archive.Catalog == nil {
 		var err error
-		if archive.Catalog, err = ObserveCatalog(ctx, c, e.Archive); err != nil {
+		if archive.Catalog, err = observeCatalog(ctx, c, e.Archive); err != nil {
 			return nil, err
 		}
 	}

@@ -127,15 +127,9 @@ func wiringProblem(st *setup.SourceState, t *setup.Topic) string {
 	if !slices.Contains(w.Events, s3types.EventS3ReplicationOperationFailedReplication) {
 		return "the bucket's notification leaves out " + string(s3types.EventS3ReplicationOperationFailedReplication)
 	}
-	prefix := ""
-	if w.Filter != nil && w.Filter.Key != nil {
-		for _, r := range w.Filter.Key.FilterRules {
-			if strings.EqualFold(string(r.Name), "prefix") {
-				prefix = aws.ToString(r.Value)
-			} else if aws.ToString(r.Value) != "" {
-				return "the bucket's notification is limited to keys ending in " + aws.ToString(r.Value)
-			}
-		}
+	prefix, suffix := setup.KeyFilter(w.Filter)
+	if suffix != "" {
+		return "the bucket's notification is limited to keys ending in " + suffix
 	}
 	if !strings.HasPrefix(st.Trail.LogPrefix(), prefix) {
 		return "the bucket's notification covers keys under " + prefix + ", the trail writes under " + st.Trail.LogPrefix()
