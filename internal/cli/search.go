@@ -106,8 +106,10 @@ func runSearch(ctx context.Context, streams IO, g *Globals, opts *SearchOptions)
 		Regions: opts.Regs, Since: since, Until: until}
 	out := bufio.NewWriterSize(streams.Out, 64<<10)
 	defer out.Flush()
+	var listing *search.Listing
 	if opts.Count && !opts.NoIndex {
-		if n, dir, ok := countFromIndex(ctx, s, root, filter); ok {
+		n, dir, l, ok := countFromIndex(ctx, s, root, filter)
+		if ok {
 			if g.Output == "json" {
 				return writeJSON(out, map[string]any{"count": n, "index": dir})
 			}
@@ -115,6 +117,7 @@ func runSearch(ctx context.Context, streams IO, g *Globals, opts *SearchOptions)
 			fmt.Fprintf(streams.Err, "%s, from the index at %s (it holds every object of the range; --no-index reads the log files)\n", plural(int(n), "event", "events"), dir)
 			return nil
 		}
+		listing = l // the index could not answer: read what was listed
 	}
 	var emit func(search.Match) error
 	var table *tabwriter.Writer
@@ -139,7 +142,7 @@ func runSearch(ctx context.Context, streams IO, g *Globals, opts *SearchOptions)
 	}
 	prog := newProgress(streams.Err, g, "search", 0)
 	start := time.Now()
-	stats, err := search.Run(ctx, s, search.Options{Root: root, Filter: filter, Limit: opts.Limit, Parallel: opts.Parallel,
+	stats, err := search.Run(ctx, s, search.Options{Root: root, Filter: filter, Limit: opts.Limit, Parallel: opts.Parallel, Listing: listing,
 		Decode: !opts.Count && g.Output != "json",
 		Progress: func(st search.Stats) {
 			prog.update(int(st.ObjectsDone), int(st.ObjectsListed), fmt.Sprintf("objects, %s read, %s matched", megabytes(st.BytesRead), plural(int(st.Matched), "event", "events")))
@@ -172,36 +175,40 @@ func runSearch(ctx context.Context, streams IO, g *Globals, opts *SearchOptions)
 }
 
 // countFromIndex counts from the index when it holds every object the search
-// would read, in the version listed now.
-func countFromIndex(ctx context.Context, s store.Store, root string, f search.Filter) (int64, string, bool) {
+// would read, in the version listed now. When it cannot, the listing it made
+// (if any) saves the search from listing again.
+func countFromIndex(ctx context.Context, s store.Store, root string, f search.Filter) (n int64, dir string, l *search.Listing, ok bool) {
 	dir, err := defaultIndexDir(s, root)
 	if err != nil {
-		return 0, "", false
+		return 0, "", nil, false
 	}
 	sql, ok := index.CountSQL(f)
 	if _, err := os.Stat(dir); err != nil || !ok {
-		return 0, "", false
+		return 0, "", nil, false
 	}
-	objects, err := search.List(ctx, s, search.Options{Root: root, Filter: f})
-	if err != nil || !index.Holds(dir, objects) {
-		return 0, "", false
+	l, err = search.List(ctx, s, search.Options{Root: root, Filter: f})
+	if err != nil {
+		return 0, "", nil, false
+	}
+	if !index.Holds(dir, l.Versions()) {
+		return 0, "", l, false
 	}
 	db, err := query.Open(ctx, dir)
 	if err != nil {
-		return 0, "", false
+		return 0, "", l, false
 	}
 	defer db.Close()
 	rows, err := db.Query(ctx, sql)
 	if err != nil {
-		return 0, "", false
+		return 0, "", l, false
 	}
 	defer rows.Close()
 	row, err := rows.Next()
 	if err != nil || row == nil {
-		return 0, "", false
+		return 0, "", l, false
 	}
-	n, ok := row[0].(int64)
-	return n, dir, ok
+	n, ok = row[0].(int64)
+	return n, dir, l, ok
 }
 
 var searchColumns = []string{"TIME", "ACCOUNT", "REGION", "EVENT", "PRINCIPAL", "SOURCE IP", "ERROR"}

@@ -42,6 +42,8 @@ type Options struct {
 	// Skip leaves out listed objects that need not be read (the index: those
 	// it already holds).
 	Skip func(store.Version) bool
+	// Listing, from List with the same filter, is read instead of listing again.
+	Listing *Listing
 	// ObjectDone hears each object read to its end, in order, once its
 	// matches were emitted; objects that could not be read are warnings instead.
 	ObjectDone func(store.Version)
@@ -93,30 +95,47 @@ func Run(ctx context.Context, s store.Store, opts Options, emit func(Match) erro
 		opts.Slack = DefaultSlack
 	}
 	r := &runner{s: s, opts: opts, needles: opts.Filter.needles(), stats: &Stats{Warnings: []string{}}}
-	objects, err := r.list(ctx)
-	if err != nil {
-		return nil, err
+	var objects []object
+	if l := opts.Listing; l != nil {
+		objects, r.stats.Warnings = l.objects, append(r.stats.Warnings, l.warnings...)
+	} else {
+		var err error
+		if objects, err = r.list(ctx); err != nil {
+			return nil, err
+		}
 	}
 	r.stats.ObjectsListed = int64(len(objects))
 	return r.stats, r.scan(ctx, objects, emit)
 }
 
-// List returns the objects a search with these options would read, without
+// Listing is what a search would read, listed once: List gives it, and Run
+// takes it back (Options.Listing) instead of listing again.
+type Listing struct {
+	objects  []object
+	warnings []string
+}
+
+// Versions are the listed objects.
+func (l *Listing) Versions() []store.Version {
+	out := make([]store.Version, len(l.objects))
+	for i, o := range l.objects {
+		out[i] = o.v
+	}
+	return out
+}
+
+// List lists the objects a search with these options would read, without
 // reading them: the index answers from what it holds when it holds them all.
-func List(ctx context.Context, s store.Store, opts Options) ([]store.Version, error) {
+func List(ctx context.Context, s store.Store, opts Options) (*Listing, error) {
 	if opts.Parallel <= 0 {
 		opts.Parallel = 16
 	}
 	if opts.Slack <= 0 {
 		opts.Slack = DefaultSlack
 	}
-	r := &runner{s: s, opts: opts, needles: opts.Filter.needles(), stats: &Stats{Warnings: []string{}}}
+	r := &runner{s: s, opts: opts, needles: opts.Filter.needles(), stats: &Stats{}}
 	objects, err := r.list(ctx)
-	out := make([]store.Version, len(objects))
-	for i, o := range objects {
-		out[i] = o.v
-	}
-	return out, err
+	return &Listing{objects: objects, warnings: r.stats.Warnings}, err
 }
 
 type runner struct {
