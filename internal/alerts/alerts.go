@@ -50,7 +50,7 @@ func Test(ctx context.Context, e *setup.Env, workers int) ([]*Result, []*Topic, 
 	results := make([]*Result, len(connected))
 	err := parallel.For(ctx, max(1, workers), len(connected), func(ctx context.Context, i int) error {
 		cl := e.Sources[connected[i].AccountID]
-		st, err := setup.ObserveSource(ctx, c, connected[i], cl)
+		st, err := setup.ObserveWiring(ctx, c, connected[i], cl)
 		if err != nil {
 			return err
 		}

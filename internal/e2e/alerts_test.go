@@ -165,9 +165,14 @@ func TestAlertsReachAPerson(t *testing.T) {
 	}
 
 	// alerts test: S3 itself sends a test event from each bucket.
+	e.sb.ResetCalls()
 	out, errOut, code := e.run("alerts", "test")
 	if code != 0 || strings.Count(out, "sent by S3") != 2 {
 		t.Fatalf("alerts test: exit %d\n%s%s", code, out, errOut)
+	}
+	// Identity, trail and its status, the bucket's notifications and region, the test itself.
+	if n := countAccount(e.sb.Calls(), acctA); n > 6 {
+		t.Errorf("alerts test made %d calls in account %s, want at most 6: %v", n, acctA, e.sb.Calls())
 	}
 	person.next(testEventFrom(bucketA))
 	person.next(testEventFrom(bucketB))

@@ -172,13 +172,8 @@ func ObserveSource(ctx context.Context, c *config.Config, src config.Source, cl 
 	default:
 		st.Replication = rep.ReplicationConfiguration
 	}
-	if st.Notification, err = getNotification(ctx, cl.S3, b); err != nil {
-		return nil, wrap(src.AccountID, "s3 GetBucketNotificationConfiguration "+b, err)
-	}
-	if c.Alerts.Enabled {
-		if st.BucketRegion, err = BucketRegion(ctx, cl, b); err != nil {
-			return nil, wrap(src.AccountID, "s3 GetBucketLocation "+b, err)
-		}
+	if err := observeWiring(ctx, c, st, cl); err != nil {
+		return nil, err
 	}
 	if st.Role, err = getRole(ctx, cl, src.AccountID, c.Replication.RoleName); err != nil {
 		return nil, err
@@ -195,6 +190,31 @@ func ObserveSource(ctx context.Context, c *config.Config, src config.Source, cl 
 		}
 	}
 	return st, nil
+}
+
+// ObserveWiring reads only what a source's alerts need: its trail, and its
+// bucket's notification configuration and region (alerts test).
+func ObserveWiring(ctx context.Context, c *config.Config, src config.Source, cl *awsapi.Clients) (*SourceState, error) {
+	t, err := findTrail(ctx, src, cl)
+	if err != nil {
+		return nil, err
+	}
+	st := &SourceState{Config: src, Trail: *t}
+	return st, observeWiring(ctx, c, st, cl)
+}
+
+func observeWiring(ctx context.Context, c *config.Config, st *SourceState, cl *awsapi.Clients) error {
+	b, acct := st.Trail.Bucket, st.Config.AccountID
+	var err error
+	if st.Notification, err = getNotification(ctx, cl.S3, b); err != nil {
+		return wrap(acct, "s3 GetBucketNotificationConfiguration "+b, err)
+	}
+	if c.Alerts.Enabled {
+		if st.BucketRegion, err = BucketRegion(ctx, cl, b); err != nil {
+			return wrap(acct, "s3 GetBucketLocation "+b, err)
+		}
+	}
+	return nil
 }
 
 // BucketRegion asks S3 where a bucket is: a trail's bucket need not be in the
