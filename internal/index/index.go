@@ -104,7 +104,7 @@ func Build(ctx context.Context, s store.Store, dir string, opts Options) (*Resul
 	b := &batcher{ctx: ctx, db: db, dir: dir, m: m, res: res, limit: opts.BatchEvents}
 	defer b.discard()
 	var mu sync.Mutex
-	stats, err := search.Run(ctx, s, search.Options{Root: opts.Root, Parallel: opts.Parallel,
+	stats, err := search.Run(ctx, s, search.Options{Root: opts.Root, Parallel: opts.Parallel, WholeObjects: true,
 		Skip: func(v store.Version) bool { // from listing goroutines at once
 			id, held := m.objects[v.Key]
 			if held && id != identity(v) {

@@ -47,6 +47,10 @@ type Options struct {
 	// ObjectDone hears each object read to its end, in order, once its
 	// matches were emitted; objects that could not be read are warnings instead.
 	ObjectDone func(store.Version)
+	// WholeObjects emits nothing of an object that could not be read to its
+	// end (the index records objects whole); otherwise its matches up to the
+	// damage are emitted.
+	WholeObjects bool
 }
 
 // DefaultSlack covers CloudTrail's delivery delay (about 5 minutes on average,
@@ -371,8 +375,8 @@ func (r *runner) scan(ctx context.Context, objects []object, emit func(Match) er
 					continue
 				}
 				r.stats.Warnings = append(r.stats.Warnings, objects[p.i].key+": "+p.err.Error())
-				if r.opts.ObjectDone != nil {
-					continue // all of an object or none of it, for the index
+				if r.opts.WholeObjects {
+					continue
 				}
 			}
 			for _, m := range p.matches {
