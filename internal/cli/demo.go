@@ -68,7 +68,7 @@ type demo struct {
 	url    string
 	dir    string
 	config string
-	inbox  *inbox // where the alerts go
+	inbox  *world.Inbox // where the alerts go
 	failed int
 	steps  int
 }
@@ -129,7 +129,7 @@ sources:
 %salerts:
   subscribe: [%s]   # a person's HTTPS endpoint, played here by the demo
 endpoint_url: %s
-`, cfg, creds, cfg, creds, demoArchive, demoRegion, demoArchive, src.String(), d.inbox.url, d.url)
+`, cfg, creds, cfg, creds, demoArchive, demoRegion, demoArchive, src.String(), d.inbox.URL, d.url)
 	return os.WriteFile(d.config, []byte(yaml), 0o644)
 }
 
@@ -168,11 +168,11 @@ func runDemo(ctx context.Context, streams IO, opts *DemoOptions) error {
 		return usageErr("pick a free --addr", "sandbox: %v", err)
 	}
 	defer srv.Close()
-	in, err := newInbox()
+	in, err := world.NewInbox()
 	if err != nil {
 		return err
 	}
-	defer in.srv.Close()
+	defer in.Close()
 	d := &demo{ctx: ctx, out: streams.Out, sb: sb, url: srv.URL, dir: dir, config: filepath.Join(dir, "trailkeeper.yaml"), inbox: in}
 	fmt.Fprintf(d.out, "trailkeeper demo: a local AWS at %s, files in %s\n\n", srv.URL, dir)
 	first := demoMembers[:3]
@@ -200,7 +200,7 @@ func runDemo(ctx context.Context, streams IO, opts *DemoOptions) error {
 		if out, code := d.cmd("plan", "--detailed-exitcode"); code != ExitOK {
 			return "", fmt.Errorf("plan after apply still has changes: %s", firstLine(out))
 		}
-		if _, err := wait(d.inbox.confirmed, "confirmation of the alert subscription"); err != nil {
+		if _, err := wait(d.inbox.Confirmed, "confirmation of the alert subscription"); err != nil {
 			return "", err
 		}
 		return "Object-Lock archive, least-privilege roles, replication rules and failure alerts in place; a second plan finds nothing to change", nil
@@ -285,9 +285,13 @@ func runDemo(ctx context.Context, streams IO, opts *DemoOptions) error {
 		if err := d.flow(first[:1]); err != nil {
 			return "", err
 		}
-		ev, err := wait(d.inbox.failures, "alert")
-		if err != nil {
-			return "", err
+		var ev world.S3Event
+		for ev.Reason == "" { // test events from apply may come first
+			msg, err := wait(d.inbox.Messages, "alert")
+			if err != nil {
+				return "", err
+			}
+			ev, _ = world.ParseS3Event(msg)
 		}
 		took := time.Since(written).Round(time.Millisecond)
 		if out, code := d.cmd("apply", "--yes"); code != ExitOK {
@@ -297,7 +301,7 @@ func runDemo(ctx context.Context, streams IO, opts *DemoOptions) error {
 			return "", fmt.Errorf("backfill exited %d: %s", code, out)
 		}
 		return fmt.Sprintf("the archive grant broken: the subscriber at %s got S3's alert for %s (%s) %v after delivery; apply restored the grant, backfill brought the FAILED logs in",
-			d.inbox.url, filepath.Base(ev.Key), ev.Reason, took), nil
+			d.inbox.URL, filepath.Base(ev.Key), ev.Reason, took), nil
 	})
 	d.step("query", func() (string, error) {
 		index := filepath.Join(dir, "index")
@@ -440,6 +444,17 @@ func writtenAccounts(writes map[string]int) map[string]bool {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
 	return line
+}
+
+// wait returns the next value of ch, or an error after 10 seconds.
+func wait[T any](ch chan T, what string) (T, error) {
+	select {
+	case v := <-ch:
+		return v, nil
+	case <-time.After(10 * time.Second):
+		var zero T
+		return zero, fmt.Errorf("no %s within 10 s", what)
+	}
 }
 
 func lastLine(s string) string {

@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -21,52 +18,39 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
 
-// inbox is a person's HTTPS endpoint on loopback: it confirms its
-// subscription by visiting the SubscribeURL and keeps the S3 events it gets.
+// inbox is world.Inbox with waits that fail the test.
 type inbox struct {
-	t         *testing.T
-	url       string
-	events    chan map[string]any
-	confirmed chan string
+	*world.Inbox
+	t   *testing.T
+	url string
 }
 
 func newInbox(t *testing.T) *inbox {
-	in := &inbox{t: t, events: make(chan map[string]any, 100), confirmed: make(chan string, 10)}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var m map[string]string
-		json.NewDecoder(r.Body).Decode(&m)
-		switch m["Type"] {
-		case "SubscriptionConfirmation":
-			if resp, err := http.Get(m["SubscribeURL"]); err == nil {
-				resp.Body.Close()
-				in.confirmed <- m["TopicArn"]
-			}
-		case "Notification":
-			var event map[string]any
-			if err := json.Unmarshal([]byte(m["Message"]), &event); err != nil {
-				t.Errorf("a notification whose message is not S3's JSON: %s", m["Message"])
-			}
-			in.events <- event
-		}
-	}))
-	t.Cleanup(srv.Close)
-	in.url = srv.URL + "/alerts"
-	return in
+	in, err := world.NewInbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	return &inbox{Inbox: in, t: t, url: in.URL}
 }
 
 // next waits for the next S3 event that matches; others are passed over.
-func (in *inbox) next(match func(map[string]any) bool) map[string]any {
+func (in *inbox) next(match func(world.S3Event) bool) world.S3Event {
 	in.t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
 		select {
-		case ev := <-in.events:
+		case msg := <-in.Messages:
+			ev, ok := world.ParseS3Event(msg)
+			if !ok {
+				in.t.Errorf("a notification whose message is not S3's JSON: %s", msg)
+			}
 			if match(ev) {
 				return ev
 			}
 		case <-deadline:
 			in.t.Fatal("no matching alert within 10 s")
-			return nil
+			return world.S3Event{}
 		}
 	}
 }
@@ -75,31 +59,15 @@ func (in *inbox) waitConfirmed(n int) {
 	in.t.Helper()
 	for range n {
 		select {
-		case <-in.confirmed:
+		case <-in.Confirmed:
 		case <-time.After(10 * time.Second):
 			in.t.Fatal("the subscription was not confirmed within 10 s")
 		}
 	}
 }
 
-func testEventFrom(bucket string) func(map[string]any) bool {
-	return func(ev map[string]any) bool { return ev["Event"] == "s3:TestEvent" && ev["Bucket"] == bucket }
-}
-
-// record is the first record of an S3 event, flattened to what a person reads.
-func record(ev map[string]any) (name, key, reason string) {
-	recs, _ := ev["Records"].([]any)
-	if len(recs) == 0 {
-		return "", "", ""
-	}
-	r, _ := recs[0].(map[string]any)
-	s3m, _ := r["s3"].(map[string]any)
-	obj, _ := s3m["object"].(map[string]any)
-	data, _ := r["replicationEventData"].(map[string]any)
-	name, _ = r["eventName"].(string)
-	key, _ = obj["key"].(string)
-	reason, _ = data["failureReason"].(string)
-	return name, key, reason
+func testEventFrom(bucket string) func(world.S3Event) bool {
+	return func(ev world.S3Event) bool { return ev.TestBucket == bucket }
 }
 
 const foreignTopicPolicySid = "SecurityTeamPublishes"
@@ -185,8 +153,8 @@ func TestAlertsReachAPerson(t *testing.T) {
 	must(arch.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(archive), Policy: aws.String(string(mustJSON(adoc)))})).OK(t)
 	before := time.Now()
 	e.deliveries(acctA, 1)
-	ev := person.next(func(ev map[string]any) bool { name, _, _ := record(ev); return name != "" })
-	name, key, reason := record(ev)
+	ev := person.next(func(ev world.S3Event) bool { return ev.Name != "" })
+	name, key, reason := ev.Name, ev.Key, ev.Reason
 	if name != "Replication:OperationFailedReplication" || reason != "DstPutObjectNotPermitted" || !strings.HasPrefix(key, "AWSLogs/"+acctA+"/CloudTrail/") {
 		t.Fatalf("the alert: %s %s %s", name, key, reason)
 	}
