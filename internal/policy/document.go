@@ -265,7 +265,9 @@ func parsePrincipal(v json.RawMessage) (*Principal, error) {
 	for _, k := range inOrder(m) {
 		val := m[k]
 		vals, err := parseStrings(val, "Principal")
-		if err != nil {
+		// S3 refuses a principal kind that names nobody ({"AWS":[]}): a
+		// statement for no one is a mistake, not an empty grant.
+		if err != nil || len(vals) == 0 {
 			return nil, malformed("Invalid principal in policy")
 		}
 		switch k {
