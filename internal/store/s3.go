@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -53,19 +54,7 @@ func (b S3) Versions(ctx context.Context, prefix string, fn func(Version) error)
 		if err != nil {
 			return fmt.Errorf("list versions of s3://%s/%s: %w", b.Bucket, prefix, err)
 		}
-		// S3 lists versions and delete markers apart; merge them back into key
-		// order, newest first, as the interface promises.
-		var batch []Version
-		for _, v := range page.Versions {
-			batch = append(batch, Version{Key: aws.ToString(v.Key), VersionID: aws.ToString(v.VersionId), Latest: aws.ToBool(v.IsLatest),
-				Size: aws.ToInt64(v.Size), LastModified: aws.ToTime(v.LastModified)})
-		}
-		for _, m := range page.DeleteMarkers {
-			batch = append(batch, Version{Key: aws.ToString(m.Key), VersionID: aws.ToString(m.VersionId), Latest: aws.ToBool(m.IsLatest),
-				DeleteMarker: true, LastModified: aws.ToTime(m.LastModified)})
-		}
-		sortVersions(batch)
-		for _, v := range batch {
+		for _, v := range versionsOf(page) {
 			if err := fn(v); err != nil {
 				return err
 			}
@@ -77,20 +66,51 @@ func (b S3) Versions(ctx context.Context, prefix string, fn func(Version) error)
 	}
 }
 
-func sortVersions(vs []Version) {
-	// Stable by key, newest first within a key.
-	for i := 1; i < len(vs); i++ {
-		for j := i; j > 0 && less(vs[j], vs[j-1]); j-- {
-			vs[j], vs[j-1] = vs[j-1], vs[j]
+func (b S3) Level(ctx context.Context, prefix string) ([]string, []Version, error) {
+	in := &s3.ListObjectVersionsInput{Bucket: &b.Bucket, Prefix: &prefix, Delimiter: aws.String("/")}
+	var folders []string
+	var objects []Version
+	for {
+		page, err := b.Client.ListObjectVersions(ctx, in)
+		if err != nil {
+			return nil, nil, fmt.Errorf("list versions of s3://%s/%s: %w", b.Bucket, prefix, err)
 		}
+		for _, cp := range page.CommonPrefixes {
+			folders = append(folders, aws.ToString(cp.Prefix))
+		}
+		objects = append(objects, versionsOf(page)...)
+		if !aws.ToBool(page.IsTruncated) {
+			return folders, objects, nil
+		}
+		in.KeyMarker, in.VersionIdMarker = page.NextKeyMarker, page.NextVersionIdMarker
 	}
 }
 
-func less(a, b Version) bool {
-	if a.Key != b.Key {
-		return a.Key < b.Key
+// versionsOf merges a page's versions and delete markers, which S3 lists
+// apart, back into key order, each key's newest first. S3's own order is kept
+// where times tie (they have one-second resolution): only it knows which of
+// two versions written in one second came last.
+func versionsOf(page *s3.ListObjectVersionsOutput) []Version {
+	var batch []Version
+	for _, v := range page.Versions {
+		batch = append(batch, Version{Key: aws.ToString(v.Key), VersionID: aws.ToString(v.VersionId), Latest: aws.ToBool(v.IsLatest),
+			Size: aws.ToInt64(v.Size), LastModified: aws.ToTime(v.LastModified), ETag: strings.Trim(aws.ToString(v.ETag), `"`)})
 	}
-	return a.LastModified.After(b.LastModified)
+	for _, m := range page.DeleteMarkers {
+		batch = append(batch, Version{Key: aws.ToString(m.Key), VersionID: aws.ToString(m.VersionId), Latest: aws.ToBool(m.IsLatest),
+			DeleteMarker: true, LastModified: aws.ToTime(m.LastModified)})
+	}
+	sort.SliceStable(batch, func(i, j int) bool {
+		a, b := batch[i], batch[j]
+		switch {
+		case a.Key != b.Key:
+			return a.Key < b.Key
+		case a.Latest != b.Latest:
+			return a.Latest
+		}
+		return a.LastModified.After(b.LastModified)
+	})
+	return batch
 }
 
 func (b S3) Open(ctx context.Context, key, versionID string) (io.ReadCloser, map[string]string, error) {

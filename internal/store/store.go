@@ -6,6 +6,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,11 @@ type Version struct {
 	DeleteMarker bool
 	Size         int64
 	LastModified time.Time
+	// ETag is S3's entity tag; a local copy has none and uses size and time.
+	ETag string
+	// Special is a local copy's entry that is not a regular file (a FIFO,
+	// device, socket or symbolic link): never written by S3, never read.
+	Special bool
 }
 
 // Store reads an archive.
@@ -38,6 +44,10 @@ type Store interface {
 	// Versions calls fn for every version under prefix: keys in order, each
 	// key's versions newest first.
 	Versions(ctx context.Context, prefix string, fn func(Version) error) error
+	// Level lists one level under prefix (which ends in "/"): the folders and
+	// the versions of the objects directly in it, so that a file beside the
+	// folders a walk descends into is seen too.
+	Level(ctx context.Context, prefix string) (folders []string, objects []Version, err error)
 	// Open reads one version ("" for the latest). Metadata names are lower case
 	// without x-amz-meta-; nil where the store keeps none.
 	Open(ctx context.Context, key, versionID string) (io.ReadCloser, map[string]string, error)
@@ -108,6 +118,42 @@ func (d Dir) Prefixes(ctx context.Context, prefix string) ([]string, error) {
 	return out, nil
 }
 
+func (d Dir) Level(ctx context.Context, prefix string) ([]string, []Version, error) {
+	dir := filepath.Join(d.Root, filepath.FromSlash(prefix))
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var folders []string
+	var objects []Version
+	for _, e := range entries {
+		if e.IsDir() {
+			folders = append(folders, prefix+e.Name()+"/")
+			continue
+		}
+		v, err := dirVersion(prefix+e.Name(), e)
+		if err != nil {
+			return nil, nil, err
+		}
+		objects = append(objects, v)
+	}
+	return folders, objects, nil
+}
+
+// dirVersion describes one file of a local copy; its "ETag" is its size and
+// modification time, which change when the file does.
+func dirVersion(key string, e os.DirEntry) (Version, error) {
+	info, err := e.Info()
+	if err != nil {
+		return Version{}, err
+	}
+	return Version{Key: key, Latest: true, Size: info.Size(), LastModified: info.ModTime(), Special: !info.Mode().IsRegular(),
+		ETag: fmt.Sprintf("%d-%d", info.Size(), info.ModTime().UnixNano())}, nil
+}
+
 func (d Dir) Versions(ctx context.Context, prefix string, fn func(Version) error) error {
 	dir := prefix
 	if i := strings.LastIndex(prefix, "/"); i >= 0 {
@@ -132,11 +178,11 @@ func (d Dir) Versions(ctx context.Context, prefix string, fn func(Version) error
 		if !strings.HasPrefix(key, prefix) {
 			return nil
 		}
-		info, err := e.Info()
+		v, err := dirVersion(key, e)
 		if err != nil {
 			return err
 		}
-		keys = append(keys, Version{Key: key, Latest: true, Size: info.Size(), LastModified: info.ModTime()})
+		keys = append(keys, v)
 		return nil
 	})
 	if err != nil {
@@ -159,12 +205,19 @@ func (d Dir) Open(ctx context.Context, key, versionID string) (io.ReadCloser, ma
 	if versionID != "" {
 		return nil, nil, fmt.Errorf("%s: a local copy has no versions: %w", key, ErrNotFound)
 	}
-	f, err := os.Open(p)
+	f, err := openRegular(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, fmt.Errorf("%s: %w", key, ErrNotFound)
 	}
-	return f, nil, err
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return f, nil, nil
 }
+
+// ErrNotRegular is returned by Open for a FIFO, device, socket or link: reading
+// one could block for ever or reach outside the copy.
+var ErrNotRegular = errors.New("not a regular file")
 
 func (d Dir) Put(ctx context.Context, key string, data []byte, meta map[string]string) error {
 	p, err := d.path(key)
@@ -248,13 +301,29 @@ func (m *Memory) Prefixes(ctx context.Context, prefix string) ([]string, error) 
 	return out, nil
 }
 
+func (m *Memory) Level(ctx context.Context, prefix string) ([]string, []Version, error) {
+	folders, err := m.Prefixes(ctx, prefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	var objects []Version
+	err = m.Versions(ctx, prefix, func(v Version) error {
+		if !strings.Contains(v.Key[len(prefix):], "/") {
+			objects = append(objects, v)
+		}
+		return nil
+	})
+	return folders, objects, err
+}
+
 func (m *Memory) Versions(ctx context.Context, prefix string, fn func(Version) error) error {
 	m.mu.Lock()
 	var list []Version
 	for _, k := range m.keys(prefix) {
 		vs := m.objs[k]
 		for i := len(vs) - 1; i >= 0; i-- {
-			list = append(list, Version{Key: k, VersionID: vs[i].id, Latest: i == len(vs)-1, DeleteMarker: vs[i].marker, Size: int64(len(vs[i].data)), LastModified: vs[i].at})
+			list = append(list, Version{Key: k, VersionID: vs[i].id, Latest: i == len(vs)-1, DeleteMarker: vs[i].marker, Size: int64(len(vs[i].data)),
+				LastModified: vs[i].at, ETag: fmt.Sprintf("%x", md5.Sum(vs[i].data))})
 		}
 	}
 	m.mu.Unlock()

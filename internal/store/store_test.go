@@ -70,6 +70,17 @@ func conformance(t *testing.T, s writable) {
 	if _, _, err := s.Open(ctx, "AWSLogs/1/missing", ""); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing key: %v", err)
 	}
+	// One level: the folder and the file beside it, each version of it.
+	folders, objects, err := s.Level(ctx, "AWSLogs/1/")
+	if err != nil || len(folders) != 1 || folders[0] != "AWSLogs/1/b/" {
+		t.Fatalf("Level folders: %v %v", folders, err)
+	}
+	if len(objects) != wantVersions-1 || objects[0].Key != "AWSLogs/1/a" || !objects[0].Latest || objects[0].ETag == "" {
+		t.Fatalf("Level objects: %+v", objects)
+	}
+	if s.Versioned() && objects[0].ETag == objects[1].ETag {
+		t.Fatalf("two versions of other bytes share an ETag: %+v", objects)
+	}
 }
 
 func TestMemory(t *testing.T) { conformance(t, NewMemory()) }
