@@ -13,27 +13,29 @@ import (
 )
 
 type trail struct {
-	Name           string               `json:"name"`
-	ARN            string               `json:"arn"`
-	Account        string               `json:"account"`
-	HomeRegion     string               `json:"homeRegion"`
-	Bucket         string               `json:"bucket"`
-	Prefix         string               `json:"prefix,omitempty"`
-	IncludeGlobal  bool                 `json:"includeGlobal"`
-	MultiRegion    bool                 `json:"multiRegion"`
-	LogValidation  bool                 `json:"logValidation"`
-	KMSKey         string               `json:"kmsKey,omitempty"`
-	Logging        bool                 `json:"logging"`
-	StartedLogging time.Time            `json:"startedLogging,omitzero"`
-	StoppedLogging time.Time            `json:"stoppedLogging,omitzero"`
-	LatestDelivery time.Time            `json:"latestDelivery,omitzero"`
-	DeliveryError  string               `json:"deliveryError,omitempty"`
-	LatestDigest   time.Time            `json:"latestDigest,omitzero"`
-	DigestError    string               `json:"digestError,omitempty"`
-	LatestAttempt  time.Time            `json:"latestAttempt,omitzero"`
-	Chains         map[string]*chain    `json:"chains"` // per delivering region
-	LastDigestEnd  map[string]time.Time `json:"lastDigestEnd,omitempty"`
-	Tags           []tag                `json:"tags,omitempty"`
+	Name          string `json:"name"`
+	ARN           string `json:"arn"`
+	Account       string `json:"account"`
+	HomeRegion    string `json:"homeRegion"`
+	Bucket        string `json:"bucket"`
+	Prefix        string `json:"prefix,omitempty"`
+	IncludeGlobal bool   `json:"includeGlobal"`
+	MultiRegion   bool   `json:"multiRegion"`
+	LogValidation bool   `json:"logValidation"`
+	// ValidationSince is when log file validation was last turned on.
+	ValidationSince time.Time            `json:"validationSince,omitzero"`
+	KMSKey          string               `json:"kmsKey,omitempty"`
+	Logging         bool                 `json:"logging"`
+	StartedLogging  time.Time            `json:"startedLogging,omitzero"`
+	StoppedLogging  time.Time            `json:"stoppedLogging,omitzero"`
+	LatestDelivery  time.Time            `json:"latestDelivery,omitzero"`
+	DeliveryError   string               `json:"deliveryError,omitempty"`
+	LatestDigest    time.Time            `json:"latestDigest,omitzero"`
+	DigestError     string               `json:"digestError,omitempty"`
+	LatestAttempt   time.Time            `json:"latestAttempt,omitzero"`
+	Chains          map[string]*chain    `json:"chains"` // per delivering region
+	LastDigestEnd   map[string]time.Time `json:"lastDigestEnd,omitempty"`
+	Tags            []tag                `json:"tags,omitempty"`
 }
 
 // chain is the state of one digest chain (account, region, trail).
@@ -178,6 +180,7 @@ func (s *Sandbox) ctUpdateTrail(c *call, in map[string]any) (any, error) {
 	}
 	if cp.LogValidation && !t.LogValidation {
 		cp.Chains = map[string]*chain{} // turning validation on starts new chains
+		cp.ValidationSince = time.Now().UTC()
 	}
 	*t = cp
 	s.changed()
@@ -423,20 +426,45 @@ func (s *Sandbox) ctGetEventSelectors(c *call, in map[string]any) (any, error) {
 		"ReadWriteType": "All", "IncludeManagementEvents": true, "DataResources": []any{}, "ExcludeManagementEventSources": []any{}}}}, nil
 }
 
-// ListPublicKeys answers for the request's region: keys are per region, not per account.
+// ListPublicKeys answers for the request's region: keys are per region, not
+// per account. As AWS documents it, it returns the keys that signed digests
+// in [StartTime, EndTime]; without StartTime that is now, so only the
+// current key; without EndTime, now.
 func (s *Sandbox) ctListPublicKeys(c *call, in map[string]any) (any, error) {
-	k, err := s.signingKey(c.region)
-	if err != nil {
+	if _, err := s.signingKey(c.region); err != nil {
 		return nil, err
 	}
-	pub := publicDER(k)
+	now := time.Now().UTC()
+	start, end := now, now
+	for name, t := range map[string]*time.Time{"StartTime": &start, "EndTime": &end} {
+		switch v := in[name].(type) {
+		case nil:
+		case float64:
+			*t = time.Unix(0, int64(v*1e9)).UTC()
+		default:
+			return nil, errorf(400, "SerializationException", "%s must be a timestamp", name)
+		}
+	}
+	if start.After(end) {
+		return nil, errorf(400, "InvalidTimeRangeException", "Start time must be before end time.")
+	}
 	s.mu.Lock()
-	start := s.keyStart(c.region)
-	s.mu.Unlock()
-	return map[string]any{"PublicKeyList": []any{map[string]any{
-		"Value":             base64.StdEncoding.EncodeToString(pub),
-		"ValidityStartTime": epoch(start),
-		"ValidityEndTime":   epoch(start.AddDate(10, 0, 0)),
-		"Fingerprint":       fingerprint(pub),
-	}}}, nil
+	defer s.mu.Unlock()
+	list := []any{}
+	for _, k := range s.keys[c.region] {
+		until := k.retired
+		if until.IsZero() {
+			until = k.created.Add(keyLifetime)
+			if s.opts.SigningKey != nil {
+				until = k.created.AddDate(10, 0, 0)
+			}
+		}
+		if k.created.After(end) || until.Before(start) {
+			continue
+		}
+		pub := publicDER(k.priv)
+		list = append(list, map[string]any{"Value": base64.StdEncoding.EncodeToString(pub),
+			"ValidityStartTime": epoch(k.created), "ValidityEndTime": epoch(until), "Fingerprint": fingerprint(pub)})
+	}
+	return map[string]any{"PublicKeyList": list}, nil
 }

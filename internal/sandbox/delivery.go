@@ -20,39 +20,85 @@ import (
 	"time"
 )
 
-// signingKey is CloudTrail's digest signing key of one region.
+// signingKey is one of CloudTrail's digest signing keys of a region. Keys
+// rotate: the last of a region's keys signs, the others are retired and keep
+// proving what they signed while they were valid.
 type signingKey struct {
 	priv    *rsa.PrivateKey
 	created time.Time
+	retired time.Time // zero for the current key
 }
+
+// keyLifetime is how long a key signs before CloudTrail moves to the next
+// (the AWS CLI's list-public-keys example shows keys valid for 30 days).
+const keyLifetime = 30 * 24 * time.Hour
 
 var keysMu sync.Mutex // serialises slow key generation
 
+// signingKey returns the region's current key, making the first one (and,
+// after keyLifetime, the next) as CloudTrail would.
 func (s *Sandbox) signingKey(region string) (*rsa.PrivateKey, error) {
 	keysMu.Lock()
 	defer keysMu.Unlock()
 	s.mu.Lock()
-	k := s.keys[region]
+	ks := s.keys[region]
 	s.mu.Unlock()
-	if k != nil {
-		return k.priv, nil
+	now := time.Now().UTC()
+	if n := len(ks); n > 0 && (s.opts.SigningKey != nil || now.Before(ks[n-1].created.Add(keyLifetime))) {
+		return ks[n-1].priv, nil
 	}
 	priv := s.opts.SigningKey
-	if priv == nil {
+	if priv == nil || len(ks) > 0 {
 		var err error
 		if priv, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
 			return nil, err
 		}
 	}
 	s.mu.Lock()
-	s.keys[region] = &signingKey{priv: priv, created: time.Now().UTC().Add(-time.Hour).Truncate(time.Second)}
+	s.addKey(region, priv, now)
 	s.mu.Unlock()
-	s.changed()
 	return priv, nil
 }
 
-// keyStart is when the region's key became valid. Callers hold s.mu.
-func (s *Sandbox) keyStart(region string) time.Time { return s.keys[region].created }
+// addKey retires the region's current key and makes priv the current one.
+// The first key's validity starts an hour back, so that a digest of the
+// hour the sandbox started verifies. Callers hold s.mu.
+func (s *Sandbox) addKey(region string, priv *rsa.PrivateKey, now time.Time) {
+	ks := s.keys[region]
+	created := now.Truncate(time.Second)
+	if len(ks) == 0 {
+		created = created.Add(-time.Hour)
+	} else {
+		ks[len(ks)-1].retired = created
+	}
+	s.keys[region] = append(ks, &signingKey{priv: priv, created: created})
+	s.changed()
+}
+
+// RotateSigningKey makes CloudTrail sign the region's digests with a new key
+// from now on, as it does about monthly; the old key keeps proving what it
+// signed. Digests of a running chain go on linking across the rotation.
+func (s *Sandbox) RotateSigningKey(region string) error {
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	if _, err := s.signingKey(region); err != nil { // the first key, if there is none
+		return err
+	}
+	keysMu.Lock()
+	defer keysMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addKey(region, priv, time.Now().UTC().Add(time.Second))
+	return nil
+}
+
+// currentKey is the key that signs now. Callers hold s.mu.
+func (s *Sandbox) currentKey(region string) *rsa.PrivateKey {
+	ks := s.keys[region]
+	return ks[len(ks)-1].priv
+}
 
 // publicDER is the PKCS#1 RSAPublicKey, the form ListPublicKeys returns.
 func publicDER(k *rsa.PrivateKey) []byte { return x509.MarshalPKCS1PublicKey(&k.PublicKey) }
@@ -66,12 +112,17 @@ func fingerprint(der []byte) string {
 type storedKey struct {
 	DER     []byte    `json:"der"`
 	Created time.Time `json:"created"`
+	Retired time.Time `json:"retired,omitzero"`
 }
 
 func (s *Sandbox) keyDER() map[string][]byte {
 	out := map[string][]byte{}
-	for r, k := range s.keys {
-		data, _ := json.Marshal(storedKey{x509.MarshalPKCS1PrivateKey(k.priv), k.created})
+	for r, ks := range s.keys {
+		var list []storedKey
+		for _, k := range ks {
+			list = append(list, storedKey{x509.MarshalPKCS1PrivateKey(k.priv), k.created, k.retired})
+		}
+		data, _ := json.Marshal(list)
 		out[r] = data
 	}
 	return out
@@ -79,15 +130,21 @@ func (s *Sandbox) keyDER() map[string][]byte {
 
 func (s *Sandbox) loadKeys(m map[string][]byte) error {
 	for r, data := range m {
-		var sk storedKey
-		if err := json.Unmarshal(data, &sk); err != nil {
-			return fmt.Errorf("signing key of %s: %w", r, err)
+		var list []storedKey
+		if err := json.Unmarshal(data, &list); err != nil {
+			var one storedKey // a data dir of a sandbox before key rotation
+			if err := json.Unmarshal(data, &one); err != nil {
+				return fmt.Errorf("signing key of %s: %w", r, err)
+			}
+			list = []storedKey{one}
 		}
-		priv, err := x509.ParsePKCS1PrivateKey(sk.DER)
-		if err != nil {
-			return fmt.Errorf("signing key of %s: %w", r, err)
+		for _, sk := range list {
+			priv, err := x509.ParsePKCS1PrivateKey(sk.DER)
+			if err != nil {
+				return fmt.Errorf("signing key of %s: %w", r, err)
+			}
+			s.keys[r] = append(s.keys[r], &signingKey{priv: priv, created: sk.Created, retired: sk.Retired})
 		}
-		s.keys[r] = &signingKey{priv: priv, created: sk.Created}
 	}
 	return nil
 }
@@ -368,19 +425,23 @@ func (s *Sandbox) deliverLog(t *trail, region string, now time.Time) {
 	t.LatestDelivery, t.DeliveryError = now, ""
 	if t.LogValidation {
 		sum := sha256.Sum256(raw.Bytes())
-		ch := s.chainFor(t, region, evs[0].Time)
+		ch := s.chainFor(t, region)
 		ch.Logs = append(ch.Logs, digestLog{Bucket: b.Name, Key: key, Hash: hex.EncodeToString(sum[:]), Oldest: evs[0].Time, Newest: evs[len(evs)-1].Time})
 	}
 }
 
-func (s *Sandbox) chainFor(t *trail, region string, start time.Time) *chain {
+// chainFor is the trail's chain of a region. A new chain starts when logging
+// and log file validation both were on: a digest covers the log files
+// delivered in its period, and none delivered before validation started.
+func (s *Sandbox) chainFor(t *trail, region string) *chain {
 	if t.Chains == nil {
 		t.Chains = map[string]*chain{}
 	}
 	ch := t.Chains[region]
 	if ch == nil {
-		if start.Before(t.StartedLogging) || start.IsZero() {
-			start = t.StartedLogging
+		start := t.StartedLogging
+		if t.ValidationSince.After(start) {
+			start = t.ValidationSince
 		}
 		ch = &chain{Start: start.Truncate(time.Second)}
 		t.Chains[region] = ch
@@ -447,7 +508,7 @@ func ptr(s string) *string {
 }
 
 func (s *Sandbox) deliverDigest(t *trail, region string, now time.Time) {
-	ch := s.chainFor(t, region, t.StartedLogging)
+	ch := s.chainFor(t, region)
 	end := now.Truncate(time.Second)
 	// Digest keys have one-second resolution: never reuse one, not even across a
 	// restarted chain (CloudTrail's hourly digests never collide).
@@ -468,7 +529,7 @@ func (s *Sandbox) deliverDigest(t *trail, region string, now time.Time) {
 		t.DigestError = "AccessDenied"
 		return
 	}
-	priv := s.keys[t.HomeRegion].priv // digests are signed with the home region's key
+	priv := s.currentKey(t.HomeRegion) // digests are signed with the home region's key
 	d := digestFile{AWSAccountID: t.Account, DigestStartTime: ch.Start.Format(ctTime), DigestEndTime: end.Format(ctTime),
 		DigestS3Bucket: b.Name, DigestS3Object: key, Fingerprint: fingerprint(publicDER(priv)), SignatureAlgorithm: "SHA256withRSA",
 		PreviousBucket: ptr(ch.PrevBucket), PreviousObject: ptr(ch.PrevKey), PreviousHash: ptr(ch.PrevHash),

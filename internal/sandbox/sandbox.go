@@ -63,7 +63,7 @@ type Sandbox struct {
 	mu     sync.Mutex
 	st     *state
 	blobs  blobStore
-	keys   map[string]*signingKey    // CloudTrail signing key per region
+	keys   map[string][]*signingKey  // CloudTrail signing keys per region, the current last
 	events map[string][]pendingEvent // trail ARN + region -> undelivered events
 
 	replQueue   chan replicationJob
@@ -147,7 +147,7 @@ func New(opts Options) (*Sandbox, error) {
 	s := &Sandbox{
 		opts:      opts,
 		st:        newState(),
-		keys:      map[string]*signingKey{},
+		keys:      map[string][]*signingKey{},
 		events:    map[string][]pendingEvent{},
 		replQueue: make(chan replicationJob, 1<<16),
 		snsQueue:  make(chan snsMessage, 4096),

@@ -33,6 +33,17 @@ func (s *Sandbox) serveControl(w http.ResponseWriter, r *http.Request) {
 	case "POST /_sandbox/cloudtrail/deliver":
 		s.Deliver()
 		reply(200, map[string]string{"status": "delivered"})
+	case "POST /_sandbox/cloudtrail/rotate-key":
+		region := r.URL.Query().Get("region")
+		if region == "" {
+			reply(400, map[string]string{"error": "name the region: ?region=us-east-1"})
+			return
+		}
+		if err := s.RotateSigningKey(region); err != nil {
+			reply(500, map[string]string{"error": err.Error()})
+			return
+		}
+		reply(200, map[string]string{"status": "rotated"})
 	case "POST /_sandbox/replication/wait":
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 		defer cancel()

@@ -78,11 +78,24 @@ func TestSeedProcedureWithAWSCLI(t *testing.T) {
 	start := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)
 	archive, source, trailARN := seedSetup(t, e, c)
 
-	// Activity in the source account, then CloudTrail delivers twice so that the
-	// digests form a chain.
-	for range 3 {
+	// Activity in the source account, then CloudTrail delivers three times so
+	// that the digests form a chain. CloudTrail rotates its signing key after
+	// the first: validate-logs asks ListPublicKeys for the whole range and
+	// must find both keys.
+	for i := range 3 {
 		c.ok(sourceAcct, "s3api", "get-bucket-versioning", "--bucket", source)
 		e.sb.Deliver()
+		if i == 0 {
+			if err := e.sb.RotateSigningKey(region); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if keys := c.ok(sourceAcct, "cloudtrail", "list-public-keys", "--start-time", start, "--query", "length(PublicKeyList)"); strings.TrimSpace(keys) != "2" {
+		t.Fatalf("list-public-keys since the start: %s keys, want 2", keys)
+	}
+	if keys := c.ok(sourceAcct, "cloudtrail", "list-public-keys", "--query", "length(PublicKeyList)"); strings.TrimSpace(keys) != "1" {
+		t.Fatalf("list-public-keys without a start time: %s keys, want only the current one", keys)
 	}
 	e.waitReplication()
 
