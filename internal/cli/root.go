@@ -20,6 +20,7 @@ const (
 	ExitUsage       = 2   // usage or configuration error
 	ExitAWS         = 3   // AWS access error: credentials, permissions, network
 	ExitChanges     = 4   // plan --detailed-exitcode: changes pending
+	ExitSampled     = 5   // verify --sample: nothing wrong in what was read, not everything was read
 	ExitInterrupted = 130 // interrupted
 )
 
@@ -97,7 +98,8 @@ func newRoot(streams IO) *cobra.Command {
 Object-Lock archive bucket, proves it works, and proves the archive is complete and unaltered.
 
 Exit codes: 0 success, 1 problems found, 2 usage or configuration error,
-3 AWS access error, 4 changes pending (plan --detailed-exitcode), 130 interrupted.`,
+3 AWS access error, 4 changes pending (plan --detailed-exitcode), 5 a sample was
+clean but not everything was read (verify --sample), 130 interrupted.`,
 		Version:       Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -48,17 +48,23 @@ s3://bucket[/prefix], or a local directory made with 'aws s3 sync'.
 Every digest and log file in range is proven (a CloudTrail signature and the chain vouch for it), unproven
 (nothing could; the finding says why) or bad. "valid" means everything in range is proven. A local copy keeps
 no object metadata, so the newest digest of each chain is unproven there: verify the bucket, pass --state
-from an earlier run over the bucket, or accept it with --accept-unsigned-tail. Every object under
-AWSLogs/ACCOUNT/ that is not a CloudTrail file is reported. Over S3, a chain whose newest digest is more than
-2 hours older than --until (default: now) is reported as chain-tail-missing.
+from an earlier run over the bucket, or accept it with --accept-unsigned-tail, which accepts only a tail that
+links to its proven predecessor, names a published key valid at its time and keeps the chain's cadence (the
+verdict names each one accepted). Every object under AWSLogs/ACCOUNT/ that is not a CloudTrail file is
+reported. Over S3, a chain whose newest digest is more than 2 hours older than --until (default: now) is
+reported as chain-tail-missing.
 
---state FILE makes daily runs incremental: it remembers each chain's newest proven digest, and the next run
-reads only what came after it (and that digest again, to catch a tampered tail).
+--state FILE makes daily runs incremental: it keeps each chain's newest proven digest and a fingerprint of
+the listing of every day before it. The next run lists everything again (listing, not reading), verifies in
+full any account and region whose earlier days changed (a new object or version, a delete marker), and reads
+only the days from the proven tail's on. --sample 1/N hashes one log file in N: its verdict is "sampled", never
+"valid", and it leaves --state as it was.
 
 Times: RFC 3339, a date (2025-09-10) or a duration back from now (48h, 7d).
 
 Exit codes: 0 valid (everything in range proven), 1 problems or unproven files found (or nothing to verify), 2 usage or configuration error,
-3 AWS access error (credentials, permissions, a missing bucket, the network).`,
+3 AWS access error (credentials, permissions, a missing bucket, the network), 5 --sample found nothing wrong in what it read
+(but did not read everything).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -72,11 +78,11 @@ Exit codes: 0 valid (everything in range proven), 1 problems or unproven files f
 	f.StringVar(&opts.Until, "until", "", "verify digests up to this time")
 	f.StringSliceVar(&opts.Accounts, "account", nil, "only this account (repeatable)")
 	f.StringSliceVar(&opts.Regions, "region", nil, "only this region (repeatable)")
-	f.StringVar(&opts.Sample, "sample", "", "hash one log file in N (1/N); every digest is still checked")
+	f.StringVar(&opts.Sample, "sample", "", "hash one log file in N (1/N); every digest is still checked, the verdict is \"sampled\" (exit 5), never \"valid\", and --state does not move")
 	f.StringVar(&opts.PublicKeys, "public-keys", "", "CloudTrail public keys from 'trailkeeper keys export', for offline verification")
 	f.IntVar(&opts.Parallel, "parallel", 0, "objects read at once (default 256 from S3, 8 per core from a directory)")
 	f.StringVar(&opts.State, "state", "", "incremental: read and update this state file of proven chain tails")
-	f.BoolVar(&opts.AcceptUnsignedTail, "accept-unsigned-tail", false, "on a local copy, accept each chain's newest digest unproven")
+	f.BoolVar(&opts.AcceptUnsignedTail, "accept-unsigned-tail", false, "on a local copy, accept each chain's newest digest unproven when it fits its chain")
 	return cmd
 }
 
@@ -238,10 +244,13 @@ func runVerify(ctx context.Context, streams IO, g *Globals, opts *VerifyOptions)
 	} else {
 		printVerify(streams.Out, report)
 	}
-	if !report.Valid() {
-		return &exitError{code: ExitProblems, err: fmt.Errorf("%s: %s", report.Location, verdict(report))}
+	switch report.Verdict {
+	case "valid":
+		return nil
+	case "sampled":
+		return &exitError{code: ExitSampled, err: fmt.Errorf("%s: %s", report.Location, verdict(report))}
 	}
-	return nil
+	return &exitError{code: ExitProblems, err: fmt.Errorf("%s: %s", report.Location, verdict(report))}
 }
 
 // archiveError names what went wrong reaching the archive, with exit code 3.
@@ -320,13 +329,24 @@ func paintVerdict(c colours, r *verify.Report) string {
 	return c.bad(verdict(r))
 }
 
-// verdict is the one-line answer: "valid" only when everything in range is proven.
+// verdict is the one-line answer: "valid" only when everything in range is
+// proven, naming whatever a flag let pass without proof.
 func verdict(r *verify.Report) string {
 	if r.Valid() {
-		if r.AcceptedUnsignedTail {
-			return "valid, with each chain's newest digest accepted unsigned (--accept-unsigned-tail)"
+		if acc := r.Accepted(); len(acc) > 0 {
+			shown := acc
+			if len(shown) > 3 {
+				shown = append(shown[:3:3], fmt.Sprintf("and %d more", len(acc)-3))
+			}
+			return fmt.Sprintf("valid, with %s accepted unsigned (--accept-unsigned-tail), unproven: %s",
+				plural(len(acc), "chain's newest digest", "chains' newest digests"), strings.Join(shown, ", "))
 		}
 		return "valid"
+	}
+	if r.Sampled() {
+		t := r.Totals()
+		return fmt.Sprintf("sample of %s: nothing wrong in what was read; %s NOT read, so NOT proven (--sample)",
+			plural(t.Logs-t.LogsSkipped, "log file", "log files"), plural(t.LogsSkipped, "log file", "log files"))
 	}
 	var bad, unproven int
 	for _, f := range r.Findings {

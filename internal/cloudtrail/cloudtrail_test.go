@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,12 +81,33 @@ func TestHashLogOfRealFiles(t *testing.T) {
 		raw, _ := os.ReadFile(f)
 		sum := sha256.Sum256(raw)
 		data := gz(raw)
-		if h, _, err := HashLog(bytes.NewReader(data)); err != nil || h != hex.EncodeToString(sum[:]) {
+		if h, _, err := HashLog(bytes.NewReader(data), LogInflateLimit(int64(len(data)))); err != nil || h != hex.EncodeToString(sum[:]) {
 			t.Fatalf("%s: %s %v", f, h, err)
 		}
-		if _, _, err := HashLog(bytes.NewReader(data[:len(data)/2])); err == nil {
+		if _, _, err := HashLog(bytes.NewReader(data[:len(data)/2]), 0); err == nil {
 			t.Fatalf("%s: a truncated file hashed without error", f)
 		}
+	}
+}
+
+// The inflation limit never refuses a real log file (the SANS 504 set's gzip
+// files as CloudTrail's were recompressed, the most compressible here), and
+// stops a gzip bomb long before its end.
+func TestLogInflateLimit(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(testenv.RealCloudTrail(t, "sans504-s3-ransomware-lab"), "CloudTrail", "*", "*", "*", "*", "*.json.gz"))
+	if len(files) < 3000 {
+		t.Fatalf("found %d files of the SANS 504 set", len(files))
+	}
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		if _, _, err := HashLog(bytes.NewReader(data), LogInflateLimit(int64(len(data)))); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	bomb := gz(make([]byte, 256<<20)) // 256 MiB of zeros, about 250 KB compressed
+	_, n, err := HashLog(bytes.NewReader(bomb), LogInflateLimit(int64(len(bomb))))
+	if !errors.Is(err, ErrTooLarge) || n > LogInflateLimit(int64(len(bomb)))+1<<20 {
+		t.Fatalf("a %d-byte gzip bomb: read %d bytes, %v", len(bomb), n, err)
 	}
 }
 
@@ -142,6 +164,6 @@ func FuzzReadDigest(f *testing.F) {
 		if err == nil {
 			_ = d.SigningString()
 		}
-		HashLog(bytes.NewReader(data))
+		HashLog(bytes.NewReader(data), 0)
 	})
 }

@@ -26,11 +26,11 @@ const (
 // member is the genuine version of one digest key in a chain.
 type member struct {
 	*digestVersion
-	chain     *chainRun
-	state     state
-	proof     string   // the signature that proved it
-	finding   *Finding // its one finding, if any (decided before it is added)
-	fromState bool     // the tail an earlier run proved: its logs are not read again
+	chain    *chainRun
+	state    state
+	proof    string   // the signature that proved it
+	finding  *Finding // its one finding, if any (decided before it is added)
+	accepted bool     // an unsigned tail that --accept-unsigned-tail accepted
 }
 
 func (m *member) start() time.Time {
@@ -129,9 +129,6 @@ func (v *verifier) chain(ctx context.Context, c *chainRun) error {
 		byKey[d.key.Raw] = append(byKey[d.key.Raw], d)
 	}
 	for key, vs := range byKey {
-		if c.tail != nil && vs[0].key.Time.Before(c.tail.End) {
-			continue // proven by an earlier run
-		}
 		m, err := v.genuine(ctx, f, c, key, vs)
 		if err != nil {
 			return err
@@ -160,6 +157,9 @@ func (v *verifier) chain(ctx context.Context, c *chainRun) error {
 		}
 	}
 	v.links(f, c)
+	if err := v.acceptTail(ctx, c); err != nil {
+		return err
+	}
 	for _, m := range ms {
 		switch m.state {
 		case proven:
@@ -252,7 +252,10 @@ func (v *verifier) genuine(ctx context.Context, f *folder, c *chainRun, key stri
 	}
 	pick := candidates[len(candidates)-1] // versions come newest first: the oldest is the replica
 	if len(candidates) > 1 {
-		for _, d := range candidates {
+		// The oldest version whose signature verifies is the replica: a later
+		// one may replay the same bytes and metadata, but it was written over.
+		for i := len(candidates) - 1; i >= 0; i-- {
+			d := candidates[i]
 			if d.metaSig == "" {
 				continue
 			}
@@ -282,11 +285,12 @@ var (
 )
 
 // signatureOK checks a signature with the public key of the chain's home
-// region. The verdict is the first result; the error is a failed key lookup.
+// region that was valid when the digest was signed. The verdict is the first
+// result; the error is a failed key lookup.
 func (v *verifier) signatureOK(ctx context.Context, c *chainRun, df *ct.DigestFile, sig string) (verdict, lookup error) {
-	key, err := v.opts.Keys.PublicKey(ctx, c.id.home, df.Fingerprint)
-	if errors.Is(err, ErrUnknownKey) {
-		return ErrUnknownKey, nil
+	key, err := v.opts.Keys.PublicKey(ctx, c.id.home, df.Fingerprint, signedAt(c, df))
+	if errors.Is(err, ErrUnknownKey) || errors.Is(err, ErrKeyNotValid) {
+		return err, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("CloudTrail public keys of %s: %w", c.id.home, err)
@@ -295,6 +299,16 @@ func (v *verifier) signatureOK(ctx context.Context, c *chainRun, df *ct.DigestFi
 		return errBadSignature, nil
 	}
 	return nil, nil
+}
+
+// signedAt is when CloudTrail signed a digest, as far as a key's validity
+// window is concerned: at its end. A backfill digest is signed later than its
+// period, at a time only its metadata names: its window is not checked.
+func signedAt(c *chainRun, df *ct.DigestFile) time.Time {
+	if c.id.backfill {
+		return time.Time{}
+	}
+	return df.End
 }
 
 // prove decides whether m is proven, unproven or bad. succ is the digest after
@@ -325,7 +339,7 @@ func (v *verifier) prove(ctx context.Context, f *folder, c *chainRun, m, succ *m
 			m.state, m.finding = bad, v.finding(Error, AlteredDigest, m, "differs from the digest proven on %s (SHA-256 %s, now %s)", c.tail.Proven.Format(time.RFC3339), c.tail.Hash, df.RawHash)
 			return nil
 		}
-		m.state, m.proof, m.fromState = proven, c.tail.Signature, true
+		m.state, m.proof = proven, c.tail.Signature
 	case m.metaSig != "":
 		res, err := check(m.metaSig)
 		if err != nil {
@@ -338,6 +352,8 @@ func (v *verifier) prove(ctx context.Context, f *folder, c *chainRun, m, succ *m
 			m.state, m.finding = bad, v.finding(Error, AlteredDigest, m, "its SHA-256 differs from the one its proven successor %s recorded: the digest was altered", succ.key.Raw)
 		case errors.Is(res, ErrUnknownKey):
 			m.state, m.finding = bad, v.finding(Error, UnknownKey, m, "signed with a key CloudTrail does not publish for %s (fingerprint %s): re-signed by someone else", c.id.home, df.Fingerprint)
+		case errors.Is(res, ErrKeyNotValid):
+			m.state, m.finding = bad, v.finding(Error, KeyNotValid, m, "names key %s, which %v: a key proves only what it signed while it was valid", df.Fingerprint, res)
 		default:
 			m.state, m.finding = bad, v.finding(Error, BadSignature, m, "signature does not verify: the digest, its location or its predecessor's signature was changed")
 		}
@@ -352,6 +368,13 @@ func (v *verifier) prove(ctx context.Context, f *folder, c *chainRun, m, succ *m
 		switch {
 		case res == nil:
 			m.state, m.proof = proven, *succ.file.PreviousSignature
+		case succProven && *succ.file.PreviousHash == df.RawHash:
+			// The bytes are the ones the successor recorded: what is wrong is
+			// the signature the successor recorded for them, not this digest.
+			m.finding = v.finding(Unproven, UnprovenDigest, m, "its only signature, recorded in %s, does not verify: that digest recorded a wrong one", succ.key.Raw)
+			if succ.finding == nil {
+				succ.state, succ.finding = bad, v.finding(Error, ChainBreak, succ, "records a signature for its predecessor %s that does not verify, though it records that digest's hash", m.key.Raw)
+			}
 		case succProven:
 			m.state, m.finding = bad, v.finding(Error, AlteredDigest, m, "does not match the signature its proven successor %s recorded: the digest was altered", succ.key.Raw)
 		default:
@@ -359,6 +382,7 @@ func (v *verifier) prove(ctx context.Context, f *folder, c *chainRun, m, succ *m
 		}
 	case newest:
 		m.finding = v.finding(Unproven, UnsignedTail, m, "the newest digest of its chain: its signature is in object metadata, which a local copy does not keep")
+		m.accepted = v.opts.AcceptUnsignedTail // checked against its chain in links
 	default:
 		m.finding = v.finding(Unproven, UnprovenDigest, m, "its signature is kept only in the digest after it, which is not in the archive")
 	}
@@ -368,6 +392,61 @@ func (v *verifier) prove(ctx context.Context, f *folder, c *chainRun, m, succ *m
 		(*succ.file.PreviousHash != df.RawHash || *succ.file.PreviousSignature != m.proof) {
 		succ.state = bad
 		succ.finding = v.finding(Error, ChainBreak, succ, "records a hash or signature for its predecessor %s other than the proven one", m.key.Raw)
+	}
+	return nil
+}
+
+// acceptTail decides whether --accept-unsigned-tail may accept a chain's
+// newest digest, unsigned on a local copy. It accepts only what it says: a
+// digest that links to its proven predecessor with that digest's hash, names
+// a key CloudTrail published and that was valid at its end, and keeps the
+// chain's cadence (its name's time is its end, it starts where its predecessor
+// ended, it is no longer than the chain's interval). A digest that fails one
+// of these is not a tail left unsigned by a copy: it is bad.
+func (v *verifier) acceptTail(ctx context.Context, c *chainRun) error {
+	ms := c.members
+	if len(ms) == 0 || !ms[len(ms)-1].accepted {
+		return nil
+	}
+	m := ms[len(ms)-1]
+	m.accepted = false
+	var prev *member
+	if len(ms) > 1 {
+		prev = ms[len(ms)-2]
+	}
+	switch {
+	case m.file == nil || m.file.ChainStart() || !m.linksTo(prev):
+		m.finding.Message += "; nothing links it to a proven digest, so --accept-unsigned-tail cannot accept it"
+		return nil
+	case prev.state != proven:
+		m.finding.Message += "; its predecessor is not proven, so --accept-unsigned-tail cannot accept it"
+		return nil
+	}
+	df := m.file
+	interval := typicalInterval(ms)
+	reject := func(format string, a ...any) {
+		m.state = bad
+		m.finding = v.finding(Error, TailNotAccepted, m, "the newest digest, unsigned on this copy, "+format+": --accept-unsigned-tail accepts only a tail that fits its chain", a...)
+	}
+	key, err := v.opts.Keys.PublicKey(ctx, c.id.home, df.Fingerprint, signedAt(c, df))
+	switch {
+	case errors.Is(err, ErrUnknownKey) || errors.Is(err, ErrKeyNotValid) || errors.Is(err, ErrNoKeys):
+		reject("names key %s of %s: %v", df.Fingerprint, c.id.home, err)
+	case err != nil:
+		return fmt.Errorf("CloudTrail public keys of %s: %w", c.id.home, err)
+	case key == nil:
+		reject("names no key")
+	case *df.PreviousHash != prev.file.RawHash:
+		reject("records a hash for its predecessor %s other than that digest's", prev.key.Raw)
+	case !df.End.Equal(m.key.Time):
+		reject("ends at %s, but its name says %s", df.End.Format(time.RFC3339), m.key.Time.Format(time.RFC3339))
+	case df.Start.Sub(prev.end()).Abs() > time.Second:
+		reject("starts at %s, but its predecessor ended at %s", df.Start.Format(time.RFC3339), prev.end().Format(time.RFC3339))
+	case !df.End.After(df.Start) || df.End.Sub(df.Start) > interval+5*time.Minute:
+		reject("covers %s, but the chain's digests cover %s each", df.End.Sub(df.Start), interval)
+	default:
+		m.finding.Accepted = true
+		m.finding.Message = "the newest digest of its chain, accepted unsigned (--accept-unsigned-tail): it links to its proven predecessor, names a published key and keeps the chain's cadence, but nothing here proves its content"
 	}
 	return nil
 }
@@ -399,8 +478,9 @@ func (v *verifier) links(f *folder, c *chainRun) {
 		}
 		prevKey := *m.file.PreviousObject
 		pk, perr := ct.ParseKey(prevKey)
+		before := perr == nil && (!v.inRange(pk.Time) || pk.Time.Before(f.since))
 		if _, listed := f.digests[prevKey]; listed {
-			if perr == nil && (!v.inRange(pk.Time) || (c.tail != nil && pk.Time.Before(c.tail.End))) {
+			if before {
 				continue // the predecessor lies before the range
 			}
 			if m.state == proven {
@@ -409,7 +489,7 @@ func (v *verifier) links(f *folder, c *chainRun) {
 			continue
 		}
 		if prev == nil {
-			if perr == nil && !v.inRange(pk.Time) {
+			if before {
 				continue
 			}
 			fnd := &Finding{Severity: Error, Kind: MissingDigest, Account: f.account, Region: f.region, Trail: c.id.trail, Key: prevKey,

@@ -33,18 +33,13 @@ func (j *logJob) best() logRef {
 	return j.refs[0]
 }
 
-// hashLogs hashes every log file the digests of a folder list: every version of it when there are several, to tell the replica from
-// what was written over it.
+// hashLogs hashes every log file the digests of a folder list: every
+// version of it when there are several, to tell the replica from what was
+// written over it.
 func (v *verifier) hashLogs(ctx context.Context, f *folder) error {
 	var jobs []*logJob
 	for key, refs := range f.referenced {
-		again := false
-		for _, r := range refs {
-			again = again || !r.member.fromState
-		}
-		if again {
-			jobs = append(jobs, &logJob{f: f, key: key, refs: refs})
-		}
+		jobs = append(jobs, &logJob{f: f, key: key, refs: refs})
 	}
 	sort.Slice(jobs, func(i, j int) bool { return jobs[i].key < jobs[j].key })
 	v.total.Add(int64(len(jobs)))
@@ -113,10 +108,13 @@ func (v *verifier) hashLog(ctx context.Context, j *logJob) error {
 		v.mu.Unlock()
 		return nil
 	}
+	// Versions come newest first; the oldest whose hash the digest lists is
+	// the replica, and a later one with the same bytes was written over it.
 	match := -1 // index in live of the version whose hash the digest lists
-	var hashes []string
-	for _, ver := range live {
-		h, err := v.hash(ctx, j.key, ver.VersionID)
+	hashes := make([]string, len(live))
+	for i := len(live) - 1; i >= 0; i-- {
+		ver := live[i]
+		h, err := v.hash(ctx, j.key, ver)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				report(MissingLog, ver.VersionID, "listed in %s but cannot be read", m.key.Raw)
@@ -129,9 +127,9 @@ func (v *verifier) hashLog(ctx context.Context, j *logJob) error {
 			}
 			h = "unreadable: " + err.Error()
 		}
-		hashes = append(hashes, h)
+		hashes[i] = h
 		if h == ref.hash && match < 0 {
-			match = len(hashes) - 1
+			match = i
 		}
 	}
 	switch {
@@ -156,13 +154,16 @@ type unreadableError struct{ err error }
 
 func (e *unreadableError) Error() string { return e.err.Error() }
 
-func (v *verifier) hash(ctx context.Context, key, version string) (string, error) {
-	r, _, err := v.open(ctx, key, version)
+func (v *verifier) hash(ctx context.Context, key string, ver store.Version) (string, error) {
+	r, _, err := v.open(ctx, key, ver.VersionID)
+	if errors.Is(err, store.ErrNotRegular) {
+		return "", &unreadableError{err}
+	}
 	if err != nil {
 		return "", err
 	}
 	defer r.Close()
-	h, _, err := ct.HashLog(r)
+	h, _, err := ct.HashLog(r, ct.LogInflateLimit(ver.Size))
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
@@ -175,7 +176,6 @@ func (v *verifier) hash(ctx context.Context, key, version string) (string, error
 // account makes sure every log and Insights file of a folder is accounted
 // for: listed by a digest, or in exactly one finding that says why not.
 func (v *verifier) account(f *folder) {
-	since := v.since(f.account, f.region)
 	var lastEnd, firstStart time.Time
 	var newest *chainRun
 	for _, c := range f.chains {
@@ -198,15 +198,15 @@ func (v *verifier) account(f *folder) {
 		v.addTo(newest, tailFinding)
 	}
 	var groups []*Finding // one finding per kind and reason in this folder
-	group := func(sev Severity, kind, what string, t time.Time) {
+	group := func(sev Severity, kind, what, key string, t time.Time) {
 		var g *Finding
 		for _, x := range groups {
 			if x.Kind == kind && x.Message == what {
 				g = x
 			}
 		}
-		if g == nil {
-			g = &Finding{Severity: sev, Kind: kind, Account: f.account, Region: f.region, From: &t, To: &t, Message: what}
+		if g == nil { // keys come in order: the group names its first
+			g = &Finding{Severity: sev, Kind: kind, Account: f.account, Region: f.region, Key: key, From: &t, To: &t, Message: what}
 			groups = append(groups, g)
 		}
 		g.Count++
@@ -217,31 +217,26 @@ func (v *verifier) account(f *folder) {
 			g.To = &t
 		}
 	}
-	keys := make([]string, 0, len(f.logs))
-	for key := range f.logs {
-		keys = append(keys, key)
-	}
-	sort.Strings(keys)
-	for _, key := range keys {
+	inRange := func(t time.Time) bool { return v.inRange(t) && (f.since.IsZero() || !t.Before(f.since)) }
+	for _, key := range sortedKeys(f.logs) {
 		if _, ok := f.referenced[key]; ok {
 			continue
 		}
 		k, _ := ct.ParseKey(key)
-		if !v.inRange(k.Time) || (!since.IsZero() && k.Time.Before(since)) {
+		if !inRange(k.Time) {
 			continue
 		}
 		if live := f.logs[key]; len(live) > 0 && live[0].DeleteMarker && len(live) == 1 {
 			continue
 		}
-		v.uncovered(f, key, k.Time, lastEnd, firstStart, tailFinding, group)
+		v.uncovered(f, key, k.Time, newest, firstStart, tailFinding, group)
 	}
-	for key := range f.insights {
+	for _, key := range sortedKeys(f.insights) {
 		if _, ok := f.referenced[key]; ok {
 			continue
 		}
-		k, _ := ct.ParseKey(key)
-		if v.inRange(k.Time) && (since.IsZero() || !k.Time.Before(since)) {
-			group(Warning, InsightsNotCovered, "that no digest lists: counted, not checked", k.Time)
+		if k, _ := ct.ParseKey(key); inRange(k.Time) {
+			group(Unproven, InsightsNotCovered, "that no digest lists: nothing proves their events", key, k.Time)
 		}
 	}
 	for _, g := range groups {
@@ -254,47 +249,132 @@ func (v *verifier) account(f *folder) {
 	}
 }
 
-// uncovered decides what one log file that no digest lists means.
-func (v *verifier) uncovered(f *folder, key string, t, lastEnd, firstStart time.Time, tail *Finding, group func(Severity, string, string, time.Time)) {
-	const slack = time.Minute // log names carry the minute; digest periods the second
-	if len(f.chains) == 0 {
-		group(Error, RegionWithoutDigests, "in a region without any digest: nothing can prove them", t)
+func sortedKeys(m map[string][]store.Version) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// place is how one chain stands to the minute in which a log file was
+// delivered (its name carries the minute; digest periods the second).
+type place int
+
+const (
+	rulesOut     place = iota // proven digests cover the whole minute and none lists it
+	unprovenHour              // a digest that is not proven covers part of it
+	inGap                     // a missing digest's interval meets it
+	beforeStart               // the chain had not started
+	afterEnd                  // after the chain's newest digest
+	notRunning                // between a stop and a restart of the chain
+)
+
+// placeIn finds how chain c stands to the minute [w0, w1): the member or gap
+// concerned, if any.
+func (v *verifier) placeIn(f *folder, c *chainRun, w0, w1 time.Time) (place, *member, *gap) {
+	ms := c.members
+	if !w0.Before(ms[len(ms)-1].end()) {
+		return afterEnd, nil, nil
+	}
+	covered, hole := w0, false
+	for _, m := range ms {
+		if !m.end().After(w0) || !m.start().Before(w1) {
+			continue
+		}
+		if m.state != proven {
+			return unprovenHour, m, nil
+		}
+		if m.start().After(covered) {
+			hole = true
+		}
+		if m.end().After(covered) {
+			covered = m.end()
+		}
+	}
+	if !hole && !covered.Before(w1) {
+		return rulesOut, nil, nil
+	}
+	for _, g := range f.gaps {
+		if g.from.Before(w1) && g.to.After(w0) {
+			return inGap, nil, g
+		}
+	}
+	switch {
+	case w0.Before(ms[0].start()):
+		return beforeStart, nil, nil
+	case covered.Before(w1) && !covered.Before(ms[len(ms)-1].end()):
+		return afterEnd, nil, nil
+	}
+	return notRunning, nil, nil
+}
+
+// uncovered decides what one log file that no digest lists means. A log
+// cannot be told to one trail from its name: it was inserted only when every
+// chain of the region rules it out, and is otherwise counted on what could
+// hold it (an unproven digest, a missing one, the newest digest's next hour,
+// the time before validation started).
+func (v *verifier) uncovered(f *folder, key string, t time.Time, newest *chainRun, firstStart time.Time, tail *Finding, group func(Severity, string, string, string, time.Time)) {
+	if len(f.chains) == 0 || newest == nil {
+		group(Error, RegionWithoutDigests, "in a region without any digest: nothing can prove them", key, t)
 		return
 	}
+	w0, w1 := t, t.Add(time.Minute)
+	lastEnd := newest.members[len(newest.members)-1].end()
+	var ruledOut *member
+	var before, stopped, after bool
 	for _, c := range f.chains {
-		for _, m := range c.members {
-			if t.Before(m.start().Add(-slack)) || t.After(m.end().Add(slack)) {
-				continue
-			}
-			if m.state == proven {
-				v.addTo(c, &Finding{Severity: Error, Kind: UnreferencedLog, Account: f.account, Region: f.region, Key: key,
-					Message: fmt.Sprintf("delivered at %s, in the hour of %s, which does not list it: inserted", t.Format("15:04Z"), m.key.Raw)})
-				return
-			}
+		if len(c.members) == 0 || c.id.backfill {
+			continue
+		}
+		p, m, g := v.placeIn(f, c, w0, w1)
+		switch p {
+		case unprovenHour:
 			if m.finding != nil {
 				v.mu.Lock()
 				m.finding.Count++
 				v.mu.Unlock()
 			}
 			return
-		}
-	}
-	for _, g := range f.gaps {
-		if !t.Before(g.from.Add(-slack)) && !t.After(g.to.Add(slack)) {
+		case inGap:
+			v.mu.Lock()
 			g.finding.Count++
+			v.mu.Unlock()
 			return
+		case rulesOut:
+			for _, m := range c.members {
+				if !m.start().After(w0) && !m.end().Before(w0) {
+					ruledOut = m
+				}
+			}
+		case beforeStart:
+			before = true
+		case notRunning:
+			stopped = true
+		case afterEnd:
+			// A chain that ended long before is not delivering: only one that
+			// may still go on could hold the file.
+			after = after || c == newest || w0.Before(c.members[len(c.members)-1].end().Add(TailGrace))
 		}
 	}
 	switch {
-	case t.After(lastEnd) && tail != nil:
+	case after && tail != nil && w0.After(lastEnd):
 		tail.Count++
-	case t.After(lastEnd) && t.Before(lastEnd.Add(TailGrace)):
-		group(Info, PendingLogs, "delivered after the newest digest: the next digest lists them", t)
-	case t.After(lastEnd):
-		group(Unproven, UncoveredLogs, "delivered after the newest digest, with no digest since", t)
-	case t.Before(firstStart):
-		group(Unproven, UncoveredLogs, "delivered before log file validation started", t)
+	case after && w0.Before(lastEnd.Add(TailGrace)):
+		group(Info, PendingLogs, "delivered after the newest digest: the next digest lists them", key, t)
+	case after:
+		group(Unproven, UncoveredLogs, "delivered after the newest digest, with no digest since", key, t)
+	case stopped:
+		group(Unproven, UncoveredLogs, "delivered while no digest chain ran (validation off or logging stopped)", key, t)
+	case before && ruledOut == nil && w0.Before(firstStart):
+		group(Info, UncoveredLogs, "delivered before log file validation started at "+firstStart.UTC().Format(time.RFC3339)+": no digest covers them", key, t)
+	case before:
+		group(Unproven, UncoveredLogs, "delivered before log file validation started for one of this region's trails", key, t)
+	case ruledOut != nil:
+		v.addTo(ruledOut.chain, &Finding{Severity: Error, Kind: UnreferencedLog, Account: f.account, Region: f.region, Key: key,
+			Message: fmt.Sprintf("delivered at %s, in the hour of %s, which does not list it (nor does any other digest of the region): inserted", t.Format("15:04Z"), ruledOut.key.Raw)})
 	default:
-		group(Unproven, UncoveredLogs, "delivered while no digest chain ran (validation off or logging stopped)", t)
+		group(Unproven, UncoveredLogs, "delivered where no digest covers them", key, t)
 	}
 }

@@ -51,6 +51,14 @@ const (
 	PendingLogs              = "pending-logs"
 	InsightsNotCovered       = "insights-not-covered"
 	ChainStart               = "chain-start"
+	// KeyNotValid is a digest that names a published key outside the key's
+	// validity window.
+	KeyNotValid = "key-outside-validity"
+	// TailNotAccepted is an unsigned newest digest that does not fit its chain.
+	TailNotAccepted = "tail-not-accepted"
+	// ChangedSinceProven is a folder whose listing changed since an earlier
+	// run proved it: it is verified in full again.
+	ChangedSinceProven = "changed-since-proven"
 )
 
 // fixes says, per kind, what a person should do about a finding.
@@ -64,6 +72,9 @@ var fixes = map[string]string{
 	BadSignature:             "treat the digest as forged: compare with the source bucket's copy and find who wrote this key",
 	MissingSignature:         "CloudTrail always writes x-amz-meta-signature and replication keeps it: this object was re-uploaded; compare with the source copy",
 	UnknownKey:               "treat the digest as forged (re-signed with a key CloudTrail does not publish); if you verify offline, re-export keys with trailkeeper keys export",
+	KeyNotValid:              "treat the digest as forged: CloudTrail signs with the key of the hour; if you verify offline, re-export keys for the whole range with trailkeeper keys export --since",
+	TailNotAccepted:          "treat the digest as forged; verify the bucket itself, where the signature is in its metadata",
+	ChangedSinceProven:       "nothing, if the findings of the full verification are clean (a backfill adds files); otherwise they say what changed",
 	MovedDigest:              "a digest was copied from another location: find who wrote it",
 	WrongBucket:              "set sources[].bucket in trailkeeper.yaml to the account's trail bucket, or treat the digest as planted",
 	ShadowingVersion:         "someone with write access to the archive wrote over a replica; the replica is intact: find who (Object Lock keeps the original)",
@@ -95,6 +106,8 @@ type Finding struct {
 	Count     int        `json:"count,omitempty"` // log files the finding stands for, when it stands for several
 	Message   string     `json:"message"`
 	Fix       string     `json:"fix,omitempty"`
+	// Accepted: unproven, and let pass by a flag that says so (--accept-unsigned-tail).
+	Accepted bool `json:"accepted,omitempty"`
 }
 
 // Chain summarises one chain (account, region, trail; backfill chains apart).
@@ -128,7 +141,12 @@ type Report struct {
 	// Objects listed and read (GETs), to see what an incremental run saved.
 	ObjectsListed int64 `json:"objectsListed"`
 	ObjectsRead   int64 `json:"objectsRead"`
-	// AcceptedUnsignedTail: unsigned-tail findings do not fail the run.
+	// Verdict is "valid" (everything in range proven, or accepted by a flag
+	// the findings name), "sampled" (--sample: nothing wrong in what was read,
+	// but log files were left unread) or "invalid".
+	Verdict string `json:"verdict"`
+	// AcceptedUnsignedTail: --accept-unsigned-tail was given; the findings it
+	// let pass are marked "accepted".
 	AcceptedUnsignedTail bool `json:"acceptedUnsignedTail,omitempty"`
 	// State is what the next incremental run starts from.
 	State *State `json:"-"`
@@ -140,7 +158,7 @@ func (r *Report) Failing(f *Finding) bool {
 	case Error:
 		return true
 	case Unproven:
-		return !(f.Kind == UnsignedTail && r.AcceptedUnsignedTail)
+		return !f.Accepted
 	}
 	return false
 }
@@ -157,8 +175,38 @@ func (r *Report) Problems() int {
 }
 
 // Valid is the verdict: every digest and log file in range is proven (or
-// accepted by an explicit flag), and something was there to prove.
-func (r *Report) Valid() bool { return r.Problems() == 0 && len(r.Chains) > 0 }
+// accepted by an explicit flag), and something was there to prove. A run
+// that hashed only a sample is never valid: see Sampled.
+func (r *Report) Valid() bool {
+	return r.Problems() == 0 && len(r.Chains) > 0 && r.Totals().LogsSkipped == 0
+}
+
+func (r *Report) verdict() string {
+	switch {
+	case r.Valid():
+		return "valid"
+	case r.Sampled():
+		return "sampled"
+	}
+	return "invalid"
+}
+
+// Sampled is the verdict of a --sample run that found nothing wrong in what
+// it read, and left log files unread.
+func (r *Report) Sampled() bool {
+	return r.Problems() == 0 && len(r.Chains) > 0 && r.Totals().LogsSkipped > 0
+}
+
+// Accepted lists the keys let pass unproven by a flag (--accept-unsigned-tail).
+func (r *Report) Accepted() []string {
+	out := []string{}
+	for _, f := range r.Findings {
+		if f.Accepted {
+			out = append(out, f.Key)
+		}
+	}
+	return out
+}
 
 // Totals adds the chain summaries up.
 func (r *Report) Totals() Chain {

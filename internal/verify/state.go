@@ -1,20 +1,39 @@
 package verify
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
-// State remembers, per chain, the newest digest an earlier run proved, so that
-// the next run reads only what came after it and links to it. The tail itself
-// is read again each time: a tampered proven tail is still caught.
+// StateVersion is the version of the state file's format. A state of an
+// older version is read, but vouches for nothing before its tails: the first
+// run with it re-verifies everything once.
+const StateVersion = 2
+
+// State is what an earlier run proved, so that the next run reads only what
+// came after it. Per chain it keeps the newest proven digest, which is read
+// again and linked to (a tampered tail is caught). Per account and region it
+// keeps a fingerprint of the listing of everything before a cutoff: the next
+// run lists the whole range again (listing, not reading) and re-verifies a
+// folder in full when its listing changed (a new object or version, a delete
+// marker, a changed ETag or size).
 type State struct {
-	Location string           `json:"location"`
-	Chains   map[string]*Tail `json:"chains"` // chainID.String() -> tail
+	Version  int                `json:"version"`
+	Location string             `json:"location"`
+	Chains   map[string]*Tail   `json:"chains"`  // chainID.String() -> tail
+	Folders  map[string]*Listed `json:"folders"` // "ACCOUNT/REGION" -> what was listed before its cutoff
 }
 
 // Tail is the newest proven digest of a chain.
@@ -27,6 +46,16 @@ type Tail struct {
 	Proven    time.Time `json:"provenAt"`
 }
 
+// Listed fingerprints every object version of one account and region in the
+// days before Cutoff (a UTC midnight): whole months, and the days of Cutoff's
+// month. A day's fingerprint is the SHA-256 of its versions' "key, version id,
+// ETag, size, delete marker" lines in listing order; a month's, of its days'.
+type Listed struct {
+	Cutoff time.Time         `json:"cutoff"`
+	Months map[string]string `json:"months,omitempty"` // "2026-11"
+	Days   map[string]string `json:"days,omitempty"`   // "2026-12-05", of Cutoff's month
+}
+
 func (id chainID) String() string {
 	s := id.account + "/" + id.region + "/" + id.trail + "/" + id.home
 	if id.backfill {
@@ -37,7 +66,7 @@ func (id chainID) String() string {
 
 // LoadState reads a state file; a missing file is an empty state (the first run).
 func LoadState(path, location string) (*State, error) {
-	s := &State{Location: location, Chains: map[string]*Tail{}}
+	s := &State{Version: StateVersion, Location: location, Chains: map[string]*Tail{}, Folders: map[string]*Listed{}}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, nil
@@ -51,14 +80,26 @@ func LoadState(path, location string) (*State, error) {
 	if s.Location != location {
 		return nil, fmt.Errorf("%s: state of %s, not of %s", path, s.Location, location)
 	}
+	if s.Version > StateVersion {
+		return nil, fmt.Errorf("%s: written by a newer trailkeeper (state version %d; this one reads %d)", path, s.Version, StateVersion)
+	}
 	if s.Chains == nil {
 		s.Chains = map[string]*Tail{}
+	}
+	if s.Folders == nil {
+		s.Folders = map[string]*Listed{}
 	}
 	for id, t := range s.Chains {
 		if t == nil || t.Key == "" || len(t.Hash) != 64 || t.Signature == "" || t.End.IsZero() {
 			return nil, fmt.Errorf("%s: chain %s: incomplete entry", path, id)
 		}
 	}
+	for id, l := range s.Folders {
+		if l == nil || l.Cutoff.IsZero() {
+			return nil, fmt.Errorf("%s: folder %s: incomplete entry", path, id)
+		}
+	}
+	s.Version = StateVersion
 	return s, nil
 }
 
@@ -86,4 +127,92 @@ func (s *State) Save(path string) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// fingerprinter hashes one folder's listing by day while it streams by. The
+// listing comes in key order, so one kind of file (logs, digests, Insights)
+// of one day arrives in one run: each run is hashed as it passes and only its
+// 32-byte sum is kept, whatever the folder holds.
+type fingerprinter struct {
+	days map[string][]byte // "2026-12-05" -> the sums of its runs, in order
+	run  hash.Hash
+	at   string // the day and kind of the open run
+}
+
+func newFingerprinter() *fingerprinter { return &fingerprinter{days: map[string][]byte{}} }
+
+// add takes one version whose key lies in day (YYYY/MM/DD) under kind.
+func (f *fingerprinter) add(v store.Version, kind, day string) {
+	at := day + " " + kind
+	if at != f.at {
+		f.close()
+		f.run, f.at = sha256.New(), at
+	}
+	f.run.Write([]byte(v.Key + "\t" + v.VersionID + "\t" + v.ETag + "\t" + strconv.FormatInt(v.Size, 10) + "\t" + strconv.FormatBool(v.DeleteMarker) + "\n"))
+}
+
+func (f *fingerprinter) close() {
+	if f.run == nil {
+		return
+	}
+	day := strings.ReplaceAll(f.at[:10], "/", "-")
+	f.days[day] = append(append(f.days[day], f.at[11:]...), f.run.Sum(nil)...)
+	f.run = nil
+}
+
+// listed is the fingerprint of every day before cutoff.
+func (f *fingerprinter) listed(cutoff time.Time) *Listed {
+	f.close()
+	out := &Listed{Cutoff: cutoff, Months: map[string]string{}, Days: map[string]string{}}
+	cut, month := cutoff.Format("2006-01-02"), cutoff.Format("2006-01")
+	keys := make([]string, 0, len(f.days))
+	for k := range f.days {
+		if k < cut {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	months := map[string]hash.Hash{}
+	for _, k := range keys {
+		sum := sha256.Sum256(f.days[k])
+		day := hex.EncodeToString(sum[:])
+		if k[:7] == month {
+			out.Days[k] = day
+			continue
+		}
+		if months[k[:7]] == nil {
+			months[k[:7]] = sha256.New()
+		}
+		months[k[:7]].Write([]byte(k + " " + day + "\n"))
+	}
+	for m, h := range months {
+		out.Months[m] = hex.EncodeToString(h.Sum(nil))
+	}
+	return out
+}
+
+// changed names the months and days whose listing differs from old.
+func (f *fingerprinter) changed(old *Listed) []string {
+	now := f.listed(old.Cutoff)
+	var out []string
+	for what, pair := range map[string][2]map[string]string{"month": {old.Months, now.Months}, "day": {old.Days, now.Days}} {
+		for k := range union(pair[0], pair[1]) {
+			if pair[0][k] != pair[1][k] {
+				out = append(out, what+" "+k)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func union(a, b map[string]string) map[string]bool {
+	out := map[string]bool{}
+	for k := range a {
+		out[k] = true
+	}
+	for k := range b {
+		out[k] = true
+	}
+	return out
 }

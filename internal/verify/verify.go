@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	ct "github.com/trailkeeper/trailkeeper/internal/cloudtrail"
 	"github.com/trailkeeper/trailkeeper/internal/parallel"
 	"github.com/trailkeeper/trailkeeper/internal/store"
+	"golang.org/x/sync/semaphore"
 )
 
 // Options narrow and tune a verification.
@@ -50,6 +52,10 @@ type Options struct {
 // 20 ms a round trip, 256 requests make about 12,800 objects a second.
 const DefaultParallelS3 = 256
 
+// fetchBudget bounds the compressed bytes of digests read at once: 256
+// typical digests (a few KB each) fit many times over, 8 of the largest.
+const fetchBudget = 64 << 20
+
 // TailGrace is how long after an hour CloudTrail may take to deliver its digest.
 const TailGrace = 2 * time.Hour
 
@@ -71,14 +77,28 @@ type digestVersion struct {
 // folder is what one account and region hold.
 type folder struct {
 	prefix, account, region string
-	digests                 map[string][]store.Version // key -> versions, newest first
-	logs                    map[string][]store.Version
-	insights                map[string][]store.Version
-	chains                  []*chainRun
-	referenced              map[string][]logRef // log key -> the digests that list it
-	gaps                    []*gap              // missing digest intervals
-	firstOnce               sync.Once
-	first                   string // the earliest log key with a live version
+	// since is where verification starts: --since, or the cutoff of an
+	// incremental state whose listing is unchanged (what lies before it is
+	// re-attested by the listing's fingerprint).
+	since time.Time
+	old   *Listed        // what the incremental state vouches for; nil for nothing
+	fp    *fingerprinter // this run's listing, for the next state (state runs only)
+	full  bool           // verified in full: the state vouched for nothing here
+	// changed lists the months and days whose listing differs from the state.
+	changed    []string
+	digests    map[string][]store.Version // key -> versions, newest first
+	logs       map[string][]store.Version
+	insights   map[string][]store.Version
+	chains     []*chainRun
+	referenced map[string][]logRef // log key -> the digests that list it
+	gaps       []*gap              // missing digest intervals
+	firstOnce  sync.Once
+	first      string // the earliest log key with a live version
+	problems   int    // findings of this folder that fail the run
+}
+
+func (f *folder) reset() {
+	f.digests, f.logs, f.insights = map[string][]store.Version{}, map[string][]store.Version{}, map[string][]store.Version{}
 }
 
 // firstLog is the earliest log file of the folder the archive holds:
@@ -106,15 +126,19 @@ func Run(ctx context.Context, s store.Store, opts Options) (*Report, error) {
 			opts.Parallel = DefaultParallelS3
 		}
 	}
-	v := &verifier{s: s, opts: opts, buckets: map[string]string{},
+	v := &verifier{s: s, opts: opts, buckets: map[string]string{}, problems: map[string]int{},
+		fetching: semaphore.NewWeighted(fetchBudget), inflating: semaphore.NewWeighted(int64(2 * runtime.NumCPU())),
 		report: &Report{Location: s.String(), Chains: []*Chain{}, Findings: []*Finding{}, Notes: []string{}, AcceptedUnsignedTail: opts.AcceptUnsignedTail}}
 	for a, b := range opts.Registry {
 		v.buckets[a] = b
 	}
-	v.next = &State{Location: s.String(), Chains: map[string]*Tail{}}
+	v.next = &State{Version: StateVersion, Location: s.String(), Chains: map[string]*Tail{}, Folders: map[string]*Listed{}}
 	if opts.State != nil {
 		for id, t := range opts.State.Chains {
 			v.next.Chains[id] = t
+		}
+		for id, l := range opts.State.Folders {
+			v.next.Folders[id] = l
 		}
 	}
 	accounts, err := v.discover(ctx)
@@ -168,6 +192,7 @@ func Run(ctx context.Context, s store.Store, opts Options) (*Report, error) {
 	v.report.ObjectsRead = v.read.Load()
 	v.report.State = v.next
 	v.report.sort()
+	v.report.Verdict = v.report.verdict()
 	return v.report, nil
 }
 
@@ -184,26 +209,92 @@ func (v *verifier) verifyFolder(ctx context.Context, f *folder) error {
 		return err
 	}
 	v.account(f)
-	for _, c := range f.chains {
-		v.advance(c)
+	if len(f.changed) > 0 {
+		v.add(&Finding{Severity: Info, Kind: ChangedSinceProven, Account: f.account, Region: f.region, Key: f.prefix + "AWSLogs/" + f.account + "/",
+			Message: "the listing of " + strings.Join(f.changed, ", ") + " changed since an earlier run proved it: verified again in full"})
+	}
+	if f.old != nil && len(f.chains) == 0 {
+		v.add(&Finding{Severity: Error, Kind: NoDigests, Account: f.account, Region: f.region, Key: f.prefix + "AWSLogs/" + f.account + "/",
+			Message: fmt.Sprintf("an earlier run proved digests of %s in %s before %s; none is left", f.account, f.region, f.old.Cutoff.Format("2006-01-02"))})
+	}
+	if v.opts.Sample <= 1 { // a sample proves too little to build on
+		for _, c := range f.chains {
+			v.advance(c)
+		}
+		v.advanceFolder(f)
 	}
 	return nil
 }
 
+// advanceFolder records, for the next incremental run, the fingerprint of
+// the folder's listing before a new cutoff: the day of the newest proven
+// digest of the chains that still run. Only a folder without problems, whose
+// range was verified from its start, moves; otherwise the next run verifies
+// again from where this one started.
+func (v *verifier) advanceFolder(f *folder) {
+	if f.fp == nil {
+		return
+	}
+	id := f.account + "/" + f.region
+	covered := v.opts.Since.IsZero() || (!f.full && f.old != nil && !v.opts.Since.After(f.old.Cutoff))
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.problems[id] > 0 || v.problems[f.account+"/"] > 0 || !covered {
+		if f.full {
+			delete(v.next.Folders, id) // what it vouched for no longer holds
+		}
+		return
+	}
+	var lastEnd, cut time.Time
+	for _, c := range f.chains {
+		if len(c.members) > 0 && !c.id.backfill && c.members[len(c.members)-1].end().After(lastEnd) {
+			lastEnd = c.members[len(c.members)-1].end()
+		}
+	}
+	for _, c := range f.chains {
+		if len(c.members) == 0 || c.id.backfill || c.members[len(c.members)-1].end().Before(lastEnd.Add(-TailGrace)) {
+			continue // a chain that ended long ago lies wholly before the cutoff
+		}
+		var tail time.Time
+		for _, m := range c.members {
+			if m.state != proven {
+				break
+			}
+			tail = m.end()
+		}
+		if tail.IsZero() {
+			return
+		}
+		if cut.IsZero() || tail.Before(cut) {
+			cut = tail
+		}
+	}
+	if cut.IsZero() {
+		return
+	}
+	v.next.Folders[id] = f.fp.listed(cut.UTC().Truncate(24 * time.Hour))
+}
+
 type verifier struct {
-	s       store.Store
-	jobs    chan func() // reads, run by long-lived workers: the SDK's deep stacks grow once
-	opts    Options
-	report  *Report
-	next    *State
-	mu      sync.Mutex
-	buckets map[string]string // account -> bucket digests must name
-	done    atomic.Int64
-	total   atomic.Int64
-	listed  atomic.Int64
-	read    atomic.Int64
-	progMu  sync.Mutex
-	top     []string // the folders at the root, for the hint when nothing is found
+	s store.Store
+	// fetching budgets the compressed digest bytes in flight; inflating, how
+	// many digests inflate at once (each up to MaxDigestSize).
+	fetching, inflating *semaphore.Weighted
+	jobs                chan func() // reads, run by long-lived workers: the SDK's deep stacks grow once
+	opts                Options
+	report              *Report
+	next                *State
+	mu                  sync.Mutex
+	buckets             map[string]string // account -> bucket digests must name
+	// problems counts failing findings per "ACCOUNT/REGION" ("ACCOUNT/" for
+	// the account's own), so that no state moves past one.
+	problems map[string]int
+	done     atomic.Int64
+	total    atomic.Int64
+	listed   atomic.Int64
+	read     atomic.Int64
+	progMu   sync.Mutex
+	top      []string // the folders at the root, for the hint when nothing is found
 }
 
 func (v *verifier) note(format string, a ...any) {
@@ -219,6 +310,9 @@ func (v *verifier) add(f *Finding) {
 	}
 	v.mu.Lock()
 	v.report.Findings = append(v.report.Findings, f)
+	if v.report.Failing(f) {
+		v.problems[f.Account+"/"+f.Region]++
+	}
 	v.mu.Unlock()
 }
 
@@ -327,151 +421,258 @@ func (v *verifier) discover(ctx context.Context) ([]accountFolder, error) {
 	return accounts, nil
 }
 
-// listAccount lists one account folder and sorts what it holds into one folder
-// per region. Objects CloudTrail does not write are reported, never skipped.
+// listAccount lists one account folder and sorts what it holds into one
+// folder per region. Objects CloudTrail does not write are reported, never
+// skipped. A full run lists everything; a --since run walks the levels down to
+// the days in range (so a file beside the folders is seen too); a state run
+// lists everything, fingerprinting what the state vouches for.
 func (v *verifier) listAccount(ctx context.Context, base, prefix, account string) ([]*folder, error) {
-	byRegion := map[string]*folder{}
-	get := func(region string) *folder {
-		f := byRegion[region]
-		if f == nil {
-			f = &folder{prefix: base, account: account, region: region, digests: map[string][]store.Version{},
-				logs: map[string][]store.Version{}, insights: map[string][]store.Version{}}
-			byRegion[region] = f
+	l := &lister{v: v, base: base, account: account, folders: map[string]*folder{}, seen: map[string]bool{}}
+	if !accountRE.MatchString(account) {
+		return nil, v.s.Versions(ctx, prefix, l.collect) // not an account folder: everything in it is unexpected
+	}
+	var err error
+	switch {
+	case v.opts.State != nil:
+		// A folder the state knows is compared even when nothing of it is left.
+		for id := range v.opts.State.Folders {
+			if acct, region, _ := strings.Cut(id, "/"); acct == account && contains(v.opts.Regions, region) {
+				l.get(region)
+			}
 		}
+		if err = v.s.Versions(ctx, prefix, l.collect); err == nil {
+			err = l.recheck(ctx)
+		}
+	case v.opts.Since.IsZero():
+		err = v.s.Versions(ctx, prefix, l.collect)
+	default:
+		err = l.walk(ctx, prefix)
+	}
+	out := make([]*folder, 0, len(l.folders))
+	for _, f := range l.folders {
+		out = append(out, f)
+	}
+	return out, err
+}
+
+// lister sorts one account folder's listing into folders.
+type lister struct {
+	v             *verifier
+	base, account string
+	mu            sync.Mutex
+	folders       map[string]*folder
+	seen          map[string]bool // unexpected keys already reported
+}
+
+func (l *lister) get(region string) *folder {
+	f := l.folders[region]
+	if f != nil {
 		return f
 	}
-	seen := map[string]bool{}
-	collect := func(ver store.Version) error {
-		v.listed.Add(1)
-		k, err := ct.ParseKey(ver.Key)
-		if err != nil || k.Account != account || k.Prefix != base {
-			if !seen[ver.Key] {
-				seen[ver.Key] = true
-				v.add(&Finding{Severity: Error, Kind: UnexpectedObject, Account: account, Key: ver.Key, VersionID: ver.VersionID,
-					Message: "not a CloudTrail log, digest or Insights file name"})
+	v := l.v
+	f = &folder{prefix: l.base, account: l.account, region: region, since: v.opts.Since}
+	f.reset()
+	if v.opts.State != nil {
+		f.fp, f.full = newFingerprinter(), true
+		if old := v.opts.State.Folders[l.account+"/"+region]; old != nil {
+			f.old, f.full = old, false
+			if old.Cutoff.After(f.since) {
+				f.since = old.Cutoff
 			}
-			return nil
 		}
-		if !contains(v.opts.Regions, k.Region) {
-			return nil
-		}
-		f := get(k.Region)
-		switch k.Kind {
-		case ct.Digest:
-			f.digests[ver.Key] = append(f.digests[ver.Key], ver)
-		case ct.Log:
-			f.logs[ver.Key] = append(f.logs[ver.Key], ver)
-		case ct.Insight:
-			f.insights[ver.Key] = append(f.insights[ver.Key], ver)
-		}
+	}
+	l.folders[region] = f
+	return f
+}
+
+// collect sorts one listed version. Callers listing in parallel hold l.mu.
+func (l *lister) collect(ver store.Version) error {
+	l.v.listed.Add(1)
+	k, err := ct.ParseKey(ver.Key)
+	switch {
+	case ver.Special:
+		l.unexpected(ver, "not a regular file (a FIFO, device, socket or link): S3 holds only objects, and a copy of it only files")
+		return nil
+	case err != nil || k.Account != l.account || k.Prefix != l.base:
+		l.unexpected(ver, "not a CloudTrail log, digest or Insights file name")
+		return nil
+	case !contains(l.v.opts.Regions, k.Region):
 		return nil
 	}
-	if !accountRE.MatchString(account) {
-		// Not an account folder: everything in it is unexpected.
-		return nil, v.s.Versions(ctx, prefix, collect)
+	f := l.get(k.Region)
+	if f.fp != nil {
+		f.fp.add(ver, strings.Split(ver.Key[len(l.base)+len("AWSLogs/"):], "/")[1], k.Day)
 	}
-	if v.opts.Since.IsZero() && !v.hasState(account) {
-		err := v.s.Versions(ctx, prefix, collect)
-		return sortedFolders(byRegion), err
+	if !f.since.IsZero() && k.Time.Before(f.since.Add(-time.Hour)) {
+		return nil // before the range: only fingerprinted
 	}
-	kinds, err := v.s.Prefixes(ctx, prefix)
+	f.add(k, ver)
+	return nil
+}
+
+func (f *folder) add(k ct.Key, ver store.Version) {
+	switch k.Kind {
+	case ct.Digest:
+		f.digests[ver.Key] = append(f.digests[ver.Key], ver)
+	case ct.Log:
+		f.logs[ver.Key] = append(f.logs[ver.Key], ver)
+	case ct.Insight:
+		f.insights[ver.Key] = append(f.insights[ver.Key], ver)
+	}
+}
+
+func (l *lister) unexpected(ver store.Version, why string) {
+	if l.seen[ver.Key] {
+		return
+	}
+	l.seen[ver.Key] = true
+	l.v.add(&Finding{Severity: Error, Kind: UnexpectedObject, Account: l.account, Key: ver.Key, VersionID: ver.VersionID, Message: why})
+}
+
+// recheck compares each folder's listing with what the state vouches for. A
+// folder whose listing changed, or that the state does not know, is listed
+// again and verified in full: an incremental run never vouches for a range
+// it could not re-attest.
+func (l *lister) recheck(ctx context.Context) error {
+	for _, f := range l.folders {
+		if f.old == nil {
+			continue
+		}
+		if f.changed = f.fp.changed(f.old); len(f.changed) == 0 {
+			continue
+		}
+		f.full, f.since = true, l.v.opts.Since
+		f.reset()
+		for _, kind := range []string{"CloudTrail-Digest/", "CloudTrail-Insight/", "CloudTrail/"} {
+			err := l.v.s.Versions(ctx, l.base+"AWSLogs/"+l.account+"/"+kind+f.region+"/", func(ver store.Version) error {
+				if k, err := ct.ParseKey(ver.Key); err == nil && !ver.Special && k.Account == l.account && k.Prefix == l.base {
+					if f.since.IsZero() || !k.Time.Before(f.since.Add(-time.Hour)) {
+						f.add(k, ver)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// walk lists an account folder level by level, and only the day folders in
+// range whole: files at the account, kind, region, year and month levels are
+// seen whatever the range.
+func (l *lister) walk(ctx context.Context, prefix string) error {
+	v := l.v
+	var lists []string // day folders to list, all at once
+	var regionPrefixes []string
+	kinds, objs, err := v.s.Level(ctx, prefix)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var lists []string // prefixes to list, all at once
+	l.collectAll(objs)
 	for _, kind := range kinds {
 		name := strings.TrimSuffix(strings.TrimPrefix(kind, prefix), "/")
 		if name != "CloudTrail" && name != "CloudTrail-Digest" && name != "CloudTrail-Insight" {
 			lists = append(lists, kind) // everything in it is unexpected
 			continue
 		}
-		regions, err := v.s.Prefixes(ctx, kind)
+		regions, objs, err := v.s.Level(ctx, kind)
 		if err != nil {
-			return nil, err
+			return err
 		}
+		l.collectAll(objs)
 		for _, r := range regions {
 			region := strings.TrimSuffix(strings.TrimPrefix(r, kind), "/")
-			if !contains(v.opts.Regions, region) {
-				continue
-			}
-			get(region)
-			for _, day := range v.days(account, region) {
-				lists = append(lists, r+day)
+			if contains(v.opts.Regions, region) {
+				l.get(region)
+				regionPrefixes = append(regionPrefixes, r)
 			}
 		}
 	}
-	var mu sync.Mutex
-	err = v.each(ctx, len(lists), func(ctx context.Context, i int) error {
+	from, to := v.opts.Since.UTC().Add(-time.Hour).Format("2006/01/02/"), "9999/"
+	if !v.opts.Until.IsZero() {
+		to = v.opts.Until.UTC().Add(time.Hour).Format("2006/01/02/")
+	}
+	// Region by region, the years, the months that meet the range, their days.
+	err = v.each(ctx, len(regionPrefixes), func(ctx context.Context, i int) error {
+		r := regionPrefixes[i]
+		var days []string
+		years, objs, err := v.s.Level(ctx, r)
+		if err != nil {
+			return err
+		}
+		found := objs
+		for _, y := range years {
+			if !digits(y[len(r):], 4) {
+				days = append(days, y) // not a year: everything in it is unexpected
+				continue
+			}
+			months, objs, err := v.s.Level(ctx, y)
+			if err != nil {
+				return err
+			}
+			found = append(found, objs...)
+			for _, m := range months {
+				rel := m[len(r):] // YYYY/MM/
+				if !digits(m[len(y):], 2) {
+					days = append(days, m)
+					continue
+				}
+				if rel+"99/" < from || rel > to {
+					continue
+				}
+				ds, objs, err := v.s.Level(ctx, m)
+				if err != nil {
+					return err
+				}
+				found = append(found, objs...)
+				for _, d := range ds {
+					if rel := d[len(r):]; rel >= from && rel <= to || len(rel) != len("2006/01/02/") {
+						days = append(days, d)
+					}
+				}
+			}
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.collectAll(found)
+		lists = append(lists, days...)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return v.each(ctx, len(lists), func(ctx context.Context, i int) error {
 		var found []store.Version
 		if err := v.s.Versions(ctx, lists[i], func(ver store.Version) error { found = append(found, ver); return nil }); err != nil {
 			return err
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		for _, ver := range found {
-			collect(ver)
-		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.collectAll(found)
 		return nil
 	})
-	return sortedFolders(byRegion), err
 }
 
-func sortedFolders(m map[string]*folder) []*folder {
-	out := make([]*folder, 0, len(m))
-	for _, f := range m {
-		out = append(out, f)
-	}
-	return out
-}
-
-func (v *verifier) hasState(account string) bool {
-	if v.opts.State == nil {
+// digits reports whether a folder name ("2026/") is n digits.
+func digits(name string, n int) bool {
+	if len(name) != n+1 || name[n] != '/' {
 		return false
 	}
-	for id := range v.opts.State.Chains {
-		if strings.HasPrefix(id, account+"/") {
-			return true
+	for _, c := range name[:n] {
+		if c < '0' || c > '9' {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
-// since is where verification of one folder starts: --since, or the oldest
-// proven tail of its chains when an incremental state has all of them.
-func (v *verifier) since(account, region string) time.Time {
-	since := v.opts.Since
-	if v.opts.State == nil {
-		return since
+func (l *lister) collectAll(vs []store.Version) {
+	for _, ver := range vs {
+		l.collect(ver)
 	}
-	var oldest time.Time
-	for id, t := range v.opts.State.Chains {
-		if strings.HasPrefix(id, account+"/"+region+"/") && (oldest.IsZero() || t.End.Before(oldest)) {
-			oldest = t.End
-		}
-	}
-	if oldest.After(since) {
-		return oldest
-	}
-	return since
-}
-
-// days lists the YYYY/MM/DD/ folders to read for a folder's range, from an
-// hour before it (the logs of its first digest) to an hour after (the digest
-// that lists its last logs).
-func (v *verifier) days(account, region string) []string {
-	since := v.since(account, region)
-	if since.IsZero() {
-		return []string{""}
-	}
-	until := v.opts.Until
-	if until.IsZero() {
-		until = time.Now()
-	}
-	var out []string
-	for d := since.UTC().Add(-time.Hour).Truncate(24 * time.Hour); !d.After(until.UTC().Add(time.Hour)); d = d.AddDate(0, 0, 1) {
-		out = append(out, d.Format("2006/01/02/"))
-	}
-	return out
 }
 
 func (v *verifier) inRange(t time.Time) bool {
@@ -479,16 +680,18 @@ func (v *verifier) inRange(t time.Time) bool {
 }
 
 // readDigests reads every version of every digest of a folder in range.
+// Memory stays bounded whatever the archive holds: an object larger than any
+// digest is refused unread, the compressed bytes in flight share one budget,
+// and only a few digests inflate at once, each at most MaxDigestSize.
 func (v *verifier) readDigests(ctx context.Context, f *folder) ([]*digestVersion, error) {
 	var all []*digestVersion
-	since := v.since(f.account, f.region)
 	for key, versions := range f.digests {
 		k, _ := ct.ParseKey(key)
 		// A digest up to an hour after --until lists the logs just before it.
 		if !v.inRange(k.Time) && !(k.Time.After(v.opts.Until) && !k.Time.After(v.opts.Until.Add(time.Hour))) {
 			continue
 		}
-		if !since.IsZero() && k.Time.Before(since) {
+		if !f.since.IsZero() && k.Time.Before(f.since) {
 			continue
 		}
 		for _, ver := range versions {
@@ -503,23 +706,48 @@ func (v *verifier) readDigests(ctx context.Context, f *folder) ([]*digestVersion
 		if d.version.DeleteMarker {
 			return nil
 		}
-		r, meta, err := v.open(ctx, d.key.Raw, d.version.VersionID)
+		if d.version.Size > ct.MaxDigestSize {
+			d.err = fmt.Errorf("%w: %d bytes, more than any digest (%d MiB at most); not read", ct.ErrTooLarge, d.version.Size, ct.MaxDigestSize>>20)
+			return nil
+		}
+		compressed, meta, err := v.fetch(ctx, d.key.Raw, d.version)
 		if err != nil {
-			if errors.Is(err, store.ErrNotFound) {
+			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNotRegular) {
 				d.err = err
 				return nil
 			}
 			return err
 		}
-		defer r.Close()
-		d.file, d.err = ct.ReadDigest(io.LimitReader(r, ct.MaxDigestSize))
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 		d.metaSig = lookup(meta, "signature")
+		if err := v.inflating.Acquire(ctx, 1); err != nil {
+			return err
+		}
+		defer v.inflating.Release(1)
+		d.file, d.err = ct.ReadDigest(bytes.NewReader(compressed))
 		return nil
 	})
 	return all, err
+}
+
+// fetch reads one digest version whole, holding its size of the fetch budget
+// while it does.
+func (v *verifier) fetch(ctx context.Context, key string, ver store.Version) ([]byte, map[string]string, error) {
+	size := max(ver.Size, 1)
+	if err := v.fetching.Acquire(ctx, size); err != nil {
+		return nil, nil, err
+	}
+	defer v.fetching.Release(size)
+	r, meta, err := v.open(ctx, key, ver.VersionID)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer r.Close()
+	// The listing said how large it is: a store that sends more is not read further.
+	data, err := io.ReadAll(io.LimitReader(r, size+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, meta, nil
 }
 
 // lookup finds a metadata value by name, whatever its case.
