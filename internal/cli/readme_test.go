@@ -9,7 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/trailkeeper/trailkeeper/internal/testenv"
 )
 
 // TestREADMECommandsExist runs --help of every trailkeeper command the README
@@ -97,16 +98,13 @@ func TestREADMEDemoCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { syscall.Kill(-sandbox.Process.Pid, syscall.SIGTERM); sandbox.Wait() }()
-	for i := 0; ; i++ { // go run compiles first
-		if c, err := net.Dial("tcp", addr); err == nil {
+	testenv.Await(t, serve+" to serve (go run compiles first)", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
 			c.Close()
-			break
 		}
-		if i == 600 {
-			t.Fatalf("%s did not start serving", serve)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil
+	})
 	by := exec.Command("bash", "-c", source+" && "+status)
 	by.Dir = elsewhere
 	if got, err := by.CombinedOutput(); err != nil || !bytes.Contains(got, []byte("Healthy")) {

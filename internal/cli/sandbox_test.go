@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/trailkeeper/trailkeeper/internal/testenv"
 )
 
 // TestSandboxCommand runs the built binary as a user would: an https sandbox
@@ -100,30 +102,23 @@ func TestSandboxUnderGoRunStopsWithItsParent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pid int
-	for range 100 { // until the child is up
+	testenv.Await(t, "the sandbox to start", func() bool {
 		if b, err := os.ReadFile(pidFile); err == nil {
 			if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 				if c, err := net.Dial("tcp", addr); err == nil {
 					c.Close()
 					pid = n
-					break
+					return true
 				}
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if pid == 0 {
-		t.Fatal("the sandbox did not start")
-	}
+		return false
+	})
 	parent.Process.Kill()
 	parent.Wait()
-	for range 100 { // the child notices within a poll or two
+	defer syscall.Kill(pid, syscall.SIGKILL) // if it outlives the test
+	testenv.Await(t, "the sandbox to stop with its parent", func() bool {
 		status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-		if err != nil || strings.Contains(string(status), "State:\tZ") { // gone, or a zombie nobody reaped
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	syscall.Kill(pid, syscall.SIGKILL)
-	t.Fatal("the sandbox outlived its parent")
+		return err != nil || strings.Contains(string(status), "State:\tZ") // gone, or a zombie nobody reaped
+	})
 }

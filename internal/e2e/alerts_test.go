@@ -15,6 +15,7 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/policy"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
+	"github.com/trailkeeper/trailkeeper/internal/testenv"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
 
@@ -37,7 +38,8 @@ func newInbox(t *testing.T) *inbox {
 // next waits for the next S3 event that matches; others are passed over.
 func (in *inbox) next(match func(world.S3Event) bool) world.S3Event {
 	in.t.Helper()
-	deadline := time.After(10 * time.Second)
+	patience, cancel := testenv.Patience(in.t)
+	defer cancel()
 	for {
 		select {
 		case msg := <-in.Messages:
@@ -48,8 +50,8 @@ func (in *inbox) next(match func(world.S3Event) bool) world.S3Event {
 			if match(ev) {
 				return ev
 			}
-		case <-deadline:
-			in.t.Fatal("no matching alert within 10 s")
+		case <-patience.Done():
+			in.t.Fatal("no matching alert before the test's deadline")
 			return world.S3Event{}
 		}
 	}
@@ -57,11 +59,13 @@ func (in *inbox) next(match func(world.S3Event) bool) world.S3Event {
 
 func (in *inbox) waitConfirmed(n int) {
 	in.t.Helper()
+	patience, cancel := testenv.Patience(in.t)
+	defer cancel()
 	for range n {
 		select {
 		case <-in.Confirmed:
-		case <-time.After(10 * time.Second):
-			in.t.Fatal("the subscription was not confirmed within 10 s")
+		case <-patience.Done():
+			in.t.Fatal("the subscription was not confirmed before the test's deadline")
 		}
 	}
 }

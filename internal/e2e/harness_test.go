@@ -169,7 +169,7 @@ func (e *env) freshLogReplicates(account string) {
 		e.t.Fatal(err)
 	}
 	e.sb.Deliver()
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	wctx, cancel := testenv.Patience(e.t)
 	defer cancel()
 	if err := e.sb.WaitReplication(wctx); err != nil {
 		e.t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/trailkeeper/trailkeeper/internal/testenv"
 
@@ -99,7 +98,7 @@ func (e *env) get(acct, bucket, key string) []byte {
 }
 
 func (e *env) waitReplication() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := testenv.Patience(e.t)
 	defer cancel()
 	if err := e.sb.WaitReplication(ctx); err != nil {
 		e.t.Fatal("replication did not finish:", err)

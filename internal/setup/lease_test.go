@@ -20,6 +20,7 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/policy"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox/sandboxtest"
+	"github.com/trailkeeper/trailkeeper/internal/testenv"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
 
@@ -78,7 +79,7 @@ func TestLeaseTakeover(t *testing.T) {
 		"released": {Holder: "done", Released: true, Policy: "abc"},
 	} {
 		putLease(t, o, b)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := testenv.Patience(t)
 		l, err := o.acquireLease(ctx)
 		cancel()
 		if err != nil {

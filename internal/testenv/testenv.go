@@ -6,6 +6,7 @@ package testenv
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -61,6 +62,36 @@ func StartMoto(t testing.TB) string {
 			t.Fatalf("moto did not start on %s", url)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Patience is how long a test waits for an event it expects (a delivery, a
+// replication, a server starting): until shortly before the test binary's own
+// deadline (go test -timeout), never a fixed few seconds that a loaded
+// machine can exceed. Only the event ends the wait early, so a test that
+// passes does not pass by luck, and one that fails still says what it awaited.
+func Patience(t testing.TB) (context.Context, context.CancelFunc) {
+	if dt, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if d, ok := dt.Deadline(); ok {
+			// Leave the test time to report what it waited for.
+			return context.WithDeadline(context.Background(), d.Add(-time.Until(d)/20-5*time.Second))
+		}
+	}
+	return context.WithCancel(context.Background())
+}
+
+// Await polls cond until it holds, or fails the test when its patience runs
+// out, saying what it awaited.
+func Await(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := Patience(t)
+	defer cancel()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waited until the test's deadline for %s", what)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 
