@@ -40,6 +40,8 @@ type subscription struct {
 	// Base is the sandbox URL the subscriber reached it by, for the
 	// SubscribeURL and UnsubscribeURL in messages.
 	Base string `json:"base"`
+	// Attributes set with SetSubscriptionAttributes (DeliveryPolicy).
+	Attributes map[string]string `json:"attributes,omitempty"`
 }
 
 const snsNamespace = "http://sns.amazonaws.com/doc/2010-03-31/"
@@ -51,17 +53,19 @@ var (
 
 func (s *Sandbox) snsActions() map[string]queryHandler {
 	return map[string]queryHandler{
-		"CreateTopic":              s.createTopic,
-		"DeleteTopic":              s.deleteTopic,
-		"GetTopicAttributes":       s.getTopicAttributes,
-		"SetTopicAttributes":       s.setTopicAttributes,
-		"ListTopics":               s.listTopics,
-		"Subscribe":                s.subscribe,
-		"ConfirmSubscription":      s.confirmSubscription,
-		"Unsubscribe":              s.unsubscribe,
-		"ListSubscriptionsByTopic": s.listSubscriptionsByTopic,
-		"ListSubscriptions":        s.listSubscriptions,
-		"Publish":                  s.publish,
+		"CreateTopic":               s.createTopic,
+		"DeleteTopic":               s.deleteTopic,
+		"GetTopicAttributes":        s.getTopicAttributes,
+		"SetTopicAttributes":        s.setTopicAttributes,
+		"ListTopics":                s.listTopics,
+		"Subscribe":                 s.subscribe,
+		"ConfirmSubscription":       s.confirmSubscription,
+		"Unsubscribe":               s.unsubscribe,
+		"ListSubscriptionsByTopic":  s.listSubscriptionsByTopic,
+		"ListSubscriptions":         s.listSubscriptions,
+		"GetSubscriptionAttributes": s.getSubscriptionAttributes,
+		"SetSubscriptionAttributes": s.setSubscriptionAttributes,
+		"Publish":                   s.publish,
 	}
 }
 
@@ -204,7 +208,12 @@ func (s *Sandbox) setTopicAttribute(t *topic, name, value string) error {
 			return snsInvalid("Policy Error: %v", err)
 		}
 		t.Policy, t.policyDoc = value, doc
-	case "DisplayName", "DeliveryPolicy":
+	case "DeliveryPolicy":
+		if err := checkDeliveryPolicy(value, true); err != nil {
+			return err
+		}
+		t.Attributes[name] = value
+	case "DisplayName":
 		t.Attributes[name] = value
 	default:
 		return snsInvalid("AttributeName")
@@ -247,6 +256,9 @@ func (s *Sandbox) getTopicAttributes(c *call, p url.Values) (any, error) {
 		"EffectiveDeliveryPolicy": `{"http":{"defaultHealthyRetryPolicy":{"minDelayTarget":20,"maxDelayTarget":20,"numRetries":3,"numMaxDelayRetries":0,"numNoDelayRetries":0,"numMinDelayRetries":0,"backoffFunction":"linear"},"disableSubscriptionOverrides":false}}`}
 	for k, v := range t.Attributes {
 		attrs[k] = v
+	}
+	if dp, ok := t.Attributes["DeliveryPolicy"]; ok {
+		attrs["EffectiveDeliveryPolicy"] = dp
 	}
 	return struct{ Attributes entries }{toEntries(attrs)}, nil
 }
@@ -382,6 +394,67 @@ func (s *Sandbox) confirmSubscription(c *call, p url.Values) (any, error) {
 		}
 	}
 	return nil, snsInvalid("Token")
+}
+
+// subscriptionFor finds a confirmed subscription the caller may manage: its
+// owner's or its topic owner's. Callers hold s.mu.
+func (s *Sandbox) subscriptionFor(c *call, arn string) (*topic, *subscription, error) {
+	for _, t := range s.st.Topics {
+		for _, sub := range t.Subscriptions {
+			if sub.ARN != arn {
+				continue
+			}
+			if c.caller.Account != sub.Owner && c.caller.Account != t.Owner {
+				return nil, nil, errorf(403, "AuthorizationError", "User: %s is not authorized to access subscription %s", c.caller.display(), arn)
+			}
+			return t, sub, nil
+		}
+	}
+	return nil, nil, errorf(404, "NotFound", "Subscription does not exist")
+}
+
+func (s *Sandbox) getSubscriptionAttributes(c *call, p url.Values) (any, error) {
+	if err := required(p, "SubscriptionArn"); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, sub, err := s.subscriptionFor(c, p.Get("SubscriptionArn"))
+	if err != nil {
+		return nil, err
+	}
+	attrs := map[string]string{"SubscriptionArn": sub.ARN, "TopicArn": t.ARN, "Owner": sub.Owner, "Protocol": sub.Protocol,
+		"Endpoint": sub.Endpoint, "ConfirmationWasAuthenticated": fmt.Sprint(sub.AuthOnly), "PendingConfirmation": fmt.Sprint(!sub.Confirmed),
+		"RawMessageDelivery": "false"}
+	for k, v := range sub.Attributes {
+		attrs[k] = v
+	}
+	return struct{ Attributes entries }{toEntries(attrs)}, nil
+}
+
+func (s *Sandbox) setSubscriptionAttributes(c *call, p url.Values) (any, error) {
+	if err := required(p, "SubscriptionArn", "AttributeName"); err != nil {
+		return nil, err
+	}
+	name, value := p.Get("AttributeName"), p.Get("AttributeValue")
+	if name != "DeliveryPolicy" {
+		return nil, snsInvalid("AttributeName: the sandbox sets DeliveryPolicy only")
+	}
+	if err := checkDeliveryPolicy(value, false); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, sub, err := s.subscriptionFor(c, p.Get("SubscriptionArn"))
+	if err != nil {
+		return nil, err
+	}
+	if sub.Attributes == nil {
+		sub.Attributes = map[string]string{}
+	}
+	sub.Attributes[name] = value
+	s.changed()
+	return nil, nil
 }
 
 func (s *Sandbox) unsubscribe(c *call, p url.Values) (any, error) {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
+
+	"github.com/trailkeeper/trailkeeper/internal/testenv"
 )
 
 func (e *env) sns(acct string) *sns.Client { return sns.NewFromConfig(e.cfg(acct)) }
@@ -74,21 +77,25 @@ func newSubscriber(t *testing.T) *subscriber {
 // next waits for the next notification: an event, not a sleep.
 func (s *subscriber) next() map[string]string {
 	s.t.Helper()
+	ctx, cancel := testenv.Patience(s.t)
+	defer cancel()
 	select {
 	case m := <-s.messages:
 		return m
-	case <-time.After(10 * time.Second):
-		s.t.Fatal("no notification within 10 s")
+	case <-ctx.Done():
+		s.t.Fatal("no notification before the test's deadline")
 		return nil
 	}
 }
 
 func (s *subscriber) confirmed() {
 	s.t.Helper()
+	ctx, cancel := testenv.Patience(s.t)
+	defer cancel()
 	select {
 	case <-s.confirms:
-	case <-time.After(10 * time.Second):
-		s.t.Fatal("no subscription confirmation within 10 s")
+	case <-ctx.Done():
+		s.t.Fatal("no subscription confirmation before the test's deadline")
 	}
 }
 
@@ -324,5 +331,46 @@ func TestSNSWithTheCLI(t *testing.T) {
 	c.ok(archiveAcct, "sns", "delete-topic", "--topic-arn", arn)
 	if _, err := c.run(archiveAcct, "sns", "get-topic-attributes", "--topic-arn", arn); err == nil || !strings.Contains(err.Error(), "NotFound") {
 		t.Errorf("after delete-topic: %v", err)
+	}
+}
+
+// A subscriber that is not up yet (or answers 500) when SNS first tries gets
+// its confirmation later: SNS retries on the topic's delivery policy, and
+// waits between tries at least what the policy says. A policy SNS would
+// refuse is refused.
+func TestSNSRetriesOnTheDeliveryPolicy(t *testing.T) {
+	e := newEnv(t, Options{})
+	c := e.sns(archiveAcct)
+	topic := must(c.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("retries")})).OK(t).TopicArn
+	policy := `{"http":{"defaultHealthyRetryPolicy":{"minDelayTarget":1,"maxDelayTarget":2,"numRetries":4,"numNoDelayRetries":1,"numMinDelayRetries":1,"backoffFunction":"exponential"},"disableSubscriptionOverrides":false}}`
+	must(c.SetTopicAttributes(ctx, &sns.SetTopicAttributesInput{TopicArn: topic, AttributeName: aws.String("DeliveryPolicy"), AttributeValue: &policy})).OK(t)
+	for _, bad := range []string{`{"http":{"defaultHealthyRetryPolicy":{"minDelayTarget":0}}}`, `{"http":{"defaultHealthyRetryPolicy":{"numRetries":101}}}`,
+		`{"http":{"defaultHealthyRetryPolicy":{"minDelayTarget":3000,"maxDelayTarget":3000,"numRetries":2}}}`, `not json`} {
+		if _, err := c.SetTopicAttributes(ctx, &sns.SetTopicAttributesInput{TopicArn: topic, AttributeName: aws.String("DeliveryPolicy"), AttributeValue: aws.String(bad)}); err == nil || !strings.Contains(err.Error(), "InvalidParameter") {
+			t.Errorf("delivery policy %s: %v", bad, err)
+		}
+	}
+	sub := newSubscriber(t)
+	var attempts []time.Time
+	var mu sync.Mutex
+	inner := sub.srv.Config.Handler
+	sub.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		attempts = append(attempts, time.Now())
+		n := len(attempts)
+		mu.Unlock()
+		if n <= 3 { // down for the first attempt and two retries
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	})
+	must(c.Subscribe(ctx, &sns.SubscribeInput{TopicArn: topic, Protocol: aws.String("http"), Endpoint: aws.String(sub.srv.URL)})).OK(t)
+	sub.confirmed()
+	mu.Lock()
+	defer mu.Unlock()
+	// First retry at once, then 1 s (pre-backoff), then the backoff's 1 s.
+	if len(attempts) != 4 || attempts[2].Sub(attempts[1]) < time.Second || attempts[3].Sub(attempts[2]) < time.Second {
+		t.Fatalf("attempts at %v", attempts)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -26,6 +27,7 @@ type snsMessage struct {
 	kind     string // SubscriptionConfirmation or Notification
 	subARN   string
 	body     map[string]string
+	retries  []time.Duration // the wait before each retry, from the delivery policy
 }
 
 // snsSigner signs messages as SNS does (SignatureVersion 2, SHA256withRSA) with
@@ -88,7 +90,7 @@ func (s *Sandbox) sendConfirmation(t *topic, sub *subscription) {
 	body := map[string]string{"Type": "SubscriptionConfirmation", "MessageId": uuid(), "Token": sub.Token, "TopicArn": t.ARN,
 		"Message":      "You have chosen to subscribe to the topic " + t.ARN + ".\nTo confirm the subscription, visit the SubscribeURL included in this message.",
 		"SubscribeURL": sub.Base + "/?" + q.Encode(), "Timestamp": snsTime(time.Now())}
-	s.enqueueSNS(snsMessage{endpoint: sub.Endpoint, kind: "SubscriptionConfirmation", body: body}, sub.Base)
+	s.enqueueSNS(snsMessage{endpoint: sub.Endpoint, kind: "SubscriptionConfirmation", body: body, retries: retryDelays(t, nil)}, sub.Base)
 }
 
 // publishToTopic sends a message to every confirmed http(s) subscription of a topic and
@@ -104,7 +106,7 @@ func (s *Sandbox) publishToTopic(t *topic, subject, message string) string {
 		if subject != "" {
 			body["Subject"] = subject
 		}
-		s.enqueueSNS(snsMessage{endpoint: sub.Endpoint, kind: "Notification", subARN: sub.ARN, body: body}, sub.Base)
+		s.enqueueSNS(snsMessage{endpoint: sub.Endpoint, kind: "Notification", subARN: sub.ARN, body: body, retries: retryDelays(t, sub)}, sub.Base)
 	}
 	return id
 }
@@ -135,39 +137,67 @@ func (s *Sandbox) enqueueSNS(m snsMessage, base string) {
 	}
 }
 
-// snsSender posts messages outside the lock. Like SNS's default HTTP delivery
-// policy it tries three more times; a 2xx answer is delivered.
+// snsSender posts messages outside the lock, each on its own schedule: a
+// failed delivery is tried again after the waits of its delivery policy
+// (three more times, 20 seconds apart, by default), while other messages go
+// on; a 2xx answer is delivered.
 func (s *Sandbox) snsSender() {
 	defer s.done.Done()
 	client := &http.Client{Timeout: 15 * time.Second}
+	inFlight := make(chan struct{}, 256) // messages being delivered or waiting to retry
 	for {
 		select {
 		case <-s.stop:
 			return
 		case m := <-s.snsQueue:
-			body, _ := json.Marshal(m.body)
-			for try := 0; try < 4; try++ {
-				req, err := http.NewRequest(http.MethodPost, m.endpoint, bytes.NewReader(body))
-				if err != nil {
-					break
-				}
-				req.Header.Set("Content-Type", "text/plain; charset=UTF-8")
-				req.Header.Set("User-Agent", "Amazon Simple Notification Service Agent")
-				req.Header.Set("x-amz-sns-message-type", m.kind)
-				req.Header.Set("x-amz-sns-message-id", m.body["MessageId"])
-				req.Header.Set("x-amz-sns-topic-arn", m.body["TopicArn"])
-				if m.subARN != "" {
-					req.Header.Set("x-amz-sns-subscription-arn", m.subARN)
-				}
-				resp, err := client.Do(req)
-				if err == nil {
-					resp.Body.Close()
-					if resp.StatusCode/100 == 2 {
-						break
-					}
-				}
-				s.opts.Logger.Info("sns: delivery failed", "endpoint", m.endpoint, "try", try+1, "error", err)
+			select {
+			case inFlight <- struct{}{}:
+			case <-s.stop:
+				return
 			}
+			s.done.Add(1)
+			go func() {
+				defer s.done.Done()
+				defer func() { <-inFlight }()
+				s.deliverSNS(client, m)
+			}()
+		}
+	}
+}
+
+// deliverSNS posts one message until it is delivered or its policy runs out.
+func (s *Sandbox) deliverSNS(client *http.Client, m snsMessage) {
+	body, _ := json.Marshal(m.body)
+	for try := 0; ; try++ {
+		req, err := http.NewRequest(http.MethodPost, m.endpoint, bytes.NewReader(body))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Content-Type", "text/plain; charset=UTF-8")
+		req.Header.Set("User-Agent", "Amazon Simple Notification Service Agent")
+		req.Header.Set("x-amz-sns-message-type", m.kind)
+		req.Header.Set("x-amz-sns-message-id", m.body["MessageId"])
+		req.Header.Set("x-amz-sns-topic-arn", m.body["TopicArn"])
+		if m.subARN != "" {
+			req.Header.Set("x-amz-sns-subscription-arn", m.subARN)
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				return
+			}
+			err = fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		if try >= len(m.retries) {
+			s.opts.Logger.Info("sns: delivery policy exhausted, message discarded", "endpoint", m.endpoint, "attempts", try+1, "error", err)
+			return
+		}
+		s.opts.Logger.Info("sns: delivery failed, retrying", "endpoint", m.endpoint, "try", try+1, "in", m.retries[try], "error", err)
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(m.retries[try]):
 		}
 	}
 }
