@@ -30,10 +30,13 @@ func newIndexCmd(streams IO, g *Globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "index [LOCATION]",
 		Short: "Convert the archive's events into a Parquet index for trailkeeper query (incremental)",
-		Long: `index reads the archive's CloudTrail log files once and writes their events as Parquet, partitioned by
-account, region and day (events/account=A/region=R/day=YYYY-MM-DD/), with Athena's CloudTrail column names.
-It records each object it has read (objects.tsv): a rerun reads only new objects, an interrupted run resumes,
-and an object rewritten in the archive since it was indexed is reported, not indexed again.
+		Long: `index reads the archive's CloudTrail log files once and writes their events as Parquet, one folder per
+account, region and month (events/account=A/region=R/YYYY/MM/), with the day as a column ('2026/12/03', as
+CloudTrail's folders write it) and Athena's CloudTrail column names. A month folder that gathers more than 4
+files over many runs is merged into one. It records each object it has read (objects.tsv): a rerun reads only
+new objects, an interrupted run resumes (and finishes a merge it did not reach), and an object rewritten in
+the archive since it was indexed is reported, not indexed again. Ctrl-C or SIGTERM stops it (exit 130);
+run it again to go on.
 
 LOCATION is the config's archive (default), s3://bucket[/prefix], or a local directory, as for search. The
 index goes to --to DIR, by default a folder of the user's cache directory named after the location. With
@@ -70,9 +73,15 @@ func runIndex(ctx context.Context, streams IO, g *Globals, opts *IndexOptions) e
 	}
 	prog := newProgress(streams.Err, g, "index", 0)
 	start := time.Now()
+	merging := newProgress(streams.Err, g, "index: merging month folders", 0)
 	res, err := index.Build(ctx, s, dir, index.Options{Root: root, Parallel: opts.Parallel, Progress: func(p index.Progress) {
+		if p.ToMerge > 0 {
+			merging.update(p.Merged, p.ToMerge, "folders")
+			return
+		}
 		prog.update(p.Done, p.Listed, fmt.Sprintf("objects, %s", plural(int(p.Events), "event", "events")))
 	}})
+	merging.finish()
 	prog.finish()
 	if err != nil {
 		return archiveError(err, s, c)

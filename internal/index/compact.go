@@ -91,16 +91,20 @@ func (m *manifest) finishCompactions() error {
 	})
 }
 
-// compact merges every month folder of touched that holds more than above
-// files.
-func (m *manifest) compact(ctx context.Context, db *sql.DB, touched map[string]bool, above int) (int, error) {
-	folders := make([]string, 0, len(touched))
-	for f := range touched {
-		folders = append(folders, f)
+// compact merges every month folder that holds more than above files: not
+// only those this run wrote to, so that a merge an interrupted run did not
+// reach is made by the next one. progress hears merged of total.
+func (m *manifest) compact(ctx context.Context, db *sql.DB, above int, progress func(done, total int)) (int, error) {
+	folders, err := m.crowded(above)
+	if err != nil {
+		return 0, err
 	}
-	sort.Strings(folders)
 	merged := 0
-	for _, rel := range folders {
+	for i, rel := range folders {
+		progress(i, len(folders))
+		if err := ctx.Err(); err != nil {
+			return merged, err
+		}
 		c, ok, err := m.merge(ctx, db, rel, above)
 		if err != nil || !ok {
 			if err != nil {
@@ -118,7 +122,35 @@ func (m *manifest) compact(ctx context.Context, db *sql.DB, touched map[string]b
 		}
 		merged++
 	}
+	if len(folders) > 0 {
+		progress(len(folders), len(folders))
+	}
 	return merged, nil
+}
+
+// crowded lists the month folders (relative to events/) that hold more than
+// above Parquet files.
+func (m *manifest) crowded(above int) ([]string, error) {
+	events := filepath.Join(m.dir, "events")
+	count := map[string]int{}
+	err := filepath.WalkDir(events, func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".parquet") {
+			rel, _ := filepath.Rel(events, filepath.Dir(path))
+			count[filepath.ToSlash(rel)]++
+		}
+		return err
+	})
+	var out []string
+	for rel, n := range count {
+		if n > above {
+			out = append(out, rel)
+		}
+	}
+	sort.Strings(out)
+	return out, err
 }
 
 // merge is step 1: the folder's files, in batch order (the archive's, which

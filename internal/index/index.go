@@ -45,6 +45,8 @@ type Options struct {
 type Progress struct {
 	Listed, Done int // objects to read, and read
 	Events       int64
+	// Merging, once the objects are read: month folders merged of how many.
+	Merged, ToMerge int
 }
 
 // Result is what a build did.
@@ -138,7 +140,11 @@ func Build(ctx context.Context, s store.Store, dir string, opts Options) (*Resul
 		err = b.flush()
 	}
 	if err == nil {
-		res.Merged, err = m.compact(ctx, db, b.touched, opts.MergeAbove)
+		res.Merged, err = m.compact(ctx, db, opts.MergeAbove, func(done, total int) {
+			if opts.Progress != nil {
+				opts.Progress(Progress{Merged: done, ToMerge: total, Events: res.Events})
+			}
+		})
 	}
 	if stats != nil {
 		res.Unreadable = append(res.Unreadable, stats.Warnings...)
@@ -161,7 +167,6 @@ type batcher struct {
 	w       *bufio.Writer
 	lines   int
 	objects []store.Version // read to their end, in this batch
-	touched map[string]bool // month folders written to, relative to events/
 	err     error
 }
 
@@ -268,10 +273,6 @@ func (b *batcher) copy(batch int, ignoreErrors bool) (int64, error) {
 			parts[i] = parts[i][strings.IndexByte(parts[i], '=')+1:]
 		}
 		dest := filepath.Join(append([]string{b.dir, "events"}, parts...)...)
-		if b.touched == nil {
-			b.touched = map[string]bool{}
-		}
-		b.touched[strings.Join(parts[:4], "/")] = true
 		if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 			return err
 		}

@@ -414,6 +414,12 @@ func TestCompactionIsCrashSafe(t *testing.T) {
 	if len(leftovers) != 0 {
 		t.Errorf("unrecorded merges left %v", leftovers)
 	}
+	// The rerun read nothing new, and still merged what the crash left crowded.
+	for folder, n := range monthFolders(t, dir) {
+		if n > mergeAbove {
+			t.Errorf("%s holds %d files after a rerun that read nothing new", folder, n)
+		}
+	}
 	// A build that touches the crowded folders merges them.
 	fresh := t.TempDir()
 	res, err = Build(context.Background(), store.Dir{Root: root}, fresh, Options{BatchEvents: 1000})
