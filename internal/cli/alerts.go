@@ -46,6 +46,9 @@ func runAlertsTest(ctx context.Context, streams IO, g *Globals, accounts []strin
 	if err != nil {
 		return err
 	}
+	if !c.Alerts.Enabled {
+		return usageErr("add alerts: with subscribe: [an email address or https URL], then trailkeeper apply", "%s has no alerts: section: nothing is wired to test", c.Path)
+	}
 	var sources []config.Source
 	for _, a := range accounts {
 		if c.Source(a) == nil {

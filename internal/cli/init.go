@@ -36,6 +36,9 @@ Exit codes: 0 written, 2 the file exists (use --force) or cannot be written.`,
 			if _, err := f.WriteString(config.Example); err != nil {
 				return usageErr("", "%v", err)
 			}
+			if g.Output == "json" {
+				return writeJSON(streams.Out, map[string]any{"file": g.Config})
+			}
 			fmt.Fprintf(streams.Out, "wrote %s: edit the accounts, then run 'trailkeeper plan'\n", g.Config)
 			return nil
 		},

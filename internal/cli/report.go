@@ -15,6 +15,13 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/verify"
 )
 
+func verdictOf(r *verify.Report) string {
+	if r == nil {
+		return "not checked"
+	}
+	return r.Verdict
+}
+
 func newReportCmd(streams IO, g *Globals) *cobra.Command {
 	var file string
 	var days, parallel int
@@ -67,6 +74,11 @@ Exit codes: 0 written, 2 configuration error, 3 AWS access error.`,
 			defer f.Close()
 			if err := report.WriteHTML(f, data); err != nil {
 				return err
+			}
+			if g.Output == "json" {
+				h := data.Headline()
+				return writeJSON(streams.Out, map[string]any{"file": file, "accounts": len(st.Accounts), "days": days,
+					"healthy": st.Healthy, "verdict": verdictOf(data.Verify), "ok": h.OK, "headline": h.Title, "details": h.Details})
 			}
 			fmt.Fprintf(streams.Out, "wrote %s (%s, %s)\n", file, plural(len(st.Accounts), "account", "accounts"), plural(days, "day", "days"))
 			return nil

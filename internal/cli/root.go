@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -24,8 +26,46 @@ const (
 	ExitInterrupted = 130 // interrupted
 )
 
-// Version is set at build time with -ldflags "-X .../internal/cli.Version=v1.2.3".
-var Version = "dev"
+// Version is set at build time with -ldflags "-X .../internal/cli.Version=v1.2.3";
+// otherwise it is read from the build (version reads it).
+var Version = ""
+
+// version is what --version prints: the release, the module version of a
+// 'go install ...@v1.2.3', or the commit a build from a clone was made of.
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, at string
+	dirty := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "dev (built without version control information: go run, or -buildvcs=false)"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += " with local changes"
+	}
+	return fmt.Sprintf("dev (commit %s, %s)", rev, at)
+}
 
 // IO holds the streams a command reads and writes.
 type IO struct {
@@ -56,7 +96,9 @@ func usageErr(hint string, format string, a ...any) error {
 
 // Main runs the command line and returns the process exit code.
 func Main(args []string, in io.Reader, out, errOut io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// Ctrl-C and a plain kill (SIGTERM: systemd, Kubernetes, timeout) stop the
+	// same way: the work in flight is cancelled, and the command exits 130.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return run(ctx, args, IO{In: in, Out: out, Err: errOut})
 }
@@ -100,7 +142,7 @@ Object-Lock archive bucket, proves it works, and proves the archive is complete 
 Exit codes: 0 success, 1 problems found, 2 usage or configuration error,
 3 AWS access error, 4 changes pending (plan --detailed-exitcode), 5 a sample was
 clean but not everything was read (verify --sample), 130 interrupted.`,
-		Version:       Version,
+		Version:       version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -51,7 +51,7 @@ policies are enforced. See docs/sandbox.md for what is emulated.`,
 	f.Float64Var(&opts.FaultRate, "fault-rate", 0, "share of requests that fail with throttling (503 SlowDown) or internal errors (500)")
 	f.DurationVar(&opts.Latency, "latency", 0, "delay every answer by this much")
 	f.BoolVar(&opts.InsecureHTTP, "insecure-http", false, "count plain-http requests as aws:SecureTransport=false, as AWS would")
-	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "log replication failures and other events to stderr")
+	f.BoolVar(&opts.Verbose, "verbose", false, "log replication failures and other events to stderr")
 	return cmd
 }
 

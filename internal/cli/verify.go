@@ -140,7 +140,15 @@ func archiveAccess(ctx context.Context, g *Globals, location string) (store.Stor
 	if c != nil {
 		target = awsapi.Target{Account: c.Archive.AccountID, Region: c.Archive.Region, Credentials: c.Archive.Credentials, Endpoint: c.EndpointURL}
 	}
-	connect := func() (*awsapi.Clients, error) { return awsapi.New(ctx, target) }
+	connect := func() (*awsapi.Clients, error) {
+		cl, err := awsapi.New(ctx, target)
+		if err == nil && c != nil {
+			// Before reading the archive: is this the account the config names?
+			// A wrong profile would otherwise end in a bare AccessDenied.
+			err = cl.CheckIdentity(ctx, awsapi.Describe(c.Archive.Credentials))
+		}
+		return cl, err
+	}
 	switch {
 	case location == "":
 		cl, err := connect()

@@ -44,7 +44,7 @@ type Headline struct {
 	Details []string
 }
 
-func (v view) Headline() Headline {
+func (v *Data) Headline() Headline {
 	var h Headline
 	from := v.Generated.AddDate(0, 0, -v.Days).Format("2006-01-02 15:04Z")
 	var problems []string
