@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -180,11 +179,7 @@ func seedProcedure(t *testing.T, e *env, sources []string) {
 	}
 	dir := t.TempDir()
 	run := func(acct string, args ...string) {
-		cmd := exec.Command("aws", args...)
-		cmd.Dir = dir
-		cmd.Env = append(environWithout("AWS_PROFILE"), "AWS_ACCESS_KEY_ID="+acct, "AWS_SECRET_ACCESS_KEY=x", "AWS_DEFAULT_REGION="+region,
-			"AWS_ENDPOINT_URL="+e.url, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
-		if out, err := cmd.CombinedOutput(); err != nil {
+		if out, err := runAWSIn(e, dir, acct, args...); err != nil {
 			t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
@@ -210,16 +205,6 @@ func seedProcedure(t *testing.T, e *env, sources []string) {
 	bp = strings.ReplaceAll(bp, `"arn:aws:iam::<ソースアカウントID>:role/S3ReplicationRole"`, "["+strings.Join(principals, ",")+"]")
 	bp = strings.Replace(bp, "AllowReplicationFromSourceAccount", "AllowReplicationFromSourceAccounts", 1)
 	run(archiveAcct, "s3api", "put-bucket-policy", "--bucket", archive, "--policy", file("bp.json", bp))
-}
-
-func environWithout(name string) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, name+"=") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 // TestLargeGrantReplicates: with more accounts than fit the archive policy as

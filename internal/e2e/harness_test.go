@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -44,6 +43,7 @@ type env struct {
 	dir     string
 	config  string
 	members map[string]world.Member
+	aws     *testenv.AWSCLI // the AWS CLI, started on first use
 }
 
 func newEnv(t *testing.T, opts sandbox.Options) *env {
@@ -246,16 +246,28 @@ func decodeURL(s string) string {
 	return s
 }
 
-// runAWS runs the AWS CLI as an account against the env's sandbox.
-func runAWS(e *env, acct string, args ...string) (string, error) {
-	cmd := exec.Command("aws", args...)
-	cmd.Env = append(environWithout("AWS_PROFILE"), "AWS_ACCESS_KEY_ID="+acct, "AWS_SECRET_ACCESS_KEY=x", "AWS_DEFAULT_REGION="+region,
-		"AWS_ENDPOINT_URL="+e.url, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%v: %s", err, out)
+// runAWS runs the AWS CLI as an account against the env's sandbox, in dir
+// (the env's own folder when ""), through one CLI driver per env.
+func runAWSIn(e *env, dir, acct string, args ...string) (string, error) {
+	if e.aws == nil {
+		e.aws = testenv.StartAWSCLI(e.t)
 	}
-	return string(out), nil
+	if dir == "" {
+		dir = e.dir
+	}
+	out, errOut, code, err := e.aws.Run(dir, []string{"AWS_ACCESS_KEY_ID=" + acct, "AWS_SECRET_ACCESS_KEY=x", "AWS_DEFAULT_REGION=" + region,
+		"AWS_ENDPOINT_URL=" + e.url, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"}, args...)
+	switch {
+	case err != nil:
+		e.t.Fatal(err)
+	case code != 0:
+		return out + errOut, fmt.Errorf("exit status %d: %s%s", code, out, errOut)
+	}
+	return out + errOut, nil
+}
+
+func runAWS(e *env, acct string, args ...string) (string, error) {
+	return runAWSIn(e, "", acct, args...)
 }
 
 // must(call).OK(t) fails the test when the call returned an error.

@@ -270,9 +270,11 @@ func TestAgreesWithTheAWSCLI(t *testing.T) {
 			e.deliveries(acctA, 2)
 		}, true},
 	}
+	awsCLI := testenv.StartAWSCLI(t) // one for every case: the CLI starts once
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, sandbox.Options{})
+			e.aws = awsCLI
 			m := e.member(world.Member{Account: acctA, Trail: tc.trail, Validation: true})
 			startAt := time.Now().UTC().Add(-time.Minute)
 			e.deliveries(acctA, 4)

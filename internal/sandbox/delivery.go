@@ -90,7 +90,7 @@ func (s *Sandbox) RotateSigningKey(region string) error {
 	defer keysMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.addKey(region, priv, time.Now().UTC().Add(time.Second))
+	s.addKey(region, priv, time.Now().UTC())
 	return nil
 }
 

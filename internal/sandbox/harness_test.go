@@ -1,13 +1,11 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -119,26 +117,26 @@ type cli struct {
 	t        *testing.T
 	endpoint string
 	dir      string
+	aws      *testenv.AWSCLI
+	env      []string // extra variables, such as HTTP_PROXY
 }
 
 func newCLI(t *testing.T, endpoint string) *cli {
-	requireTool(t, "aws")
-	return &cli{t: t, endpoint: endpoint, dir: t.TempDir()}
+	return &cli{t: t, endpoint: endpoint, dir: t.TempDir(), aws: testenv.StartAWSCLI(t)}
 }
 
 func (c *cli) run(acct string, args ...string) (string, error) {
-	cmd := exec.Command("aws", args...)
-	cmd.Dir = c.dir
-	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+acct, "AWS_SECRET_ACCESS_KEY=secret", "AWS_SESSION_TOKEN=",
-		"AWS_DEFAULT_REGION="+region, "AWS_ENDPOINT_URL="+c.endpoint, "AWS_CONFIG_FILE=/dev/null",
-		"AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=", "AWS_MAX_ATTEMPTS=1")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if err != nil {
-		return out.String(), errors.New(strings.TrimSpace(errb.String()))
+	env := append([]string{"AWS_ACCESS_KEY_ID=" + acct, "AWS_SECRET_ACCESS_KEY=secret", "AWS_SESSION_TOKEN=",
+		"AWS_DEFAULT_REGION=" + region, "AWS_ENDPOINT_URL=" + c.endpoint, "AWS_CONFIG_FILE=/dev/null",
+		"AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=", "AWS_MAX_ATTEMPTS=1"}, c.env...)
+	out, errOut, code, err := c.aws.Run(c.dir, env, args...)
+	switch {
+	case err != nil:
+		c.t.Fatal(err)
+	case code != 0:
+		return out, errors.New(strings.TrimSpace(errOut))
 	}
-	return strings.TrimSpace(out.String()), nil
+	return strings.TrimSpace(out), nil
 }
 
 func (c *cli) ok(acct string, args ...string) string {

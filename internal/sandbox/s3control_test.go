@@ -29,13 +29,9 @@ func batchRolePolicy(bucket string, initiate bool) string {
 // ACCOUNT.HOST, which does not resolve for an IP endpoint, so the sandbox
 // serves as the CLI's HTTP proxy too.
 func controlCLI(t *testing.T, e *env) *cli {
-	for _, k := range []string{"HTTP_PROXY", "http_proxy"} {
-		t.Setenv(k, e.url)
-	}
-	for _, k := range []string{"NO_PROXY", "no_proxy"} {
-		t.Setenv(k, "")
-	}
-	return newCLI(t, e.url)
+	c := newCLI(t, e.url)
+	c.env = []string{"HTTP_PROXY=" + e.url, "http_proxy=" + e.url, "NO_PROXY=", "no_proxy="}
+	return c
 }
 
 func (c *cli) createJob(acct, bucket, role string, statuses ...string) string {
