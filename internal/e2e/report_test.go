@@ -59,15 +59,15 @@ func (w *stallWriter) Put(ctx context.Context, key string, data []byte, meta map
 }
 
 func chromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser"} {
+	for _, name := range []string{"chromium-headless-shell", "chromium", "chromium-browser"} {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}
 	}
 	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is required in CI (.ci/run installs Debian's chromium)")
+		t.Fatal("headless Chromium is required in CI (.ci/run installs Debian's chromium-headless-shell)")
 	}
-	t.Skip("chromium not installed (apt-get install chromium)")
+	t.Skip("headless Chromium not installed (apt-get install --no-install-recommends chromium-headless-shell)")
 	return ""
 }
 
