@@ -275,12 +275,12 @@ func TestHostileObjectsAreBounded(t *testing.T) {
 
 	b := newArchive(t, "Members")
 	bw := b.chains[acctB+"/us-east-1"]
-	bomb := fixture.Gzip(make([]byte, 64<<20))
+	bomb := gzipBomb(2 * ct.MaxDigestSize >> 20) // inflates past any digest
 	b.mem.Put(ctx, bw.Digests[1], bomb, map[string]string{"signature": "00"})
 	huge := make([]byte, ct.MaxDigestSize+1)
 	rand.Read(huge)
 	b.mem.Put(ctx, bw.Digests[2], huge, map[string]string{"signature": "00"})
-	b.mem.Put(ctx, bw.Logs[9], fixture.Gzip(make([]byte, 256<<20)), nil)
+	b.mem.Put(ctx, bw.Logs[9], gzipBomb(32), nil) // 32 MiB from 32 KB: past its limit of 3 MiB
 	r = b.verify(Options{})
 	got := failing(r)
 	for _, want := range []string{ShadowingVersion + " " + bw.Digests[1], ShadowingVersion + " " + bw.Digests[2], ShadowingVersion + " " + bw.Logs[9]} {
@@ -293,6 +293,12 @@ func TestHostileObjectsAreBounded(t *testing.T) {
 			t.Errorf("the oversized digest was read: %s", f.Message)
 		}
 	}
+}
+
+// gzipBomb is a gzip file of n MiB of zeros: n members of one MiB each, which
+// a reader inflates one after the other (cheap to make, however large).
+func gzipBomb(n int) []byte {
+	return bytes.Repeat(fixture.Gzip(make([]byte, 1<<20)), n)
 }
 
 // Findings name the right object: a later version replaying a digest's bytes
