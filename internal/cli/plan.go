@@ -160,6 +160,7 @@ func runPlan(ctx context.Context, streams IO, g *Globals, opts *PlanOptions, app
 		}
 	}
 	prog := newProgress(streams.Err, g, "apply", len(plan.Steps))
+	plan.Waiting = func(msg string) { fmt.Fprintln(streams.Err, msg) } // with --no-progress too: a wait must not look like a hang
 	err = plan.Apply(ctx, opts.Parallel, stepProgress{prog})
 	prog.finish()
 	done := 0

@@ -2,15 +2,23 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
+	"github.com/trailkeeper/trailkeeper/internal/testenv"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
 
@@ -162,4 +170,75 @@ func buildFrom(t *testing.T, path string) *setup.Plan {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestAppliesInTwoPIDNamespaces: two applies on one host in different PID
+// namespaces (one in a container sharing the host's network), the first one's
+// policy write held back by a slow network. The second must not take the
+// first's lease for dead because it cannot see its PID: it waits, says so,
+// and both grants end in the archive policy.
+func TestAppliesInTwoPIDNamespaces(t *testing.T) {
+	testenv.RequireTool(t, "unshare", "--pid", "--fork", "--mount-proc", "true")
+	bin := filepath.Join(t.TempDir(), "trailkeeper")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/trailkeeper").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	e := newEnv(t, sandbox.Options{})
+	for _, a := range []string{acctA, acctB, acctC} {
+		e.member(world.Member{Account: a})
+	}
+	e.writeConfig([]string{acctA}, "")
+	e.apply()
+	configs := map[string]string{}
+	for _, added := range []string{acctB, acctC} {
+		e.writeConfig([]string{acctA, added}, "")
+		configs[added] = filepath.Join(e.dir, "team-"+added+".yaml")
+		if err := os.Rename(e.config, configs[added]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.writeConfig([]string{acctA, acctB, acctC}, "")
+	e.sb.SlowDown("PUT", "policy", 3*time.Second, 1) // the first write to the archive policy
+	apply := func(added string, namespace ...string) (*exec.Cmd, *strings.Builder) {
+		var out strings.Builder
+		cmd := exec.Command(bin, "apply", "--yes", "--no-progress", "--config", configs[added])
+		if len(namespace) > 0 {
+			cmd = exec.Command(namespace[0], append(append(namespace[1:], bin), cmd.Args[1:]...)...)
+		}
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &out
+	}
+	first, firstOut := apply(acctB) // in this PID namespace
+	// The second starts once the first holds the lease (its write is held back).
+	arch := world.S3(e.url, archiveAcct, region)
+	testenv.Await(t, "the first apply to hold the policy lease", func() bool {
+		got, err := arch.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(archive), Key: aws.String(setup.LeaseKey)})
+		if err != nil {
+			return false
+		}
+		defer got.Body.Close()
+		var body struct{ Released bool }
+		data, _ := io.ReadAll(got.Body)
+		return json.Unmarshal(data, &body) == nil && !body.Released
+	})
+	second, secondOut := apply(acctC, "unshare", "--pid", "--fork", "--mount-proc") // in its own: the first's PID is not there
+	errFirst, errSecond := first.Wait(), second.Wait()
+	if errFirst != nil || errSecond != nil {
+		t.Fatalf("first apply: %v\n%s\nsecond apply: %v\n%s", errFirst, firstOut, errSecond, secondOut)
+	}
+	if !strings.Contains(secondOut.String(), "waiting for the archive policy lease") {
+		t.Errorf("the second apply did not say it waited:\n%s", secondOut)
+	}
+	pol := archivePolicy(t, e)
+	for _, a := range []string{acctA, acctB, acctC} {
+		if strings.Count(pol, grantOf(a)) != 1 {
+			t.Fatalf("account %s appears %d times in the policy after both applies: %s", a, strings.Count(pol, grantOf(a)), pol)
+		}
+	}
+	if out, _, code := e.run("plan", "--detailed-exitcode"); code != 0 {
+		t.Fatalf("not converged after both applies (plan exit %d):\n%s", code, out)
+	}
 }

@@ -75,6 +75,9 @@ func (s *Sandbox) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveControl(w, r)
 		return
 	}
+	if d := s.holdBack(r); d > 0 {
+		time.Sleep(d)
+	}
 	c := &call{w: w, r: r, requestID: randomID("", 16), start: time.Now(), status: 200}
 	c.sourceIP, _, _ = net.SplitHostPort(r.RemoteAddr)
 	c.secure = r.TLS != nil || (!s.opts.InsecureHTTP && isLoopback(c.sourceIP))

@@ -85,6 +85,8 @@ type Sandbox struct {
 	rngMu          sync.Mutex
 	faultRate      atomic.Uint64 // math.Float64bits of the share of requests that fail
 	latency        atomic.Int64  // time.Duration added to every answer
+	slowMu         sync.Mutex
+	slow           []slowRule // requests to hold back, as a slow network would
 
 	// Built once in New: the handlers of each service, and parsed policy
 	// documents by text (guarded by mu), so requests do not redo either.
@@ -125,6 +127,35 @@ func (s *Sandbox) SetFaultRate(rate float64) { s.faultRate.Store(math.Float64bit
 func (s *Sandbox) SetLatency(d time.Duration) { s.latency.Store(int64(d)) }
 
 func (s *Sandbox) currentFaultRate() float64 { return math.Float64frombits(s.faultRate.Load()) }
+
+// slowRule holds back the next Count S3 requests of a method on a bucket
+// subresource (PUT ?policy) by Delay before they are handled, as if they
+// crossed a slow network: the request takes effect only when it arrives.
+type slowRule struct {
+	Method, Subresource string
+	Delay               time.Duration
+	Count               int
+}
+
+// SlowDown holds back the next n S3 requests of method on subresource by d.
+func (s *Sandbox) SlowDown(method, subresource string, d time.Duration, n int) {
+	s.slowMu.Lock()
+	s.slow = append(s.slow, slowRule{method, subresource, d, n})
+	s.slowMu.Unlock()
+}
+
+// holdBack is how long a request waits under the slow rules, counting it.
+func (s *Sandbox) holdBack(r *http.Request) time.Duration {
+	s.slowMu.Lock()
+	defer s.slowMu.Unlock()
+	for i, rule := range s.slow {
+		if rule.Count > 0 && r.Method == rule.Method && r.URL.Query().Has(rule.Subresource) {
+			s.slow[i].Count--
+			return rule.Delay
+		}
+	}
+	return 0
+}
 
 // New creates a sandbox and starts its background work (replication, CloudTrail
 // delivery, persistence). Call Close to stop it.

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -33,6 +34,16 @@ func (s *Sandbox) serveControl(w http.ResponseWriter, r *http.Request) {
 	case "POST /_sandbox/cloudtrail/deliver":
 		s.Deliver()
 		reply(200, map[string]string{"status": "delivered"})
+	case "POST /_sandbox/slow":
+		q := r.URL.Query()
+		d, err := time.ParseDuration(q.Get("delay"))
+		n, _ := strconv.Atoi(q.Get("count"))
+		if err != nil || q.Get("method") == "" || q.Get("subresource") == "" || n < 1 {
+			reply(400, map[string]string{"error": "give method, subresource, delay (5s) and count (1 or more)"})
+			return
+		}
+		s.SlowDown(q.Get("method"), q.Get("subresource"), d, n)
+		reply(200, map[string]string{"status": "armed"})
 	case "POST /_sandbox/cloudtrail/rotate-key":
 		region := r.URL.Query().Get("region")
 		if region == "" {

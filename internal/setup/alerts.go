@@ -352,7 +352,7 @@ func (p *Plan) planAlerts(e *Env, topics map[string]*Topic, sources []*SourceSta
 	if !c.Alerts.Enabled {
 		return nil
 	}
-	ops := archiveOps{cl: e.Archive, c: c, note: p.note}
+	ops := archiveOps{cl: e.Archive, c: c, note: p.note, waiting: p.waiting}
 	a := c.Archive.AccountID
 	for _, region := range slices.Sorted(maps.Keys(topics)) {
 		t := topics[region]

@@ -47,6 +47,29 @@ func putLease(t *testing.T, o archiveOps, b leaseBody) {
 	}
 }
 
+// A holder this process cannot see is alive until its lease expires: another
+// PID namespace on the same host (a container with the host's network), where
+// PID 4242 may well be a live apply, or a holder from before a reboot whose
+// PID is taken; and this very process, if it is the holder.
+func TestLeaseOfAHolderThatCannotBeSeen(t *testing.T) {
+	host, _ := os.Hostname()
+	me := self()
+	for name, b := range map[string]leaseBody{
+		"another PID namespace": {Host: host, PID: 4242, PIDNS: "pid:[1]", BootID: me.bootID, Started: "5"},
+		"another boot":          {Host: host, PID: os.Getpid(), PIDNS: me.pidNS, BootID: "not-this-boot", Started: "5"},
+		"another host":          {Host: "laptop-7", PID: 4242, PIDNS: me.pidNS, BootID: me.bootID},
+		"an old lease":          {Host: host, PID: 4242}, // written before holders were named this way
+		"this process":          {Host: host, PID: os.Getpid(), PIDNS: me.pidNS, BootID: me.bootID, Started: startTicks(os.Getpid())},
+	} {
+		if b.dead() {
+			t.Errorf("%s: the holder was taken for dead", name)
+		}
+	}
+	if startTicks(os.Getpid()) == "" {
+		t.Fatal("this process's start time cannot be read")
+	}
+}
+
 // A lease held by another apply makes the writer wait, and give up naming it.
 func TestLeaseHeldByAnotherApply(t *testing.T) {
 	o := leaseOps(t)
@@ -64,8 +87,9 @@ func TestLeaseHeldByAnotherApply(t *testing.T) {
 	}
 }
 
-// A lease that ran out, or whose holder on this machine is gone (kill -9),
-// is taken over at once; a released one too, and its policy hash is handed on.
+// A lease that ran out, or whose holder is provably gone (on this host, boot
+// and PID namespace: its PID is gone, or is another process now), is taken
+// over at once; a released one too, and its policy hash is handed on.
 func TestLeaseTakeover(t *testing.T) {
 	o := leaseOps(t)
 	gone := exec.Command("true")
@@ -73,9 +97,13 @@ func TestLeaseTakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	host, _ := os.Hostname()
+	me := self()
 	for name, b := range map[string]leaseBody{
-		"expired":  {Holder: "old", Host: "elsewhere", PID: 1, Expires: time.Now().Add(-time.Second)},
-		"dead":     {Holder: "killed", Host: host, PID: gone.Process.Pid, Expires: time.Now().Add(time.Minute)},
+		"expired": {Holder: "old", Host: "elsewhere", PID: 1, Expires: time.Now().Add(-time.Second)},
+		"dead": {Holder: "killed", Host: host, PID: gone.Process.Pid, PIDNS: me.pidNS, BootID: me.bootID, Started: "1",
+			Expires: time.Now().Add(time.Minute)},
+		"pid reused": {Holder: "killed", Host: host, PID: os.Getpid(), PIDNS: me.pidNS, BootID: me.bootID, Started: "1",
+			Expires: time.Now().Add(time.Minute)},
 		"released": {Holder: "done", Released: true, Policy: "abc"},
 	} {
 		putLease(t, o, b)
@@ -113,9 +141,11 @@ func TestLeaseIsExclusive(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after release: %v", err)
 	}
-	// The first holder's lease is gone: its late release must not free the second's.
-	if err := first.release(context.Background(), nil); err != nil {
-		t.Fatal(err)
+	// The first holder's lease is gone: its late release must not free the
+	// second's, and it says that another apply held the lease meanwhile.
+	var conflict *Conflict
+	if err := first.release(context.Background(), nil); !errors.As(err, &conflict) {
+		t.Fatalf("a stale release: %v", err)
 	}
 	if _, err := o.acquireLease(context.Background()); err == nil {
 		t.Fatal("a stale release freed the current holder's lease")

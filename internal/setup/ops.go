@@ -3,6 +3,7 @@ package setup
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -24,9 +25,10 @@ func notConverged(account, what string) error {
 }
 
 type archiveOps struct {
-	cl   *awsapi.Clients
-	c    *config.Config
-	note func(format string, a ...any) // tells the user what did not stop the step
+	cl      *awsapi.Clients
+	c       *config.Config
+	note    func(format string, a ...any) // tells the user what did not stop the step
+	waiting func(msg string)              // tells the user, at once, that the step waits for another apply
 }
 
 func (o archiveOps) acct() string   { return o.c.Archive.AccountID }
@@ -131,16 +133,21 @@ func (o archiveOps) enforceOwner(ctx context.Context) error {
 // want, under the policy lease. If someone changed the policy since it was
 // planned, this plan's change is rebased onto theirs: their statements and
 // grants stay, this plan's additions and removals apply on top.
-func (o archiveOps) putPolicy(ctx context.Context, planned, want *policy.Document) error {
+func (o archiveOps) putPolicy(ctx context.Context, planned, want *policy.Document) (err error) {
 	l, err := o.acquireLease(ctx)
 	if err != nil {
 		return err
 	}
 	var left *policy.Document
 	defer func() {
-		// The policy is written either way; an unreleased lease only makes
-		// the next apply wait until it expires.
-		if rerr := l.release(context.WithoutCancel(ctx), left); rerr != nil {
+		rerr := l.release(context.WithoutCancel(ctx), left)
+		var conflict *Conflict
+		switch {
+		case errors.As(rerr, &conflict) && err == nil:
+			err = rerr // another apply wrote under the same lease: say so
+		case rerr != nil:
+			// The policy is written either way; an unreleased lease only
+			// makes the next apply wait until it expires.
 			o.note("archive: the policy lease s3://%s/%s was not given back (%v): another apply waits until %s", o.bucket(), LeaseKey, rerr, l.until.Format(time.RFC3339))
 		}
 	}()
@@ -160,6 +167,9 @@ func (o archiveOps) putPolicy(ctx context.Context, planned, want *policy.Documen
 	if !l.valid() {
 		return &Conflict{Account: o.acct(), Msg: "the archive policy lease ran short before the write", Hint: "run apply again"}
 	}
+	if err := l.stillHeld(ctx); err != nil {
+		return err
+	}
 	b := o.bucket()
 	if len(next.Statements) == 0 {
 		_, err = o.cl.S3.DeleteBucketPolicy(ctx, &s3.DeleteBucketPolicyInput{Bucket: &b})
@@ -169,6 +179,12 @@ func (o archiveOps) putPolicy(ctx context.Context, planned, want *policy.Documen
 	}
 	if err != nil {
 		return wrap(o.acct(), "s3 PutBucketPolicy "+b, err)
+	}
+	if time.Now().After(l.until) {
+		// The write took longer than the lease: someone may have taken it
+		// over and written meanwhile, and whichever write landed last won.
+		return &Conflict{Account: o.acct(), Msg: "the archive policy write finished after its lease had run out: another apply may have written the policy meanwhile",
+			Hint: "run apply again: it reads the policy as it is now and puts back whatever is missing"}
 	}
 	got, err := getBucketPolicy(ctx, o.cl, o.acct(), b)
 	if err != nil {

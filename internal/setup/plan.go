@@ -52,7 +52,16 @@ type Plan struct {
 	// Cost is the archive's monthly cost at the last 24 hours' volume; left
 	// out when the plan changes nothing (it then lists no logs).
 	Cost *cost.Estimate `json:"cost,omitempty"`
-	mu   sync.Mutex     // Notes grow while steps run in parallel
+	// Waiting hears, once per wait, that a step waits for another apply
+	// (its lease on the archive policy); the CLI prints it on stderr.
+	Waiting func(msg string) `json:"-"`
+	mu      sync.Mutex       // Notes grow while steps run in parallel
+}
+
+func (p *Plan) waiting(msg string) {
+	if p.Waiting != nil {
+		p.Waiting(msg)
+	}
 }
 
 // Options change what a plan includes.
@@ -685,7 +694,7 @@ func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, remo
 			Hint: fmt.Sprintf("each account adds %d bytes; remove statements trailkeeper did not write, or split the sources over two archives", bytesPerAccount)}
 	}
 	p.AccountsFit = min(AccountsThatFit(final), AccountsThatFit(grant))
-	ops := archiveOps{cl: e.Archive, c: c, note: p.note}
+	ops := archiveOps{cl: e.Archive, c: c, note: p.note, waiting: p.waiting}
 	if !samePolicy(cur, grant) {
 		p.add(&Step{Account: a, Phase: PhaseGrant, Resource: "bucket policy", Action: verb(st.Policy == nil),
 			Summary: fmt.Sprintf("statements %s and %s (%d source accounts)", SidDenyInsecure, SidReplication, len(sortedUnique(grantAccounts))),
