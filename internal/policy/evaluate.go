@@ -62,9 +62,10 @@ type Result struct {
 // only when its Principal matches the caller.
 func (d *Document) Evaluate(r Request) Result {
 	res := Result{Decision: ImplicitDeny, Index: -1}
+	vars := d.Version == "2012-10-17" // the 2008 grammar reads ${...} literally
 	for i := range d.Statements {
 		s := &d.Statements[i]
-		if !s.applies(r) {
+		if !s.applies(r, vars) {
 			continue
 		}
 		if s.Effect == Deny {
@@ -77,7 +78,7 @@ func (d *Document) Evaluate(r Request) Result {
 	return res
 }
 
-func (s *Statement) applies(r Request) bool {
+func (s *Statement) applies(r Request, vars bool) bool {
 	if s.Principal != nil && !s.Principal.matches(r.Caller) {
 		return false
 	}
@@ -90,13 +91,120 @@ func (s *Statement) applies(r Request) bool {
 	if s.NotAction != nil && anyMatch(s.NotAction, r.Action, true) {
 		return false
 	}
-	if s.Resource != nil && !anyMatch(s.Resource, r.Resource, false) {
+	resources, notResources, cond := s.Resource, s.NotResource, s.Condition
+	if vars {
+		var ok bool
+		if resources, ok = expandAll(resources, r.Context); !ok {
+			return false
+		}
+		if notResources, ok = expandAll(notResources, r.Context); !ok {
+			return false
+		}
+		if cond, ok = cond.expand(r.Context); !ok {
+			return false
+		}
+	}
+	if resources != nil && !anyMatch(resources, r.Resource, false) {
 		return false
 	}
-	if s.NotResource != nil && anyMatch(s.NotResource, r.Resource, false) {
+	if notResources != nil && anyMatch(notResources, r.Resource, false) {
 		return false
 	}
-	return s.Condition.hold(r.Context)
+	return cond.hold(r.Context)
+}
+
+// expand replaces the policy variables in v (${aws:PrincipalAccount},
+// ${key, 'default'}, and ${*}, ${?}, ${$} for the literal characters) with
+// the request's values. A variable without a value and without a default
+// makes the statement not apply (IAM: "the entire statement" is invalid).
+// A value is literal: escaped so that a * in it is no wildcard.
+func expand(v string, ctx map[string][]string) (string, bool) {
+	if !strings.Contains(v, "${") {
+		return v, true
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(v, "${")
+		if i < 0 {
+			b.WriteString(v)
+			return b.String(), true
+		}
+		j := strings.IndexByte(v[i:], '}')
+		if j < 0 {
+			b.WriteString(v)
+			return b.String(), true
+		}
+		b.WriteString(v[:i])
+		name := strings.TrimSpace(v[i+2 : i+j])
+		v = v[i+j+1:]
+		switch name {
+		case "*", "?", "$":
+			b.WriteString(literal(name))
+			continue
+		}
+		key, def, hasDefault := strings.Cut(name, ",")
+		val := lookup(ctx, strings.TrimSpace(key))
+		switch {
+		case len(val) == 1:
+			b.WriteString(literal(val[0]))
+		case hasDefault:
+			def = strings.TrimSpace(def)
+			if len(def) < 2 || def[0] != '\'' || def[len(def)-1] != '\'' {
+				return "", false
+			}
+			b.WriteString(literal(def[1 : len(def)-1]))
+		default:
+			return "", false // no value, or several: nothing to put in one place
+		}
+	}
+}
+
+func expandAll(vs []string, ctx map[string][]string) ([]string, bool) {
+	if vs == nil {
+		return nil, true
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		var ok bool
+		if out[i], ok = expand(v, ctx); !ok {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+func (c Conditions) expand(ctx map[string][]string) (Conditions, bool) {
+	if c == nil {
+		return nil, true
+	}
+	out := make(Conditions, len(c))
+	for op, keys := range c {
+		out[op] = make(map[string]Strings, len(keys))
+		for k, vs := range keys {
+			e, ok := expandAll(vs, ctx)
+			if !ok {
+				return nil, false
+			}
+			out[op][k] = e
+		}
+	}
+	return out, true
+}
+
+// literal escapes the wildcard characters of s for Glob: each is written
+// after a NUL byte, which Glob reads as "this character itself".
+func literal(s string) string {
+	if !strings.ContainsAny(s, "*?") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '*' || s[i] == '?' {
+			b.WriteByte(0)
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 func anyMatch(patterns []string, v string, fold bool) bool {
@@ -140,13 +248,17 @@ func (p *Principal) matches(c Caller) bool {
 	return false
 }
 
-// Glob matches s against a pattern where * is any run of characters and ? one.
+// Glob matches s against a pattern where * is any run of characters and ? one
+// (a NUL before either makes it literal: how expanded policy variables stay literal).
 func Glob(pattern, s string) bool {
 	// Iterative matcher with backtracking to the last star: linear in practice.
 	p, i, star, mark := 0, 0, -1, 0
 	for i < len(s) {
 		switch {
-		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
+		case p+1 < len(pattern) && pattern[p] == 0 && pattern[p+1] == s[i]: // an escaped literal
+			p += 2
+			i++
+		case p < len(pattern) && pattern[p] != 0 && (pattern[p] == '?' || pattern[p] == s[i]):
 			p++
 			i++
 		case p < len(pattern) && pattern[p] == '*':
@@ -292,6 +404,9 @@ func (o operator) single(v string, want []string) bool {
 }
 
 func compare(base, v, w string) bool {
+	if base != "StringLike" && base != "ArnLike" {
+		w = strings.ReplaceAll(w, "\x00", "") // escapes matter only to globs
+	}
 	switch base {
 	case "StringEquals", "ArnEquals":
 		return v == w

@@ -295,3 +295,59 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Policy variables, as IAM documents them: replaced by the request's value,
+// literally; no value and no default means the statement does not apply; the
+// 2008 grammar reads them as text.
+func TestPolicyVariables(t *testing.T) {
+	grant := func(version, resource string) *Document {
+		doc, err := Parse([]byte(`{"Version":"`+version+`","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"s3:ReplicateObject","Resource":"`+resource+`"}]}`), Resource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return doc
+	}
+	own := "arn:aws:s3:::archive/AWSLogs/${aws:PrincipalAccount}/*"
+	ctx := func(kv ...string) map[string][]string {
+		m := map[string][]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = []string{kv[i+1]}
+		}
+		return m
+	}
+	tests := []struct {
+		name, version, resource, object string
+		ctx                             map[string][]string
+		want                            Decision
+	}{
+		{"own folder", "2012-10-17", own, "arn:aws:s3:::archive/AWSLogs/111111111111/CloudTrail/x", ctx("aws:PrincipalAccount", "111111111111"), Allowed},
+		{"another account's folder", "2012-10-17", own, "arn:aws:s3:::archive/AWSLogs/222222222222/CloudTrail/x", ctx("aws:PrincipalAccount", "111111111111"), ImplicitDeny},
+		{"key name is case-insensitive", "2012-10-17", "arn:aws:s3:::archive/${AWS:principalaccount}/*", "arn:aws:s3:::archive/111111111111/x", ctx("aws:PrincipalAccount", "111111111111"), Allowed},
+		{"no value: no statement", "2012-10-17", own, "arn:aws:s3:::archive/AWSLogs/111111111111/x", ctx(), ImplicitDeny},
+		{"no value, a default", "2012-10-17", "arn:aws:s3:::archive/${aws:username, 'shared'}/*", "arn:aws:s3:::archive/shared/x", ctx(), Allowed},
+		{"a value is literal, not a wildcard", "2012-10-17", "arn:aws:s3:::archive/${aws:username}/*", "arn:aws:s3:::archive/bob/x", ctx("aws:username", "*"), ImplicitDeny},
+		{"the literal star", "2012-10-17", "arn:aws:s3:::archive/${*}/*", "arn:aws:s3:::archive/*/x", ctx(), Allowed},
+		{"the literal star is not a wildcard", "2012-10-17", "arn:aws:s3:::archive/${*}/*", "arn:aws:s3:::archive/a/x", ctx(), ImplicitDeny},
+		{"2008 grammar: text", "2008-10-17", own, "arn:aws:s3:::archive/AWSLogs/111111111111/x", ctx("aws:PrincipalAccount", "111111111111"), ImplicitDeny},
+		{"2008 grammar: the text itself", "2008-10-17", own, "arn:aws:s3:::archive/AWSLogs/${aws:PrincipalAccount}/x", ctx("aws:PrincipalAccount", "111111111111"), Allowed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := grant(tc.version, tc.resource).Evaluate(Request{Caller: Caller{Account: "111111111111"}, Action: "s3:ReplicateObject", Resource: tc.object, Context: tc.ctx})
+			if got.Decision != tc.want {
+				t.Fatalf("%s on %s: %v, want %v", tc.resource, tc.object, got.Decision, tc.want)
+			}
+		})
+	}
+	cond, err := Parse([]byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"*","Condition":{"StringEquals":{"s3:ExistingObjectTag/owner":"${aws:PrincipalAccount}"}}}]}`), Resource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for owner, want := range map[string]Decision{"111111111111": Allowed, "222222222222": ImplicitDeny} {
+		got := cond.Evaluate(Request{Caller: Caller{Account: "111111111111"}, Action: "s3:GetObject", Resource: "arn:aws:s3:::b/k",
+			Context: ctx("aws:PrincipalAccount", "111111111111", "s3:ExistingObjectTag/owner", owner)})
+		if got.Decision != want {
+			t.Errorf("condition with a variable, owner %s: %v, want %v", owner, got.Decision, want)
+		}
+	}
+}
