@@ -1,8 +1,10 @@
 // Command policysize measures how many source accounts fit in the archive
 // bucket policy (S3 limit: 20,480 bytes, counted on the policy as S3 stores it)
-// in four layouts: the seed's (every role ARN in two shared statements), one
-// statement per account, and trailkeeper's two forms of its grant: accounts as
-// principals (used while they fit) and accounts by aws:PrincipalAccount (beyond).
+// in five layouts: the seed's (every role ARN in two shared statements), one
+// statement per account, trailkeeper's two forms of its grant: accounts as
+// principals (used while they fit) and accounts by aws:PrincipalAccount
+// (beyond), both writing to the caller's own folder only, and the large form
+// with one resource per account folder (the alternative to the variable).
 // It prints a markdown table and exits 1 when fewer than 1,000 accounts fit.
 package main
 
@@ -47,6 +49,19 @@ func perAccount(n int) *policy.Document {
 	return d
 }
 
+// perAccountResources is the large grant with each account's own folder as a
+// resource instead of the ${aws:PrincipalAccount} variable: the other way to
+// keep a source out of the other accounts' folders.
+func perAccountResources(n int) *policy.Document {
+	d := trailkeeper(setup.LargeReplicationGrant)(n)
+	g := &d.Statements[1]
+	g.Resource = nil
+	for i := range n {
+		g.Resource = append(g.Resource, "arn:aws:s3:::"+bucket+"/AWSLogs/"+account(i)+"/*")
+	}
+	return d
+}
+
 func trailkeeper(grant func(bucket string, accounts, roles, prefixes []string) policy.Statement) func(int) *policy.Document {
 	return func(n int) *policy.Document {
 		var accounts []string
@@ -79,6 +94,7 @@ func main() {
 		{"one statement per account", perAccount},
 		{"trailkeeper, small form (account principals, role name condition)", trailkeeper(setup.ReplicationGrant)},
 		{"trailkeeper, large form (aws:PrincipalAccount, role name condition)", trailkeeper(setup.LargeReplicationGrant)},
+		{"large form with each account's folder as a resource instead of ${aws:PrincipalAccount}", perAccountResources},
 	}
 	fmt.Println("| layout | bytes for 1 account | bytes per added account | accounts that fit in 20,480 bytes |")
 	fmt.Println("|---|---|---|---|")

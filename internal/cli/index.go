@@ -124,6 +124,7 @@ func runIndex(ctx context.Context, streams IO, g *Globals, opts *IndexOptions) e
 	for _, w := range res.Unreadable {
 		fmt.Fprintf(streams.Err, "warning: not indexed: %s\n", w)
 	}
+	warnShadowed(streams.Err, res.Shadowed, "indexed")
 	if res.Dropped > 0 {
 		fmt.Fprintf(streams.Err, "warning: %s left out: their fields are not of CloudTrail's types\n", plural(int(res.Dropped), "event", "events"))
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ type PlanOptions struct {
 	Yes              bool
 	Prune            bool
 	AllowCompliance  bool
+	ExtendRetention  bool
 	Parallel         int
 	Remove           []string
 }
@@ -42,6 +44,7 @@ Exit codes: 0 success (with --detailed-exitcode: nothing to change), 1 a problem
 	cmd.Flags().BoolVar(&opts.DetailedExitCode, "detailed-exitcode", false, "exit 4 when there are changes, 0 when none")
 	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "also plan to take away grants of accounts no longer in the config")
 	cmd.Flags().BoolVar(&opts.AllowCompliance, "allow-compliance", false, "accept COMPLIANCE retention")
+	cmd.Flags().BoolVar(&opts.ExtendRetention, "extend-retention", false, "also read every replica's retention and plan to extend those shorter than the archive's default")
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", 8, "accounts read or changed at once")
 	return cmd
 }
@@ -66,6 +69,7 @@ Exit codes: 0 applied (or nothing to do), 1 a problem that needs a person, 2 con
 	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "take away grants of accounts no longer in the config")
 	cmd.Flags().BoolVar(&opts.AllowCompliance, "allow-compliance", false, "accept COMPLIANCE retention, which nobody can shorten or remove")
+	cmd.Flags().BoolVar(&opts.ExtendRetention, "extend-retention", false, "read every replica's retention and extend those shorter than the archive's default (a source with Object Lock, or a default lowered for a while, leaves them short)")
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", 8, "accounts read or changed at once")
 	return cmd
 }
@@ -77,7 +81,9 @@ func newRemoveSourceCmd(streams IO, g *Globals) *cobra.Command {
 		Short: "Take a source account out: its archive grant, replication rule and role (never its logs)",
 		Long: `Take a source account out of the archive: remove its grant from the archive policy, trailkeeper's
 replication rule from its bucket (other rules stay) and trailkeeper's role. Logs already in its bucket and
-in the archive stay. The account must still be in the config, for its credentials; delete its entry after.
+in the archive stay. The account must be in the config, for its credentials; once it is out of AWS, its entry
+is taken out of the config file too (the rest of the file, comments included, stays as it was), so that no
+later apply or remove-source grants it again.
 
 Exit codes as for apply.`,
 		Args: cobra.ExactArgs(1),
@@ -130,7 +136,7 @@ func runPlan(ctx context.Context, streams IO, g *Globals, opts *PlanOptions, app
 	if err != nil {
 		return err
 	}
-	plan, err := setup.Build(ctx, env, setup.Options{Remove: opts.Remove, Prune: opts.Prune, AllowCompliance: opts.AllowCompliance, Parallel: opts.Parallel})
+	plan, err := setup.Build(ctx, env, setup.Options{Remove: opts.Remove, Prune: opts.Prune, AllowCompliance: opts.AllowCompliance, ExtendRetention: opts.ExtendRetention, Parallel: opts.Parallel})
 	if err != nil {
 		return err
 	}
@@ -144,7 +150,10 @@ func runPlan(ctx context.Context, streams IO, g *Globals, opts *PlanOptions, app
 		return nil
 	}
 	if len(plan.Steps) == 0 {
-		return printPlan(streams.Out, g, plan)
+		if err := printPlan(streams.Out, g, plan); err != nil {
+			return err
+		}
+		return forget(streams, c, opts.Remove)
 	}
 	if !opts.Yes {
 		if g.Output == "text" {
@@ -179,7 +188,40 @@ func runPlan(ctx context.Context, streams IO, g *Globals, opts *PlanOptions, app
 	} else {
 		printApplied(streams.Out, plan, done, time.Since(start))
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return forget(streams, c, opts.Remove)
+}
+
+// forget takes removed accounts out of the config file, once AWS no longer
+// holds them: a later apply or remove-source must not grant them again. What
+// cannot be edited cleanly is said, and left to the user.
+func forget(streams IO, c *config.Config, removed []string) error {
+	if len(removed) == 0 {
+		return nil
+	}
+	data, err := os.ReadFile(c.Path)
+	if err != nil {
+		return err
+	}
+	for _, a := range removed {
+		next, err := config.WithoutSource(data, a)
+		if err != nil {
+			fmt.Fprintf(streams.Err, "note: %s still lists account %s (%v): take its entry out, or the next apply grants it again\n", c.Path, a, err)
+			return nil
+		}
+		data = next
+	}
+	tmp := c.Path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, c.Path); err != nil {
+		return err
+	}
+	fmt.Fprintf(streams.Err, "took %s out of %s\n", plural(len(removed), "account", "accounts"), c.Path)
+	return nil
 }
 
 func errString(err error) string {

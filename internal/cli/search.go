@@ -164,6 +164,7 @@ func runSearch(ctx context.Context, streams IO, g *Globals, opts *SearchOptions)
 	for _, w := range stats.Warnings {
 		fmt.Fprintf(streams.Err, "warning: not searched: %s\n", w)
 	}
+	warnShadowed(streams.Err, stats.Shadowed, "searched")
 	fmt.Fprintf(streams.Err, "%s in %s of %s (%s, %s uncompressed) in %s\n", plural(int(stats.Matched), "event", "events"),
 		plural(int(stats.ObjectsRead), "object", "objects"), thousands(int(stats.ObjectsListed)), megabytes(stats.BytesRead),
 		megabytes(stats.BytesInflated), time.Since(start).Round(time.Millisecond))
@@ -172,6 +173,14 @@ func runSearch(ctx context.Context, streams IO, g *Globals, opts *SearchOptions)
 			hint: "each is named above with why; a truncated or corrupt object may be restored from its source bucket"}
 	}
 	return nil
+}
+
+// warnShadowed names the keys that hold more than one version: only the
+// newest was read, and it may not be the one CloudTrail wrote.
+func warnShadowed(w io.Writer, shadowed []string, verb string) {
+	for _, k := range shadowed {
+		fmt.Fprintf(w, "warning: %s in the archive; only the newest was %s (trailkeeper verify says which one CloudTrail wrote)\n", k, verb)
+	}
 }
 
 // countFromIndex counts from the index when it holds every object the search

@@ -109,3 +109,50 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// remove-source takes an entry out of the file and leaves the rest as it was,
+// comments included; it refuses what it cannot do cleanly.
+func TestWithoutSource(t *testing.T) {
+	file := `archive:
+  account_id: "999999999999"   # the archive
+  region: ap-northeast-1
+  bucket: b-999999999999
+sources:
+  - account_id: "111111111111"
+    profile: member-a
+    # a note about a
+    trail: Members
+  # - account_id: "444444444444"   (a commented example stays)
+  - account_id: "222222222222"
+
+    profile: member-b           # after a blank line
+  -
+    account_id: "333333333333"
+    profile: member-c
+endpoint_url: http://127.0.0.1:4566
+`
+	for acct, want := range map[string]string{
+		"111111111111": strings.Replace(file, "  - account_id: \"111111111111\"\n    profile: member-a\n    # a note about a\n    trail: Members\n", "", 1),
+		"222222222222": strings.Replace(file, "  - account_id: \"222222222222\"\n\n    profile: member-b           # after a blank line\n", "", 1),
+		"333333333333": strings.Replace(file, "  -\n    account_id: \"333333333333\"\n    profile: member-c\n", "", 1),
+	} {
+		got, err := WithoutSource([]byte(file), acct)
+		if err != nil || string(got) != want {
+			t.Errorf("without %s: %v\n%s", acct, err, got)
+			continue
+		}
+		c, err := Parse("t.yaml", got)
+		if err != nil || len(c.Sources) != 2 || c.Source(acct) != nil {
+			t.Errorf("without %s: %v %+v", acct, err, c)
+		}
+	}
+	for _, bad := range []struct{ file, acct string }{
+		{"archive: {account_id: \"999999999999\"}\nsources: [{account_id: \"111111111111\"}, {account_id: \"222222222222\"}]\n", "111111111111"},
+		{"archive: {account_id: \"999999999999\"}\nsources:\n  - account_id: \"111111111111\"\n", "111111111111"},
+		{file, "555555555555"},
+	} {
+		if _, err := WithoutSource([]byte(bad.file), bad.acct); err == nil {
+			t.Errorf("took %s out of\n%s", bad.acct, bad.file)
+		}
+	}
+}

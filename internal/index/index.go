@@ -57,6 +57,7 @@ type Result struct {
 	Held       int      `json:"objectsHeld"` // in the index before this run, not read again
 	Rewritten  []string `json:"rewritten"`   // keys whose version changed since indexed: reported, not indexed again
 	Unreadable []string `json:"unreadable"`  // not indexed, with why; tried again next run
+	Shadowed   []string `json:"shadowed"`    // keys with several versions in the archive: the newest is indexed
 	Dropped    int64    `json:"eventsDropped"`
 	Batches    int      `json:"batches"`
 	Merged     int      `json:"foldersMerged"` // month folders whose files were merged into one
@@ -102,7 +103,7 @@ func Build(ctx context.Context, s store.Store, dir string, opts Options) (*Resul
 		return nil, err
 	}
 
-	res := &Result{Dir: dir, Held: len(m.objects), Rewritten: []string{}, Unreadable: []string{}}
+	res := &Result{Dir: dir, Held: len(m.objects), Rewritten: []string{}, Unreadable: []string{}, Shadowed: []string{}}
 	b := &batcher{ctx: ctx, db: db, dir: dir, m: m, res: res, limit: opts.BatchEvents}
 	defer b.discard()
 	var mu sync.Mutex
@@ -148,6 +149,7 @@ func Build(ctx context.Context, s store.Store, dir string, opts Options) (*Resul
 	}
 	if stats != nil {
 		res.Unreadable = append(res.Unreadable, stats.Warnings...)
+		res.Shadowed = append(res.Shadowed, stats.Shadowed...)
 	}
 	slices.Sort(res.Rewritten)
 	res.Bytes = parquetBytes(filepath.Join(dir, "events"))

@@ -246,6 +246,18 @@ func TestBucketPolicyValidation(t *testing.T) {
 			}
 		})
 	}
+	// S3 limits a bucket policy to 20 KB and says PolicyTooLarge, however the
+	// excess comes: a long valid policy, or one padded to megabytes.
+	for name, doc := range map[string]string{
+		"30 KB of statements":    `{"Version":"2012-10-17","Statement":[` + strings.Repeat(`{"Effect":"Allow","Principal":{"AWS":"`+sourceAcct+`"},"Action":"s3:GetObject","Resource":"`+obj+`"},`, 250) + `{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"` + obj + `"}]}`,
+		"4 MB of spaces in JSON": `{"Version":"2012-10-17",` + strings.Repeat(" ", 4<<20) + `"Statement":[]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := put(doc); errCode(err) != "PolicyTooLarge" {
+				t.Fatalf("got %v, want PolicyTooLarge", err)
+			}
+		})
+	}
 	t.Run("public policy under Block Public Access", func(t *testing.T) {
 		if err := put(stmt(`"*"`, "s3:GetObject", obj)); errCode(err) != "AccessDenied" {
 			t.Fatalf("got %v, want AccessDenied", err)

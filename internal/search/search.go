@@ -76,6 +76,9 @@ type Stats struct {
 	RecordsDecoded int64    `json:"recordsDecoded"`
 	Matched        int64    `json:"matched"`
 	Warnings       []string `json:"warnings"` // objects that could not be read, by key
+	// Shadowed are keys with more than one version in the archive (only the
+	// newest is read): a log written over, which verify reports.
+	Shadowed []string `json:"shadowed"`
 }
 
 // object is one log file to read.
@@ -98,10 +101,11 @@ func Run(ctx context.Context, s store.Store, opts Options, emit func(Match) erro
 	if opts.Slack <= 0 {
 		opts.Slack = DefaultSlack
 	}
-	r := &runner{s: s, opts: opts, needles: opts.Filter.needles(), stats: &Stats{Warnings: []string{}}}
+	r := &runner{s: s, opts: opts, needles: opts.Filter.needles(), stats: &Stats{Warnings: []string{}, Shadowed: []string{}}}
 	var objects []object
 	if l := opts.Listing; l != nil {
 		objects, r.stats.Warnings = l.objects, append(r.stats.Warnings, l.warnings...)
+		r.stats.Shadowed = append(r.stats.Shadowed, l.shadowed...)
 	} else {
 		var err error
 		if objects, err = r.list(ctx); err != nil {
@@ -117,6 +121,7 @@ func Run(ctx context.Context, s store.Store, opts Options, emit func(Match) erro
 type Listing struct {
 	objects  []object
 	warnings []string
+	shadowed []string
 }
 
 // Versions are the listed objects.
@@ -139,7 +144,7 @@ func List(ctx context.Context, s store.Store, opts Options) (*Listing, error) {
 	}
 	r := &runner{s: s, opts: opts, needles: opts.Filter.needles(), stats: &Stats{}}
 	objects, err := r.list(ctx)
-	return &Listing{objects: objects, warnings: r.stats.Warnings}, err
+	return &Listing{objects: objects, warnings: r.stats.Warnings, shadowed: r.stats.Shadowed}, err
 }
 
 type runner struct {
@@ -182,7 +187,9 @@ func (r *runner) list(ctx context.Context) ([]object, error) {
 	err = parallel.For(ctx, r.opts.Parallel, len(prefixes), func(ctx context.Context, i int) error {
 		var found []object
 		var odd []string
+		versions := map[string]int{}
 		err := r.s.Versions(ctx, prefixes[i], func(v store.Version) error {
+			versions[v.Key]++
 			if v.Latest && !v.DeleteMarker {
 				o, ok, why := r.candidate(v, len(bases) > 0)
 				if ok && r.opts.Skip != nil && r.opts.Skip(v) {
@@ -196,13 +203,23 @@ func (r *runner) list(ctx context.Context) ([]object, error) {
 			}
 			return nil
 		})
+		var shadowed []string
+		for k, n := range versions {
+			if n > 1 {
+				// A new version (or a delete marker) over a log hides the one
+				// CloudTrail wrote from whoever reads only the newest.
+				shadowed = append(shadowed, fmt.Sprintf("%s: %d versions", k, n))
+			}
+		}
 		mu.Lock()
 		out, skipped = append(out, found...), append(skipped, odd...)
+		r.stats.Shadowed = append(r.stats.Shadowed, shadowed...)
 		mu.Unlock()
 		return err
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
 	sort.Strings(skipped)
+	sort.Strings(r.stats.Shadowed)
 	r.stats.Warnings = append(r.stats.Warnings, skipped...)
 	return out, err
 }

@@ -18,7 +18,7 @@ type Progress interface {
 // taken away while a source still depends on it. Every step is idempotent:
 // an interrupted apply is finished by running apply again.
 func (p *Plan) Apply(ctx context.Context, parallel int, progress Progress) error {
-	for phase := PhaseArchive; phase <= PhaseRevoke; phase++ {
+	for phase := PhaseArchive; phase < phases; phase++ {
 		byAccount := map[string][]*Step{}
 		var order []string
 		for _, s := range p.Steps {

@@ -23,7 +23,19 @@ type Completeness struct {
 	// than InFlight; Recent those younger (replication may be on its way).
 	Missing []Log
 	Recent  []Log
+	// Foreign are archive objects under the account's folders that its
+	// bucket does not hold: written by another account, or deleted from the
+	// trail bucket after they replicated.
+	Foreign []string
+	// Sample are a few replicas spread over the window, oldest first: whose
+	// retention status reads.
+	Sample []Log
 }
+
+// SampleSize is how many replicas of an account status looks at for their
+// retention: spread over the window, so that a week when the default was
+// cut shows.
+const SampleSize = 6
 
 // All is every source object the archive lacks, oldest first.
 func (c *Completeness) All() []Log { return append(append([]Log{}, c.Missing...), c.Recent...) }
@@ -45,6 +57,7 @@ func Compare(ctx context.Context, src *awsapi.Clients, archive *awsapi.Clients, 
 		return nil, err
 	}
 	c := &Completeness{Since: since, Regions: regions}
+	var archived []Log
 	base := t.LogPrefix() + account + "/"
 	yesterday := now.UTC().AddDate(0, 0, -1).Format("2006/01/02/")
 	for _, folder := range []struct {
@@ -59,7 +72,10 @@ func Compare(ctx context.Context, src *awsapi.Clients, archive *awsapi.Clients, 
 				start = prefix + yesterday
 			}
 			have := map[string]bool{}
-			err := listFrom(ctx, archive, archiveBucket, prefix, from, func(l Log) { have[l.Key] = true })
+			err := listFrom(ctx, archive, archiveBucket, prefix, from, func(l Log) {
+				have[l.Key] = true
+				archived = append(archived, l)
+			})
 			if awsapi.Code(err) == "NoSuchBucket" {
 				err = nil // an archive apply has yet to create holds nothing
 			}
@@ -76,6 +92,7 @@ func Compare(ctx context.Context, src *awsapi.Clients, archive *awsapi.Clients, 
 				c.Source++
 				switch {
 				case have[l.Key]:
+					delete(have, l.Key)
 				case now.Sub(l.At) > InFlight:
 					c.Missing = append(c.Missing, l)
 				default:
@@ -85,7 +102,16 @@ func Compare(ctx context.Context, src *awsapi.Clients, archive *awsapi.Clients, 
 			if err != nil {
 				return nil, fmt.Errorf("account %s: %w", account, err)
 			}
+			for k := range have { // listed before the source: no race with new logs
+				c.Foreign = append(c.Foreign, k)
+			}
 		}
+	}
+	sort.Strings(c.Foreign)
+	sort.Slice(archived, func(i, j int) bool { return archived[i].At.Before(archived[j].At) })
+	n := min(SampleSize, len(archived))
+	for i := range n {
+		c.Sample = append(c.Sample, archived[i*(len(archived)-1)/max(1, n-1)])
 	}
 	sort.Slice(c.Missing, func(i, j int) bool { return c.Missing[i].At.Before(c.Missing[j].At) })
 	return c, nil

@@ -157,10 +157,19 @@ func LargeReplicationGrant(bucket string, accounts, roles, prefixes []string) po
 
 const principalAccountKey = "aws:PrincipalAccount"
 
+// OwnFolder is the grant's Resource for a log prefix: each source's own
+// account folder only, named by the policy variable IAM fills with the
+// caller's account (a global key, so S3 resolves it for every signed
+// request). A source that widens its own role still cannot write under
+// another account's folder. One resource for any number of accounts.
+func OwnFolder(bucket, logPrefix string) string {
+	return bucketARN(bucket) + "/" + logPrefix + "${" + principalAccountKey + "}/*"
+}
+
 func grantStatement(bucket string, roles, prefixes []string) policy.Statement {
 	var res policy.Strings
 	for _, p := range sortedUnique(prefixes) {
-		res = append(res, bucketARN(bucket)+"/"+p+"*")
+		res = append(res, OwnFolder(bucket, p))
 	}
 	return policy.Statement{Sid: SidReplication, Effect: policy.Allow,
 		Action: policy.Strings{"s3:ReplicateObject", "s3:ReplicateTags"}, Resource: res,

@@ -60,6 +60,10 @@ type SourceState struct {
 	// BucketRegion its region (read only when the config has alerts).
 	Notification *s3types.NotificationConfiguration
 	BucketRegion string
+	// Lock is the trail bucket's default Object Lock retention, nil if none:
+	// S3 replicates it onto the replicas. LockUnread says why it is unknown.
+	Lock       *config.ObjectLock
+	LockUnread error
 }
 
 // HasRule says whether the trail bucket replicates with trailkeeper's enabled rule.
@@ -104,9 +108,7 @@ func ObserveArchive(ctx context.Context, c *config.Config, cl *awsapi.Clients) (
 		return nil, wrap(c.Archive.AccountID, "s3 GetObjectLockConfiguration "+b, err)
 	default:
 		st.ObjectLock = lock.ObjectLockConfiguration.ObjectLockEnabled == s3types.ObjectLockEnabledEnabled
-		if r := lock.ObjectLockConfiguration.Rule; r != nil && r.DefaultRetention != nil {
-			st.Retention = &config.ObjectLock{Mode: string(r.DefaultRetention.Mode), Days: int(aws.ToInt32(r.DefaultRetention.Days)), Years: int(aws.ToInt32(r.DefaultRetention.Years))}
-		}
+		st.Retention = retentionOf(lock.ObjectLockConfiguration)
 	}
 	pab, err := cl.S3.GetPublicAccessBlock(ctx, &s3.GetPublicAccessBlockInput{Bucket: &b})
 	switch {
@@ -164,6 +166,10 @@ func ObserveSource(ctx context.Context, c *config.Config, src config.Source, cl 
 		return nil, wrap(src.AccountID, "s3 GetBucketVersioning "+b, err)
 	}
 	st.Versioning = string(v.Status)
+	st.Lock, st.LockUnread = defaultRetention(ctx, cl, b)
+	if st.LockUnread != nil && !awsapi.IsAccess(st.LockUnread) {
+		return nil, wrap(src.AccountID, "s3 GetObjectLockConfiguration "+b, st.LockUnread)
+	}
 	rep, err := cl.S3.GetBucketReplication(ctx, &s3.GetBucketReplicationInput{Bucket: &b})
 	switch {
 	case awsapi.Code(err) == "ReplicationConfigurationNotFoundError":
@@ -190,6 +196,27 @@ func ObserveSource(ctx context.Context, c *config.Config, src config.Source, cl 
 		}
 	}
 	return st, nil
+}
+
+// defaultRetention reads a bucket's default Object Lock retention, nil when
+// it has none.
+func defaultRetention(ctx context.Context, cl *awsapi.Clients, bucket string) (*config.ObjectLock, error) {
+	lock, err := cl.S3.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: &bucket})
+	if awsapi.Code(err) == "ObjectLockConfigurationNotFoundError" {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return retentionOf(lock.ObjectLockConfiguration), nil
+}
+
+func retentionOf(c *s3types.ObjectLockConfiguration) *config.ObjectLock {
+	if c == nil || c.Rule == nil || c.Rule.DefaultRetention == nil {
+		return nil
+	}
+	r := c.Rule.DefaultRetention
+	return &config.ObjectLock{Mode: string(r.Mode), Days: int(aws.ToInt32(r.Days)), Years: int(aws.ToInt32(r.Years))}
 }
 
 // ObserveWiring reads only what a source's alerts need: its trail, and its

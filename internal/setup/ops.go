@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -282,7 +283,9 @@ func grantPrefixes(s *policy.Statement) []string {
 	var out []string
 	for _, r := range s.Resource {
 		if m := resourcePrefixRE.FindStringSubmatch(r); m != nil {
-			out = append(out, m[1])
+			// An earlier grant's AWSLogs/* and today's AWSLogs/${aws:PrincipalAccount}/*
+			// name the same prefix: the next apply narrows the first.
+			out = append(out, strings.TrimSuffix(m[1], "${"+principalAccountKey+"}/"))
 		}
 	}
 	return out

@@ -26,6 +26,8 @@ const (
 	PhaseGrant
 	PhaseSources
 	PhaseRevoke
+	PhaseRetention // longer locks on replicas: never in the way of replication
+	phases         // how many; Apply runs each in turn
 )
 
 // Step is one change. Run writes it and reads it back.
@@ -78,6 +80,10 @@ type Options struct {
 	AllowCompliance bool
 	// Parallel bounds how many accounts are read or changed at once.
 	Parallel int
+	// ExtendRetention reads the retention of every replica and extends those
+	// shorter than the archive's default (a source with Object Lock, or a
+	// default that was lowered for a while, leaves them short).
+	ExtendRetention bool
 }
 
 // Env holds the clients of every account of a config.
@@ -241,6 +247,9 @@ func PlanFrom(ctx context.Context, e *Env, archive *ArchiveState, sources []*Sou
 		return nil, err
 	}
 	if err := p.planAlerts(e, archive.Topics, sources, removing); err != nil {
+		return nil, err
+	}
+	if err := p.planRetention(ctx, e, sources, removing, opts); err != nil {
 		return nil, err
 	}
 	if !opts.NoListing {
@@ -615,11 +624,14 @@ func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, remo
 	for _, s := range c.Sources {
 		if !removing[s.AccountID] {
 			inConfig[s.AccountID] = true
-			accounts = append(accounts, s.AccountID)
 		}
 	}
+	// Only accounts observed in this run are granted anew: their role and
+	// rule are planned beside the grant. (remove-source observes only the
+	// accounts it removes; it must not grant the others of the config.)
 	for _, s := range sources {
 		if s != nil && !removing[s.Config.AccountID] {
+			accounts = append(accounts, s.Config.AccountID)
 			prefixes = append(prefixes, s.Trail.LogPrefix())
 		}
 	}

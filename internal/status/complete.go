@@ -23,6 +23,12 @@ const classifyAtMost = 20
 func (ck *checker) checkComplete(ctx context.Context, a *Account, st *setup.SourceState, cl *awsapi.Clients, c *setup.Completeness) error {
 	t, acct := st.Trail, st.Config.AccountID
 	a.SourceObjects = c.Source
+	if n := len(c.Foreign); n > 0 {
+		a.Foreign = n
+		ck.add(a, Error, "foreign-replica", acct, "trailkeeper verify --account "+acct+" tells whether a digest lists them; ask who wrote them (the archive's server access logs or CloudTrail data events name the writer)",
+			"%d objects in the archive under account %s's folders since %s are not in its bucket %s (written by another account, or deleted from the trail bucket after they replicated), first %s",
+			n, acct, ck.opts.Since.Format("2006-01-02"), t.Bucket, c.Foreign[0])
+	}
 	// Young objects may still be on their way, unless S3 says they never will
 	// be (NONE: no rule applied when they were written; FAILED).
 	why := map[string]int{}

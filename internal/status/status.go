@@ -97,6 +97,8 @@ type Account struct {
 	SourceObjects     int            `json:"sourceObjects"`           // log files and digests in the trail bucket since the window's start
 	Missing           int            `json:"missingFromArchive"`      // of those, not in the archive (older than 15 minutes)
 	InFlight          int            `json:"inFlight"`                // not in the archive yet, younger than 15 minutes
+	Foreign           int            `json:"foreignInArchive"`        // in the archive under its folders, not in its bucket
+	ShortRetention    int            `json:"shortRetention"`          // of the replicas looked at, locked for less than the archive's default
 	AlertsWired       bool           `json:"alertsWired"`             // its failures reach a topic (false when alerts are off)
 	Problems          int            `json:"problems"`
 	digestRegions     int            // regions whose hourly digests replicate
@@ -355,6 +357,9 @@ func (ck *checker) checkSource(ctx context.Context, src config.Source) (*Account
 		return nil, err
 	}
 	if err := ck.checkComplete(ctx, a, st, cl, c); err != nil {
+		return nil, err
+	}
+	if err := ck.checkRetention(ctx, a, st, c.Sample); err != nil {
 		return nil, err
 	}
 	return a, nil

@@ -1,0 +1,24 @@
+package setup
+
+import (
+	"context"
+	"testing"
+)
+
+// Apply runs a step of every phase: a phase it did not know of once left its
+// steps unrun while apply said "applied" and exited 0.
+func TestApplyRunsEveryPhase(t *testing.T) {
+	p := &Plan{}
+	ran := map[int]bool{}
+	for phase := range phases {
+		p.add(&Step{Account: "999999999999", Phase: phase, Run: func(context.Context) error { ran[phase] = true; return nil }})
+	}
+	if err := p.Apply(context.Background(), 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range p.Steps {
+		if !s.Done || !ran[s.Phase] {
+			t.Errorf("the step of phase %d did not run", s.Phase)
+		}
+	}
+}

@@ -1,0 +1,182 @@
+package setup
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/trailkeeper/trailkeeper/internal/awsapi"
+	"github.com/trailkeeper/trailkeeper/internal/config"
+)
+
+// A replica's retention is not always the archive's: S3 replicates each
+// object's own retention (a source bucket with Object Lock gives its logs
+// one), and the archive's default applies only to replicas that arrive
+// without one, and only as it stands when they arrive. The archive's owner
+// may always extend a retention; that is how apply repairs a short one.
+
+// RetainUntil is when the default retention lock ends for an object created at t.
+func RetainUntil(lock config.ObjectLock, t time.Time) time.Time {
+	return t.UTC().AddDate(lock.Years, 0, lock.Days)
+}
+
+// retentionSlack absorbs the time between a log's creation in its bucket (the
+// replica's Last-Modified) and the replica's own creation, from which S3
+// counts the default; a replica a day short is short.
+const retentionSlack = 24 * time.Hour
+
+// ShortRetention says whether a replica created at created and locked until
+// until falls short of the archive's default retention.
+func ShortRetention(lock config.ObjectLock, created, until time.Time) bool {
+	return until.Before(RetainUntil(lock, created).Add(-retentionSlack))
+}
+
+// Shorter says whether a default retention ends before another for objects
+// created at the same time.
+func Shorter(a, b config.ObjectLock) bool {
+	t := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	return RetainUntil(a, t).Before(RetainUntil(b, t))
+}
+
+// ShortReplica is a replica whose retention ends before the archive's default.
+type ShortReplica struct {
+	Key, VersionID, Mode string
+	Created, Until       time.Time
+}
+
+// FindShortRetention reads the retention of every version under the account's
+// folders in the archive (one GetObjectRetention each, 16 at a time) and
+// returns those that end before the archive's default would.
+func FindShortRetention(ctx context.Context, cl *awsapi.Clients, c *config.Config, t Trail, account string) ([]ShortReplica, int, error) {
+	bucket, lock := c.Archive.Bucket, c.Archive.ObjectLock
+	prefix := t.LogPrefix() + account + "/"
+	var (
+		mu    sync.Mutex
+		short []ShortReplica
+		seen  int
+	)
+	type item struct {
+		key, version string
+		created      time.Time
+	}
+	work := make(chan item)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for it := range work {
+				r, err := cl.S3.GetObjectRetention(ctx, &s3.GetObjectRetentionInput{Bucket: &bucket, Key: &it.key, VersionId: &it.version})
+				var until time.Time
+				mode := ""
+				switch {
+				case awsapi.Code(err) == "NoSuchObjectLockConfiguration":
+				case err != nil:
+					cancel(fmt.Errorf("s3 GetObjectRetention s3://%s/%s: %w", bucket, it.key, err))
+					continue
+				default:
+					until, mode = aws.ToTime(r.Retention.RetainUntilDate), string(r.Retention.Mode)
+				}
+				mu.Lock()
+				seen++
+				if ShortRetention(lock, it.created, until) {
+					short = append(short, ShortReplica{it.key, it.version, mode, it.created, until})
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	pages := s3.NewListObjectVersionsPaginator(cl.S3, &s3.ListObjectVersionsInput{Bucket: &bucket, Prefix: &prefix})
+	var err error
+list:
+	for pages.HasMorePages() {
+		var page *s3.ListObjectVersionsOutput
+		if page, err = pages.NextPage(ctx); err != nil {
+			err = fmt.Errorf("list s3://%s/%s: %w", bucket, prefix, err)
+			break
+		}
+		for _, v := range page.Versions {
+			select {
+			case work <- item{aws.ToString(v.Key), aws.ToString(v.VersionId), aws.ToTime(v.LastModified)}:
+			case <-ctx.Done():
+				break list
+			}
+		}
+	}
+	close(work)
+	wg.Wait()
+	if cause := context.Cause(ctx); err == nil && cause != nil && cause != context.Canceled {
+		err = cause
+	}
+	if err != nil {
+		return nil, 0, wrap(c.Archive.AccountID, "read replica retention", err)
+	}
+	sort.Slice(short, func(i, j int) bool { return short[i].Key < short[j].Key })
+	return short, seen, nil
+}
+
+// ExtendRetention locks each replica until the archive's default would have:
+// in the archive's mode, or COMPLIANCE where the replica already has it (S3
+// allows no step down from COMPLIANCE, and nobody needs one). It never
+// shortens: a retention already as long is left alone by ShortRetention.
+func ExtendRetention(ctx context.Context, cl *awsapi.Clients, c *config.Config, short []ShortReplica) error {
+	lock := c.Archive.ObjectLock
+	return forEach(ctx, 16, len(short), func(ctx context.Context, i int) error {
+		r := short[i]
+		mode := s3types.ObjectLockRetentionMode(lock.Mode)
+		if r.Mode == string(s3types.ObjectLockRetentionModeCompliance) {
+			mode = s3types.ObjectLockRetentionModeCompliance
+		}
+		until := RetainUntil(lock, r.Created)
+		_, err := cl.S3.PutObjectRetention(ctx, &s3.PutObjectRetentionInput{Bucket: &c.Archive.Bucket, Key: &r.Key, VersionId: &r.VersionID,
+			Retention: &s3types.ObjectLockRetention{Mode: mode, RetainUntilDate: &until}})
+		if err != nil {
+			return wrap(c.Archive.AccountID, fmt.Sprintf("s3 PutObjectRetention s3://%s/%s (version %s)", c.Archive.Bucket, r.Key, r.VersionID), err)
+		}
+		return nil
+	})
+}
+
+// planRetention finds, with --extend-retention, the replicas of each source
+// whose retention is short, and plans extending them.
+func (p *Plan) planRetention(ctx context.Context, e *Env, sources []*SourceState, removing map[string]bool, opts Options) error {
+	if !opts.ExtendRetention {
+		return nil
+	}
+	c := e.Config
+	found := make([][]ShortReplica, len(sources))
+	err := forEach(ctx, opts.Parallel, len(sources), func(ctx context.Context, i int) error {
+		st := sources[i]
+		if st == nil || removing[st.Config.AccountID] {
+			return nil
+		}
+		short, seen, err := FindShortRetention(ctx, e.Archive, c, st.Trail, st.Config.AccountID)
+		if err != nil {
+			return err
+		}
+		found[i] = short
+		if len(short) == 0 {
+			p.note("account %s: all %d replicas are locked at least until the archive's default (%s) ends", st.Config.AccountID, seen, c.Archive.ObjectLock)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, short := range found {
+		if len(short) == 0 {
+			continue
+		}
+		acct := sources[i].Config.AccountID
+		p.add(&Step{Account: c.Archive.AccountID, Phase: PhaseRetention, Resource: "replica retention of " + acct, Action: "update",
+			Summary: fmt.Sprintf("extend %d replicas locked for less than %s (first %s, until %s)", len(short), c.Archive.ObjectLock, short[0].Key, short[0].Until.Format("2006-01-02")),
+			Run:     func(ctx context.Context) error { return ExtendRetention(ctx, e.Archive, c, short) }})
+	}
+	return nil
+}
