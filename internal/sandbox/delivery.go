@@ -183,6 +183,9 @@ func (s *Sandbox) afterCall(c *call) {
 	if c.caller.Account == "" || c.action == "" || c.action == "Fault" || (c.service == "s3" && dataEvents[c.action]) {
 		return
 	}
+	if c.service == "s3" && (c.r.Method == "GET" || c.r.Method == "HEAD") {
+		c.readOnly = true // S3's Get and List calls, as CloudTrail marks them
+	}
 	region := c.region
 	if c.service == "iam" {
 		region = "us-east-1"
@@ -195,15 +198,25 @@ func (s *Sandbox) afterCall(c *call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, a := range accounts {
+		var ev json.RawMessage
 		for _, t := range s.st.account(a).Trails {
-			if !t.Logging || (t.HomeRegion != region && !t.MultiRegion) || (c.service == "iam" && !t.IncludeGlobal) {
+			// A trail records the StopLogging that stops it.
+			logging := t.Logging || (c.action == "StopLogging" && c.errCode == "" && !t.StoppedLogging.Before(c.start))
+			if !logging || (t.HomeRegion != region && !t.MultiRegion) || (c.service == "iam" && !t.IncludeGlobal) {
 				continue
 			}
-			ev := s.event(c, a, region, now)
+			if ev == nil {
+				ev = s.event(c, a, region, now)
+			}
 			k := t.ARN + "|" + region
 			if len(s.events[k]) < 100000 {
 				s.events[k] = append(s.events[k], pendingEvent{now, ev})
 			}
+		}
+		// EventBridge hears of it only while a trail logs it (User Guide,
+		// "AWS service events delivered via CloudTrail").
+		if ev != nil && a == c.caller.Account {
+			s.cloudtrailEvent(a, region, ev, c.readOnly)
 		}
 	}
 }

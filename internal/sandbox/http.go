@@ -170,6 +170,8 @@ func (s *Sandbox) dispatch(c *call) error {
 		return s.serveJSON(c, "athena", "AmazonAthena", s.athenaHandlers)
 	case "cloudtrail":
 		return s.serveCloudTrail(c)
+	case "events":
+		return s.serveJSON(c, "events", "AWSEvents", s.eventsHandlers)
 	}
 	return errorf(400, "UnknownService", "the sandbox does not emulate service %q", c.service)
 }
@@ -241,6 +243,8 @@ func guessService(r *http.Request) string {
 		return "glue"
 	case strings.HasPrefix(t, "AmazonAthena."):
 		return "athena"
+	case strings.HasPrefix(t, "AWSEvents."):
+		return "events"
 	}
 	if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		switch r.URL.Query().Get("Version") {
@@ -320,7 +324,7 @@ func (s *Sandbox) writeError(c *call, err error) {
 	c.status, c.errCode, c.errMsg = e.Status, e.Code, e.Message
 	h := c.w.Header()
 	switch c.service {
-	case "cloudtrail", "glue", "athena":
+	case "cloudtrail", "glue", "athena", "events":
 		h.Set("Content-Type", "application/x-amz-json-1.1")
 		h.Set("X-Amzn-ErrorType", e.Code)
 		c.w.WriteHeader(e.Status)

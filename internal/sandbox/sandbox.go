@@ -91,7 +91,7 @@ type Sandbox struct {
 	// Built once in New: the handlers of each service, and parsed policy
 	// documents by text (guarded by mu), so requests do not redo either.
 	iamHandlers, stsHandlers, cfnHandlers, snsHandlers map[string]queryHandler
-	glueHandlers, athenaHandlers                       map[string]jsonHandler
+	glueHandlers, athenaHandlers, eventsHandlers       map[string]jsonHandler
 	subresources                                       map[string]bucketHandler
 	parsed                                             map[parsedKey]*policy.Document
 }
@@ -192,7 +192,7 @@ func New(opts Options) (*Sandbox, error) {
 	s.SetLatency(opts.Latency)
 	s.iamHandlers, s.stsHandlers, s.cfnHandlers, s.snsHandlers = s.iamActions(), s.stsActions(), s.cfnActions(), s.snsActions()
 	s.subresources = s.bucketSubresources()
-	s.glueHandlers, s.athenaHandlers = s.glueActions(), s.athenaActions()
+	s.glueHandlers, s.athenaHandlers, s.eventsHandlers = s.glueActions(), s.athenaActions(), s.eventsActions()
 	s.parsed = map[parsedKey]*policy.Document{}
 	if opts.DataDir == "" {
 		s.blobs = &memBlobs{m: map[string][]byte{}}

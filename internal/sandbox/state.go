@@ -22,6 +22,8 @@ type state struct {
 	Glue         map[string]*glueDatabase `json:"glue,omitempty"`
 	Workgroups   map[string]*workgroup    `json:"workgroups,omitempty"`
 	NamedQueries map[string]*namedQuery   `json:"namedQueries,omitempty"`
+	// EventBridge buses by ACCOUNT/REGION/name, with their rules
+	Buses map[string]*eventBus `json:"buses,omitempty"`
 }
 
 // userKey is an IAM user's long-term access key.
@@ -151,7 +153,7 @@ type upload struct {
 
 func newState() *state {
 	return &state{Buckets: map[string]*bucket{}, Accounts: map[string]*account{}, Sessions: map[string]*session{}, Keys: map[string]*userKey{}, Topics: map[string]*topic{},
-		Glue: map[string]*glueDatabase{}, Workgroups: map[string]*workgroup{}, NamedQueries: map[string]*namedQuery{}}
+		Glue: map[string]*glueDatabase{}, Workgroups: map[string]*workgroup{}, NamedQueries: map[string]*namedQuery{}, Buses: map[string]*eventBus{}}
 }
 
 func (st *state) account(id string) *account {

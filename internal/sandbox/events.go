@@ -1,0 +1,553 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/trailkeeper/trailkeeper/internal/policy"
+)
+
+// EventBridge: event buses (each account's "default" in every region, and
+// the ones CreateEventBus makes), rules with event patterns on them, and
+// targets: SNS topics of the rule's account and region, and event buses of
+// other accounts, which accept an event only when their resource policy
+// lets the sending account events:PutEvents. CloudTrail puts "AWS API Call
+// via CloudTrail" events on the caller's default bus (cloudtrailEvents).
+// Delivery is synchronous with the call that caused the event; a target that
+// refuses is counted as a failed invocation and logged, as EventBridge's
+// FailedInvocations metric would show it.
+
+type eventBus struct {
+	Name    string                `json:"name"`
+	Account string                `json:"account"`
+	Region  string                `json:"region"`
+	Policy  string                `json:"policy,omitempty"`
+	Rules   map[string]*eventRule `json:"rules"`
+	// policyDoc is Policy parsed, rebuilt on first use.
+	policyDoc *policy.Document
+}
+
+func (b *eventBus) arn() string {
+	return "arn:aws:events:" + b.Region + ":" + b.Account + ":event-bus/" + b.Name
+}
+
+type eventRule struct {
+	Name        string        `json:"name"`
+	Pattern     string        `json:"pattern"`
+	State       string        `json:"state"`
+	Description string        `json:"description,omitempty"`
+	Targets     []eventTarget `json:"targets"`
+	Failed      int           `json:"failedInvocations,omitempty"`
+	pattern     eventPattern
+}
+
+type eventTarget struct {
+	ID               string            `json:"Id"`
+	Arn              string            `json:"Arn"`
+	RoleArn          string            `json:"RoleArn,omitempty"`
+	Input            string            `json:"Input,omitempty"`
+	InputPath        string            `json:"InputPath,omitempty"`
+	InputTransformer *inputTransformer `json:"InputTransformer,omitempty"`
+}
+
+type inputTransformer struct {
+	InputPathsMap map[string]string `json:"InputPathsMap,omitempty"`
+	InputTemplate string            `json:"InputTemplate"`
+}
+
+func busKey(account, region, name string) string { return account + "/" + region + "/" + name }
+
+var (
+	busNameRE  = regexp.MustCompile(`^[/.\-_A-Za-z0-9]{1,256}$`)
+	ruleNameRE = regexp.MustCompile(`^[.\-_A-Za-z0-9]{1,64}$`)
+	busARNRE   = regexp.MustCompile(`^arn:aws:events:([a-z0-9-]+):(\d{12}):event-bus/(.+)$`)
+)
+
+// bus finds a bus by name or ARN; the default bus always exists. Callers hold s.mu.
+func (s *Sandbox) bus(account, region, nameOrARN string, create bool) *eventBus {
+	name := nameOrARN
+	if m := busARNRE.FindStringSubmatch(nameOrARN); m != nil {
+		account, region, name = m[2], m[1], m[3]
+	}
+	if name == "" {
+		name = "default"
+	}
+	k := busKey(account, region, name)
+	b := s.st.Buses[k]
+	if b == nil && (name == "default" || create) {
+		b = &eventBus{Name: name, Account: account, Region: region, Rules: map[string]*eventRule{}}
+		s.st.Buses[k] = b
+	}
+	return b
+}
+
+func (s *Sandbox) eventsActions() map[string]jsonHandler {
+	notFound := func(format string, a ...any) error { return errorf(400, "ResourceNotFoundException", format, a...) }
+	invalid := func(format string, a ...any) error { return errorf(400, "ValidationException", format, a...) }
+	busOf := func(c *call, in map[string]any) (*eventBus, error) {
+		name := str(in, "EventBusName")
+		if m := busARNRE.FindStringSubmatch(name); m != nil && (m[2] != c.caller.Account || m[1] != c.region) {
+			return nil, accessDenied("User: %s is not authorized to use event bus %s", c.caller.display(), name)
+		}
+		b := s.bus(c.caller.Account, c.region, name, false)
+		if b == nil {
+			return nil, notFound("Event bus %s does not exist.", name)
+		}
+		return b, nil
+	}
+	ruleOf := func(c *call, in map[string]any, key string) (*eventBus, *eventRule, error) {
+		b, err := busOf(c, in)
+		if err != nil {
+			return nil, nil, err
+		}
+		r := b.Rules[str(in, key)]
+		if r == nil {
+			return nil, nil, notFound("Rule %s does not exist on EventBus %s.", str(in, key), b.Name)
+		}
+		return b, r, nil
+	}
+	ruleARN := func(b *eventBus, name string) string {
+		if b.Name == "default" {
+			return "arn:aws:events:" + b.Region + ":" + b.Account + ":rule/" + name
+		}
+		return "arn:aws:events:" + b.Region + ":" + b.Account + ":rule/" + b.Name + "/" + name
+	}
+	describe := func(b *eventBus, r *eventRule) map[string]any {
+		out := map[string]any{"Name": r.Name, "Arn": ruleARN(b, r.Name), "EventPattern": r.Pattern, "State": r.State, "EventBusName": b.Name}
+		if r.Description != "" {
+			out["Description"] = r.Description
+		}
+		return out
+	}
+	return map[string]jsonHandler{
+		"CreateEventBus": func(c *call, in map[string]any) (any, error) {
+			name := str(in, "Name")
+			if !busNameRE.MatchString(name) || name == "default" || strings.HasPrefix(name, "aws.") {
+				return nil, invalid("1 validation error detected: Value '%s' at 'name' failed to satisfy constraint", name)
+			}
+			if s.bus(c.caller.Account, c.region, name, false) != nil {
+				return nil, errorf(400, "ResourceAlreadyExistsException", "Event bus %s already exists.", name)
+			}
+			return map[string]any{"EventBusArn": s.bus(c.caller.Account, c.region, name, true).arn()}, nil
+		},
+		"DescribeEventBus": func(c *call, in map[string]any) (any, error) {
+			in = map[string]any{"EventBusName": str(in, "Name")}
+			b, err := busOf(c, in)
+			if err != nil {
+				return nil, err
+			}
+			out := map[string]any{"Name": b.Name, "Arn": b.arn()}
+			if b.Policy != "" {
+				out["Policy"] = b.Policy
+			}
+			return out, nil
+		},
+		"DeleteEventBus": func(c *call, in map[string]any) (any, error) {
+			name := str(in, "Name")
+			if name == "default" {
+				return nil, invalid("Cannot delete event bus default.")
+			}
+			delete(s.st.Buses, busKey(c.caller.Account, c.region, name))
+			return map[string]any{}, nil
+		},
+		"ListEventBuses": func(c *call, in map[string]any) (any, error) {
+			s.bus(c.caller.Account, c.region, "default", false)
+			var out []any
+			for _, b := range s.sortedBuses(c.caller.Account, c.region) {
+				if strings.HasPrefix(b.Name, str(in, "NamePrefix")) {
+					out = append(out, map[string]any{"Name": b.Name, "Arn": b.arn()})
+				}
+			}
+			return map[string]any{"EventBuses": out}, nil
+		},
+		"PutPermission": func(c *call, in map[string]any) (any, error) {
+			b, err := busOf(c, in)
+			if err != nil {
+				return nil, err
+			}
+			text := str(in, "Policy")
+			if text == "" {
+				return nil, invalid("the sandbox takes the bus policy as Policy (a whole document)")
+			}
+			if len(text) > 10240 {
+				return nil, errorf(400, "PolicyLengthExceededException", "The policy exceeds the maximum allowed size of 10240.")
+			}
+			doc, err := policy.Parse([]byte(text), policy.Resource)
+			if err != nil {
+				return nil, errorf(400, "MalformedPolicyDocumentException", "%v", err)
+			}
+			b.Policy, b.policyDoc = text, doc
+			return map[string]any{}, nil
+		},
+		"RemovePermission": func(c *call, in map[string]any) (any, error) {
+			b, err := busOf(c, in)
+			if err != nil {
+				return nil, err
+			}
+			if in["RemoveAllPermissions"] != true {
+				return nil, invalid("the sandbox removes only all permissions (RemoveAllPermissions)")
+			}
+			b.Policy, b.policyDoc = "", nil
+			return map[string]any{}, nil
+		},
+		"PutRule": func(c *call, in map[string]any) (any, error) {
+			b, err := busOf(c, in)
+			if err != nil {
+				return nil, err
+			}
+			name := str(in, "Name")
+			if !ruleNameRE.MatchString(name) {
+				return nil, invalid("1 validation error detected: Value '%s' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\.\\-_A-Za-z0-9]+", name)
+			}
+			if str(in, "ScheduleExpression") != "" {
+				return nil, invalid("the sandbox has no scheduled rules")
+			}
+			text := str(in, "EventPattern")
+			p, err := parseEventPattern(text)
+			if err != nil {
+				return nil, err
+			}
+			state := str(in, "State")
+			if state == "" {
+				state = "ENABLED"
+			}
+			if state != "ENABLED" && state != "DISABLED" && state != "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS" {
+				return nil, invalid("1 validation error detected: Value '%s' at 'state' failed to satisfy constraint", state)
+			}
+			r := b.Rules[name]
+			if r == nil {
+				if len(b.Rules) >= 300 {
+					return nil, errorf(400, "LimitExceededException", "The requested resource exceeds the maximum number allowed.")
+				}
+				r = &eventRule{Name: name}
+				b.Rules[name] = r
+			}
+			r.Pattern, r.pattern, r.State, r.Description = text, p, state, str(in, "Description")
+			return map[string]any{"RuleArn": ruleARN(b, name)}, nil
+		},
+		"DescribeRule": func(c *call, in map[string]any) (any, error) {
+			b, r, err := ruleOf(c, in, "Name")
+			if err != nil {
+				return nil, err
+			}
+			return describe(b, r), nil
+		},
+		"ListRules": func(c *call, in map[string]any) (any, error) {
+			b, err := busOf(c, in)
+			if err != nil {
+				return nil, err
+			}
+			var names []string
+			for n := range b.Rules {
+				if strings.HasPrefix(n, str(in, "NamePrefix")) {
+					names = append(names, n)
+				}
+			}
+			sort.Strings(names)
+			out := []any{}
+			for _, n := range names {
+				out = append(out, describe(b, b.Rules[n]))
+			}
+			return map[string]any{"Rules": out}, nil
+		},
+		"DeleteRule": func(c *call, in map[string]any) (any, error) {
+			b, r, err := ruleOf(c, in, "Name")
+			if err != nil {
+				if strings.Contains(err.Error(), "does not exist") {
+					return map[string]any{}, nil // deleting what is not there succeeds
+				}
+				return nil, err
+			}
+			if len(r.Targets) > 0 {
+				return nil, invalid("Rule can't be deleted since it has targets.")
+			}
+			delete(b.Rules, r.Name)
+			return map[string]any{}, nil
+		},
+		"PutTargets": func(c *call, in map[string]any) (any, error) {
+			b, r, err := ruleOf(c, in, "Rule")
+			if err != nil {
+				return nil, err
+			}
+			var targets []eventTarget
+			data, _ := json.Marshal(in["Targets"])
+			if json.Unmarshal(data, &targets) != nil || len(targets) == 0 || len(targets) > 10 {
+				return nil, invalid("Targets: between 1 and 10 targets")
+			}
+			failed := []any{}
+			for _, t := range targets {
+				if err := s.checkTarget(b, t); err != nil {
+					failed = append(failed, map[string]any{"TargetId": t.ID, "ErrorCode": "ValidationException", "ErrorMessage": err.Error()})
+					continue
+				}
+				i := -1
+				for j, old := range r.Targets {
+					if old.ID == t.ID {
+						i = j
+					}
+				}
+				if i >= 0 {
+					r.Targets[i] = t
+				} else if len(r.Targets) >= 5 {
+					failed = append(failed, map[string]any{"TargetId": t.ID, "ErrorCode": "LimitExceededException", "ErrorMessage": "The requested resource exceeds the maximum number allowed."})
+				} else {
+					r.Targets = append(r.Targets, t)
+				}
+			}
+			return map[string]any{"FailedEntryCount": len(failed), "FailedEntries": failed}, nil
+		},
+		"ListTargetsByRule": func(c *call, in map[string]any) (any, error) {
+			_, r, err := ruleOf(c, in, "Rule")
+			if err != nil {
+				return nil, err
+			}
+			return map[string]any{"Targets": r.Targets}, nil
+		},
+		"RemoveTargets": func(c *call, in map[string]any) (any, error) {
+			_, r, err := ruleOf(c, in, "Rule")
+			if err != nil {
+				return nil, err
+			}
+			ids, _ := in["Ids"].([]any)
+			for _, id := range ids {
+				for i, t := range r.Targets {
+					if t.ID == id {
+						r.Targets = append(r.Targets[:i], r.Targets[i+1:]...)
+						break
+					}
+				}
+			}
+			return map[string]any{"FailedEntryCount": 0, "FailedEntries": []any{}}, nil
+		},
+		"PutEvents": func(c *call, in map[string]any) (any, error) {
+			entries, _ := in["Entries"].([]any)
+			if len(entries) == 0 || len(entries) > 10 {
+				return nil, invalid("Entries: between 1 and 10 entries")
+			}
+			out, failed := []any{}, 0
+			for _, e := range entries {
+				m, _ := e.(map[string]any)
+				event, err := s.customEvent(c, m)
+				if err != nil {
+					failed++
+					out = append(out, map[string]any{"ErrorCode": err.(*awsError).Code, "ErrorMessage": err.(*awsError).Message})
+					continue
+				}
+				b := s.bus(c.caller.Account, c.region, str(m, "EventBusName"), false)
+				if b == nil {
+					failed++
+					out = append(out, map[string]any{"ErrorCode": "ResourceNotFoundException", "ErrorMessage": "Event bus " + str(m, "EventBusName") + " does not exist."})
+					continue
+				}
+				s.routeEvent(b, event, 0)
+				out = append(out, map[string]any{"EventId": event["id"]})
+			}
+			return map[string]any{"FailedEntryCount": failed, "Entries": out}, nil
+		},
+		"TestEventPattern": func(c *call, in map[string]any) (any, error) {
+			p, err := parseEventPattern(str(in, "EventPattern"))
+			if err != nil {
+				return nil, err
+			}
+			var event map[string]any
+			if json.Unmarshal([]byte(str(in, "Event")), &event) != nil {
+				return nil, invalid("Parameter Event is not valid.")
+			}
+			return map[string]any{"Result": p.matches(event)}, nil
+		},
+	}
+}
+
+func (s *Sandbox) sortedBuses(account, region string) []*eventBus {
+	var out []*eventBus
+	for _, b := range s.st.Buses {
+		if b.Account == account && b.Region == region {
+			out = append(out, b)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// checkTarget accepts what the sandbox can deliver to: an SNS topic of the
+// rule's account and region, or an event bus elsewhere.
+func (s *Sandbox) checkTarget(b *eventBus, t eventTarget) error {
+	switch {
+	case t.ID == "" || len(t.ID) > 64:
+		return fmt.Errorf("a target needs an Id of 1 to 64 characters")
+	case strings.HasPrefix(t.Arn, "arn:aws:sns:"):
+		parts := strings.SplitN(t.Arn, ":", 6)
+		if len(parts) < 6 || parts[3] != b.Region {
+			return fmt.Errorf("the topic %s is not in the rule's region %s", t.Arn, b.Region)
+		}
+	case busARNRE.MatchString(t.Arn):
+	default:
+		return fmt.Errorf("the sandbox delivers to SNS topics and event buses, not %s", t.Arn)
+	}
+	if t.InputTransformer != nil && t.InputTransformer.InputTemplate == "" {
+		return fmt.Errorf("InputTransformer needs an InputTemplate")
+	}
+	return nil
+}
+
+// customEvent builds the event PutEvents puts on a bus; the aws. sources
+// belong to AWS.
+func (s *Sandbox) customEvent(c *call, m map[string]any) (map[string]any, error) {
+	source, kind, detail := str(m, "Source"), str(m, "DetailType"), str(m, "Detail")
+	if source == "" || kind == "" || detail == "" {
+		return nil, errorf(400, "InvalidArgument", "Parameter(s) Source, DetailType, Detail must be specified.")
+	}
+	if strings.HasPrefix(source, "aws.") {
+		return nil, errorf(400, "NotAuthorizedForSourceException", "Not authorized for the source.")
+	}
+	var d map[string]any
+	if json.Unmarshal([]byte(detail), &d) != nil {
+		return nil, errorf(400, "MalformedDetail", "Detail is malformed.")
+	}
+	resources, _ := m["Resources"].([]any)
+	if resources == nil {
+		resources = []any{}
+	}
+	return newEvent(source, kind, c.caller.Account, c.region, resources, d), nil
+}
+
+func newEvent(source, kind, account, region string, resources []any, detail map[string]any) map[string]any {
+	return map[string]any{"version": "0", "id": newUUID(), "detail-type": kind, "source": source, "account": account,
+		"time": time.Now().UTC().Format("2006-01-02T15:04:05Z"), "region": region, "resources": resources, "detail": detail}
+}
+
+// routeEvent matches an event against a bus's rules and delivers it to their
+// targets. Callers hold s.mu.
+func (s *Sandbox) routeEvent(b *eventBus, event map[string]any, hops int) {
+	if hops > 4 {
+		return // EventBridge stops an event that goes round between buses
+	}
+	names := make([]string, 0, len(b.Rules))
+	for n := range b.Rules {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		r := b.Rules[n]
+		if r.State == "DISABLED" {
+			continue
+		}
+		if r.pattern == nil {
+			r.pattern, _ = parseEventPattern(r.Pattern)
+		}
+		if r.pattern == nil || !r.pattern.matches(event) {
+			continue
+		}
+		for _, t := range r.Targets {
+			if err := s.deliverEvent(b, r, t, event, hops); err != nil {
+				r.Failed++
+				s.opts.Logger.Info("events: target not invoked", "rule", r.Name, "target", t.Arn, "error", err)
+			}
+		}
+	}
+}
+
+func (s *Sandbox) deliverEvent(b *eventBus, r *eventRule, t eventTarget, event map[string]any, hops int) error {
+	ruleARN := "arn:aws:events:" + b.Region + ":" + b.Account + ":rule/" + r.Name
+	if b.Name != "default" {
+		ruleARN = "arn:aws:events:" + b.Region + ":" + b.Account + ":rule/" + b.Name + "/" + r.Name
+	}
+	if m := busARNRE.FindStringSubmatch(t.Arn); m != nil {
+		dst := s.bus(m[2], m[1], m[3], false)
+		if dst == nil {
+			return fmt.Errorf("event bus %s does not exist", t.Arn)
+		}
+		if dst.Account != b.Account {
+			if dst.policyDoc == nil && dst.Policy != "" {
+				dst.policyDoc, _ = policy.Parse([]byte(dst.Policy), policy.Resource)
+			}
+			req := policy.Request{Caller: policy.Caller{Account: b.Account, ARN: "arn:aws:iam::" + b.Account + ":root"}, Action: "events:PutEvents", Resource: dst.arn(),
+				Context: map[string][]string{"aws:PrincipalAccount": {b.Account}, "aws:SourceAccount": {b.Account}}}
+			if dst.policyDoc == nil || dst.policyDoc.Evaluate(req).Decision != policy.Allowed {
+				return fmt.Errorf("the policy of event bus %s does not let account %s put events", t.Arn, b.Account)
+			}
+		}
+		s.routeEvent(dst, event, hops+1) // the event keeps its account and region
+		return nil
+	}
+	topic := s.st.Topics[t.Arn]
+	if topic == nil {
+		return fmt.Errorf("topic %s does not exist", t.Arn)
+	}
+	ctx := map[string][]string{"aws:SourceArn": {ruleARN}, "aws:SourceAccount": {b.Account}, "aws:SecureTransport": {"true"}}
+	if err := s.authorizeTopic(caller{Service: "events.amazonaws.com"}, topic, "sns:Publish", ctx); err != nil {
+		return err
+	}
+	s.publishToTopic(topic, "", targetInput(t, event))
+	return nil
+}
+
+// targetInput is what a target receives: the event, the target's constant
+// Input, a part of the event (InputPath), or the InputTransformer's template
+// with each <name> replaced by the value its path points at (strings as
+// they are, other values as JSON; a path to nothing gives nothing).
+func targetInput(t eventTarget, event map[string]any) string {
+	switch {
+	case t.Input != "":
+		return t.Input
+	case t.InputPath != "":
+		data, _ := json.Marshal(jsonPath(event, t.InputPath))
+		return string(data)
+	case t.InputTransformer != nil:
+		out := t.InputTransformer.InputTemplate
+		for name, path := range t.InputTransformer.InputPathsMap {
+			v := jsonPath(event, path)
+			text := ""
+			switch v := v.(type) {
+			case nil:
+			case string:
+				text = v
+			default:
+				data, _ := json.Marshal(v)
+				text = string(data)
+			}
+			out = strings.ReplaceAll(out, "<"+name+">", text)
+		}
+		return out
+	}
+	data, _ := json.Marshal(event)
+	return string(data)
+}
+
+// jsonPath follows a $.a.b.c path (the form InputPathsMap uses).
+func jsonPath(v any, path string) any {
+	path = strings.TrimPrefix(strings.TrimPrefix(path, "$"), ".")
+	if path == "" {
+		return v
+	}
+	for _, k := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+// cloudtrailEvent puts a management event CloudTrail recorded on the
+// account's default bus in the event's region, as "AWS API Call via
+// CloudTrail": only write events (rules see read-only ones only in the
+// ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS state, which the sandbox does
+// not route) and only while a trail records them. Callers hold s.mu.
+func (s *Sandbox) cloudtrailEvent(account, region string, record json.RawMessage, readOnly bool) {
+	if readOnly {
+		return
+	}
+	var detail map[string]any
+	if json.Unmarshal(record, &detail) != nil {
+		return
+	}
+	source, _ := detail["eventSource"].(string)
+	event := newEvent("aws."+strings.TrimSuffix(source, ".amazonaws.com"), "AWS API Call via CloudTrail", account, region, []any{}, detail)
+	s.routeEvent(s.bus(account, region, "default", false), event, 0)
+}
