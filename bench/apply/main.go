@@ -45,7 +45,8 @@ const (
 func main() {
 	accounts := flag.Int("accounts", 100, "source accounts for trailkeeper apply")
 	peer := flag.Int("peer", 10, "source accounts for the seed's procedure with the AWS CLI (0 to skip)")
-	reportFile := flag.String("report", "", "after status, write the HTML report of a day of logs here")
+	reportFile := flag.String("report", "", "after status, write the HTML report of -report-days of logs here")
+	reportDays := flag.Int("report-days", 1, "days of hourly logs the report shows")
 	screenshot := flag.String("screenshot", "", "with -report: a PNG of the report, 1400 pixels wide (needs chromium)")
 	days := flag.Int("days", 0, "before status, give every trail this many days of hourly signed logs and digests (status checks the last 7)")
 	flag.Parse()
@@ -124,7 +125,7 @@ func main() {
 	fmt.Printf("| trailkeeper status (%d days of logs) | %d + archive | %s | %s | %d | %.1f | %d |\n", *days, *accounts, took.Round(time.Millisecond),
 		(took / time.Duration(n)).Round(100*time.Microsecond), calls, float64(calls)/float64(n), writes)
 	if *reportFile != "" {
-		writeReport(ctx, sb, srv.URL, signing, config, *accounts, *reportFile, *screenshot)
+		writeReport(ctx, sb, srv.URL, signing, config, *accounts, *reportDays, *reportFile, *screenshot)
 	}
 	if *peer > 0 {
 		statusPeer(srv.URL, *peer)
@@ -132,20 +133,21 @@ func main() {
 	}
 }
 
-// writeReport gives every trail a day of hourly logs and digests, signed with
+// writeReport gives every trail days of hourly logs and digests, signed with
 // the sandbox's CloudTrail key, breaks two accounts on purpose, and writes the report.
-func writeReport(ctx context.Context, sb *sandbox.Sandbox, url string, key *rsa.PrivateKey, config string, accounts int, file, png string) {
-	start := time.Now().UTC().Truncate(time.Hour).Add(-23 * time.Hour)
+func writeReport(ctx context.Context, sb *sandbox.Sandbox, url string, key *rsa.PrivateKey, config string, accounts, days int, file, png string) {
+	hours := days*24 - 1
+	start := time.Now().UTC().Truncate(time.Hour).Add(-time.Duration(hours) * time.Hour)
 	for i := range accounts {
 		a := fmt.Sprintf("%012d", 100000000000+i)
 		bucket := "cm-members-cloudtrail-" + a
 		b := fixture.Builder{Key: key, W: store.S3{Client: world.S3(url, a, region), Bucket: bucket}}
-		chain := fixture.Chain{Account: a, Region: region, Trail: "Members", Bucket: bucket, Start: start, Digests: 23, LogsPerDigest: 2}
-		if i == 1 { // logging stopped for two hours
-			chain.Digests = 10
+		chain := fixture.Chain{Account: a, Region: region, Trail: "Members", Bucket: bucket, Start: start, Digests: hours, LogsPerDigest: 2}
+		if i == 1 { // logging stopped for two hours, at about half the span
+			chain.Digests = hours / 2
 			_, err := b.Write(ctx, chain)
 			check(err)
-			chain.Start, chain.Digests = start.Add(12*time.Hour), 11
+			chain.Start, chain.Digests = start.Add(time.Duration(hours/2+2)*time.Hour), hours-hours/2-2
 		}
 		_, err := b.Write(ctx, chain)
 		check(err)
@@ -160,7 +162,7 @@ func writeReport(ctx context.Context, sb *sandbox.Sandbox, url string, key *rsa.
 			Body: bytes.NewReader(fixture.Gzip([]byte(`{"Records":[]}`))), ChecksumAlgorithm: s3types.ChecksumAlgorithmCrc32})
 		check(err)
 	}
-	if code := cli.Main([]string{"report", "--html", file, "--days", "1", "--no-progress", "--config", config}, strings.NewReader(""), os.Stdout, os.Stderr); code != 0 {
+	if code := cli.Main([]string{"report", "--html", file, "--days", fmt.Sprint(days), "--no-progress", "--config", config}, strings.NewReader(""), os.Stdout, os.Stderr); code != 0 {
 		log.Fatalf("report exited %d", code)
 	}
 	if png == "" {
@@ -172,9 +174,13 @@ func writeReport(ctx context.Context, sb *sandbox.Sandbox, url string, key *rsa.
 	defer os.RemoveAll(profile)
 	height := 900
 	if accounts > 20 {
-		height = 1500
+		height = 1700
 	}
-	shot := exec.Command("chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--user-data-dir="+profile,
+	browser := "chromium-headless-shell"
+	if _, err := exec.LookPath(browser); err != nil {
+		browser = "chromium"
+	}
+	shot := exec.Command(browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--user-data-dir="+profile,
 		"--screenshot="+abs, fmt.Sprintf("--window-size=1400,%d", height), "file://"+page)
 	if out, err := shot.CombinedOutput(); err != nil {
 		log.Fatalf("chromium: %v\n%s", err, out)

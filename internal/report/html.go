@@ -13,20 +13,59 @@ import (
 
 // WriteHTML renders the page.
 func WriteHTML(w io.Writer, d *Data) error {
-	v := view{Data: d, Cell: max(4, min(28, 1100/max(1, len(d.Hours))))}
-	v.RowH = max(6, min(v.Cell, 640/max(1, len(d.Rows)))) // 100 accounts still fit one screen
+	v := view{Data: d, HoursPerCell: max(1, (len(d.Hours)+maxColumns-1)/maxColumns)}
+	v.Columns = (len(d.Hours) + v.HoursPerCell - 1) / v.HoursPerCell
+	v.Cell = max(6, min(28, 1100/max(1, v.Columns)))
+	v.RowH = max(10, min(v.Cell, 1000/max(1, len(d.Rows)))) // every row tall enough for its label
 	return page.Execute(w, v)
 }
 
+// maxColumns bounds the heatmap's columns: a day shows each hour, a week
+// two hours a cell, thirty days eight, so that a cell stays large enough to
+// see and to point at.
+const maxColumns = 96
+
 type view struct {
 	*Data
-	Cell int // pixels per hour: wider when fewer days are shown
-	RowH int // pixels per row: lower when there are many accounts
+	HoursPerCell int
+	Columns      int
+	Cell         int // pixels per column: wider when fewer days are shown
+	RowH         int // pixels per row: lower when there are many accounts
 }
 
 const left = 200 // room for the row labels
 
-func (v view) Width() int  { return left + len(v.Hours)*v.Cell + 10 }
+// Width leaves room after the last column for the last day's label.
+func (v view) Width() int { return left + v.Columns*v.Cell + 90 }
+
+// SpanText says what a cell covers, under the heatmap's title.
+func (v view) SpanText() string {
+	if v.HoursPerCell == 1 {
+		return "one hour"
+	}
+	return fmt.Sprintf("%d hours (the worst of them)", v.HoursPerCell)
+}
+
+// worse ranks states: a cell of several hours shows the worst of them, and
+// an hour with data beats one without (the hour still under way).
+var worse = map[string]int{Empty: 0, OK: 1, ArchiveOnly: 2, Undigested: 3, Stall: 4, Gap: 5}
+
+// column folds the cells of one column of a row.
+func (v view) column(row Row, c int) Cell {
+	out := Cell{Hour: v.Hours[c*v.HoursPerCell], State: Empty, LagSeconds: -1}
+	for i := c * v.HoursPerCell; i < min(len(row.Cells), (c+1)*v.HoursPerCell); i++ {
+		h := row.Cells[i]
+		out.SourceLogs += h.SourceLogs
+		out.ArchiveLogs += h.ArchiveLogs
+		out.SourceDigests += h.SourceDigests
+		out.ArchiveDigst += h.ArchiveDigst
+		out.LagSeconds = max(out.LagSeconds, h.LagSeconds)
+		if worse[h.State] > worse[out.State] {
+			out.State = h.State
+		}
+	}
+	return out
+}
 func (v view) Height() int { return 40 + len(v.Rows)*(v.RowH+1) }
 func (v view) CellW() int  { return max(1, v.Cell-1) }
 func (v view) AxisX() int  { return left - 6 }
@@ -150,11 +189,16 @@ type rect struct {
 func (v view) Cells() []rect {
 	var out []rect
 	for r, row := range v.Rows {
-		for i, c := range row.Cells {
+		for i := range v.Columns {
+			c := v.column(row, i)
+			when := c.Hour.Format("2006-01-02 15:00Z")
+			if v.HoursPerCell > 1 {
+				when += " to " + c.Hour.Add(time.Duration(v.HoursPerCell)*time.Hour).Format("15:00Z")
+			}
 			out = append(out, rect{X: left + i*v.Cell, Y: 40 + r*(v.RowH+1), Class: c.State, Account: row.Account, Region: row.Region,
 				Hour: c.Hour.Format(time.RFC3339),
 				Title: fmt.Sprintf("%s %s, %s: %s. Source %d logs, %d digests; archive %d logs, %d digests", row.Account, row.Region,
-					c.Hour.Format("2006-01-02 15:00Z"), why[c.State], c.SourceLogs, c.SourceDigests, c.ArchiveLogs, c.ArchiveDigst)})
+					when, why[c.State], c.SourceLogs, c.SourceDigests, c.ArchiveLogs, c.ArchiveDigst)})
 		}
 	}
 	return out
@@ -167,7 +211,7 @@ type label struct {
 
 func (v view) RowLabels() []label {
 	var out []label
-	if v.RowH < 9 { // too low for a label on every row: one in every few
+	if v.RowH < 10 { // too low for a label on every row: one in every few
 		for r := 0; r < len(v.Rows); r += (10 + v.RowH - 1) / v.RowH {
 			out = append(out, label{X: 4, Y: 40 + r*(v.RowH+1) + v.RowH, Text: v.Rows[r].Account + " " + v.Rows[r].Region})
 		}
@@ -179,24 +223,38 @@ func (v view) RowLabels() []label {
 	return out
 }
 
-// DayLabels mark midnight; HourTicks every 6 hours where there is room.
+// DayLabels mark midnights, every day where the labels fit (some 70
+// pixels each), every few days where they do not; HourTicks mark every 6
+// hours where there is room.
 func (v view) DayLabels() []label {
 	var out []label
-	for i, h := range v.Hours {
-		if h.Hour() == 0 || i == 0 {
-			out = append(out, label{X: left + i*v.Cell, Y: 14, Text: h.Format("Mon Jan 2")})
+	perDay := 24 / v.HoursPerCell * v.Cell
+	every := max(1, (70+perDay-1)/max(1, perDay))
+	day := 0
+	for i := range v.Columns {
+		h := v.Hours[i*v.HoursPerCell]
+		if h.Hour() >= v.HoursPerCell && i != 0 {
+			continue
 		}
+		if day%every == 0 {
+			text := h.Format("Mon Jan 2")
+			if every > 1 {
+				text = h.Format("Jan 2")
+			}
+			out = append(out, label{X: left + i*v.Cell, Y: 14, Text: text})
+		}
+		day++
 	}
 	return out
 }
 
 func (v view) HourTicks() []label {
 	var out []label
-	if v.Cell*6 < 16 {
+	if v.Cell*6/v.HoursPerCell < 16 {
 		return out
 	}
-	for i, h := range v.Hours {
-		if h.Hour()%6 == 0 {
+	for i := range v.Columns {
+		if h := v.Hours[i*v.HoursPerCell]; h.Hour()%6 == 0 {
 			out = append(out, label{X: left + i*v.Cell, Y: 32, Text: h.Format("15")})
 		}
 	}
@@ -216,17 +274,17 @@ func (v view) LagBars() []bar {
 		return nil // nothing measured, or nothing worth a chart
 	}
 	var out []bar
-	for i := range v.Hours {
+	for i := range v.Columns {
 		worst := -1.0
 		for _, row := range v.Rows {
-			worst = max(worst, row.Cells[i].LagSeconds)
+			worst = max(worst, v.column(row, i).LagSeconds)
 		}
 		if worst < 0 {
 			continue
 		}
 		h := int(worst / max(maxLag, 1) * 100)
 		out = append(out, bar{X: left + i*v.Cell, Y: 120 - max(h, 1), H: max(h, 1),
-			Title: fmt.Sprintf("%s: worst replication lag %s", v.Hours[i].Format("2006-01-02 15:00Z"), (time.Duration(worst) * time.Second).String())})
+			Title: fmt.Sprintf("%s: worst replication lag %s", v.Hours[i*v.HoursPerCell].Format("2006-01-02 15:00Z"), (time.Duration(worst) * time.Second).String())})
 	}
 	return out
 }
@@ -267,7 +325,7 @@ h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
 .headline ul{margin:6px 0 0;font-size:14px}
 table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #dde2ea;text-align:left;vertical-align:top}
 th{background:#f3f5f8}.bad{color:#b3261e;font-weight:600}.good{color:#1e7b34}
-svg text{font:11px system-ui,sans-serif;fill:#3b4452}
+svg text{font:11px system-ui,sans-serif;fill:#3b4452}svg text.row{font-size:9px}
 .ok{fill:#2e9d4f}.stall{fill:#f29b1d}.gap{fill:#d93025}.archive-only{fill:#5b6ee1}.undigested{fill:#f6d04d}.empty{fill:#e9ecf1}
 .lag{fill:#5b6ee1}.tick{stroke:#9aa3b2}
 .legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}
@@ -284,17 +342,17 @@ details summary{cursor:pointer;margin:8px 0}
 {{range .}}<tr data-kind="{{.Kind}}"><td class="{{if eq .Severity "error"}}bad{{end}}">{{.Severity}}</td><td>{{.Kind}}</td><td>{{.Count}}</td><td>{{.Accounts}}</td><td>{{.Fix}}</td></tr>{{end}}
 </table>{{end}}
 
-<h2>Log files and digests by hour</h2>
+<h2>Log files and digests over time</h2>
 <div class="legend"><span class="ok"></span>in the source and the archive<span class="stall"></span>not in the archive (replication stall)<span class="gap"></span>nothing delivered (gap)<span class="archive-only"></span>only in the archive<span class="undigested"></span>log files without a digest<span class="empty"></span>no data yet</div>
-<p>Hover over a cell for what it holds and why it is not green. Hours in UTC.</p>
+<p>A cell is {{.SpanText}}. Hover over a cell for what it holds and why it is not green. Times in UTC.</p>
 <svg id="heatmap" width="{{.Width}}" height="{{.Height}}" role="img" aria-label="log files and digests per account and hour">
 {{range .DayLabels}}<text x="{{.X}}" y="{{.Y}}">{{.Text}}</text><line class="tick" x1="{{.X}}" y1="17" x2="{{.X}}" y2="36"/>{{end}}
 {{range .HourTicks}}<text x="{{.X}}" y="{{.Y}}">{{.Text}}</text>{{end}}
-{{range .RowLabels}}<text x="{{.X}}" y="{{.Y}}">{{.Text}}</text>{{end}}
+{{range .RowLabels}}<text class="row" x="{{.X}}" y="{{.Y}}">{{.Text}}</text>{{end}}
 {{range .Cells}}<rect class="{{.Class}}" x="{{.X}}" y="{{.Y}}" width="{{$.CellW}}" height="{{$.RowH}}" data-account="{{.Account}}" data-region="{{.Region}}" data-hour="{{.Hour}}"><title>{{.Title}}</title></rect>
 {{end}}</svg>
 
-{{with .LagBars}}<h2>Replication lag: the worst of each hour</h2>
+{{with .LagBars}}<h2>Replication lag: the worst of each cell's time</h2>
 <svg id="lag" width="{{$.Width}}" height="150" role="img" aria-label="replication lag per hour">
 <text x="{{$.AxisX}}" y="24" text-anchor="end">{{$.MaxLag}}</text><text x="{{$.AxisX}}" y="124" text-anchor="end">0</text>
 <line class="tick" x1="200" y1="20" x2="200" y2="120"/><line class="tick" x1="200" y1="120" x2="{{$.Width}}" y2="120"/>
