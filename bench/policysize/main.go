@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/policy"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
 )
@@ -102,6 +103,15 @@ func main() {
 		one, hundred := size(l.build(1)), size(l.build(101))
 		fmt.Printf("| %s | %d | %.1f | %d |\n", l.name, one, float64(hundred-one)/100, fit(l.build))
 	}
+	// The archive's event bus (watch:) takes the sources by its policy, which
+	// EventBridge limits to 10,240 characters by default (adjustable).
+	c := &config.Config{Archive: config.Archive{AccountID: "999999999999", Region: "ap-northeast-1"}}
+	n := 0
+	for setup.BusPolicySize(c, n+1) <= setup.BusPolicyLimit {
+		n++
+	}
+	fmt.Printf("\nwatch's event bus policy: %d characters for 1 account, %d for 100, %d for 1,000; %d accounts fit EventBridge's default %d\n",
+		setup.BusPolicySize(c, 1), setup.BusPolicySize(c, 100), setup.BusPolicySize(c, 1000), n, setup.BusPolicyLimit)
 	if fit(trailkeeper(setup.LargeReplicationGrant)) < 1000 {
 		fmt.Fprintln(os.Stderr, "goal missed: fewer than 1,000 accounts fit")
 		os.Exit(1)

@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/athena"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/glue"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -61,7 +62,10 @@ type Clients struct {
 	SNS        *sns.Client
 	Glue       *glue.Client
 	Athena     *athena.Client
-	cfg        aws.Config
+	Events     *eventbridge.Client
+	// CallerARN is who the credentials act as, once CheckIdentity has asked.
+	CallerARN string
+	cfg       aws.Config
 }
 
 // httpClient keeps as many idle connections per endpoint as verify and search
@@ -195,6 +199,7 @@ func (l *Loader) New(ctx context.Context, t Target) (*Clients, error) {
 		SNS:        sns.NewFromConfig(cfg),
 		Glue:       glue.NewFromConfig(cfg),
 		Athena:     athena.NewFromConfig(cfg),
+		Events:     eventbridge.NewFromConfig(cfg),
 		cfg:        cfg,
 	}, nil
 }
@@ -214,6 +219,7 @@ func (c *Clients) InRegion(region string) *Clients {
 	out.SNS = sns.NewFromConfig(cfg)
 	out.Glue = glue.NewFromConfig(cfg)
 	out.Athena = athena.NewFromConfig(cfg)
+	out.Events = eventbridge.NewFromConfig(cfg)
 	out.S3Control = s3control.NewFromConfig(cfg, func(o *s3control.Options) { o.EndpointResolverV2 = c.S3Control.Options().EndpointResolverV2 })
 	out.cfg = cfg
 	return &out
@@ -231,6 +237,7 @@ func (c *Clients) CheckIdentity(ctx context.Context, how string) error {
 		return &AccessError{Account: c.Account, Err: fmt.Errorf("%s acts as account %s (%s), not %s", how, got, aws.ToString(out.Arn), c.Account),
 			Hint: "point " + how + " at account " + c.Account + ", or fix the account_id in the config"}
 	}
+	c.CallerARN = aws.ToString(out.Arn)
 	return nil
 }
 

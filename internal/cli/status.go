@@ -180,6 +180,13 @@ func printStatus(w io.Writer, r *status.Report) {
 				plural(t.Confirmed, "confirmed subscription", "confirmed subscriptions"))
 		}
 	}
+	if r.Watch != nil {
+		wired := "tell the alert topic"
+		if !r.Watch.Wired {
+			wired = paint.bad("tell nobody")
+		}
+		fmt.Fprintf(w, "watch %s: tampering calls of %s of %d sources reach it, its rules %s\n", r.Watch.Bus, thousands(r.Watch.SourcesWired), len(r.Accounts), wired)
+	}
 	printCost(w, &r.Cost)
 	if len(r.Findings) == 0 {
 		fmt.Fprintf(w, "\n%s: every account's trail reaches the archive, and the archive holds every log file and digest since %s.\n",

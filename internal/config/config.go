@@ -25,6 +25,7 @@ type Config struct {
 	Sources     []Source
 	Alerts      Alerts
 	Athena      Athena
+	Watch       Watch
 	// EndpointURL points every client at one endpoint (the sandbox, moto);
 	// AWS_ENDPOINT_URL does the same without editing the file.
 	EndpointURL string
@@ -83,6 +84,15 @@ type Alerts struct {
 	// region, used instead of creating one there; their subscriptions are the
 	// owner's business.
 	Topics []string
+}
+
+// Watch asks apply to wire tamper alerts (off unless the file has a watch:
+// section; watch: {} is enough): an EventBridge rule in each source account
+// sends the calls that break the path to the archive (StopLogging, a deleted
+// replication rule, a changed role, ...) to a bus of the archive account, and
+// from there to the alert topic of the archive's region, as one line.
+type Watch struct {
+	Enabled bool
 }
 
 // Athena asks apply for the Glue tables and the Athena workgroup over the
@@ -166,6 +176,12 @@ func Parse(path string, data []byte) (*Config, error) {
 		"endpoint_url": func(n *yaml.Node, f string) { c.EndpointURL = p.str(n, f) },
 		"alerts":       func(n *yaml.Node, f string) { p.alerts(n, f, c) },
 		"athena":       func(n *yaml.Node, f string) { p.athena(n, f, &c.Athena) },
+		"watch": func(n *yaml.Node, f string) {
+			c.Watch.Enabled = true
+			if n.Tag != "!!null" {
+				p.mapping(n, f, map[string]func(*yaml.Node, string){})
+			}
+		},
 	})
 	if p.err != nil {
 		return nil, p.err
@@ -537,6 +553,9 @@ func (p *parser) athena(n *yaml.Node, field string, a *Athena) {
 }
 
 func (p *parser) validate(c *Config) error {
+	if c.Watch.Enabled && !c.Alerts.Enabled {
+		return &Error{File: c.Path, Field: "watch", Msg: "watch sends what it sees to the alert topic: add an alerts: section (subscribe: or topics:) too"}
+	}
 	seen := map[string]int{}
 	for i := range c.Sources {
 		s := &c.Sources[i]

@@ -156,3 +156,26 @@ endpoint_url: http://127.0.0.1:4566
 		}
 	}
 }
+
+func TestWatchSection(t *testing.T) {
+	base := "archive: {account_id: \"999999999999\", region: ap-northeast-1, bucket: archive-bucket}\nsources:\n  - account_id: \"111111111111\"\n"
+	alerts := "alerts: {subscribe: [security@example.com]}\n"
+	for text, want := range map[string]string{
+		base + alerts + "watch: {}\n":             "",
+		base + alerts + "watch:\n":                "",
+		base + "watch: {}\n":                      "add an alerts: section",
+		base + alerts + "watch: {every: 5m}\n":    "unknown key",
+		base + alerts + "watch: [stop-logging]\n": "must be a mapping",
+	} {
+		c, err := Parse("trailkeeper.yaml", []byte(text))
+		switch {
+		case want == "" && (err != nil || !c.Watch.Enabled):
+			t.Errorf("%q: %v, watch on: %v", text, err, c != nil && c.Watch.Enabled)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%q: %v, want an error saying %q", text, err, want)
+		}
+	}
+	if c, err := Parse("trailkeeper.yaml", []byte(base)); err != nil || c.Watch.Enabled {
+		t.Errorf("without watch: %v, on: %v", err, c.Watch.Enabled)
+	}
+}

@@ -32,6 +32,9 @@ sources:
 #   subscribe: [ops@example.com]       # email addresses and https URLs; each confirms once (status names who has not)
 #   # topics: [arn:aws:sns:ap-northeast-1:999999999999:ops]   # existing topics of the archive account, one per region
 
+# watch: {}                            # with alerts: a StopLogging, a deleted replication rule or a changed role in a
+#                                      # source account reaches the alert topic as it happens (docs/watch.md)
+
 # athena:                              # apply creates the Glue tables and an Athena workgroup over the archive
 #   results: s3://aggregation-query-results-999999999999/athena/   # where Athena writes results
 #   # parquet: s3://trailkeeper-index-999999999999/archive          # where 'trailkeeper index --to' publishes

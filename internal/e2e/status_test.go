@@ -147,7 +147,7 @@ func TestStatusJSONSchemaIsDocumented(t *testing.T) {
 	if err := json.Unmarshal(m[1], &documented); err != nil {
 		t.Fatalf("the example in docs/status.md is not JSON: %v", err)
 	}
-	e := healthy(t, world.Member{Account: acctA}, "alerts:\n  subscribe: [ops@example.com]\n")
+	e := healthy(t, world.Member{Account: acctA}, "alerts:\n  subscribe: [ops@example.com]\nwatch: {}\n")
 	must(cloudtrail.NewFromConfig(world.Config(e.url, acctA, region)).StopLogging(ctx, &cloudtrail.StopLoggingInput{Name: aws.String("Members")})).OK(t)
 	_, _, out := e.status()
 	var actual any

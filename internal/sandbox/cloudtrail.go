@@ -77,7 +77,7 @@ func (s *Sandbox) serveCloudTrail(c *call) error {
 			return errorf(400, "SerializationException", "Start of structure or map found where not expected")
 		}
 	}
-	c.params = in
+	c.params = recordedParams(in)
 	h, ok := map[string]func(*call, map[string]any) (any, error){
 		"CreateTrail": s.ctCreateTrail, "UpdateTrail": s.ctUpdateTrail, "DeleteTrail": s.ctDeleteTrail,
 		"GetTrail": s.ctGetTrail, "DescribeTrails": s.ctDescribeTrails, "ListTrails": s.ctListTrails,

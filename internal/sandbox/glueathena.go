@@ -62,7 +62,7 @@ func (s *Sandbox) serveJSON(c *call, service, prefix string, handlers map[string
 	if len(body) > 0 && json.Unmarshal(body, &in) != nil {
 		return errorf(400, "SerializationException", "Start of structure or map found where not expected")
 	}
-	c.params = in
+	c.params = recordedParams(in)
 	c.readOnly = strings.HasPrefix(op, "Get") || strings.HasPrefix(op, "List") || strings.HasPrefix(op, "BatchGet")
 	if !c.caller.root() {
 		s.mu.Lock()

@@ -415,6 +415,17 @@ func (s *Sandbox) serveQuery(c *call, ns string, actions map[string]queryHandler
 // SNS message is the proof.
 var anonymousActions = map[string]bool{"sns:ConfirmSubscription": true, "sns:Unsubscribe": true}
 
+// recordedParams are a JSON request's parameters as CloudTrail records them:
+// the request's members in lower camel case ({"name": ...} for StopLogging's
+// Name), which is what EventBridge patterns on requestParameters match.
+func recordedParams(in map[string]any) map[string]any {
+	out := make(map[string]any, len(in))
+	for k, v := range in {
+		out[lowerFirst(k)] = v
+	}
+	return out
+}
+
 func lowerFirst(s string) string {
 	if s == "" {
 		return s

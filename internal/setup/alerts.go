@@ -87,6 +87,9 @@ func ObserveTopics(ctx context.Context, c *config.Config, cl *awsapi.Clients, so
 		return nil, nil
 	}
 	var regions []string
+	if c.Watch.Enabled {
+		regions = append(regions, c.Archive.Region) // watch's lines go to the archive region's topic
+	}
 	for _, st := range sources {
 		if st != nil && st.BucketRegion != "" && !slices.Contains(regions, st.BucketRegion) {
 			regions = append(regions, st.BucketRegion)
@@ -387,7 +390,7 @@ func (p *Plan) planAlerts(e *Env, topics map[string]*Topic, sources []*SourceSta
 		}
 		grant := withTopicStatement(t.Policy, t.ARN, append(statementAccounts(planned), m.accounts...), append(statementBuckets(planned), m.buckets...))
 		final := withTopicStatement(t.Policy, t.ARN, m.accounts, m.buckets)
-		if t.Policy == nil || !samePolicy(t.Policy, grant) {
+		if (t.Policy == nil || !samePolicy(t.Policy, grant)) && (planned != nil || len(m.buckets) > 0) { // a topic of watch alone needs no S3 statement
 			p.add(&Step{Account: a, Phase: PhaseGrant, Resource: "policy of topic " + t.ARN, Action: "update",
 				Summary: fmt.Sprintf("statement %s: S3 may publish events of %s", SidS3Events, plural(len(sortedUnique(append(statementBuckets(planned), m.buckets...))), "bucket")),
 				Diff:    diff(canonicalPolicy(t.Policy), canonicalPolicy(grant)),

@@ -33,6 +33,9 @@ type ArchiveState struct {
 	Topics map[string]*Topic
 	// Catalog is the Glue and Athena side, when the config has athena:.
 	Catalog *Catalog
+	// Watch is the archive side of watch (read whether or not the config has
+	// watch:, to take away what a config without it no longer wants).
+	Watch *WatchArchive
 }
 
 // Role is an IAM role as discovery finds it.
@@ -64,6 +67,9 @@ type SourceState struct {
 	// S3 replicates it onto the replicas. LockUnread says why it is unknown.
 	Lock       *config.ObjectLock
 	LockUnread error
+	// Watch is trailkeeper's watch rule in each of WatchRegions (nil where
+	// there is none); Watch itself is nil when it could not be read.
+	Watch map[string]*RuleState
 }
 
 // HasRule says whether the trail bucket replicates with trailkeeper's enabled rule.
@@ -179,6 +185,9 @@ func ObserveSource(ctx context.Context, c *config.Config, src config.Source, cl 
 		st.Replication = rep.ReplicationConfiguration
 	}
 	if err := observeWiring(ctx, c, st, cl); err != nil {
+		return nil, err
+	}
+	if err := observeWatchSource(ctx, c, st, cl); err != nil {
 		return nil, err
 	}
 	if st.Role, err = getRole(ctx, cl, src.AccountID, c.Replication.RoleName); err != nil {

@@ -204,6 +204,9 @@ func Build(ctx context.Context, e *Env, opts Options) (*Plan, error) {
 	if archive.Catalog, err = observeCatalog(ctx, c, e.Archive); err != nil {
 		return nil, err
 	}
+	if archive.Watch, err = ObserveWatch(ctx, c, e.Archive); err != nil {
+		return nil, err
+	}
 	return PlanFrom(ctx, e, archive, sources, opts)
 }
 
@@ -247,6 +250,15 @@ func PlanFrom(ctx context.Context, e *Env, archive *ArchiveState, sources []*Sou
 		return nil, err
 	}
 	if err := p.planAlerts(e, archive.Topics, sources, removing); err != nil {
+		return nil, err
+	}
+	if archive.Watch == nil {
+		var err error
+		if archive.Watch, err = ObserveWatch(ctx, c, e.Archive); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.planWatch(e, archive.Watch, archive.Topics, sources, removing); err != nil {
 		return nil, err
 	}
 	if err := p.planRetention(ctx, e, sources, removing, opts); err != nil {

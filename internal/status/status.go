@@ -59,6 +59,8 @@ type Report struct {
 	Cost cost.Estimate `json:"cost"`
 	// Alerts is where failures go; left out when the config has no alerts.
 	Alerts *Alerts `json:"alerts,omitempty"`
+	// Watch is the path of tampering calls; left out when the config has no watch.
+	Watch *Watch `json:"watch,omitempty"`
 }
 
 // Archive is the state of the archive bucket.
@@ -100,6 +102,7 @@ type Account struct {
 	Foreign           int            `json:"foreignInArchive"`        // in the archive under its folders, not in its bucket
 	ShortRetention    int            `json:"shortRetention"`          // of the replicas looked at, locked for less than the archive's default
 	AlertsWired       bool           `json:"alertsWired"`             // its failures reach a topic (false when alerts are off)
+	WatchWired        bool           `json:"watchWired"`              // its tampering calls reach the archive's bus (false when watch is off)
 	Problems          int            `json:"problems"`
 	digestRegions     int            // regions whose hourly digests replicate
 }
@@ -161,6 +164,9 @@ func Check(ctx context.Context, e *setup.Env, opts Options) (*Report, error) {
 		}
 	}
 	if err := ck.checkAlerts(ctx); err != nil {
+		return nil, err
+	}
+	if err := ck.checkWatch(ctx); err != nil {
 		return nil, err
 	}
 	ck.checkDrift(ctx)

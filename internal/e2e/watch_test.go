@@ -1,0 +1,130 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+
+	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+	"github.com/trailkeeper/trailkeeper/internal/setup"
+	"github.com/trailkeeper/trailkeeper/internal/testenv"
+	"github.com/trailkeeper/trailkeeper/internal/world"
+)
+
+// line waits for the next watch message and returns it; S3 events and SNS's
+// own messages are passed over.
+func (in *inbox) line() string {
+	in.t.Helper()
+	patience, cancel := testenv.Patience(in.t)
+	defer cancel()
+	for {
+		select {
+		case msg := <-in.Messages:
+			if strings.HasPrefix(msg, "trailkeeper watch") {
+				return msg
+			}
+		case <-patience.Done():
+			in.t.Fatal("no watch message before the test's deadline")
+			return ""
+		}
+	}
+}
+
+// A source account's administrator, with the AWS CLI, stops the trail,
+// deletes the bucket's replication rule and the replication role's policy:
+// each reaches the person as one line naming the account, the call, who made
+// it and the fix. A call on another bucket sends nothing: the next line the
+// person gets is watch test's.
+func TestWatchTellsAPersonOfTampering(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	e.member(world.Member{Account: acctA, MultiRegion: true}) // IAM's calls are logged in us-east-1
+	e.member(world.Member{Account: acctB})
+	person := newInbox(t)
+	e.writeConfig([]string{acctA, acctB}, "alerts:\n  subscribe: ["+person.url+"]\nwatch: {}\n")
+	plan, _, _ := e.run("plan")
+	for _, want := range []string{"event bus " + setup.WatchBusName, "EventBridge rule trailkeeper-watch in us-east-1", "policy of event bus"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("plan does not say %q:\n%s", want, plan)
+		}
+	}
+	e.apply()
+	person.waitConfirmed(1)
+	r, code, out := e.status()
+	if code != 0 || r.Watch == nil || !r.Watch.Wired || r.Watch.SourcesWired != 2 || !r.Accounts[0].WatchWired {
+		t.Fatalf("status with watch wired: exit %d\n%s", code, out)
+	}
+	e.sb.ResetCalls()
+	if out := e.apply(); len(e.writes()) != 0 || !strings.Contains(out, "No changes") {
+		t.Fatalf("a second apply wrote %v:\n%s", e.writes(), out)
+	}
+
+	bucketA := "cm-members-cloudtrail-" + acctA
+	for _, tc := range []struct {
+		call []string
+		want []string
+	}{
+		{[]string{"cloudtrail", "stop-logging", "--name", "Members"}, []string{"account " + acctA + " (" + region + "): StopLogging on trail Members by arn:aws:iam::" + acctA + ":root", "aws cloudtrail start-logging --name Members"}},
+		{[]string{"cloudtrail", "start-logging", "--name", "Members"}, nil}, // not watched: the next line is the next call's
+		{[]string{"s3api", "delete-bucket-replication", "--bucket", bucketA}, []string{"account " + acctA + " (" + region + "): DeleteBucketReplication on bucket " + bucketA, "trailkeeper apply puts back"}},
+		{[]string{"iam", "delete-role-policy", "--role-name", "trailkeeper-replication", "--policy-name", "trailkeeper-replication"}, []string{"account " + acctA + " (us-east-1): DeleteRolePolicy on role trailkeeper-replication", "trailkeeper apply puts back the role"}},
+		{[]string{"s3api", "create-bucket", "--bucket", "unrelated-" + acctA, "--create-bucket-configuration", "LocationConstraint=" + region}, nil},
+		{[]string{"s3api", "put-bucket-versioning", "--bucket", "unrelated-" + acctA, "--versioning-configuration", "Status=Enabled"}, nil},
+		{[]string{"s3api", "put-bucket-policy", "--bucket", "unrelated-" + acctA, "--policy", `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::unrelated-` + acctA + `/*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}`}, nil},
+	} {
+		if out, err := runAWS(e, acctA, tc.call...); err != nil {
+			t.Fatalf("aws %s: %v\n%s", strings.Join(tc.call, " "), err, out)
+		}
+		if tc.want == nil {
+			continue
+		}
+		got := person.line()
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Fatalf("after aws %s the person read:\n%s\nwhich does not say %q", strings.Join(tc.call, " "), got, w)
+			}
+		}
+	}
+	// The changes on the unrelated bucket sent nothing: the next line is the test's.
+	out, errOut, code := e.run("watch", "test")
+	if code != 0 || strings.Count(out, " sent (") != 2 {
+		t.Fatalf("watch test: exit %d\n%s%s", code, out, errOut)
+	}
+	for range 2 {
+		if got := person.line(); !strings.HasPrefix(got, "trailkeeper watch test: account ") {
+			t.Fatalf("the person read %q where watch test's line was due (a change on an unrelated bucket must send nothing)", got)
+		}
+	}
+
+	// status names what differs; apply puts it back.
+	if r, code, out := e.status(); code == 0 || r.Healthy {
+		t.Fatalf("status after the tampering: exit %d\n%s", code, out)
+	}
+	e.apply()
+	// A source that deletes its watch rule is named by status.
+	srcEvents := eventbridge.NewFromConfig(world.Config(e.url, acctB, region))
+	must(srcEvents.RemoveTargets(ctx, &eventbridge.RemoveTargetsInput{Rule: aws.String(setup.WatchRuleName), Ids: []string{"trailkeeper-archive"}})).OK(t)
+	must(srcEvents.DeleteRule(ctx, &eventbridge.DeleteRuleInput{Name: aws.String(setup.WatchRuleName)})).OK(t)
+	if r, code, out := e.status(); code == 0 || finding(r, "watch-unwired") == nil || finding(r, "watch-unwired").Account != acctB {
+		t.Fatalf("status with a source's watch rule deleted: exit %d\n%s", code, out)
+	}
+	e.apply()
+
+	// Taking watch out of the config unwires what trailkeeper wrote, and only that.
+	arch := eventbridge.NewFromConfig(world.Config(e.url, archiveAcct, region))
+	must(arch.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("security-team"), EventBusName: aws.String(setup.WatchBusName), EventPattern: aws.String(`{"source":["aws.s3"]}`)})).OK(t)
+	e.writeConfig([]string{acctA, acctB}, "alerts:\n  subscribe: ["+person.url+"]\n")
+	e.apply()
+	for _, acct := range []string{acctA, acctB} {
+		for _, r := range []string{region, "us-east-1"} {
+			if _, err := eventbridge.NewFromConfig(world.Config(e.url, acct, r)).DescribeRule(ctx, &eventbridge.DescribeRuleInput{Name: aws.String(setup.WatchRuleName)}); err == nil {
+				t.Errorf("account %s still has the watch rule in %s", acct, r)
+			}
+		}
+	}
+	rules := must(arch.ListRules(ctx, &eventbridge.ListRulesInput{EventBusName: aws.String(setup.WatchBusName)})).OK(t)
+	if len(rules.Rules) != 1 || aws.ToString(rules.Rules[0].Name) != "security-team" {
+		t.Fatalf("rules left on the archive's bus: %+v", rules.Rules)
+	}
+}
