@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -99,7 +100,13 @@ func TestREADMEDemoCommand(t *testing.T) {
 	if err := sandbox.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { syscall.Kill(-sandbox.Process.Pid, syscall.SIGTERM); sandbox.Wait() }()
+	defer func() {
+		syscall.Kill(-sandbox.Process.Pid, syscall.SIGTERM)
+		sandbox.Wait()
+		// bash is gone; the sandbox it ran (a child of go run) may still be
+		// saving into the data dir, which t.TempDir's cleanup removes next.
+		testenv.Await(t, "the sandbox's process group to end", func() bool { return !groupAlive(sandbox.Process.Pid) })
+	}()
 	testenv.Await(t, serve+" to serve (go run compiles first)", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
@@ -184,4 +191,23 @@ func TestREADMEWalkthrough(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(clone, "report.html")); err != nil {
 		t.Errorf("no report: %v", err)
 	}
+}
+
+// groupAlive says whether a process of the group is still running (a zombie
+// is not: in a container nobody may reap it).
+func groupAlive(pgid int) bool {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...: comm may hold spaces, so cut after its ")".
+		i := bytes.LastIndexByte(data, ')')
+		fields := strings.Fields(string(data[i+1:]))
+		if len(fields) > 2 && fields[0] != "Z" && fields[2] == strconv.Itoa(pgid) {
+			return true
+		}
+	}
+	return false
 }
