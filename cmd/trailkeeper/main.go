@@ -6,6 +6,13 @@ import (
 	"os"
 
 	"github.com/trailkeeper/trailkeeper/internal/cli"
+	"github.com/trailkeeper/trailkeeper/internal/watch"
 )
 
-func main() { os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+func main() {
+	if watch.IsFunction() { // deployed by apply as the watch function's bootstrap
+		watch.RunFunction()
+		return
+	}
+	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/glue"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3control"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
@@ -63,6 +64,7 @@ type Clients struct {
 	Glue       *glue.Client
 	Athena     *athena.Client
 	Events     *eventbridge.Client
+	Lambda     *lambda.Client
 	// CallerARN is who the credentials act as, once CheckIdentity has asked.
 	CallerARN string
 	cfg       aws.Config
@@ -200,6 +202,7 @@ func (l *Loader) New(ctx context.Context, t Target) (*Clients, error) {
 		Glue:       glue.NewFromConfig(cfg),
 		Athena:     athena.NewFromConfig(cfg),
 		Events:     eventbridge.NewFromConfig(cfg),
+		Lambda:     lambda.NewFromConfig(cfg),
 		cfg:        cfg,
 	}, nil
 }
@@ -220,6 +223,7 @@ func (c *Clients) InRegion(region string) *Clients {
 	out.Glue = glue.NewFromConfig(cfg)
 	out.Athena = athena.NewFromConfig(cfg)
 	out.Events = eventbridge.NewFromConfig(cfg)
+	out.Lambda = lambda.NewFromConfig(cfg)
 	out.S3Control = s3control.NewFromConfig(cfg, func(o *s3control.Options) { o.EndpointResolverV2 = c.S3Control.Options().EndpointResolverV2 })
 	out.cfg = cfg
 	return &out

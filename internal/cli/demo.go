@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/spf13/cobra"
@@ -38,7 +39,7 @@ func newDemoCmd(streams IO, g *Globals) *cobra.Command {
 		Short: "The whole story in one command, on the embedded sandbox: no AWS account needed",
 		Long: `Start the sandbox in-process, create a log-archive account and three member accounts whose trails log
 to their own buckets, then run plan and apply, let the logs flow, show status, add a fourth account, backfill it, break the archive
-grant and catch the alert, index the archive and query it with SQL, verify the archive, and catch an intruder
+grant and catch the alert, stop a trail and catch watch's line, index the archive and query it with SQL, verify the archive, and catch an intruder
 who rewrites an archived log. Every step prints what it proved.
 
 Exit codes: 0 every proof held, 1 one did not.`,
@@ -302,6 +303,41 @@ func runDemo(ctx context.Context, streams IO, opts *DemoOptions) error {
 		}
 		return fmt.Sprintf("the archive grant broken: the subscriber at %s got S3's alert for %s (%s) %v after delivery; apply restored the grant, backfill brought the FAILED logs in",
 			d.inbox.URL, filepath.Base(ev.Key), ev.Reason, took), nil
+	})
+	d.step("watch", func() (string, error) {
+		// watch: an administrator of a source stops its trail; the person hears of it.
+		text, err := os.ReadFile(d.config)
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(d.config, append(text, "watch: {}\n"...), 0o644); err != nil {
+			return "", err
+		}
+		var out, errb bytes.Buffer
+		if code := run(d.ctx, []string{"apply", "--yes", "--config", d.config, "--no-progress"}, IO{In: strings.NewReader(""), Out: &out, Err: &errb}); code != ExitOK {
+			return "", fmt.Errorf("apply with watch exited %d: %s", code, strings.TrimSpace(errb.String()))
+		}
+		trails := cloudtrail.NewFromConfig(world.Config(d.url, demoMembers[1], demoRegion))
+		stopped := time.Now()
+		if _, err := trails.StopLogging(ctx, &cloudtrail.StopLoggingInput{Name: aws.String("Members")}); err != nil {
+			return "", err
+		}
+		var line string
+		for !strings.HasPrefix(line, "trailkeeper watch:") { // alerts of the step before may come first
+			if line, err = wait(d.inbox.Messages, "watch"); err != nil {
+				return "", err
+			}
+		}
+		took := time.Since(stopped).Round(time.Millisecond)
+		if _, err := trails.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("Members")}); err != nil {
+			return "", err
+		}
+		// The scheduled verdict: trailkeeper itself as a Lambda function on EventBridge's schedule.
+		if err := d.sb.RunSchedules(ctx); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("StopLogging in %s reached the subscriber %v later as %q; the watch function (this binary on Lambda) ran on its schedule",
+			demoMembers[1], took, firstLine(line)[:min(len(firstLine(line)), 90)]+"..."), nil
 	})
 	d.step("query", func() (string, error) {
 		index := filepath.Join(dir, "index")

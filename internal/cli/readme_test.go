@@ -75,12 +75,12 @@ func TestREADMEDemoCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go run ./cmd/trailkeeper demo: %v\n%s", err, out)
 	}
-	for _, proof := range []string{"accounts", "plan", "apply", "replicate", "status", "add", "backfill", "alert", "query", "verify", "tamper", "report"} {
+	for _, proof := range []string{"accounts", "plan", "apply", "replicate", "status", "add", "backfill", "alert", "watch", "query", "verify", "tamper", "report"} {
 		if !regexp.MustCompile(`(?m)^ok   ` + proof + ` `).Match(out) {
 			t.Errorf("no proof line for %s:\n%s", proof, out)
 		}
 	}
-	if !bytes.Contains(out, []byte("All 12 proofs held")) || !bytes.Contains(out, []byte("is caught by verify (exit 1: shadowing-version)")) {
+	if !bytes.Contains(out, []byte("All 13 proofs held")) || !bytes.Contains(out, []byte("is caught by verify (exit 1: shadowing-version)")) {
 		t.Fatalf("demo output:\n%s", out)
 	}
 	// The commands it leaves for going on by hand work as pasted, from another

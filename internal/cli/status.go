@@ -186,6 +186,18 @@ func printStatus(w io.Writer, r *status.Report) {
 			wired = paint.bad("tell nobody")
 		}
 		fmt.Fprintf(w, "watch %s: tampering calls of %s of %d sources reach it, its rules %s\n", r.Watch.Bus, thousands(r.Watch.SourcesWired), len(r.Accounts), wired)
+		switch {
+		case r.Watch.Schedule == "":
+			fmt.Fprintf(w, "watch function: %s\n", paint.bad("not scheduled"))
+		case r.Watch.LastRun == nil:
+			fmt.Fprintf(w, "watch function: runs %s, not run yet\n", r.Watch.Schedule)
+		default:
+			verdict := paint.good("healthy")
+			if !*r.Watch.LastHealthy {
+				verdict = paint.bad("not healthy")
+			}
+			fmt.Fprintf(w, "watch function: runs %s, last at %s: %s\n", r.Watch.Schedule, r.Watch.LastRun.Format("2006-01-02 15:04 MST"), verdict)
+		}
 	}
 	printCost(w, &r.Cost)
 	if len(r.Findings) == 0 {

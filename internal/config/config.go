@@ -20,6 +20,7 @@ import (
 // Config is what trailkeeper.yaml says should be.
 type Config struct {
 	Path        string
+	Text        []byte // the file as it was read
 	Archive     Archive
 	Replication Replication
 	Sources     []Source
@@ -167,7 +168,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		return nil, &Error{File: path, Msg: "the file is empty"}
 	}
 	p := &parser{file: path}
-	c := &Config{Path: path, Replication: Replication{RoleName: DefaultRoleName, TimeControl: true},
+	c := &Config{Path: path, Text: data, Replication: Replication{RoleName: DefaultRoleName, TimeControl: true},
 		Archive: Archive{StorageClass: DefaultStorageClass, ObjectLock: ObjectLock{Mode: "GOVERNANCE", Days: 400}}}
 	seen := p.mapping(root.Content[0], "", map[string]func(*yaml.Node, string){
 		"archive":      func(n *yaml.Node, f string) { p.archive(n, f, &c.Archive) },

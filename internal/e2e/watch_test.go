@@ -1,15 +1,18 @@
 package e2e
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
 	"github.com/trailkeeper/trailkeeper/internal/testenv"
+	"github.com/trailkeeper/trailkeeper/internal/watch"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
 
@@ -126,5 +129,71 @@ func TestWatchTellsAPersonOfTampering(t *testing.T) {
 	rules := must(arch.ListRules(ctx, &eventbridge.ListRulesInput{EventBusName: aws.String(setup.WatchBusName)})).OK(t)
 	if len(rules.Rules) != 1 || aws.ToString(rules.Rules[0].Name) != "security-team" {
 		t.Fatalf("rules left on the archive's bus: %+v", rules.Rules)
+	}
+}
+
+// verdict reads what the watch function concluded last.
+func (e *env) verdict() *watch.Verdict {
+	e.t.Helper()
+	out, err := world.S3(e.url, archiveAcct, region).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(archive), Key: aws.String(setup.WatchPrefix + "verdict.json")})
+	if err != nil {
+		e.t.Fatalf("the watch function left no verdict: %v", err)
+	}
+	defer out.Body.Close()
+	var v watch.Verdict
+	if err := json.NewDecoder(out.Body).Decode(&v); err != nil {
+		e.t.Fatal(err)
+	}
+	return &v
+}
+
+func (e *env) runSchedules() {
+	e.t.Helper()
+	if err := e.sb.RunSchedules(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// A trail stopped with no API call (nothing for EventBridge to hear): the
+// watch function, deployed by apply as this very binary and run by the
+// schedule, finds it through the observer role and tells the person once; a
+// run that finds nothing new says nothing; once logging is back, one
+// "healthy again".
+func TestWatchScheduledVerdict(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	e.member(world.Member{Account: acctA})
+	person := newInbox(t)
+	e.writeConfig([]string{acctA}, "alerts:\n  subscribe: ["+person.url+"]\nwatch: {}\n")
+	e.apply()
+	person.waitConfirmed(1)
+	e.deliveries(acctA, 2)
+
+	e.runSchedules()
+	if v := e.verdict(); v.Runs != 1 || !v.Healthy || v.Notified != 0 {
+		t.Fatalf("the first run of a healthy archive: %+v", v)
+	}
+	if err := e.sb.StopLoggingQuietly(acctA, "Members"); err != nil {
+		t.Fatal(err)
+	}
+	e.runSchedules()
+	got := person.line()
+	if !strings.HasPrefix(got, "trailkeeper watch: the archive is not healthy") || !strings.Contains(got, "account "+acctA+": trail-not-logging") ||
+		!strings.Contains(got, "aws cloudtrail start-logging") {
+		t.Fatalf("the run after the silent stop told the person:\n%s", got)
+	}
+	e.runSchedules()
+	if v := e.verdict(); v.Runs != 3 || v.Healthy || v.Notified != 1 {
+		t.Fatalf("a run with nothing new: %+v (one message in all, three runs)", v)
+	}
+	if out, err := runAWS(e, acctA, "cloudtrail", "start-logging", "--name", "Members"); err != nil {
+		t.Fatalf("start-logging: %v\n%s", err, out)
+	}
+	e.deliveries(acctA, 1)
+	e.runSchedules()
+	if got := person.line(); !strings.HasPrefix(got, "trailkeeper watch: healthy again") {
+		t.Fatalf("after logging started again the person read (a second 'not healthy' would mean the quiet run spoke):\n%s", got)
+	}
+	if v := e.verdict(); v.Runs != 4 || !v.Healthy || v.Notified != 2 {
+		t.Fatalf("after healthy again: %+v", v)
 	}
 }

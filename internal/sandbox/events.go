@@ -1,10 +1,12 @@
 package sandbox
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,7 +39,9 @@ func (b *eventBus) arn() string {
 
 type eventRule struct {
 	Name        string        `json:"name"`
-	Pattern     string        `json:"pattern"`
+	Pattern     string        `json:"pattern,omitempty"`
+	Schedule    string        `json:"schedule,omitempty"` // rate(...) or cron(...), on default buses only
+	LastRun     time.Time     `json:"lastRun,omitzero"`
 	State       string        `json:"state"`
 	Description string        `json:"description,omitempty"`
 	Targets     []eventTarget `json:"targets"`
@@ -117,7 +121,13 @@ func (s *Sandbox) eventsActions() map[string]jsonHandler {
 		return "arn:aws:events:" + b.Region + ":" + b.Account + ":rule/" + b.Name + "/" + name
 	}
 	describe := func(b *eventBus, r *eventRule) map[string]any {
-		out := map[string]any{"Name": r.Name, "Arn": ruleARN(b, r.Name), "EventPattern": r.Pattern, "State": r.State, "EventBusName": b.Name}
+		out := map[string]any{"Name": r.Name, "Arn": ruleARN(b, r.Name), "State": r.State, "EventBusName": b.Name}
+		if r.Pattern != "" {
+			out["EventPattern"] = r.Pattern
+		}
+		if r.Schedule != "" {
+			out["ScheduleExpression"] = r.Schedule
+		}
 		if r.Description != "" {
 			out["Description"] = r.Description
 		}
@@ -203,13 +213,22 @@ func (s *Sandbox) eventsActions() map[string]jsonHandler {
 			if !ruleNameRE.MatchString(name) {
 				return nil, invalid("1 validation error detected: Value '%s' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\.\\-_A-Za-z0-9]+", name)
 			}
-			if str(in, "ScheduleExpression") != "" {
-				return nil, invalid("the sandbox has no scheduled rules")
+			schedule, text := str(in, "ScheduleExpression"), str(in, "EventPattern")
+			var p eventPattern
+			switch {
+			case schedule == "" && text == "":
+				return nil, invalid("Parameter(s) EventPattern or ScheduleExpression must be specified.")
+			case schedule != "" && b.Name != "default":
+				return nil, invalid("ScheduleExpression is supported only on the default event bus.")
+			case schedule != "":
+				if _, err := scheduleEvery(schedule); err != nil {
+					return nil, err
+				}
 			}
-			text := str(in, "EventPattern")
-			p, err := parseEventPattern(text)
-			if err != nil {
-				return nil, err
+			if text != "" {
+				if p, err = parseEventPattern(text); err != nil {
+					return nil, err
+				}
 			}
 			state := str(in, "State")
 			if state == "" {
@@ -226,7 +245,10 @@ func (s *Sandbox) eventsActions() map[string]jsonHandler {
 				r = &eventRule{Name: name}
 				b.Rules[name] = r
 			}
-			r.Pattern, r.pattern, r.State, r.Description = text, p, state, str(in, "Description")
+			if schedule != r.Schedule {
+				r.LastRun = time.Now().UTC() // a rate counts from when it is set
+			}
+			r.Pattern, r.pattern, r.Schedule, r.State, r.Description = text, p, schedule, state, str(in, "Description")
 			return map[string]any{"RuleArn": ruleARN(b, name)}, nil
 		},
 		"DescribeRule": func(c *call, in map[string]any) (any, error) {
@@ -385,8 +407,12 @@ func (s *Sandbox) checkTarget(b *eventBus, t eventTarget) error {
 			return fmt.Errorf("the topic %s is not in the rule's region %s", t.Arn, b.Region)
 		}
 	case busARNRE.MatchString(t.Arn):
+	case strings.HasPrefix(t.Arn, "arn:aws:lambda:"):
+		if parts := strings.SplitN(t.Arn, ":", 7); len(parts) < 7 || parts[3] != b.Region {
+			return fmt.Errorf("the function %s is not in the rule's region %s", t.Arn, b.Region)
+		}
 	default:
-		return fmt.Errorf("the sandbox delivers to SNS topics and event buses, not %s", t.Arn)
+		return fmt.Errorf("the sandbox delivers to SNS topics, Lambda functions and event buses, not %s", t.Arn)
 	}
 	if t.InputTransformer != nil && t.InputTransformer.InputTemplate == "" {
 		return fmt.Errorf("InputTransformer needs an InputTemplate")
@@ -436,7 +462,7 @@ func (s *Sandbox) routeEvent(b *eventBus, event map[string]any, hops int) {
 		if r.State == "DISABLED" {
 			continue
 		}
-		if r.pattern == nil {
+		if r.pattern == nil && r.Pattern != "" {
 			r.pattern, _ = parseEventPattern(r.Pattern)
 		}
 		if r.pattern == nil || !r.pattern.matches(event) {
@@ -472,6 +498,14 @@ func (s *Sandbox) deliverEvent(b *eventBus, r *eventRule, t eventTarget, event m
 			}
 		}
 		s.routeEvent(dst, event, hops+1) // the event keeps its account and region
+		return nil
+	}
+	if strings.HasPrefix(t.Arn, "arn:aws:lambda:") {
+		f, err := s.targetFunction(ruleARN, t.Arn)
+		if err != nil {
+			return err
+		}
+		s.invokeAsync(*f, []byte(targetInput(t, event))) // EventBridge invokes asynchronously
 		return nil
 	}
 	topic := s.st.Topics[t.Arn]
@@ -550,4 +584,128 @@ func (s *Sandbox) cloudtrailEvent(account, region string, record json.RawMessage
 	source, _ := detail["eventSource"].(string)
 	event := newEvent("aws."+strings.TrimSuffix(source, ".amazonaws.com"), "AWS API Call via CloudTrail", account, region, []any{}, detail)
 	s.routeEvent(s.bus(account, region, "default", false), event, 0)
+}
+
+// targetFunction finds a rule's Lambda target and checks that its resource
+// policy lets EventBridge invoke it for this rule. Callers hold s.mu.
+func (s *Sandbox) targetFunction(ruleARN, fnARN string) (*lambdaFunction, error) {
+	parts := strings.SplitN(fnARN, ":", 7)
+	f := s.st.Functions[functionKey(parts[4], parts[3], functionNameFromARN(fnARN))]
+	if f == nil {
+		return nil, fmt.Errorf("function %s does not exist", fnARN)
+	}
+	req := policy.Request{Caller: policy.Caller{Service: "events.amazonaws.com"}, Action: "lambda:InvokeFunction", Resource: f.arn(),
+		Context: map[string][]string{"aws:SourceArn": {ruleARN}, "aws:SourceAccount": {strings.SplitN(ruleARN, ":", 6)[4]}}}
+	doc, err := s.parse(f.Policy, policy.Resource)
+	if f.Policy == "" || err != nil || doc.Evaluate(req).Decision != policy.Allowed {
+		return nil, fmt.Errorf("the policy of function %s does not let events.amazonaws.com invoke it for %s", fnARN, ruleARN)
+	}
+	return f, nil
+}
+
+var (
+	rateRE = regexp.MustCompile(`^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$`)
+	cronRE = regexp.MustCompile(`^cron\((\S+ ){5}\S+\)$`)
+)
+
+// scheduleEvery validates a schedule expression and says how often a rate
+// fires; a cron expression (six fields) is accepted and fires only through
+// RunSchedules (0).
+func scheduleEvery(expr string) (time.Duration, error) {
+	if cronRE.MatchString(expr) {
+		return 0, nil
+	}
+	m := rateRE.FindStringSubmatch(expr)
+	if m == nil {
+		return 0, errorf(400, "ValidationException", "Parameter ScheduleExpression is not valid.")
+	}
+	n, _ := strconv.Atoi(m[1])
+	unit := map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour}[strings.TrimSuffix(m[2], "s")]
+	if n < 1 || (n == 1) != !strings.HasSuffix(m[2], "s") {
+		return 0, errorf(400, "ValidationException", "Parameter ScheduleExpression is not valid.")
+	}
+	return time.Duration(n) * unit, nil
+}
+
+// RunSchedules fires every enabled scheduled rule now, as its time had come,
+// and returns once the Lambda functions it invoked have answered: tests wait
+// for the run instead of for the clock. Due rates also fire by themselves.
+func (s *Sandbox) RunSchedules(ctx context.Context) error {
+	return s.fireSchedules(ctx, time.Time{})
+}
+
+// fireSchedules fires the scheduled rules due at now (all of them when now
+// is zero), invoking their functions synchronously.
+func (s *Sandbox) fireSchedules(ctx context.Context, now time.Time) error {
+	type call struct {
+		f       lambdaFunction
+		payload []byte
+	}
+	var calls []call
+	s.mu.Lock()
+	for _, b := range s.st.Buses {
+		for _, r := range b.Rules {
+			if r.Schedule == "" || r.State == "DISABLED" {
+				continue
+			}
+			if !now.IsZero() {
+				every, _ := scheduleEvery(r.Schedule)
+				if every == 0 || now.Sub(r.LastRun) < every {
+					continue
+				}
+			}
+			r.LastRun = time.Now().UTC()
+			arn := "arn:aws:events:" + b.Region + ":" + b.Account + ":rule/" + r.Name
+			event := newEvent("aws.events", "Scheduled Event", b.Account, b.Region, []any{arn}, map[string]any{})
+			for _, t := range r.Targets {
+				if !strings.HasPrefix(t.Arn, "arn:aws:lambda:") {
+					if err := s.deliverEvent(b, r, t, event, 0); err != nil {
+						r.Failed++
+					}
+					continue
+				}
+				f, err := s.targetFunction(arn, t.Arn)
+				if err != nil {
+					r.Failed++
+					s.opts.Logger.Info("events: target not invoked", "rule", r.Name, "target", t.Arn, "error", err)
+					continue
+				}
+				calls = append(calls, call{*f, []byte(targetInput(t, event))})
+			}
+		}
+	}
+	s.changed()
+	s.mu.Unlock()
+	var errs []string
+	for _, c := range calls {
+		res := s.invoke(ctx, c.f, c.payload)
+		switch {
+		case res.err != nil:
+			errs = append(errs, c.f.Name+": "+res.err.Error())
+		case res.functionError != "":
+			errs = append(errs, c.f.Name+": "+string(res.payload))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("scheduled invocations failed: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// scheduler fires due rates every 10 seconds.
+func (s *Sandbox) scheduler() {
+	defer s.done.Done()
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	ctx := s.stopContext()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-tick.C:
+			if err := s.fireSchedules(ctx, now); err != nil {
+				s.opts.Logger.Info("events: scheduled run", "error", err)
+			}
+		}
+	}
 }

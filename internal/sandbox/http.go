@@ -172,6 +172,8 @@ func (s *Sandbox) dispatch(c *call) error {
 		return s.serveCloudTrail(c)
 	case "events":
 		return s.serveJSON(c, "events", "AWSEvents", s.eventsHandlers)
+	case "lambda":
+		return s.serveLambda(c)
 	}
 	return errorf(400, "UnknownService", "the sandbox does not emulate service %q", c.service)
 }
@@ -324,7 +326,7 @@ func (s *Sandbox) writeError(c *call, err error) {
 	c.status, c.errCode, c.errMsg = e.Status, e.Code, e.Message
 	h := c.w.Header()
 	switch c.service {
-	case "cloudtrail", "glue", "athena", "events":
+	case "cloudtrail", "glue", "athena", "events", "lambda":
 		h.Set("Content-Type", "application/x-amz-json-1.1")
 		h.Set("X-Amzn-ErrorType", e.Code)
 		c.w.WriteHeader(e.Status)

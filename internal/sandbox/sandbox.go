@@ -86,7 +86,12 @@ type Sandbox struct {
 	faultRate      atomic.Uint64 // math.Float64bits of the share of requests that fail
 	latency        atomic.Int64  // time.Duration added to every answer
 	slowMu         sync.Mutex
-	slow           []slowRule // requests to hold back, as a slow network would
+	slow           []slowRule      // requests to hold back, as a slow network would
+	url            atomic.Value    // string: where Start serves, for Lambda functions to call back
+	stopCtx        context.Context // cancelled by Close, for background invocations
+	stopCtxOnce    sync.Once
+	codeMu         sync.Mutex
+	codeDirs       map[string]string // Lambda code unpacked, by its hash
 
 	// Built once in New: the handlers of each service, and parsed policy
 	// documents by text (guarded by mu), so requests do not redo either.
@@ -182,10 +187,10 @@ func New(opts Options) (*Sandbox, error) {
 		events:    map[string][]pendingEvent{},
 		replQueue: make(chan replicationJob, 1<<16),
 		snsQueue:  make(chan snsMessage, 4096),
-		stop:      make(chan struct{}),
-		rng:       rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)),
-		calls:     callCounter{m: map[string]int{}},
-		commits:   make(chan struct{}, 1),
+		stop:      make(chan struct{}), codeDirs: map[string]string{},
+		rng:     rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)),
+		calls:   callCounter{m: map[string]int{}},
+		commits: make(chan struct{}, 1),
 	}
 	s.savedCond = sync.NewCond(&s.savedMu)
 	s.SetFaultRate(opts.FaultRate)
@@ -205,7 +210,8 @@ func New(opts Options) (*Sandbox, error) {
 	s.resumeReplications()
 	s.resumeJobs()
 	s.mu.Unlock()
-	s.done.Add(4)
+	s.done.Add(5)
+	go s.scheduler()
 	go s.replicator()
 	go s.snsSender()
 	go s.cloudtrailLoop()
@@ -219,9 +225,16 @@ func (s *Sandbox) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		s.done.Wait()
+		s.removeCode()
 		err = s.save()
 	})
 	return err
+}
+
+// endpointURL is where the sandbox serves ("" before Start).
+func (s *Sandbox) endpointURL() string {
+	u, _ := s.url.Load().(string)
+	return u
 }
 
 // Handler serves every emulated service on one endpoint, like LocalStack.
@@ -262,6 +275,7 @@ func (s *Sandbox) Start(addr string, useTLS bool) (*Server, error) {
 		scheme = "https"
 	}
 	out.URL = scheme + "://" + ln.Addr().String()
+	s.url.CompareAndSwap(nil, out.URL)
 	go out.srv.Serve(ln)
 	return out, nil
 }

@@ -44,6 +44,19 @@ func (s *Sandbox) serveControl(w http.ResponseWriter, r *http.Request) {
 		}
 		s.SlowDown(q.Get("method"), q.Get("subresource"), d, n)
 		reply(200, map[string]string{"status": "armed"})
+	case "POST /_sandbox/cloudtrail/stop-quietly":
+		q := r.URL.Query()
+		if err := s.StopLoggingQuietly(q.Get("account"), q.Get("trail")); err != nil {
+			reply(404, map[string]string{"error": err.Error()})
+			return
+		}
+		reply(200, map[string]string{"status": "stopped"})
+	case "POST /_sandbox/events/run-schedules":
+		if err := s.RunSchedules(r.Context()); err != nil {
+			reply(500, map[string]string{"error": err.Error()})
+			return
+		}
+		reply(200, map[string]string{"status": "ran"})
 	case "POST /_sandbox/cloudtrail/rotate-key":
 		region := r.URL.Query().Get("region")
 		if region == "" {

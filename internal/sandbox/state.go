@@ -24,6 +24,8 @@ type state struct {
 	NamedQueries map[string]*namedQuery   `json:"namedQueries,omitempty"`
 	// EventBridge buses by ACCOUNT/REGION/name, with their rules
 	Buses map[string]*eventBus `json:"buses,omitempty"`
+	// Lambda functions by ACCOUNT/REGION/name
+	Functions map[string]*lambdaFunction `json:"functions,omitempty"`
 }
 
 // userKey is an IAM user's long-term access key.
@@ -153,7 +155,7 @@ type upload struct {
 
 func newState() *state {
 	return &state{Buckets: map[string]*bucket{}, Accounts: map[string]*account{}, Sessions: map[string]*session{}, Keys: map[string]*userKey{}, Topics: map[string]*topic{},
-		Glue: map[string]*glueDatabase{}, Workgroups: map[string]*workgroup{}, NamedQueries: map[string]*namedQuery{}, Buses: map[string]*eventBus{}}
+		Glue: map[string]*glueDatabase{}, Workgroups: map[string]*workgroup{}, NamedQueries: map[string]*namedQuery{}, Buses: map[string]*eventBus{}, Functions: map[string]*lambdaFunction{}}
 }
 
 func (st *state) account(id string) *account {

@@ -70,6 +70,8 @@ type SourceState struct {
 	// Watch is trailkeeper's watch rule in each of WatchRegions (nil where
 	// there is none); Watch itself is nil when it could not be read.
 	Watch map[string]*RuleState
+	// Observer is the read-only role the watch function reads through.
+	Observer *Role
 }
 
 // HasRule says whether the trail bucket replicates with trailkeeper's enabled rule.

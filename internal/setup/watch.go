@@ -109,9 +109,10 @@ func ruleARNOnBus(c *config.Config, rule string) string {
 
 // RuleState is an EventBridge rule as it is, nil where there is none.
 type RuleState struct {
-	Pattern string
-	Enabled bool
-	Targets []ebtypes.Target
+	Pattern  string
+	Schedule string
+	Enabled  bool
+	Targets  []ebtypes.Target
 }
 
 // WatchArchive is the archive side of watch as it is.
@@ -122,6 +123,12 @@ type WatchArchive struct {
 	// Unreadable is set when the credentials may not read EventBridge and
 	// the config has no watch: there is then nothing of ours to take away.
 	Unreadable bool
+	// The scheduled verdict: the function, its role and schedule, and the
+	// config it runs with (watchfn.go).
+	FunctionRole *Role
+	Function     *FunctionState
+	Schedule     *RuleState
+	ConfigText   []byte
 }
 
 func getRule(ctx context.Context, cl *eventbridge.Client, bus, name string) (*RuleState, error) {
@@ -136,7 +143,7 @@ func getRule(ctx context.Context, cl *eventbridge.Client, bus, name string) (*Ru
 	if err != nil {
 		return nil, err
 	}
-	st := &RuleState{Pattern: aws.ToString(r.EventPattern), Enabled: r.State != ebtypes.RuleStateDisabled}
+	st := &RuleState{Pattern: aws.ToString(r.EventPattern), Schedule: aws.ToString(r.ScheduleExpression), Enabled: r.State != ebtypes.RuleStateDisabled}
 	t, err := cl.ListTargetsByRule(ctx, &eventbridge.ListTargetsByRuleInput{Rule: &name, EventBusName: in.EventBusName})
 	if err != nil {
 		return nil, err
@@ -159,7 +166,9 @@ func observeWatchSource(ctx context.Context, c *config.Config, st *SourceState, 
 		}
 		st.Watch[region] = r
 	}
-	return nil
+	var err error
+	st.Observer, err = getRole(ctx, cl, st.Config.AccountID, ObserverRoleName)
+	return err
 }
 
 // ObserveWatch reads the archive's bus, its policy and trailkeeper's rules.
@@ -169,12 +178,18 @@ func ObserveWatch(ctx context.Context, c *config.Config, cl *awsapi.Clients) (*W
 	bus, err := ev.DescribeEventBus(ctx, &eventbridge.DescribeEventBusInput{Name: aws.String(WatchBusName)})
 	switch {
 	case awsapi.Code(err) == "ResourceNotFoundException":
-		return w, nil
+		if !c.Watch.Enabled {
+			return w, nil // never wired: nothing to read, nothing to take away
+		}
+		return w, observeWatchFunction(ctx, c, cl, w)
 	case err != nil && !c.Watch.Enabled && awsapi.IsAccess(err):
 		w.Unreadable = true
 		return w, nil
 	case err != nil:
 		return nil, wrap(c.Archive.AccountID, "events DescribeEventBus "+WatchBusName, err)
+	}
+	if err := observeWatchFunction(ctx, c, cl, w); err != nil {
+		return nil, err
 	}
 	w.Bus = true
 	if text := aws.ToString(bus.Policy); text != "" {
@@ -281,6 +296,9 @@ func (p *Plan) planWatch(e *Env, w *WatchArchive, topics map[string]*Topic, sour
 		if on && !removing[acct] {
 			accounts = append(accounts, acct)
 		}
+	}
+	if err := p.planWatchFunction(e, w, sources, removing); err != nil {
+		return err
 	}
 	if w == nil || w.Unreadable {
 		return nil

@@ -2,6 +2,14 @@ package status
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 
 	"github.com/trailkeeper/trailkeeper/internal/setup"
 )
@@ -12,6 +20,12 @@ type Watch struct {
 	BusExists    bool   `json:"busExists"`    //
 	Wired        bool   `json:"wired"`        // its rules tell the alert topic
 	SourcesWired int    `json:"sourcesWired"` // sources whose calls reach the bus
+	// The scheduled verdict: the function, its schedule, and what its last
+	// run concluded (from trailkeeper/watch/verdict.json in the archive).
+	Function    bool       `json:"function"`
+	Schedule    string     `json:"schedule"`
+	LastRun     *time.Time `json:"lastRun"`
+	LastHealthy *bool      `json:"lastRunHealthy"`
 }
 
 // checkWatch follows the path a tampering call takes: the source's rule in
@@ -34,6 +48,19 @@ func (ck *checker) checkWatch(ctx context.Context) error {
 	} else {
 		report.Wired = true
 	}
+	report.Function = w.Function != nil
+	if w.Schedule != nil && w.Schedule.Enabled {
+		report.Schedule = w.Schedule.Schedule
+	}
+	if w.Function == nil || !w.Function.Scheduled || report.Schedule == "" {
+		ck.add(nil, Error, "watch-function-unscheduled", acct, applyFix,
+			"the watch function %s does not run on a schedule: a trail stopped where EventBridge hears nothing is seen only when someone runs status", setup.WatchFunctionName)
+	}
+	if v, err := lastVerdict(ctx, ck); err != nil {
+		return accessOr(acct, "read "+setup.WatchPrefix+"verdict.json in the archive (s3:GetObject)", err)
+	} else if v != nil {
+		report.LastRun, report.LastHealthy = &v.CheckedAt, &v.Healthy
+	}
 	for _, a := range ck.report.Accounts {
 		st := ck.states[a.Account]
 		if st == nil {
@@ -48,4 +75,28 @@ func (ck *checker) checkWatch(ctx context.Context) error {
 	}
 	ck.report.Watch = report
 	return nil
+}
+
+// lastVerdict reads what the watch function concluded last, nil before its
+// first run.
+func lastVerdict(ctx context.Context, ck *checker) (*struct {
+	CheckedAt time.Time `json:"checkedAt"`
+	Healthy   bool      `json:"healthy"`
+}, error) {
+	out, err := ck.e.Archive.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: &ck.c.Archive.Bucket, Key: aws.String(setup.WatchPrefix + "verdict.json")})
+	if code := awsapi.Code(err); code == "NoSuchKey" || code == "NoSuchBucket" {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer out.Body.Close()
+	v := &struct {
+		CheckedAt time.Time `json:"checkedAt"`
+		Healthy   bool      `json:"healthy"`
+	}{}
+	if err := json.NewDecoder(io.LimitReader(out.Body, 1<<20)).Decode(v); err != nil {
+		return nil, nil // not one the function wrote: as if none
+	}
+	return v, nil
 }
