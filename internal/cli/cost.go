@@ -19,6 +19,9 @@ func printCost(w io.Writer, e *cost.Estimate) {
 		cost.Dollars(e.Replication+e.RTC+e.Transfer), cost.Dollars(e.Replication), cost.Dollars(e.RTC), cost.Dollars(e.Transfer))
 	fmt.Fprintf(w, "  %s a month more for each month of logs kept in %s: %s a month after a year\n",
 		cost.Dollars(e.Storage), e.Class, cost.Dollars(e.AfterAYear))
+	if e.Watch > 0 {
+		fmt.Fprintf(w, "  %s a month for watch's hourly function (Lambda time and the S3 requests of its status runs)\n", cost.Dollars(e.Watch))
+	}
 	fmt.Fprintf(w, "  backfill (S3 Batch Replication): %s per account, %s per million log files\n",
 		cost.Dollars(e.BackfillPerJob), cost.Dollars(e.BackfillPerMillion))
 }

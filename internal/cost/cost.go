@@ -28,6 +28,16 @@ type Prices struct {
 	BatchPerMillion float64                     `json:"batchOperationsPerMillionObjects"`
 	MinimumBytes    map[string]int64            `json:"minimumBillableBytes"`
 	OverheadBytes   map[string]map[string]int64 `json:"perObjectOverheadBytes"`
+	Watch           WatchPrices                 `json:"watch"`
+}
+
+// WatchPrices are what watch's hourly function costs: its runs, and the
+// requests of the status it runs.
+type WatchPrices struct {
+	GetPer1000        float64 `json:"s3GetPer1000"`
+	ListPer1000       float64 `json:"s3ListPer1000"`
+	PerGBSecond       float64 `json:"lambdaPerGBSecond"`
+	PerMillionInvokes float64 `json:"lambdaPerMillionRequests"`
 }
 
 // RegionPrices are the prices that differ by region.
@@ -117,6 +127,10 @@ type Estimate struct {
 	AfterAYear float64 `json:"monthlyAfterAYear"`
 	// Storage of one month of logs in each class, to compare.
 	StorageByClass map[string]float64 `json:"storagePerMonthOfLogsByClass"`
+	// Watch is the hourly watch function a month (0 without watch:): its
+	// Lambda time and the S3 requests of its status runs. Rules, AWS's events
+	// and the rare tampering lines cost next to nothing (docs/watch.md).
+	Watch float64 `json:"watchPerMonth"`
 	// S3 Batch Replication (backfill): per job (one per account) and per object.
 	BackfillPerJob     float64 `json:"backfillPerJob"`
 	BackfillPerMillion float64 `json:"backfillPerMillionObjects"`
@@ -128,7 +142,21 @@ type Input struct {
 	Class         string // replicas' storage class
 	RTC           bool
 	Sources       []Source
+	Watch         bool // the config has watch: (an hourly function runs status)
 }
+
+// What one status run costs per source, as the function runs it hourly:
+// bench/apply measured 18.9 AWS calls per account (2026-12-07), of which
+// about 4 list; the function's duration is assumed (2 s, then 60 ms a
+// source, at 1 GB), not measured on AWS.
+const (
+	watchRunsPerMonth   = 730
+	watchGetsPerSource  = 16
+	watchListsPerSource = 4
+	watchBaseSeconds    = 2.0
+	watchSecondsPerSrc  = 0.06
+	watchMemoryGB       = 1.0
+)
 
 // Make estimates a month (30 days) of the observed days.
 func (p Prices) Make(in Input) Estimate {
@@ -156,9 +184,14 @@ func (p Prices) Make(in Input) Estimate {
 		e.StorageByClass[class] = p.storage(rp, class, month)
 	}
 	e.Storage = e.StorageByClass[in.Class]
-	e.AfterAYear = 12*e.Storage + e.Replication + e.RTC + e.Transfer
+	if in.Watch {
+		n, w := float64(len(in.Sources)), p.Watch
+		e.Watch = watchRunsPerMonth * (n*watchGetsPerSource/1000*w.GetPer1000 + n*watchListsPerSource/1000*w.ListPer1000 +
+			(watchBaseSeconds+n*watchSecondsPerSrc)*watchMemoryGB*w.PerGBSecond + w.PerMillionInvokes/1e6)
+	}
+	e.AfterAYear = 12*e.Storage + e.Replication + e.RTC + e.Transfer + e.Watch
 	// Millionths of a dollar are plenty, and JSON readers see short numbers.
-	for _, v := range []*float64{&e.GBPerMonth, &e.Replication, &e.RTC, &e.Transfer, &e.Storage, &e.AfterAYear} {
+	for _, v := range []*float64{&e.GBPerMonth, &e.Replication, &e.RTC, &e.Transfer, &e.Storage, &e.AfterAYear, &e.Watch} {
 		*v = round6(*v)
 	}
 	for c, v := range e.StorageByClass {

@@ -99,3 +99,24 @@ func TestDigestsAreCounted(t *testing.T) {
 		t.Fatalf("%d objects a month for 17 regions' digests, want %d", e.ObjectsPerMonth, 30*24*17)
 	}
 }
+
+// watch's hourly function is in the estimate when the config has watch:,
+// growing with the sources it reads, and nothing without it.
+func TestWatchCost(t *testing.T) {
+	p := Load()
+	in := func(n int, watch bool) Estimate {
+		var sources []Source
+		for range n {
+			sources = append(sources, Source{Account: "111111111111", Region: "us-east-1"})
+		}
+		return p.Make(Input{ArchiveRegion: "us-east-1", Class: "STANDARD", Sources: sources, Watch: watch})
+	}
+	if e := in(10, false); e.Watch != 0 {
+		t.Fatalf("without watch: %v a month", e.Watch)
+	}
+	one, thousand := in(1, true), in(1000, true)
+	if one.Watch <= 0 || thousand.Watch <= 100*one.Watch/2 || thousand.AfterAYear < thousand.Watch {
+		t.Fatalf("watch for 1 source %v, for 1,000 %v (after a year %v)", one.Watch, thousand.Watch, thousand.AfterAYear)
+	}
+	t.Logf("watch a month: 1 source $%.4f, 1,000 sources $%.2f", one.Watch, thousand.Watch)
+}

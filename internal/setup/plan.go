@@ -324,7 +324,7 @@ func (p *Plan) estimate(ctx context.Context, e *Env, sources []*SourceState, rem
 			observed = append(observed, *d)
 		}
 	}
-	est := prices.Make(cost.Input{ArchiveRegion: c.Archive.Region, Class: c.Archive.StorageClass, RTC: c.Replication.TimeControl, Sources: observed})
+	est := prices.Make(cost.Input{ArchiveRegion: c.Archive.Region, Class: c.Archive.StorageClass, RTC: c.Replication.TimeControl, Sources: observed, Watch: c.Watch.Enabled})
 	p.Cost = &est
 	if !billsUp {
 		return

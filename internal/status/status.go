@@ -174,7 +174,7 @@ func Check(ctx context.Context, e *setup.Env, opts Options) (*Report, error) {
 	for _, a := range r.Accounts {
 		volumes = append(volumes, cost.Source{Account: a.Account, Region: a.Region, Day: a.LastDay, DigestRegions: a.digestRegions})
 	}
-	r.Cost = cost.Load().Make(cost.Input{ArchiveRegion: c.Archive.Region, Class: c.Archive.StorageClass, RTC: c.Replication.TimeControl, Sources: volumes})
+	r.Cost = cost.Load().Make(cost.Input{ArchiveRegion: c.Archive.Region, Class: c.Archive.StorageClass, RTC: c.Replication.TimeControl, Sources: volumes, Watch: c.Watch.Enabled})
 	sort.SliceStable(r.Findings, func(i, j int) bool {
 		if r.Findings[i].Severity != r.Findings[j].Severity {
 			return r.Findings[i].Severity == Error
