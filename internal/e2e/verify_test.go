@@ -57,6 +57,14 @@ func TestVerifyTheArchive(t *testing.T) {
 	if code != 1 || !strings.Contains(out, `"kind": "shadowing-version"`) || !strings.Contains(out, victim) {
 		t.Fatalf("verify after tampering: exit %d\n%s", code, out)
 	}
+	// search and index read the newest version only, and say that the key has two.
+	shadowed := "warning: " + victim + ": 2 versions in the archive; only the newest was"
+	if out, errOut, _ := e.run("search", "--account", acctA, "--since", "30d", "--no-index"); !strings.Contains(errOut, shadowed+" searched") {
+		t.Fatalf("search over a log written over does not say so:\n%s%s", out, errOut)
+	}
+	if out, errOut, code := e.run("index", "--to", filepath.Join(t.TempDir(), "index")); code != 0 || !strings.Contains(errOut, shadowed+" indexed") {
+		t.Fatalf("index over a log written over: exit %d\n%s%s", code, out, errOut)
+	}
 	// A local copy (aws s3 sync keeps the latest bytes only) shows the alteration too.
 	dir := t.TempDir()
 	copyLatest(t, e, dir)
