@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
@@ -114,12 +115,29 @@ func TestWatchTellsAPersonOfTampering(t *testing.T) {
 	}
 	e.apply()
 
-	// Taking watch out of the config unwires what trailkeeper wrote, and only that.
+	// remove-source takes the account's rules, its observer role and its place in the bus policy.
+	if out, errOut, code := e.run("remove-source", acctB, "--yes"); code != 0 {
+		t.Fatalf("remove-source: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, r := range []string{region, "us-east-1"} {
+		if _, err := eventbridge.NewFromConfig(world.Config(e.url, acctB, r)).DescribeRule(ctx, &eventbridge.DescribeRuleInput{Name: aws.String(setup.WatchRuleName)}); err == nil {
+			t.Errorf("the removed account still has the watch rule in %s", r)
+		}
+	}
+	if _, err := iam.NewFromConfig(world.Config(e.url, acctB, region)).GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(setup.ObserverRoleName)}); err == nil {
+		t.Error("the removed account still has the observer role")
+	}
 	arch := eventbridge.NewFromConfig(world.Config(e.url, archiveAcct, region))
+	if bus := must(arch.DescribeEventBus(ctx, &eventbridge.DescribeEventBusInput{Name: aws.String(setup.WatchBusName)})).OK(t); strings.Contains(aws.ToString(bus.Policy), acctB) ||
+		!strings.Contains(aws.ToString(bus.Policy), acctA) {
+		t.Fatalf("the bus policy after remove-source: %s", aws.ToString(bus.Policy))
+	}
+
+	// Taking watch out of the config unwires what trailkeeper wrote, and only that.
 	must(arch.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("security-team"), EventBusName: aws.String(setup.WatchBusName), EventPattern: aws.String(`{"source":["aws.s3"]}`)})).OK(t)
-	e.writeConfig([]string{acctA, acctB}, "alerts:\n  subscribe: ["+person.url+"]\n")
+	e.writeConfig([]string{acctA}, "alerts:\n  subscribe: ["+person.url+"]\n")
 	e.apply()
-	for _, acct := range []string{acctA, acctB} {
+	for _, acct := range []string{acctA} {
 		for _, r := range []string{region, "us-east-1"} {
 			if _, err := eventbridge.NewFromConfig(world.Config(e.url, acct, r)).DescribeRule(ctx, &eventbridge.DescribeRuleInput{Name: aws.String(setup.WatchRuleName)}); err == nil {
 				t.Errorf("account %s still has the watch rule in %s", acct, r)

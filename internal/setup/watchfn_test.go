@@ -1,7 +1,12 @@
 package setup
 
 import (
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 
 	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/policy"
@@ -40,6 +45,30 @@ func TestWatchRolesAreLeastPrivilege(t *testing.T) {
 		got := tc.doc.Evaluate(policy.Request{Action: tc.action, Resource: tc.resource}).Decision == policy.Allowed
 		if got != tc.allowed {
 			t.Errorf("%s: allowed %v, want %v", tc.name, got, tc.allowed)
+		}
+	}
+}
+
+// Beyond what the bus policy's default quota holds, plan stops before
+// writing anything and names the quota to raise.
+func TestWatchBeyondTheBusPolicyQuota(t *testing.T) {
+	c := &config.Config{Archive: config.Archive{AccountID: "999999999999", Region: "ap-northeast-1", Bucket: "archive"}, Watch: config.Watch{Enabled: true}}
+	e := &Env{Config: c, Archive: &awsapi.Clients{Region: c.Archive.Region}}
+	w := &WatchArchive{Bus: true, Rules: map[string]*RuleState{}}
+	for _, n := range []int{663, 664} {
+		var sources []*SourceState
+		for i := range n {
+			sources = append(sources, &SourceState{Config: config.Source{AccountID: fmt.Sprintf("%012d", 100000000000+i)},
+				Trail: Trail{Name: "Members", HomeRegion: c.Archive.Region, Bucket: "b"}, Watch: map[string]*RuleState{}})
+		}
+		p := &Plan{}
+		err := p.planWatch(e, w, map[string]*Topic{c.Archive.Region: {ARN: "arn:aws:sns:ap-northeast-1:999999999999:t", Region: c.Archive.Region, Exists: true}}, sources, nil)
+		var conflict *Conflict
+		switch {
+		case n == 663 && err != nil:
+			t.Fatalf("663 accounts: %v", err)
+		case n == 664 && (!errors.As(err, &conflict) || !strings.Contains(conflict.Hint, "Event bus policy size")):
+			t.Fatalf("664 accounts: %v, want a conflict naming the quota", err)
 		}
 	}
 }
