@@ -231,8 +231,12 @@ func account(ctx context.Context, e *setup.Env, src config.Source, opts Options,
 // create starts the job AWS documents for Batch Replication: a generated
 // manifest of the objects the rule covers whose status is NONE or FAILED.
 func create(ctx context.Context, cl *awsapi.Clients, account string, t setup.Trail, since time.Time) (string, error) {
+	// The rule's filter is [prefix/]AWSLogs/, which other accounts' folders (an
+	// organization trail's, another tool's) may share: the job holds only
+	// this trail's own account folder.
 	filter := &s3ctypes.JobManifestGeneratorFilter{EligibleForReplication: aws.Bool(true),
-		ObjectReplicationStatuses: []s3ctypes.ReplicationStatus{s3ctypes.ReplicationStatusNone, s3ctypes.ReplicationStatusFailed}}
+		ObjectReplicationStatuses: []s3ctypes.ReplicationStatus{s3ctypes.ReplicationStatusNone, s3ctypes.ReplicationStatusFailed},
+		KeyNameConstraint:         &s3ctypes.KeyNameConstraint{MatchAnyPrefix: []string{t.LogPrefix() + account + "/"}}}
 	if !since.IsZero() {
 		filter.CreatedAfter = aws.Time(since)
 	}

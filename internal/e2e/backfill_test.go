@@ -51,6 +51,13 @@ func TestBackfillBringsInWhatPredatesReplication(t *testing.T) {
 	}
 	e.deliveries(acctA, 2)
 	src, base := "cm-members-cloudtrail-"+acctA, "AWSLogs/"+acctA+"/"
+	// An object under another account's folder of the same bucket (written
+	// before the rule): the rule's AWSLogs/ covers it, the job must not.
+	stray := "AWSLogs/" + acctB + "/CloudTrail/" + region + "/2026/01/01/stray.json.gz"
+	srcS3 := world.S3(e.url, acctA, region)
+	must(srcS3.DeleteBucketReplication(ctx, &s3.DeleteBucketReplicationInput{Bucket: &src})).OK(t) // written while no rule: NONE
+	must(srcS3.PutObject(ctx, &s3.PutObjectInput{Bucket: &src, Key: &stray, Body: strings.NewReader("{}")})).OK(t)
+	e.apply()
 	before := keys(t, e, acctA, src, base)
 	if archived := keys(t, e, archiveAcct, archive, base); len(archived) >= len(before) {
 		t.Fatalf("the archive already holds %d of %d objects", len(archived), len(before))
@@ -62,6 +69,9 @@ func TestBackfillBringsInWhatPredatesReplication(t *testing.T) {
 	}
 	if got := keys(t, e, archiveAcct, archive, base); !slices.Equal(got, keys(t, e, acctA, src, base)) {
 		t.Fatalf("after backfill the archive holds %d keys, the source %d", len(got), len(before))
+	}
+	if h := must(srcS3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &src, Key: &stray})).OK(t); h.ReplicationStatus != "" {
+		t.Fatalf("the job took an object outside the trail's account folder: %s is %s", stray, h.ReplicationStatus)
 	}
 	// A rerun finds nothing missing and starts no job.
 	out, _, code = e.run("backfill", "--output", "json")

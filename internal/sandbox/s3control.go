@@ -45,6 +45,7 @@ type batchJob struct {
 	Statuses     []string     `json:"statuses,omitempty"`
 	After        *time.Time   `json:"createdAfter,omitempty"`
 	Before       *time.Time   `json:"createdBefore,omitempty"`
+	KeyNames     *keyNames    `json:"keyNameConstraint,omitempty"`
 	Report       jobReport    `json:"report"`
 	Created      time.Time    `json:"created"`
 	Terminated   *time.Time   `json:"terminated,omitempty"`
@@ -122,6 +123,7 @@ type createJobRequest struct {
 				EligibleForReplication      bool
 				CreatedAfter, CreatedBefore string
 				ObjectReplicationStatuses   []string `xml:"ObjectReplicationStatuses>member"`
+				KeyNameConstraint           *keyNames
 			}
 		}
 	}
@@ -189,7 +191,7 @@ func (s *Sandbox) createJob(c *call) error {
 		SourceBucket: src.Name, Created: time.Now().UTC(),
 		Report: jobReport{in.Report.Enabled, in.Report.Bucket, in.Report.Format, in.Report.Prefix, in.Report.ReportScope}}
 	if f := g.Filter; f != nil {
-		j.Eligible, j.Statuses = f.EligibleForReplication, f.ObjectReplicationStatuses
+		j.Eligible, j.Statuses, j.KeyNames = f.EligibleForReplication, f.ObjectReplicationStatuses, f.KeyNameConstraint
 		for _, t := range []struct {
 			s   string
 			out **time.Time
@@ -347,6 +349,9 @@ func (j *batchJob) selects(src *bucket, v *version) bool {
 	if len(j.Statuses) > 0 && !slices.Contains(j.Statuses, status) {
 		return false
 	}
+	if !j.KeyNames.matches(v.Key) {
+		return false
+	}
 	return (j.After == nil || v.LastModified.After(*j.After)) && (j.Before == nil || v.LastModified.Before(*j.Before))
 }
 
@@ -433,11 +438,12 @@ func (s *Sandbox) describeJob(c *call, id string) error {
 	}
 	type filter struct {
 		EligibleForReplication    bool
-		CreatedAfter              string   `xml:",omitempty"`
-		CreatedBefore             string   `xml:",omitempty"`
-		ObjectReplicationStatuses []string `xml:"ObjectReplicationStatuses>member,omitempty"`
+		CreatedAfter              string    `xml:",omitempty"`
+		CreatedBefore             string    `xml:",omitempty"`
+		ObjectReplicationStatuses []string  `xml:"ObjectReplicationStatuses>member,omitempty"`
+		KeyNameConstraint         *keyNames `xml:",omitempty"`
 	}
-	f := filter{EligibleForReplication: j.Eligible, ObjectReplicationStatuses: j.Statuses}
+	f := filter{EligibleForReplication: j.Eligible, ObjectReplicationStatuses: j.Statuses, KeyNameConstraint: j.KeyNames}
 	if j.After != nil {
 		f.CreatedAfter = j.After.Format(time.RFC3339)
 	}
@@ -559,4 +565,30 @@ func writeControlXML(c *call, root string, v any) error {
 	c.w.WriteHeader(c.status)
 	io.WriteString(c.w, xml.Header)
 	return xml.NewEncoder(c.w).EncodeElement(v, xml.StartElement{Name: xml.Name{Local: root}, Attr: []xml.Attr{{Name: xml.Name{Local: "xmlns"}, Value: s3controlNS}}})
+}
+
+// keyNames is a generated manifest's KeyNameConstraint: a key must match one
+// of each list given (a prefix, a suffix, a substring).
+type keyNames struct {
+	MatchAnyPrefix    []string `xml:"MatchAnyPrefix>member,omitempty" json:"prefix,omitempty"`
+	MatchAnySuffix    []string `xml:"MatchAnySuffix>member,omitempty" json:"suffix,omitempty"`
+	MatchAnySubstring []string `xml:"MatchAnySubstring>member,omitempty" json:"substring,omitempty"`
+}
+
+func (k *keyNames) matches(key string) bool {
+	if k == nil {
+		return true
+	}
+	oneOf := func(list []string, f func(string, string) bool) bool {
+		if len(list) == 0 {
+			return true
+		}
+		for _, x := range list {
+			if f(key, x) {
+				return true
+			}
+		}
+		return false
+	}
+	return oneOf(k.MatchAnyPrefix, strings.HasPrefix) && oneOf(k.MatchAnySuffix, strings.HasSuffix) && oneOf(k.MatchAnySubstring, strings.Contains)
 }
