@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3control"
 	s3ctypes "github.com/aws/aws-sdk-go-v2/service/s3control/types"
@@ -255,6 +257,10 @@ func create(ctx context.Context, cl *awsapi.Clients, account string, t setup.Tra
 			ExpectedBucketOwner: aws.String(account)}},
 	})
 	if err != nil {
+		if noBatchOperations(err) {
+			return "", &awsapi.AccessError{Account: account, Err: fmt.Errorf("s3control CreateJob: this endpoint has no S3 Batch Operations (it answered %v)", httpStatus(err)),
+				Hint: "backfill needs S3 Batch Replication, which AWS has in its commercial regions; moto does not emulate it: run backfill against AWS or the sandbox"}
+		}
 		return "", wrapAccess(account, "s3control CreateJob", err)
 	}
 	return aws.ToString(out.JobId), nil
@@ -371,4 +377,24 @@ func (r *Result) Codes() []string {
 		return r.Reasons[out[i]] > r.Reasons[out[j]] || r.Reasons[out[i]] == r.Reasons[out[j]] && out[i] < out[j]
 	})
 	return out
+}
+
+// noBatchOperations tells an endpoint without S3 Batch Operations (moto
+// answers CreateJob with a bare 404 page) from an AWS error, which always
+// carries a code: CreateJob has no "not found" answer of its own.
+func noBatchOperations(err error) bool {
+	switch httpStatus(err) {
+	case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		code := awsapi.Code(err)
+		return code == "" || code == "NotFound" || code == "NotImplemented" || code == "UnknownError"
+	}
+	return false
+}
+
+func httpStatus(err error) int {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trailkeeper/trailkeeper/internal/testenv"
 
@@ -35,7 +36,7 @@ func asAccount(endpoint, account string) aws.Config {
 
 // applyAgainst writes a config whose accounts are reached with role_arn, creates
 // the member's trail, and runs apply; it returns the exit code and output.
-func applyAgainst(t *testing.T, endpoint string, setupMember func(aws.Config)) (int, string) {
+func applyAgainst(t *testing.T, endpoint string, setupMember func(aws.Config)) (code int, output, config string) {
 	setupMember(asAccount(endpoint, acctA))
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "trailkeeper.yaml")
@@ -54,8 +55,8 @@ endpoint_url: %s
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
 	var out strings.Builder
-	code := cli.Main([]string{"apply", "--yes", "--no-progress", "--config", cfg}, strings.NewReader(""), &out, &out)
-	return code, out.String()
+	code = cli.Main([]string{"apply", "--yes", "--no-progress", "--config", cfg}, strings.NewReader(""), &out, &out)
+	return code, out.String(), cfg
 }
 
 func createMemberVia(t *testing.T, cfg aws.Config) {
@@ -85,11 +86,11 @@ func TestApplyAgainstMoto(t *testing.T) {
 		must(im.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("admin"), PolicyName: aws.String("all"),
 			PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)})).OK(t)
 	}
-	code, out := applyAgainst(t, sb.url, func(cfg aws.Config) { createMemberVia(t, cfg) })
+	code, out, _ := applyAgainst(t, sb.url, func(cfg aws.Config) { createMemberVia(t, cfg) })
 	if code != 0 {
 		t.Fatalf("apply on the sandbox exited %d:\n%s", code, out)
 	}
-	code, motoOut := applyAgainst(t, motoURL, func(cfg aws.Config) { createMemberVia(t, cfg) })
+	code, motoOut, motoConfig := applyAgainst(t, motoURL, func(cfg aws.Config) { createMemberVia(t, cfg) })
 	if code != 1 || !strings.Contains(motoOut, "replication configuration of cm-members-cloudtrail-"+acctA+" did not read back as written") {
 		t.Fatalf("apply on moto: exit %d (want 1: moto's GetBucketReplication loses the filter prefix):\n%s", code, motoOut)
 	}
@@ -141,5 +142,15 @@ func TestApplyAgainstMoto(t *testing.T) {
 		if a, b := check.get(sb.url), check.get(motoURL); a != b {
 			t.Errorf("%s differs:\n  sandbox: %s\n  moto:    %s", check.what, a, b)
 		}
+	}
+
+	// moto has no S3 Batch Operations (CreateJob answers a bare 404): backfill
+	// says so, as an access error (exit 3), instead of an unexplained 404.
+	src := s3.NewFromConfig(asAccount(motoURL, acctA), func(o *s3.Options) { o.UsePathStyle = true })
+	key := "AWSLogs/" + acctA + "/CloudTrail/" + region + "/" + time.Now().UTC().Format("2006/01/02") + "/" + acctA + "_CloudTrail_" + region + "_" + time.Now().UTC().Format("20060102T1504Z") + "_missingmissingmi.json.gz"
+	must(src.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("cm-members-cloudtrail-" + acctA), Key: &key, Body: strings.NewReader("{}")})).OK(t)
+	var bout strings.Builder
+	if code := cli.Main([]string{"backfill", "--no-progress", "--config", motoConfig}, strings.NewReader(""), &bout, &bout); code != 3 || !strings.Contains(bout.String(), "has no S3 Batch Operations") {
+		t.Fatalf("backfill on moto: exit %d (want 3, no S3 Batch Operations):\n%s", code, bout.String())
 	}
 }
