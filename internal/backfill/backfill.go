@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -359,12 +360,35 @@ func readReport(ctx context.Context, cl *awsapi.Clients, bucket string, r *Resul
 			return fmt.Errorf("the completion report %s: %v", res.Key, err)
 		}
 		for _, row := range rows {
-			if len(row) >= 5 && row[4] != "" {
-				r.Reasons[row[4]]++
+			if code := failureCode(row); code != "" {
+				r.Reasons[code]++
 			}
 		}
 	}
 	return nil
+}
+
+// failureCode reads a failed task's error code from a completion report row
+// by what it is, not where: the User Guide names the columns Bucket, Key,
+// VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage, while its
+// own example rows put the HTTP status first (",failed,200,PermanentFailure,").
+func failureCode(row []string) string {
+	if len(row) < 5 {
+		return ""
+	}
+	code := row[4]
+	if len(row) >= 6 && isHTTPStatus(row[4]) && !isHTTPStatus(row[5]) {
+		code = row[5]
+	}
+	if isHTTPStatus(code) {
+		return ""
+	}
+	return code
+}
+
+func isHTTPStatus(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 100 && n < 600
 }
 
 // Codes lists a result's failure codes, most frequent first.
