@@ -127,7 +127,8 @@ func TestSourceCannotShortenTheRetentionOfItsReplicas(t *testing.T) {
 	}
 
 	out, errOut, code := e.run("plan", "--extend-retention")
-	if code != 0 || !strings.Contains(out, "replica retention of "+acctA) || !strings.Contains(out, "replicas locked for less than GOVERNANCE 400 days") {
+	if code != 0 || !strings.Contains(out, "replica retention of "+acctA) || !strings.Contains(out, "replicas locked for less than GOVERNANCE 400 days") ||
+		!strings.Contains(out, "bucket "+bucket+" has Object Lock: its logs replicate with their own retention") {
 		t.Fatalf("plan --extend-retention: exit %d\n%s%s", code, out, errOut)
 	}
 	e.apply("--extend-retention")

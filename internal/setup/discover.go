@@ -65,8 +65,9 @@ type SourceState struct {
 	BucketRegion string
 	// Lock is the trail bucket's default Object Lock retention, nil if none:
 	// S3 replicates it onto the replicas. LockUnread says why it is unknown.
-	Lock       *config.ObjectLock
-	LockUnread error
+	Lock        *config.ObjectLock
+	LockEnabled bool // the trail bucket has Object Lock (whatever its default)
+	LockUnread  error
 	// Watch is trailkeeper's watch rule in each of WatchRegions (nil where
 	// there is none); Watch itself is nil when it could not be read.
 	Watch map[string]*RuleState
@@ -174,7 +175,7 @@ func ObserveSource(ctx context.Context, c *config.Config, src config.Source, cl 
 		return nil, wrap(src.AccountID, "s3 GetBucketVersioning "+b, err)
 	}
 	st.Versioning = string(v.Status)
-	st.Lock, st.LockUnread = defaultRetention(ctx, cl, b)
+	st.Lock, st.LockEnabled, st.LockUnread = defaultRetention(ctx, cl, b)
 	if st.LockUnread != nil && !awsapi.IsAccess(st.LockUnread) {
 		return nil, wrap(src.AccountID, "s3 GetObjectLockConfiguration "+b, st.LockUnread)
 	}
@@ -211,15 +212,16 @@ func ObserveSource(ctx context.Context, c *config.Config, src config.Source, cl 
 
 // defaultRetention reads a bucket's default Object Lock retention, nil when
 // it has none.
-func defaultRetention(ctx context.Context, cl *awsapi.Clients, bucket string) (*config.ObjectLock, error) {
-	lock, err := cl.S3.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: &bucket})
+func defaultRetention(ctx context.Context, cl *awsapi.Clients, bucket string) (lock *config.ObjectLock, enabled bool, err error) {
+	out, err := cl.S3.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: &bucket})
 	if awsapi.Code(err) == "ObjectLockConfigurationNotFoundError" {
-		return nil, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return retentionOf(lock.ObjectLockConfiguration), nil
+	enabled = out.ObjectLockConfiguration != nil && out.ObjectLockConfiguration.ObjectLockEnabled == s3types.ObjectLockEnabledEnabled
+	return retentionOf(out.ObjectLockConfiguration), enabled, nil
 }
 
 func retentionOf(c *s3types.ObjectLockConfiguration) *config.ObjectLock {

@@ -413,6 +413,13 @@ func (p *Plan) planSource(c *config.Config, cl *awsapi.Clients, st *SourceState,
 		return &Conflict{Account: acct, Msg: fmt.Sprintf("trail %s encrypts logs with KMS key %s; S3 replicates SSE-KMS objects only with a replica key", t.Name, t.KMSKey),
 			Hint: "set replication.replica_kms_key to a KMS key ARN of account " + c.Archive.AccountID + " in " + c.Archive.Region + " whose policy lets the source roles encrypt"}
 	}
+	if st.LockEnabled {
+		// Replication from an Object Lock bucket needs the destination locked
+		// too and the role allowed s3:GetObjectRetention and
+		// s3:GetObjectLegalHold (User Guide, "Using Object Lock with
+		// replication"): trailkeeper's archive and role have both.
+		p.note("account %s: bucket %s has Object Lock: its logs replicate with their own retention and legal hold (the role may read both; the archive is locked), so a default retention there shorter than the archive's shortens the replicas: status says so, apply --extend-retention lengthens them", acct, t.Bucket)
+	}
 	if !t.Logging {
 		p.note("account %s: trail %s is not logging; nothing reaches the archive until it is started (aws cloudtrail start-logging --name %s)", acct, t.Name, t.ARN)
 	}
