@@ -221,3 +221,28 @@ func TestRemoveSourceTwiceGrantsNeitherAgain(t *testing.T) {
 		t.Fatalf("remove-source of the last source: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// Before it writes the archive policy, plan asks IAM Access Analyzer; a
+// statement of someone else's that makes the policy public stops it, with the
+// reason, and nothing is written.
+func TestAccessAnalyzerStopsAPublicPolicy(t *testing.T) {
+	e := newEnv(t, sandboxDefaults())
+	e.member(world.Member{Account: acctA})
+	e.member(world.Member{Account: acctB})
+	e.writeConfig([]string{acctA}, "")
+	e.apply()
+	arch := world.S3(e.url, archiveAcct, region)
+	must(arch.DeletePublicAccessBlock(ctx, &s3.DeletePublicAccessBlockInput{Bucket: aws.String(archive)})).OK(t)
+	pol := archivePolicy(t, e)
+	public := strings.Replace(pol, `"Statement":[`, `"Statement":[{"Sid":"Website","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::`+archive+`/*"},`, 1)
+	must(arch.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(archive), Policy: &public})).OK(t)
+	e.writeConfig([]string{acctA, acctB}, "")
+	e.sb.ResetCalls()
+	out, errOut, code := e.run("apply", "--yes")
+	if code != cli.ExitProblems || !strings.Contains(errOut, "IAM Access Analyzer says the archive policy apply would write grants public access") || !strings.Contains(errOut, "statement Website") {
+		t.Fatalf("apply over a public statement: exit %d\n%s%s", code, out, errOut)
+	}
+	if w := e.writes(); len(w) != 0 {
+		t.Fatalf("apply wrote %v before stopping", w)
+	}
+}

@@ -174,6 +174,8 @@ func (s *Sandbox) dispatch(c *call) error {
 		return s.serveJSON(c, "events", "AWSEvents", s.eventsHandlers)
 	case "lambda":
 		return s.serveLambda(c)
+	case "access-analyzer":
+		return s.serveAccessAnalyzer(c)
 	}
 	return errorf(400, "UnknownService", "the sandbox does not emulate service %q", c.service)
 }
@@ -326,7 +328,7 @@ func (s *Sandbox) writeError(c *call, err error) {
 	c.status, c.errCode, c.errMsg = e.Status, e.Code, e.Message
 	h := c.w.Header()
 	switch c.service {
-	case "cloudtrail", "glue", "athena", "events", "lambda":
+	case "cloudtrail", "glue", "athena", "events", "lambda", "access-analyzer":
 		h.Set("Content-Type", "application/x-amz-json-1.1")
 		h.Set("X-Amzn-ErrorType", e.Code)
 		c.w.WriteHeader(e.Status)

@@ -2,6 +2,7 @@ package setup
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
@@ -54,6 +55,9 @@ type Plan struct {
 	// Cost is the archive's monthly cost at the last 24 hours' volume; left
 	// out when the plan changes nothing (it then lists no logs).
 	Cost *cost.Estimate `json:"cost,omitempty"`
+	// policyWrites are the archive policies the plan would write, for
+	// IAM Access Analyzer to look at before anything is.
+	policyWrites []*policy.Document
 	// Waiting hears, once per wait, that a step waits for another apply
 	// (its lease on the archive policy); the CLI prints it on stderr.
 	Waiting func(msg string) `json:"-"`
@@ -207,7 +211,11 @@ func Build(ctx context.Context, e *Env, opts Options) (*Plan, error) {
 	if archive.Watch, err = ObserveWatch(ctx, c, e.Archive); err != nil {
 		return nil, err
 	}
-	return PlanFrom(ctx, e, archive, sources, opts)
+	p, err := PlanFrom(ctx, e, archive, sources, opts)
+	if err != nil {
+		return nil, err
+	}
+	return p, p.askAccessAnalyzer(ctx, e)
 }
 
 // PlanFrom plans from states already observed: status reports as drift what
@@ -727,11 +735,13 @@ func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, remo
 	p.AccountsFit = min(AccountsThatFit(final), AccountsThatFit(grant))
 	ops := archiveOps{cl: e.Archive, c: c, note: p.note, waiting: p.waiting}
 	if !samePolicy(cur, grant) {
+		p.policyWrites = append(p.policyWrites, grant)
 		p.add(&Step{Account: a, Phase: PhaseGrant, Resource: "bucket policy", Action: verb(st.Policy == nil),
 			Summary: fmt.Sprintf("statements %s and %s (%d source accounts)", SidDenyInsecure, SidReplication, len(sortedUnique(grantAccounts))),
 			Diff:    diff(canonicalPolicy(st.Policy), canonicalPolicy(grant)), Run: func(ctx context.Context) error { return ops.putPolicy(ctx, st.Policy, grant) }})
 	}
 	if !samePolicy(grant, final) {
+		p.policyWrites = append(p.policyWrites, final)
 		p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "bucket policy", Action: "update",
 			Summary: "take away grants that are no longer needed", Diff: diff(canonicalPolicy(grant), canonicalPolicy(final)),
 			Run: func(ctx context.Context) error { return ops.putPolicy(ctx, grant, final) }})
@@ -776,4 +786,37 @@ func withoutStatements(d *policy.Document, drop func(policy.Statement) bool) *po
 		}
 	}
 	return out
+}
+
+// askAccessAnalyzer has IAM Access Analyzer check every archive policy the
+// plan would write before anything is written: trailkeeper's reading of S3's
+// "public" is a reading of the documentation, AWS's answer is the fact. A
+// FAIL stops the plan; a denied call names the permission; an endpoint
+// without the API (moto) leaves our reading alone, and says so.
+func (p *Plan) askAccessAnalyzer(ctx context.Context, e *Env) error {
+	a := e.Config.Archive.AccountID
+	for _, doc := range p.policyWrites {
+		text, _ := json.Marshal(doc)
+		res, err := e.Archive.CheckNoPublicAccess(ctx, string(text), "AWS::S3::Bucket")
+		switch {
+		case err != nil && awsapi.IsAccess(err):
+			return &awsapi.AccessError{Account: a, Err: fmt.Errorf("access-analyzer CheckNoPublicAccess: %w", err),
+				Hint: "grant access-analyzer:CheckNoPublicAccess to the archive credentials: plan asks IAM Access Analyzer before it writes the archive policy (docs/security.md)"}
+		case err != nil:
+			p.note("archive: IAM Access Analyzer could not be asked whether the archive policy is public (%v): only trailkeeper's own reading of S3's rules checked it", err)
+			return nil
+		case res.Result == "FAIL":
+			var why []string
+			for _, r := range res.Reasons {
+				w := r.Description
+				if r.StatementID != "" {
+					w += " (statement " + r.StatementID + ")"
+				}
+				why = append(why, w)
+			}
+			return &Conflict{Account: a, Msg: "IAM Access Analyzer says the archive policy apply would write grants public access: " + strings.Join(why, "; "),
+				Hint: "remove or narrow the statement it names (trailkeeper keeps statements it did not write as they are), then plan again; nothing was written"}
+		}
+	}
+	return nil
 }
