@@ -9,6 +9,7 @@ import (
 	"embed"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -18,12 +19,51 @@ import (
 // Options say what the tables cover.
 type Options struct {
 	Bucket   string   // the archive
-	Prefix   string   // the trails' S3 key prefix, "" for none
+	Prefix   string   // the trails' S3 key prefix, "" for none (when Groups is empty)
 	Accounts []string // projected as an enum: every query may span them all
+	// Groups are the sources by key prefix, when their trails write under
+	// more than one: a table each, and a view events over their union.
+	Groups []Group
 	Regions  []string // likewise
 	From     string   // first day projected, yyyy/MM/dd
 	Database string   // the tables' database; the Parquet table's is DATABASE_index
 	Parquet  string   // s3://bucket/prefix where the index is published; "" for none
+}
+
+// Group is the accounts whose trails write under one key prefix.
+type Group struct {
+	Prefix   string
+	Accounts []string
+}
+
+// groups are the options' prefixes, one group when none are given.
+func (o Options) groups() []Group {
+	if len(o.Groups) > 0 {
+		return o.Groups
+	}
+	return []Group{{Prefix: o.Prefix, Accounts: o.Accounts}}
+}
+
+// TableName is the table of the log files under a prefix: events when one
+// prefix serves every source, events_<prefix> (letters, digits, _) when the
+// sources write under several and events is the view over them all.
+func TableName(prefix string, several bool) string {
+	if !several {
+		return "events"
+	}
+	name := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r + 'a' - 'A'
+		}
+		return '_'
+	}, strings.Trim(prefix, "/"))
+	if name == "" {
+		name = "root"
+	}
+	return "events_" + name
 }
 
 // Named is a query that runs unchanged on Athena and DuckDB.
@@ -85,9 +125,15 @@ func (o Options) Tables() []Table {
 	for _, c := range eventschema.Columns {
 		cols = append(cols, [2]string{c.Name, c.HiveType()})
 	}
-	base := "s3://" + path.Join(o.Bucket, o.Prefix, "AWSLogs") + "/"
-	out := []Table{{Database: o.Database, Name: "events", Columns: cols, Partitions: eventschema.Partitions, Location: base,
-		Properties: projection(o, "day", "yyyy/MM/dd", "DAYS", o.From, base+"${account}/CloudTrail/${region}/${day}")}}
+	var out []Table
+	groups := o.groups()
+	for _, g := range groups {
+		base := "s3://" + path.Join(o.Bucket, g.Prefix, "AWSLogs") + "/"
+		og := o
+		og.Accounts = g.Accounts
+		out = append(out, Table{Database: o.Database, Name: TableName(g.Prefix, len(groups) > 1), Columns: cols, Partitions: eventschema.Partitions, Location: base,
+			Properties: projection(og, "day", "yyyy/MM/dd", "DAYS", o.From, base+"${account}/CloudTrail/${region}/${day}")})
+	}
 	if o.Parquet != "" {
 		// The index's folders are months; day is a column of its files.
 		loc := strings.TrimSuffix(o.Parquet, "/") + "/events/"
@@ -98,15 +144,51 @@ func (o Options) Tables() []Table {
 	return out
 }
 
-// DDL is the statements to run in Athena, in order.
+// DDL is the statements to run in Athena, in order: per database, its
+// tables, the views over them, then the statements that bring an existing
+// table's projected accounts up to date.
 func DDL(o Options) []string {
 	var out []string
-	for _, t := range o.Tables() {
-		out = append(out, "CREATE DATABASE IF NOT EXISTS "+t.Database, t.DDL())
-		out = append(out, views(t.Database)...)
-		out = append(out, t.sync())
+	tables := o.Tables()
+	var dbs []string
+	for _, t := range tables {
+		if !slices.Contains(dbs, t.Database) {
+			dbs = append(dbs, t.Database)
+		}
+	}
+	for _, db := range dbs {
+		out = append(out, "CREATE DATABASE IF NOT EXISTS "+db)
+		for _, t := range tables {
+			if t.Database == db {
+				out = append(out, t.DDL())
+			}
+		}
+		if union := unionView(tables, db); union != "" {
+			out = append(out, union)
+		}
+		out = append(out, views(db)...)
+		for _, t := range tables {
+			if t.Database == db {
+				out = append(out, t.sync())
+			}
+		}
 	}
 	return out
+}
+
+// unionView is the view events over a database's tables of several
+// prefixes, so that the views and named queries read every source.
+func unionView(tables []Table, db string) string {
+	var parts []string
+	for _, t := range tables {
+		if t.Database == db && t.Name != "events" {
+			parts = append(parts, "SELECT * FROM "+db+"."+t.Name)
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "CREATE OR REPLACE VIEW " + db + ".events AS\n" + strings.Join(parts, "\nUNION ALL\n")
 }
 
 // DDL is the table's CREATE EXTERNAL TABLE.

@@ -151,3 +151,33 @@ func TestNamedQueries(t *testing.T) {
 		}
 	}
 }
+
+// Sources whose trails write under different key prefixes each get a table,
+// and events is the view over them all, so the views and named queries read
+// every source.
+func TestATablePerPrefix(t *testing.T) {
+	o := Options{Bucket: "archive", Regions: []string{"us-east-1"}, Groups: []Group{
+		{Prefix: "", Accounts: []string{"111111111111"}}, {Prefix: "Org-A/logs", Accounts: []string{"222222222222", "333333333333"}}}}
+	tables := o.Tables()
+	if len(tables) != 2 || tables[0].Name != "events_root" || tables[1].Name != "events_org_a_logs" ||
+		tables[1].Location != "s3://archive/Org-A/logs/AWSLogs/" {
+		t.Fatalf("tables: %+v", tables)
+	}
+	for _, p := range tables[1].Properties {
+		if p[0] == "projection.account.values" && p[1] != "222222222222,333333333333" {
+			t.Errorf("the prefixed table projects %s", p[1])
+		}
+		if p[0] == "storage.location.template" && p[1] != "s3://archive/Org-A/logs/AWSLogs/${account}/CloudTrail/${region}/${day}" {
+			t.Errorf("the prefixed table's template: %s", p[1])
+		}
+	}
+	ddl := strings.Join(DDL(o), ";\n")
+	union := "CREATE OR REPLACE VIEW trailkeeper.events AS\nSELECT * FROM trailkeeper.events_root\nUNION ALL\nSELECT * FROM trailkeeper.events_org_a_logs"
+	if !strings.Contains(ddl, union) || strings.Index(ddl, union) > strings.Index(ddl, "VIEW trailkeeper.errors") {
+		t.Fatalf("the union view, before the views over it:\n%s", ddl)
+	}
+	// One prefix keeps the table events (what earlier versions created).
+	if one := (Options{Bucket: "archive", Prefix: "p"}).Tables(); len(one) != 1 || one[0].Name != "events" || one[0].Location != "s3://archive/p/AWSLogs/" {
+		t.Fatalf("one prefix: %+v", one)
+	}
+}

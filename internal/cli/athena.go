@@ -13,7 +13,7 @@ import (
 
 func newAthenaCmd(streams IO, g *Globals) *cobra.Command {
 	o := athena.Options{}
-	var regionList []string
+	var regionList, prefixes []string
 	cmd := &cobra.Command{
 		Use:   "athena",
 		Short: "Print the Athena DDL for the archive: tables with partition projection, views, named queries",
@@ -52,6 +52,14 @@ calls no AWS API.`,
 				o.Parquet = base.Parquet
 			}
 			o.Bucket, o.Accounts = base.Bucket, base.Accounts
+			switch {
+			case len(prefixes) == 1:
+				o.Prefix = prefixes[0]
+			case len(prefixes) > 1: // which account writes where is not known offline: each table projects them all
+				for _, p := range prefixes {
+					o.Groups = append(o.Groups, athena.Group{Prefix: strings.Trim(p, "/"), Accounts: o.Accounts})
+				}
+			}
 			for _, r := range o.Regions {
 				if !regions.Known(r) {
 					return classify(usageErr("give AWS regions, e.g. --regions us-east-1,eu-west-1", "%q is not an AWS region", r))
@@ -75,7 +83,7 @@ calls no AWS API.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&o.Prefix, "prefix", "", "the trails' S3 key prefix in the archive, if they have one")
+	cmd.Flags().StringArrayVar(&prefixes, "prefix", nil, "a key prefix the trails write under in the archive, \"\" for none (repeatable: a table per prefix, and the view events over them all)")
 	cmd.Flags().StringSliceVar(&regionList, "regions", nil, "regions to project (default: athena.regions of the config, else the 17 regions enabled by default)")
 	cmd.Flags().StringVar(&o.From, "from", "2020/01/01", "first day projected (yyyy/MM/dd)")
 	cmd.Flags().StringVar(&o.Database, "database", "trailkeeper", "database of the tables")

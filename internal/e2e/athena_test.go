@@ -81,3 +81,38 @@ func TestApplyKeepsTheAthenaTables(t *testing.T) {
 func tableInput(t *gluetypes.Table) *gluetypes.TableInput {
 	return &gluetypes.TableInput{Name: t.Name, TableType: t.TableType, Parameters: t.Parameters, PartitionKeys: t.PartitionKeys, StorageDescriptor: t.StorageDescriptor}
 }
+
+// A source whose trail writes under a key prefix is queryable too: apply
+// keeps a Glue table per prefix, trailkeeper athena the view events over
+// them, and the index holds its events.
+func TestAPrefixedSourceIsQueryable(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	e.member(world.Member{Account: acctA})
+	e.member(world.Member{Account: acctC, Prefix: "org-logs"})
+	e.writeConfig([]string{acctA, acctC}, "athena:\n  results: s3://query-results-999999999999/athena/\n  regions: [ap-northeast-1]\n")
+	out := e.apply()
+	if !strings.Contains(out, "the sources write under 2 key prefixes: a table each (trailkeeper.events_root, trailkeeper.events_org_logs)") {
+		t.Errorf("apply does not say where the view comes from:\n%s", out)
+	}
+	g := glue.NewFromConfig(world.Config(e.url, archiveAcct, region))
+	for name, want := range map[string][2]string{"events_root": {"s3://" + archive + "/AWSLogs/", acctA}, "events_org_logs": {"s3://" + archive + "/org-logs/AWSLogs/", acctC}} {
+		tb := must(g.GetTable(ctx, &glue.GetTableInput{DatabaseName: aws.String("trailkeeper"), Name: aws.String(name)})).OK(t).Table
+		if l, a := aws.ToString(tb.StorageDescriptor.Location), tb.Parameters["projection.account.values"]; l != want[0] || a != want[1] {
+			t.Errorf("table %s: location %s, accounts %s; want %s, %s", name, l, a, want[0], want[1])
+		}
+	}
+	ddl, _, code := e.run("athena", "--prefix", "", "--prefix", "org-logs")
+	if code != 0 || !strings.Contains(ddl, "CREATE OR REPLACE VIEW trailkeeper.events AS\nSELECT * FROM trailkeeper.events_root\nUNION ALL\nSELECT * FROM trailkeeper.events_org_logs") {
+		t.Fatalf("athena with two prefixes: exit %d\n%s", code, ddl)
+	}
+	e.deliveries(acctA, 1)
+	e.deliveries(acctC, 1)
+	index := t.TempDir()
+	if out, errOut, code := e.run("index", "--to", index); code != 0 {
+		t.Fatalf("index: exit %d\n%s%s", code, out, errOut)
+	}
+	out, errOut, code := e.run("query", "--index", index, "-o", "csv", "SELECT account FROM events GROUP BY account ORDER BY account")
+	if code != 0 || !strings.Contains(out, acctA) || !strings.Contains(out, acctC) {
+		t.Fatalf("the index does not hold the prefixed source's events: exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -27,11 +29,27 @@ type Catalog struct {
 	Named     map[string]athenatypes.NamedQuery
 }
 
-// AthenaOptions are the tables the config asks for.
-func AthenaOptions(c *config.Config) athenaddl.Options {
+// AthenaOptions are the tables the config asks for. With the observed
+// sources, the accounts are grouped by their trails' key prefixes: a table
+// per prefix, so that every source is queryable (athena.TableName); a source
+// not observed counts as writing without one.
+func AthenaOptions(c *config.Config, sources ...*SourceState) athenaddl.Options {
 	o := athenaddl.Options{Bucket: c.Archive.Bucket, Database: c.Athena.Database, From: c.Athena.From, Parquet: c.Athena.Parquet, Regions: c.Athena.Regions}
+	prefixOf := map[string]string{}
+	for _, st := range sources {
+		if st != nil {
+			prefixOf[st.Config.AccountID] = strings.Trim(st.Trail.Prefix, "/")
+		}
+	}
+	byPrefix := map[string][]string{}
 	for _, s := range c.Sources {
 		o.Accounts = append(o.Accounts, s.AccountID)
+		byPrefix[prefixOf[s.AccountID]] = append(byPrefix[prefixOf[s.AccountID]], s.AccountID)
+	}
+	if len(byPrefix) > 1 || prefixOf[c.Sources[0].AccountID] != "" {
+		for _, p := range slices.Sorted(maps.Keys(byPrefix)) {
+			o.Groups = append(o.Groups, athenaddl.Group{Prefix: p, Accounts: byPrefix[p]})
+		}
 	}
 	if len(o.Regions) == 0 {
 		o.Regions = regions.EnabledByDefault()
@@ -41,13 +59,13 @@ func AthenaOptions(c *config.Config) athenaddl.Options {
 
 // observeCatalog reads the databases, tables, workgroup and named queries
 // the config's athena: section names (nil without one).
-func observeCatalog(ctx context.Context, c *config.Config, cl *awsapi.Clients) (*Catalog, error) {
+func observeCatalog(ctx context.Context, c *config.Config, cl *awsapi.Clients, sources []*SourceState) (*Catalog, error) {
 	if !c.Athena.Enabled {
 		return nil, nil
 	}
 	acct := c.Archive.AccountID
 	cat := &Catalog{Databases: map[string]bool{}, Tables: map[string]*gluetypes.Table{}, Named: map[string]athenatypes.NamedQuery{}}
-	for _, t := range AthenaOptions(c).Tables() {
+	for _, t := range AthenaOptions(c, sources...).Tables() {
 		if _, err := cl.Glue.GetDatabase(ctx, &glue.GetDatabaseInput{Name: &t.Database}); err == nil {
 			cat.Databases[t.Database] = true
 		} else if awsapi.Code(err) != "EntityNotFoundException" {
@@ -143,7 +161,7 @@ func canonicalTable(t *gluetypes.TableInput) string {
 // named queries as the config asks: the projected accounts follow the
 // sources. Nothing is deleted: a table or query trailkeeper no longer wants
 // stays for its owner to drop.
-func (p *Plan) planCatalog(e *Env, cat *Catalog) {
+func (p *Plan) planCatalog(e *Env, cat *Catalog, sources []*SourceState) {
 	c := e.Config
 	if !c.Athena.Enabled || cat == nil {
 		return
@@ -151,7 +169,12 @@ func (p *Plan) planCatalog(e *Env, cat *Catalog) {
 	a := c.Archive.AccountID
 	cl := e.Archive
 	before := len(p.Steps)
-	for _, t := range AthenaOptions(c).Tables() {
+	o := AthenaOptions(c, sources...)
+	if len(o.Groups) > 1 {
+		p.note("athena: the sources write under %d key prefixes: a table each (%s), and the view events over them all, which trailkeeper athena prints to run (Glue holds tables, not Athena's views)",
+			len(o.Groups), strings.Join(tableNames(o), ", "))
+	}
+	for _, t := range o.Tables() {
 		if !cat.Databases[t.Database] {
 			db := t.Database
 			p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "glue database " + db, Action: "create", Summary: "for the Athena tables over the archive",
@@ -227,4 +250,14 @@ func outputLocation(w *athenatypes.WorkGroup) string {
 		return ""
 	}
 	return aws.ToString(w.Configuration.ResultConfiguration.OutputLocation)
+}
+
+func tableNames(o athenaddl.Options) []string {
+	var out []string
+	for _, t := range o.Tables() {
+		if !t.Parquet {
+			out = append(out, t.Database+"."+t.Name)
+		}
+	}
+	return out
 }

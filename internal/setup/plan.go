@@ -205,7 +205,7 @@ func Build(ctx context.Context, e *Env, opts Options) (*Plan, error) {
 	if archive.Topics, err = ObserveTopics(ctx, c, e.Archive, sources); err != nil {
 		return nil, err
 	}
-	if archive.Catalog, err = observeCatalog(ctx, c, e.Archive); err != nil {
+	if archive.Catalog, err = observeCatalog(ctx, c, e.Archive, sources); err != nil {
 		return nil, err
 	}
 	if archive.Watch, err = ObserveWatch(ctx, c, e.Archive); err != nil {
@@ -233,11 +233,11 @@ func PlanFrom(ctx context.Context, e *Env, archive *ArchiveState, sources []*Sou
 	}
 	if c.Athena.Enabled && archive.Catalog == nil {
 		var err error
-		if archive.Catalog, err = observeCatalog(ctx, c, e.Archive); err != nil {
+		if archive.Catalog, err = observeCatalog(ctx, c, e.Archive, sources); err != nil {
 			return nil, err
 		}
 	}
-	p.planCatalog(e, archive.Catalog)
+	p.planCatalog(e, archive.Catalog, sources)
 	g := grantChange{}
 	for _, st := range sources {
 		if st == nil {
