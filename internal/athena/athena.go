@@ -23,7 +23,7 @@ type Options struct {
 	Accounts []string // projected as an enum: every query may span them all
 	// Groups are the sources by key prefix, when their trails write under
 	// more than one: a table each, and a view events over their union.
-	Groups []Group
+	Groups   []Group
 	Regions  []string // likewise
 	From     string   // first day projected, yyyy/MM/dd
 	Database string   // the tables' database; the Parquet table's is DATABASE_index
