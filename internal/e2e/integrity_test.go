@@ -15,6 +15,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/trailkeeper/trailkeeper/internal/cli"
+	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/testenv"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
@@ -244,5 +245,43 @@ func TestAccessAnalyzerStopsAPublicPolicy(t *testing.T) {
 	}
 	if w := e.writes(); len(w) != 0 {
 		t.Fatalf("apply wrote %v before stopping", w)
+	}
+}
+
+// S3 answers a listing a page at a time; with pages of two entries, every
+// command that lists must follow the continuation to say what it says with
+// pages of a thousand.
+func TestEveryListingFollowsItsPages(t *testing.T) {
+	e := newEnv(t, sandbox.Options{PageSize: 2})
+	for _, a := range []string{acctA, acctB} {
+		e.member(world.Member{Account: a})
+	}
+	e.writeConfig([]string{acctA, acctB}, "")
+	e.apply()
+	e.deliveries(acctA, 3)
+	e.deliveries(acctB, 3)
+	if r, code, out := e.status(); code != 0 || !r.Healthy || r.Accounts[0].SourceObjects < 3 {
+		t.Fatalf("status with pages of 2: exit %d\n%s", code, out)
+	}
+	out, errOut, code := e.run("verify", "--output", "json")
+	if code != 0 || !strings.Contains(out, `"verdict": "valid"`) {
+		t.Fatalf("verify with pages of 2: exit %d\n%s%s", code, out, errOut)
+	}
+	count, errOut, code := e.run("search", "--count", "--no-index", "--since", "30d")
+	if code != 0 || strings.TrimSpace(count) == "0" {
+		t.Fatalf("search --count with pages of 2: exit %d %q %s", code, count, errOut)
+	}
+	src := world.S3(e.url, acctA, region)
+	n := 0
+	p := s3.NewListObjectsV2Paginator(src, &s3.ListObjectsV2Input{Bucket: aws.String("cm-members-cloudtrail-" + acctA), Prefix: aws.String("AWSLogs/")})
+	for p.HasMorePages() {
+		page := must(p.NextPage(ctx)).OK(t)
+		if len(page.Contents) > 2 {
+			t.Fatalf("a page of %d: the sandbox does not page", len(page.Contents))
+		}
+		n += len(page.Contents)
+	}
+	if n <= 2 {
+		t.Fatalf("only %d objects: the test does not span pages", n)
 	}
 }

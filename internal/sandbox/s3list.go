@@ -42,7 +42,7 @@ type ownerXML struct{ ID, DisplayName string }
 
 type commonPrefix struct{ Prefix string }
 
-func maxKeys(q url.Values) (int, error) {
+func (s *Sandbox) maxKeys(q url.Values) (int, error) {
 	mk := 1000
 	if v := q.Get("max-keys"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -50,6 +50,9 @@ func maxKeys(q url.Values) (int, error) {
 			return 0, errorf(400, "InvalidArgument", "Provided max-keys not an integer or within integer range")
 		}
 		mk = min(n, 1000)
+	}
+	if s.opts.PageSize > 0 {
+		mk = min(mk, s.opts.PageSize)
 	}
 	return mk, nil
 }
@@ -92,7 +95,7 @@ func walk(keys []string, prefix, delim, marker string, limit int, visit func(key
 }
 
 func (s *Sandbox) listObjects(c *call, bkt string, q url.Values) error {
-	limit, err := maxKeys(q)
+	limit, err := s.maxKeys(q)
 	if err != nil {
 		return err
 	}
@@ -205,7 +208,7 @@ type versionEntry struct {
 }
 
 func (s *Sandbox) listVersions(c *call, bkt string, q url.Values) error {
-	limit, err := maxKeys(q)
+	limit, err := s.maxKeys(q)
 	if err != nil {
 		return err
 	}

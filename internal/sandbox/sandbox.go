@@ -51,6 +51,9 @@ type Options struct {
 	// SigningKey, when set, is CloudTrail's digest signing key in every region,
 	// so that benchmarks can write chains the sandbox's ListPublicKeys vouches for.
 	SigningKey *rsa.PrivateKey
+	// PageSize caps the entries of an S3 listing page (AWS: 1,000), so that a
+	// client that drops a continuation fails its test on a small archive.
+	PageSize int
 	// DefaultAccount acts for access keys that are not 12 digits.
 	DefaultAccount string
 	// Logger receives one line per request at debug level; nil discards.

@@ -91,12 +91,17 @@ func observeCatalog(ctx context.Context, c *config.Config, cl *awsapi.Clients, s
 		return nil, wrap(acct, "athena GetWorkGroup "+c.Athena.Workgroup, err)
 	}
 	cat.Workgroup = wg.WorkGroup
-	ids, err := cl.Athena.ListNamedQueries(ctx, &athena.ListNamedQueriesInput{WorkGroup: &c.Athena.Workgroup})
-	if err != nil {
-		return nil, wrap(acct, "athena ListNamedQueries", err)
+	var ids []string
+	pages := athena.NewListNamedQueriesPaginator(cl.Athena, &athena.ListNamedQueriesInput{WorkGroup: &c.Athena.Workgroup})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, wrap(acct, "athena ListNamedQueries", err)
+		}
+		ids = append(ids, page.NamedQueryIds...)
 	}
-	for i := 0; i < len(ids.NamedQueryIds); i += 50 {
-		out, err := cl.Athena.BatchGetNamedQuery(ctx, &athena.BatchGetNamedQueryInput{NamedQueryIds: ids.NamedQueryIds[i:min(i+50, len(ids.NamedQueryIds))]})
+	for i := 0; i < len(ids); i += 50 {
+		out, err := cl.Athena.BatchGetNamedQuery(ctx, &athena.BatchGetNamedQueryInput{NamedQueryIds: ids[i:min(i+50, len(ids))]})
 		if err != nil {
 			return nil, wrap(acct, "athena BatchGetNamedQuery", err)
 		}

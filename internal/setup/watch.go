@@ -144,12 +144,18 @@ func getRule(ctx context.Context, cl *eventbridge.Client, bus, name string) (*Ru
 		return nil, err
 	}
 	st := &RuleState{Pattern: aws.ToString(r.EventPattern), Schedule: aws.ToString(r.ScheduleExpression), Enabled: r.State != ebtypes.RuleStateDisabled}
-	t, err := cl.ListTargetsByRule(ctx, &eventbridge.ListTargetsByRuleInput{Rule: &name, EventBusName: in.EventBusName})
-	if err != nil {
-		return nil, err
+	list := &eventbridge.ListTargetsByRuleInput{Rule: &name, EventBusName: in.EventBusName}
+	for {
+		page, err := cl.ListTargetsByRule(ctx, list)
+		if err != nil {
+			return nil, err
+		}
+		st.Targets = append(st.Targets, page.Targets...)
+		if page.NextToken == nil {
+			return st, nil
+		}
+		list.NextToken = page.NextToken
 	}
-	st.Targets = t.Targets
-	return st, nil
 }
 
 // observeWatchSource reads the source's watch rule in each region. Without

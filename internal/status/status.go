@@ -525,12 +525,17 @@ func decode(doc string, kind policy.Kind) (*policy.Document, error) {
 // inlinePolicies reads every inline policy of the role, reusing trailkeeper's
 // own, which discovery has read already.
 func inlinePolicies(ctx context.Context, cl *awsapi.Clients, role *setup.Role) ([]*policy.Document, error) {
-	list, err := cl.IAM.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: &role.Name})
-	if err != nil {
-		return nil, err
+	var names []string
+	pages := iam.NewListRolePoliciesPaginator(cl.IAM, &iam.ListRolePoliciesInput{RoleName: &role.Name})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, page.PolicyNames...)
 	}
 	var out []*policy.Document
-	for _, name := range list.PolicyNames {
+	for _, name := range names {
 		if name == setup.RolePolicyName && role.Policy != nil {
 			out = append(out, role.Policy)
 			continue
