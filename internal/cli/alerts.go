@@ -106,19 +106,24 @@ func printAlertsTest(w io.Writer, results []*alerts.Result, topics []*alerts.Top
 	tw.Flush()
 	fmt.Fprintln(w)
 	for _, t := range topics {
-		var who []string
-		for _, s := range t.Subscriptions {
-			state := "confirmed"
-			if !s.Confirmed {
-				state = "pending confirmation: gets nothing"
-			}
-			who = append(who, fmt.Sprintf("%s (%s)", s.Shown, state))
-		}
-		if len(who) == 0 {
-			who = []string{paint.bad("nobody") + ": list a subscriber under alerts.subscribe and apply"}
-		}
-		fmt.Fprintf(w, "%s reaches %s\n", t.ARN, strings.Join(who, ", "))
+		fmt.Fprintf(w, "%s reaches %s\n", t.ARN, receivers(paint, t.Subscriptions))
 	}
 	fmt.Fprintf(w, "\nS3 sent a test event from %d of %s. Check that it arrived: its subject is \"Amazon S3 Notification\", its message names the bucket and \"s3:TestEvent\".\n",
 		sent, plural(len(results), "bucket", "buckets"))
+}
+
+// receivers says who a topic's messages reach, and who they do not yet.
+func receivers(paint colours, subs []setup.Subscription) string {
+	var who []string
+	for _, s := range subs {
+		state := "confirmed"
+		if !s.Confirmed {
+			state = "pending confirmation: gets nothing"
+		}
+		who = append(who, fmt.Sprintf("%s (%s)", s.Shown, state))
+	}
+	if len(who) == 0 {
+		return paint.bad("nobody") + ": list a subscriber under alerts.subscribe and apply"
+	}
+	return strings.Join(who, ", ")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -105,18 +104,7 @@ func printWatchTest(w io.Writer, results []*watch.Result, topic *setup.Topic) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Account, r.Region, what)
 	}
 	tw.Flush()
-	var who []string
-	for _, s := range topic.Subscriptions {
-		state := "confirmed"
-		if !s.Confirmed {
-			state = "pending confirmation: gets nothing"
-		}
-		who = append(who, fmt.Sprintf("%s (%s)", s.Shown, state))
-	}
-	if len(who) == 0 {
-		who = []string{paint.bad("nobody") + ": list a subscriber under alerts.subscribe and apply"}
-	}
-	fmt.Fprintf(w, "\n%s reaches %s\n", topic.ARN, strings.Join(who, ", "))
+	fmt.Fprintf(w, "\n%s reaches %s\n", topic.ARN, receivers(paint, topic.Subscriptions))
 	fmt.Fprintf(w, "\n%d of %s sent a test event. Check that it arrived: it begins \"trailkeeper watch test: account\".\n",
 		sent, plural(len(results), "source", "sources"))
 }

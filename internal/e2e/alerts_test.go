@@ -204,12 +204,13 @@ func TestAlertsReachAPerson(t *testing.T) {
 	}
 }
 
-// alerted is an env with one source applied with alerts to a confirmed inbox.
-func alerted(t *testing.T) (*env, *inbox) {
+// alerted is an env with one source applied with alerts to a confirmed inbox
+// (and the config's further sections, such as watch: {}), and one delivery.
+func alerted(t *testing.T, more string) (*env, *inbox) {
 	e := newEnv(t, sandbox.Options{})
 	e.member(world.Member{Account: acctA})
 	person := newInbox(t)
-	e.writeConfig([]string{acctA}, "alerts:\n  subscribe: ["+person.url+"]\n")
+	e.writeConfig([]string{acctA}, "alerts:\n  subscribe: ["+person.url+"]\n"+more)
 	e.apply()
 	person.waitConfirmed(1)
 	e.deliveries(acctA, 1)
@@ -219,7 +220,7 @@ func alerted(t *testing.T) (*env, *inbox) {
 // TestStatusFollowsTheAlertPath: each link a failure's alert needs, broken by
 // hand, is a finding that names it.
 func TestStatusFollowsTheAlertPath(t *testing.T) {
-	e, person := alerted(t)
+	e, person := alerted(t, "")
 	if _, code, out := e.status(); code != 0 {
 		t.Fatalf("status: exit %d\n%s", code, out)
 	}
@@ -268,7 +269,7 @@ func TestStatusFollowsTheAlertPath(t *testing.T) {
 // failures elsewhere is a conflict plan names; turning alerts off unwires
 // trailkeeper's configuration only.
 func TestAlertsBesideSomeoneElses(t *testing.T) {
-	e, _ := alerted(t)
+	e, _ := alerted(t, "")
 	bucket := "cm-members-cloudtrail-" + acctA
 	src := world.S3(e.url, acctA, region)
 	snsA := sns.NewFromConfig(world.Config(e.url, acctA, region))

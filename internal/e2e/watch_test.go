@@ -178,13 +178,7 @@ func (e *env) runSchedules() {
 // run that finds nothing new says nothing; once logging is back, one
 // "healthy again".
 func TestWatchScheduledVerdict(t *testing.T) {
-	e := newEnv(t, sandbox.Options{})
-	e.member(world.Member{Account: acctA})
-	person := newInbox(t)
-	e.writeConfig([]string{acctA}, "alerts:\n  subscribe: ["+person.url+"]\nwatch: {}\n")
-	e.apply()
-	person.waitConfirmed(1)
-	e.deliveries(acctA, 2)
+	e, person := alerted(t, "watch: {}\n")
 
 	e.runSchedules()
 	if v := e.verdict(); v.Runs != 1 || !v.Healthy || v.Notified != 0 {
