@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -263,16 +265,11 @@ func (s *Sandbox) eventsActions() map[string]jsonHandler {
 			if err != nil {
 				return nil, err
 			}
-			var names []string
-			for n := range b.Rules {
-				if strings.HasPrefix(n, str(in, "NamePrefix")) {
-					names = append(names, n)
-				}
-			}
-			sort.Strings(names)
 			out := []any{}
-			for _, n := range names {
-				out = append(out, describe(b, b.Rules[n]))
+			for _, n := range slices.Sorted(maps.Keys(b.Rules)) {
+				if strings.HasPrefix(n, str(in, "NamePrefix")) {
+					out = append(out, describe(b, b.Rules[n]))
+				}
 			}
 			return map[string]any{"Rules": out}, nil
 		},
@@ -452,12 +449,7 @@ func (s *Sandbox) routeEvent(b *eventBus, event map[string]any, hops int) {
 	if hops > 4 {
 		return // EventBridge stops an event that goes round between buses
 	}
-	names := make([]string, 0, len(b.Rules))
-	for n := range b.Rules {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(b.Rules)) {
 		r := b.Rules[n]
 		if r.State == "DISABLED" {
 			continue
