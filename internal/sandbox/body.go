@@ -28,9 +28,20 @@ func readBody(r *http.Request) ([]byte, map[string]string, error) {
 	var data []byte
 	trailers := http.Header{}
 	var err error
-	if chunked {
-		data, err = decodeChunked(bufio.NewReader(io.LimitReader(r.Body, maxObjectSize+1<<20)), trailers)
-	} else {
+	// The body is read into a buffer of its announced size at once: grown by
+	// doubling, eight 100 MB PUTs took 1.7 GB. The decoded length of a chunked
+	// body is trusted only up to the bytes actually sent (Content-Length).
+	switch {
+	case chunked:
+		size := int64(0)
+		if dl, err := strconv.ParseInt(r.Header.Get("X-Amz-Decoded-Content-Length"), 10, 64); err == nil && dl > 0 && r.ContentLength > 0 {
+			size = min(dl, r.ContentLength, maxObjectSize)
+		}
+		data, err = decodeChunked(bufio.NewReader(io.LimitReader(r.Body, maxObjectSize+1<<20)), trailers, size)
+	case r.ContentLength > 0 && r.ContentLength <= maxObjectSize:
+		data = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, data)
+	default:
 		data, err = io.ReadAll(io.LimitReader(r.Body, maxObjectSize+1))
 	}
 	if err != nil {
@@ -100,8 +111,9 @@ func checksum(alg string, data []byte) string {
 
 // decodeChunked reads "hex-size[;chunk-signature=...]\r\n data \r\n" chunks up
 // to the zero chunk, then trailer lines "name:value".
-func decodeChunked(br *bufio.Reader, trailers http.Header) ([]byte, error) {
+func decodeChunked(br *bufio.Reader, trailers http.Header, size int64) ([]byte, error) {
 	var out bytes.Buffer
+	out.Grow(int(size))
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {

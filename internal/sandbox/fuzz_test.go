@@ -205,6 +205,6 @@ func FuzzDecodeChunked(f *testing.F) {
 	f.Add([]byte("4;chunk-signature=abc\r\ndata\r\n0;chunk-signature=def\r\n\r\n"))
 	f.Add([]byte("ffffffffffff\r\n"))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		decodeChunked(bufio.NewReader(bytes.NewReader(body)), http.Header{})
+		decodeChunked(bufio.NewReader(bytes.NewReader(body)), http.Header{}, int64(len(body)))
 	})
 }
