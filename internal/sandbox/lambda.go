@@ -93,17 +93,18 @@ func (s *Sandbox) serveLambda(c *call) error {
 	if err != nil {
 		return lambdaError(400, "InvalidRequestContentException", "%v", err)
 	}
-	op := map[string]string{"POST ": "CreateFunction", "GET " + name: "GetFunction", "DELETE " + name: "DeleteFunction",
+	// The operation by method and what follows /functions: nothing, the
+	// function's name, or one of its sub-resources.
+	what := sub
+	switch {
+	case name == "":
+		what = "functions"
+	case sub == "":
+		what = "function"
+	}
+	c.action = map[string]string{"POST functions": "CreateFunction", "GET function": "GetFunction", "DELETE function": "DeleteFunction",
 		"PUT code": "UpdateFunctionCode", "PUT configuration": "UpdateFunctionConfiguration", "POST invocations": "Invoke",
-		"POST policy": "AddPermission", "GET policy": "GetPolicy"}
-	key := c.r.Method + " " + sub
-	if sub == "" && name != "" {
-		key = c.r.Method + " " + name
-	}
-	if name == "" {
-		key = c.r.Method + " "
-	}
-	c.action = op[key]
+		"POST policy": "AddPermission", "GET policy": "GetPolicy"}[c.r.Method+" "+what]
 	if c.action == "" {
 		return lambdaError(404, "UnknownOperationException", "The sandbox does not emulate Lambda %s %s", c.r.Method, c.r.URL.Path)
 	}
@@ -119,15 +120,15 @@ func (s *Sandbox) serveLambda(c *call) error {
 	}
 	fnARN := "arn:aws:lambda:" + c.region + ":" + c.caller.Account + ":function:" + name
 	if !c.caller.root() {
-		s.mu.Lock()
-		d := s.identityDecision(c.caller, policy.Request{Caller: c.caller.policyCaller(), Action: "lambda:" + strings.TrimSuffix(c.action, "Function") + map[bool]string{true: "Function", false: ""}[strings.HasSuffix(c.action, "Function")],
-			Resource: fnARN, Context: c.requestContext(nil)})
+		action := "lambda:" + c.action // IAM names each operation as the API does, but Invoke
 		if c.action == "Invoke" {
-			d = s.identityDecision(c.caller, policy.Request{Caller: c.caller.policyCaller(), Action: "lambda:InvokeFunction", Resource: fnARN, Context: c.requestContext(nil)})
+			action = "lambda:InvokeFunction"
 		}
+		s.mu.Lock()
+		d := s.identityDecision(c.caller, policy.Request{Caller: c.caller.policyCaller(), Action: action, Resource: fnARN, Context: c.requestContext(nil)})
 		s.mu.Unlock()
 		if d != policy.Allowed {
-			return accessDenied("User: %s is not authorized to perform: lambda:%s on resource: %s", c.caller.display(), c.action, fnARN)
+			return accessDenied("User: %s is not authorized to perform: %s on resource: %s", c.caller.display(), action, fnARN)
 		}
 	}
 	if c.action == "Invoke" {
