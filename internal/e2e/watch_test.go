@@ -181,8 +181,9 @@ func TestWatchScheduledVerdict(t *testing.T) {
 	e, person := alerted(t, "watch: {}\n")
 
 	e.runSchedules()
-	if v := e.verdict(); v.Runs != 1 || !v.Healthy || v.Notified != 0 {
-		t.Fatalf("the first run of a healthy archive: %+v", v)
+	first := e.verdict()
+	if first.Runs != 1 || !first.Healthy || first.Notified != 0 || first.VerifyVerdict != "valid" || first.VerifiedAt.IsZero() {
+		t.Fatalf("the first run of a healthy archive (status, and the day's verify): %+v", first)
 	}
 	if err := e.sb.StopLoggingQuietly(acctA, "Members"); err != nil {
 		t.Fatal(err)
@@ -194,13 +195,16 @@ func TestWatchScheduledVerdict(t *testing.T) {
 		t.Fatalf("the run after the silent stop told the person:\n%s", got)
 	}
 	e.runSchedules()
-	if v := e.verdict(); v.Runs != 3 || v.Healthy || v.Notified != 1 {
-		t.Fatalf("a run with nothing new: %+v (one message in all, three runs)", v)
+	if v := e.verdict(); v.Runs != 3 || v.Healthy || v.Notified != 1 || !v.VerifiedAt.Equal(first.VerifiedAt) {
+		t.Fatalf("a run with nothing new: %+v (one message in all, three runs, verified once a day)", v)
 	}
 	if out, err := runAWS(e, acctA, "cloudtrail", "start-logging", "--name", "Members"); err != nil {
 		t.Fatalf("start-logging: %v\n%s", err, out)
 	}
 	e.deliveries(acctA, 1)
+	if out, errOut, code := e.run("backfill", "--wait", "--poll", "10ms"); code != 0 {
+		t.Fatalf("backfill: exit %d\n%s%s", code, out, errOut)
+	}
 	e.runSchedules()
 	if got := person.line(); !strings.HasPrefix(got, "trailkeeper watch: healthy again") {
 		t.Fatalf("after logging started again the person read (a second 'not healthy' would mean the quiet run spoke):\n%s", got)

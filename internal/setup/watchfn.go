@@ -116,7 +116,7 @@ func FunctionPolicy(c *config.Config) *policy.Document {
 		{Sid: "Alert", Effect: policy.Allow, Action: policy.Strings{"sns:Publish", "sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic"},
 			Resource: policy.Strings{"arn:aws:sns:*:" + a + ":*"}},
 		{Sid: "ReadWatch", Effect: policy.Allow, Action: policy.Strings{"events:DescribeEventBus", "events:DescribeRule", "events:ListTargetsByRule",
-			"lambda:GetFunction", "lambda:GetPolicy", "iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "cloudformation:DescribeStackResources"}, Resource: policy.Strings{"*"}},
+			"lambda:GetFunction", "lambda:GetPolicy", "cloudtrail:ListPublicKeys", "iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "cloudformation:DescribeStackResources"}, Resource: policy.Strings{"*"}},
 	}}
 }
 

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
@@ -21,6 +23,8 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
 	"github.com/trailkeeper/trailkeeper/internal/status"
+	"github.com/trailkeeper/trailkeeper/internal/store"
+	"github.com/trailkeeper/trailkeeper/internal/verify"
 )
 
 // The scheduled verdict: trailkeeper itself, deployed as the Lambda function
@@ -45,7 +49,22 @@ type Verdict struct {
 	Notified int      `json:"notified"` // messages sent so far
 	// Message is what the last message said.
 	Message string `json:"message,omitempty"`
+	// The daily incremental verify: when it last ran, its verdict, and what
+	// it found, carried to the hourly runs between.
+	VerifiedAt    time.Time `json:"verifiedAt,omitzero"`
+	VerifyVerdict string    `json:"verifyVerdict,omitempty"`
+	VerifyFound   []Problem `json:"verifyFound"`
 }
+
+// Problem is one thing a run found, as a person reads it.
+type Problem struct {
+	Code, Account, Message, Fix string
+}
+
+// verifyEvery is how often the function also verifies the archive: from
+// where the last verify left off (its state under trailkeeper/watch/), so a
+// day's run reads a day of digests and logs.
+const verifyEvery = 24 * time.Hour
 
 // IsFunction says whether this process runs as a Lambda function.
 func IsFunction() bool { return os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" }
@@ -85,7 +104,11 @@ func Handle(ctx context.Context, _ json.RawMessage) (*Verdict, error) {
 	} else if awsapi.Code(err) != "NoSuchKey" {
 		return nil, err
 	}
-	next := judge(prev, report)
+	verified, err := dailyVerify(ctx, env, prev, report.CheckedAt)
+	if err != nil {
+		return nil, err
+	}
+	next := judge(prev, report, verified)
 	if next.Message != "" {
 		topic := setup.TopicARN(c, c.Archive.Region)
 		if _, err := env.Archive.InRegion(c.Archive.Region).SNS.Publish(ctx, &sns.PublishInput{TopicArn: &topic,
@@ -120,19 +143,28 @@ func FunctionConfig(name string, text []byte) (*config.Config, error) {
 }
 
 // judge compares a run with the last verdict: a message when a problem is
-// new, or when all are gone; none when nothing changed.
-func judge(prev *Verdict, r *status.Report) *Verdict {
-	next := &Verdict{CheckedAt: r.CheckedAt, Healthy: r.Healthy, Problems: []string{}, Runs: prev.Runs + 1, Notified: prev.Notified}
-	byKey := map[string]*status.Finding{}
-	for _, f := range r.Findings {
-		if f.Severity == status.Error {
-			k := f.Code + " " + f.Account
-			if byKey[k] == nil {
-				byKey[k] = f
-				next.Problems = append(next.Problems, k)
-			}
+// new, or when all are gone; none when nothing changed. verified is this
+// run's verify, or the last one's carried over.
+func judge(prev *Verdict, r *status.Report, verified *Verdict) *Verdict {
+	next := &Verdict{CheckedAt: r.CheckedAt, Problems: []string{}, Runs: prev.Runs + 1, Notified: prev.Notified,
+		VerifiedAt: verified.VerifiedAt, VerifyVerdict: verified.VerifyVerdict, VerifyFound: verified.VerifyFound}
+	byKey := map[string]Problem{}
+	found := func(p Problem) {
+		k := p.Code + " " + p.Account
+		if _, ok := byKey[k]; !ok {
+			byKey[k] = p
+			next.Problems = append(next.Problems, k)
 		}
 	}
+	for _, f := range r.Findings {
+		if f.Severity == status.Error {
+			found(Problem{f.Code, f.Account, f.Message, f.Fix})
+		}
+	}
+	for _, p := range next.VerifyFound {
+		found(p)
+	}
+	next.Healthy = len(next.Problems) == 0
 	slices.Sort(next.Problems)
 	var fresh []string
 	for _, k := range next.Problems {
@@ -151,8 +183,8 @@ func judge(prev *Verdict, r *status.Report) *Verdict {
 		b.WriteString("trailkeeper status says the rest; this is said again only when something changes.")
 		next.Message = b.String()
 	case len(next.Problems) == 0 && len(prev.Problems) > 0:
-		next.Message = fmt.Sprintf("trailkeeper watch: healthy again: every account's trail reaches the archive, and the archive holds every log file and digest (checked %s).",
-			r.CheckedAt.Format(time.RFC3339))
+		next.Message = fmt.Sprintf("trailkeeper watch: healthy again: every account's trail reaches the archive, and the archive holds every log file and digest (checked %s; verified %s: %s).",
+			r.CheckedAt.Format(time.RFC3339), next.VerifiedAt.Format(time.RFC3339), next.VerifyVerdict)
 	}
 	return next
 }
@@ -190,4 +222,58 @@ func put(ctx context.Context, client *s3.Client, bucket, key string, data []byte
 		return fmt.Errorf("write s3://%s/%s: %w", bucket, key, err)
 	}
 	return nil
+}
+
+// dailyVerify verifies the archive incrementally once a day, from the state
+// the last verify left under trailkeeper/watch/; between, the last one's
+// verdict stands. A verify that is not "valid" is a problem of its own.
+func dailyVerify(ctx context.Context, env *setup.Env, prev *Verdict, now time.Time) (*Verdict, error) {
+	if !prev.VerifiedAt.IsZero() && now.Sub(prev.VerifiedAt) < verifyEvery {
+		return prev, nil
+	}
+	c := env.Config
+	s := store.S3{Client: env.Archive.S3, Bucket: c.Archive.Bucket}
+	statePath := filepath.Join(os.TempDir(), "trailkeeper-verify-state.json")
+	os.Remove(statePath)
+	if data, err := get(ctx, env.Archive.S3, c.Archive.Bucket, setup.WatchPrefix+"verify-state.json"); err == nil {
+		if err := os.WriteFile(statePath, data, 0o600); err != nil {
+			return nil, err
+		}
+	} else if awsapi.Code(err) != "NoSuchKey" {
+		return nil, err
+	}
+	state, err := verify.LoadState(statePath, s.String())
+	if err != nil {
+		state = nil // a state this run cannot use: verify everything again
+	}
+	registry := map[string]string{}
+	for _, src := range c.Sources {
+		if src.Bucket != "" {
+			registry[src.AccountID] = src.Bucket
+		}
+	}
+	keys := verify.NewCloudTrailKeys(func(region string) *cloudtrail.Client { return env.Archive.InRegion(region).CloudTrail }, time.Time{}, now)
+	report, err := verify.Run(ctx, s, verify.Options{Until: now, CheckTail: true, Keys: keys, State: state, Registry: registry, Parallel: 64})
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	out := &Verdict{VerifiedAt: now, VerifyVerdict: report.Verdict, VerifyFound: []Problem{}}
+	for _, f := range report.Findings {
+		if report.Failing(f) {
+			out.VerifyFound = append(out.VerifyFound, Problem{"verify " + f.Kind, f.Account, f.Message, f.Fix})
+		}
+	}
+	if report.State != nil {
+		if err := report.State.Save(statePath); err != nil {
+			return nil, err
+		}
+		data, err := os.ReadFile(statePath)
+		if err != nil {
+			return nil, err
+		}
+		if err := put(ctx, env.Archive.S3, c.Archive.Bucket, setup.WatchPrefix+"verify-state.json", data); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
