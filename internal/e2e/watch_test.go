@@ -185,6 +185,11 @@ func TestWatchScheduledVerdict(t *testing.T) {
 	if first.Runs != 1 || !first.Healthy || first.Notified != 0 || first.VerifyVerdict != "valid" || first.VerifiedAt.IsZero() {
 		t.Fatalf("the first run of a healthy archive (status, and the day's verify): %+v", first)
 	}
+	page := must(world.S3(e.url, archiveAcct, region).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(archive), Key: aws.String(setup.WatchPrefix + "report.html")})).OK(t)
+	page.Body.Close()
+	if aws.ToString(page.ContentType) != "text/html" {
+		t.Fatalf("the function's report: %s", aws.ToString(page.ContentType))
+	}
 	if err := e.sb.StopLoggingQuietly(acctA, "Members"); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/config"
+	"github.com/trailkeeper/trailkeeper/internal/report"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
 	"github.com/trailkeeper/trailkeeper/internal/status"
 	"github.com/trailkeeper/trailkeeper/internal/store"
@@ -94,7 +95,7 @@ func Handle(ctx context.Context, _ json.RawMessage) (*Verdict, error) {
 	if err != nil {
 		return nil, err
 	}
-	report, err := status.Check(ctx, env, status.Options{Parallel: 16})
+	st, err := status.Check(ctx, env, status.Options{Parallel: 16})
 	if err != nil {
 		return nil, err
 	}
@@ -104,11 +105,11 @@ func Handle(ctx context.Context, _ json.RawMessage) (*Verdict, error) {
 	} else if awsapi.Code(err) != "NoSuchKey" {
 		return nil, err
 	}
-	verified, err := dailyVerify(ctx, env, prev, report.CheckedAt)
+	verified, err := dailyVerify(ctx, env, prev, st.CheckedAt)
 	if err != nil {
 		return nil, err
 	}
-	next := judge(prev, report, verified)
+	next := judge(prev, st, verified)
 	if next.Message != "" {
 		topic := setup.TopicARN(c, c.Archive.Region)
 		if _, err := env.Archive.InRegion(c.Archive.Region).SNS.Publish(ctx, &sns.PublishInput{TopicArn: &topic,
@@ -117,12 +118,15 @@ func Handle(ctx context.Context, _ json.RawMessage) (*Verdict, error) {
 		}
 		next.Notified++
 	}
-	data, _ := json.MarshalIndent(report, "", "  ")
-	if err := put(ctx, env.Archive.S3, c.Archive.Bucket, setup.WatchPrefix+"status.json", data); err != nil {
+	data, _ := json.MarshalIndent(st, "", "  ")
+	if err := put(ctx, env.Archive.S3, c.Archive.Bucket, setup.WatchPrefix+"status.json", data, "application/json"); err != nil {
+		return nil, err
+	}
+	if err := writeReport(ctx, env, st, next); err != nil {
 		return nil, err
 	}
 	data, _ = json.MarshalIndent(next, "", "  ")
-	return next, put(ctx, env.Archive.S3, c.Archive.Bucket, setup.WatchPrefix+"verdict.json", data)
+	return next, put(ctx, env.Archive.S3, c.Archive.Bucket, setup.WatchPrefix+"verdict.json", data, "application/json")
 }
 
 // FunctionConfig is the config as the function runs it: the archive through
@@ -216,8 +220,8 @@ func get(ctx context.Context, client *s3.Client, bucket, key string) ([]byte, er
 	return data, err
 }
 
-func put(ctx context.Context, client *s3.Client, bucket, key string, data []byte) error {
-	_, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader(data), ContentType: aws.String("application/json")})
+func put(ctx context.Context, client *s3.Client, bucket, key string, data []byte, contentType string) error {
+	_, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader(data), ContentType: &contentType})
 	if err != nil {
 		return fmt.Errorf("write s3://%s/%s: %w", bucket, key, err)
 	}
@@ -271,9 +275,26 @@ func dailyVerify(ctx context.Context, env *setup.Env, prev *Verdict, now time.Ti
 		if err != nil {
 			return nil, err
 		}
-		if err := put(ctx, env.Archive.S3, c.Archive.Bucket, setup.WatchPrefix+"verify-state.json", data); err != nil {
+		if err := put(ctx, env.Archive.S3, c.Archive.Bucket, setup.WatchPrefix+"verify-state.json", data, "application/json"); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// writeReport keeps the latest HTML report (7 days) beside the verdict. Its
+// integrity line names the function's daily verify rather than verifying the
+// week again every hour.
+func writeReport(ctx context.Context, env *setup.Env, st *status.Report, v *Verdict) error {
+	data, err := report.Collect(ctx, env, st, report.Options{Days: 7, Parallel: 16})
+	if err != nil {
+		return err
+	}
+	data.VerifyError = fmt.Sprintf("verified once a day by the watch function, incrementally: last at %s, %s (trailkeeper/watch/verdict.json)",
+		v.VerifiedAt.Format(time.RFC3339), v.VerifyVerdict)
+	var page bytes.Buffer
+	if err := report.WriteHTML(&page, data); err != nil {
+		return err
+	}
+	return put(ctx, env.Archive.S3, env.Config.Archive.Bucket, setup.WatchPrefix+"report.html", page.Bytes(), "text/html")
 }
