@@ -35,26 +35,36 @@ func newInbox(t *testing.T) *inbox {
 	return &inbox{Inbox: in, t: t, url: in.URL}
 }
 
-// next waits for the next S3 event that matches; others are passed over.
-func (in *inbox) next(match func(world.S3Event) bool) world.S3Event {
+// await waits for the next message that matches; others are passed over.
+func (in *inbox) await(what string, match func(string) bool) string {
 	in.t.Helper()
 	patience, cancel := testenv.Patience(in.t)
 	defer cancel()
 	for {
 		select {
 		case msg := <-in.Messages:
-			ev, ok := world.ParseS3Event(msg)
-			if !ok {
-				in.t.Errorf("a notification whose message is not S3's JSON: %s", msg)
-			}
-			if match(ev) {
-				return ev
+			if match(msg) {
+				return msg
 			}
 		case <-patience.Done():
-			in.t.Fatal("no matching alert before the test's deadline")
-			return world.S3Event{}
+			in.t.Fatalf("no matching %s before the test's deadline", what)
+			return ""
 		}
 	}
+}
+
+// next waits for the next S3 event that matches.
+func (in *inbox) next(match func(world.S3Event) bool) world.S3Event {
+	in.t.Helper()
+	msg := in.await("alert", func(msg string) bool {
+		ev, ok := world.ParseS3Event(msg)
+		if !ok {
+			in.t.Errorf("a notification whose message is not S3's JSON: %s", msg)
+		}
+		return match(ev)
+	})
+	ev, _ := world.ParseS3Event(msg)
+	return ev
 }
 
 func (in *inbox) waitConfirmed(n int) {

@@ -12,28 +12,14 @@ import (
 
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
-	"github.com/trailkeeper/trailkeeper/internal/testenv"
 	"github.com/trailkeeper/trailkeeper/internal/watch"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
 
-// line waits for the next watch message and returns it; S3 events and SNS's
-// own messages are passed over.
+// line waits for the next watch message; S3 events are passed over.
 func (in *inbox) line() string {
 	in.t.Helper()
-	patience, cancel := testenv.Patience(in.t)
-	defer cancel()
-	for {
-		select {
-		case msg := <-in.Messages:
-			if strings.HasPrefix(msg, "trailkeeper watch") {
-				return msg
-			}
-		case <-patience.Done():
-			in.t.Fatal("no watch message before the test's deadline")
-			return ""
-		}
-	}
+	return in.await("watch message", func(msg string) bool { return strings.HasPrefix(msg, "trailkeeper watch") })
 }
 
 // A source account's administrator, with the AWS CLI, stops the trail,
