@@ -24,7 +24,8 @@ func newWatchCmd(streams IO, g *Globals) *cobra.Command {
 		Long: `Put a test event on each source account's default event bus, in its trail's home region. trailkeeper's
 watch rule there sends it to the archive account's bus like a StopLogging or a deleted replication rule, and a
 rule there tells the alert topic of the archive's region in one line: "trailkeeper watch test: account ... reaches
-this topic". Check that it arrived.
+this topic". Check that it arrived. Then the watch function runs once, as its schedule would, and what it
+concluded is printed (it tells the topic only if its verdict changed).
 
 Exit codes: 0 every source sent its test to a topic with a confirmed subscriber, 1 not, 2 configuration error,
 3 AWS access error.`,
@@ -53,6 +54,7 @@ func runWatchTest(ctx context.Context, streams IO, g *Globals) error {
 	if err != nil {
 		return err
 	}
+	verdict, ranErr := watch.Invoke(ctx, env)
 	topics, err := setup.ObserveTopics(ctx, c, env.Archive, nil)
 	if err != nil {
 		return err
@@ -65,11 +67,26 @@ func runWatchTest(ctx context.Context, streams IO, g *Globals) error {
 		}
 	}
 	if g.Output == "json" {
-		if err := writeJSON(streams.Out, map[string]any{"sources": results, "topic": topic.ARN, "subscriptions": orEmpty(topic.Subscriptions), "confirmed": confirmed}); err != nil {
+		if err := writeJSON(streams.Out, map[string]any{"sources": results, "topic": topic.ARN, "subscriptions": orEmpty(topic.Subscriptions), "confirmed": confirmed,
+			"function": verdict}); err != nil {
 			return err
 		}
 	} else {
 		printWatchTest(streams.Out, results, topic)
+		if ranErr == nil {
+			said := "said nothing (its verdict did not change)"
+			if verdict.Message != "" {
+				said = "told the topic: " + firstLine(verdict.Message)
+			}
+			state := "healthy"
+			if !verdict.Healthy {
+				state = fmt.Sprintf("not healthy (%s)", plural(len(verdict.Problems), "problem", "problems"))
+			}
+			fmt.Fprintf(streams.Out, "The watch function ran once: %s; it %s\n", state, said)
+		}
+	}
+	if ranErr != nil {
+		return &exitError{code: ExitProblems, err: ranErr, hint: "trailkeeper apply deploys the function; trailkeeper status names what is missing"}
 	}
 	for _, r := range results {
 		if !r.Sent {

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -94,6 +95,10 @@ type Alerts struct {
 // from there to the alert topic of the archive's region, as one line.
 type Watch struct {
 	Enabled bool
+	// DigestsWithin is how long a trail may go without a new digest before
+	// status (and the watch function) calls it stopped: CloudTrail delivers
+	// one an hour even without activity.
+	DigestsWithin time.Duration
 }
 
 // Athena asks apply for the Glue tables and the Athena workgroup over the
@@ -178,9 +183,20 @@ func Parse(path string, data []byte) (*Config, error) {
 		"alerts":       func(n *yaml.Node, f string) { p.alerts(n, f, c) },
 		"athena":       func(n *yaml.Node, f string) { p.athena(n, f, &c.Athena) },
 		"watch": func(n *yaml.Node, f string) {
-			c.Watch.Enabled = true
+			c.Watch = Watch{Enabled: true, DigestsWithin: 2 * time.Hour}
 			if n.Tag != "!!null" {
-				p.mapping(n, f, map[string]func(*yaml.Node, string){})
+				p.mapping(n, f, map[string]func(*yaml.Node, string){
+					"digests_within": func(n *yaml.Node, f string) {
+						d, err := time.ParseDuration(p.str(n, f))
+						switch {
+						case p.err != nil:
+						case err != nil || d < 90*time.Minute || d > 7*24*time.Hour:
+							p.fail(n, f, "%q: a duration from 90m (CloudTrail's hourly digest, and some slack) to 168h", n.Value)
+						default:
+							c.Watch.DigestsWithin = d
+						}
+					},
+				})
 			}
 		},
 	})

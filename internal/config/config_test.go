@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestExampleParses(t *testing.T) {
@@ -161,11 +162,13 @@ func TestWatchSection(t *testing.T) {
 	base := "archive: {account_id: \"999999999999\", region: ap-northeast-1, bucket: archive-bucket}\nsources:\n  - account_id: \"111111111111\"\n"
 	alerts := "alerts: {subscribe: [security@example.com]}\n"
 	for text, want := range map[string]string{
-		base + alerts + "watch: {}\n":             "",
-		base + alerts + "watch:\n":                "",
-		base + "watch: {}\n":                      "add an alerts: section",
-		base + alerts + "watch: {every: 5m}\n":    "unknown key",
-		base + alerts + "watch: [stop-logging]\n": "must be a mapping",
+		base + alerts + "watch: {}\n":                    "",
+		base + alerts + "watch:\n":                       "",
+		base + "watch: {}\n":                             "add an alerts: section",
+		base + alerts + "watch: {every: 5m}\n":           "unknown key",
+		base + alerts + "watch: {digests_within: 3h}\n":  "",
+		base + alerts + "watch: {digests_within: 10m}\n": "a duration from 90m",
+		base + alerts + "watch: [stop-logging]\n":        "must be a mapping",
 	} {
 		c, err := Parse("trailkeeper.yaml", []byte(text))
 		switch {
@@ -174,6 +177,9 @@ func TestWatchSection(t *testing.T) {
 		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
 			t.Errorf("%q: %v, want an error saying %q", text, err, want)
 		}
+	}
+	if c, _ := Parse("trailkeeper.yaml", []byte(base+alerts+"watch: {}\n")); c.Watch.DigestsWithin != 2*time.Hour {
+		t.Errorf("watch's default window: %v", c.Watch.DigestsWithin)
 	}
 	if c, err := Parse("trailkeeper.yaml", []byte(base)); err != nil || c.Watch.Enabled {
 		t.Errorf("without watch: %v, on: %v", err, c.Watch.Enabled)

@@ -33,7 +33,9 @@ sources:
 #   # topics: [arn:aws:sns:ap-northeast-1:999999999999:ops]   # existing topics of the archive account, one per region
 
 # watch: {}                            # with alerts: a StopLogging, a deleted replication rule or a changed role in a
-#                                      # source account reaches the alert topic as it happens (docs/watch.md)
+#                                      # source account reaches the alert topic as it happens, and an hourly
+#                                      # function tells when status changes (docs/watch.md)
+#   # digests_within: 2h                 # a trail with no new digest for longer is called stopped
 
 # athena:                              # apply creates the Glue tables and an Athena workgroup over the archive
 #   results: s3://aggregation-query-results-999999999999/athena/   # where Athena writes results

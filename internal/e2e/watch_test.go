@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
+	"github.com/trailkeeper/trailkeeper/internal/status"
 	"github.com/trailkeeper/trailkeeper/internal/watch"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
@@ -78,12 +80,18 @@ func TestWatchTellsAPersonOfTampering(t *testing.T) {
 	}
 	// The changes on the unrelated bucket sent nothing: the next line is the test's.
 	out, errOut, code := e.run("watch", "test")
-	if code != 0 || strings.Count(out, " sent (") != 2 {
+	if code != 0 || strings.Count(out, " sent (") != 2 || !strings.Contains(out, "The watch function ran once: not healthy") {
 		t.Fatalf("watch test: exit %d\n%s%s", code, out, errOut)
 	}
-	for range 2 {
-		if got := person.line(); !strings.HasPrefix(got, "trailkeeper watch test: account ") {
-			t.Fatalf("the person read %q where watch test's line was due (a change on an unrelated bucket must send nothing)", got)
+	// The two test lines, and the function's verdict on what the admin broke;
+	// a line about the unrelated bucket would be neither.
+	for tests := 0; tests < 2; {
+		switch got := person.line(); {
+		case strings.HasPrefix(got, "trailkeeper watch test: account "):
+			tests++
+		case strings.HasPrefix(got, "trailkeeper watch: the archive is not healthy"):
+		default:
+			t.Fatalf("the person read %q where watch test's lines were due (a change on an unrelated bucket must send nothing)", got)
 		}
 	}
 
@@ -202,5 +210,27 @@ func TestWatchScheduledVerdict(t *testing.T) {
 	}
 	if v := e.verdict(); v.Runs != 4 || !v.Healthy || v.Notified != 2 {
 		t.Fatalf("after healthy again: %+v", v)
+	}
+}
+
+// A trail that says it logs but delivers no digest for longer than watch's
+// window is called stopped: CloudTrail writes one an hour, activity or not.
+func TestStatusCallsASilentTrailStopped(t *testing.T) {
+	e, _ := alerted(t, "watch: {digests_within: 2h}\n")
+	env, err := setup.Connect(ctx, mustConfig(t, e), mustConfig(t, e).Sources, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		later   time.Duration
+		overdue bool
+	}{{30 * time.Minute, false}, {3 * time.Hour, true}} {
+		r, err := status.Check(ctx, env, status.Options{Now: time.Now().UTC().Add(tc.later)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := finding(r, "digests-overdue"); (f != nil) != tc.overdue || tc.overdue && (f.Account != acctA || !strings.Contains(f.Message, "more than 2h0m0s")) {
+			t.Fatalf("%v after the last digest: %+v", tc.later, r.Findings)
+		}
 	}
 }

@@ -348,6 +348,14 @@ func (ck *checker) checkSource(ctx context.Context, src config.Source) (*Account
 	} else if t.DigestDeliveryError != "" {
 		ck.add(a, Error, "digest-delivery-error", acct, "the same bucket policy fix as for log files", "CloudTrail cannot deliver digest files: %s", t.DigestDeliveryError)
 	}
+	// A trail may say it logs and still deliver nothing: CloudTrail writes a
+	// digest every hour, activity or not, so a silence longer than the watch
+	// window is a stop nobody announced.
+	if w := ck.c.Watch; w.Enabled && t.Logging && t.Validation && !t.LatestDigest.IsZero() && ck.opts.Now.Sub(t.LatestDigest) > w.DigestsWithin {
+		ck.add(a, Error, "digests-overdue", acct, "aws cloudtrail get-trail-status --name "+t.ARN+" says why; trailkeeper status names the rest",
+			"trail %s has delivered no digest since %s, more than %s (watch.digests_within): it logs nothing that reaches its bucket", t.Name,
+			t.LatestDigest.UTC().Format(time.RFC3339), w.DigestsWithin)
+	}
 	if st.Versioning != "Enabled" {
 		ck.add(a, Error, "source-unversioned", acct, applyFix, "bucket %s is not versioned: S3 does not replicate from it", t.Bucket)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"github.com/trailkeeper/trailkeeper/internal/config"
@@ -76,4 +77,23 @@ func Test(ctx context.Context, e *setup.Env, workers int) ([]*Result, error) {
 		return nil
 	})
 	return results, err
+}
+
+// Invoke runs the watch function once, as its schedule would, and returns
+// what it concluded.
+func Invoke(ctx context.Context, e *setup.Env) (*Verdict, error) {
+	c := e.Config
+	out, err := e.Archive.InRegion(c.Archive.Region).Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(setup.WatchFunctionName),
+		Payload: []byte(`{"source":"trailkeeper watch test"}`)})
+	if err != nil {
+		return nil, fmt.Errorf("lambda Invoke %s: %w", setup.WatchFunctionName, err)
+	}
+	if out.FunctionError != nil {
+		return nil, fmt.Errorf("the watch function failed: %s", out.Payload)
+	}
+	var v Verdict
+	if err := json.Unmarshal(out.Payload, &v); err != nil {
+		return nil, fmt.Errorf("the watch function answered %.200s: %v", out.Payload, err)
+	}
+	return &v, nil
 }
