@@ -256,12 +256,30 @@ func TestEveryListingFollowsItsPages(t *testing.T) {
 	for _, a := range []string{acctA, acctB} {
 		e.member(world.Member{Account: a})
 	}
-	e.writeConfig([]string{acctA, acctB}, "")
+	e.writeConfig([]string{acctA, acctB}, "athena:\n  results: s3://query-results-999999999999/athena/\n  regions: [ap-northeast-1]\n")
 	e.apply()
 	e.deliveries(acctA, 3)
 	e.deliveries(acctB, 3)
 	if r, code, out := e.status(); code != 0 || !r.Healthy || r.Accounts[0].SourceObjects < 3 {
 		t.Fatalf("status with pages of 2: exit %d\n%s", code, out)
+	}
+	// Four named queries come two to a page: a second apply that read only
+	// the first page would create the others again.
+	e.sb.ResetCalls()
+	if out := e.apply(); len(e.writes()) != 0 {
+		t.Fatalf("a second apply with pages of 2 wrote %v\n%s", e.writes(), out)
+	}
+	// The replication role's third inline policy denies replication: status
+	// reads it only if it follows ListRolePolicies' pages.
+	roles := iam.NewFromConfig(world.Config(e.url, acctA, region))
+	for name, doc := range map[string]string{
+		"aa-read":  `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}`,
+		"zz-block": `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"s3:ReplicateObject","Resource":"*"}]}`,
+	} {
+		must(roles.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("trailkeeper-replication"), PolicyName: aws.String(name), PolicyDocument: aws.String(doc)})).OK(t)
+	}
+	if r, code, out := e.status(); code == 0 || finding(r, "role-permission") == nil || !strings.Contains(finding(r, "role-permission").Message, "explicit deny") {
+		t.Fatalf("status with a denying third policy, pages of 2: exit %d\n%s", code, out)
 	}
 	out, errOut, code := e.run("verify", "--output", "json")
 	if code != 0 || !strings.Contains(out, `"verdict": "valid"`) {

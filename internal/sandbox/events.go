@@ -324,7 +324,26 @@ func (s *Sandbox) eventsActions() map[string]jsonHandler {
 			if err != nil {
 				return nil, err
 			}
-			return map[string]any{"Targets": r.Targets}, nil
+			ids := make([]string, len(r.Targets))
+			byID := map[string]eventTarget{}
+			for i, t := range r.Targets {
+				ids[i], byID[t.ID] = t.ID, t
+			}
+			slices.Sort(ids)
+			limit := 100
+			if n, ok := in["Limit"].(float64); ok && n > 0 {
+				limit = min(int(n), 100)
+			}
+			ids, next := s.page(ids, str(in, "NextToken"), limit)
+			targets := make([]eventTarget, len(ids))
+			for i, id := range ids {
+				targets[i] = byID[id]
+			}
+			out := map[string]any{"Targets": targets}
+			if next != "" {
+				out["NextToken"] = next
+			}
+			return out, nil
 		},
 		"RemoveTargets": func(c *call, in map[string]any) (any, error) {
 			_, r, err := ruleOf(c, in, "Rule")

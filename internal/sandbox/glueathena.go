@@ -310,7 +310,16 @@ func (s *Sandbox) athenaActions() map[string]jsonHandler {
 				}
 			}
 			slices.Sort(ids)
-			return map[string]any{"NamedQueryIds": ids}, nil
+			limit := 50
+			if n, ok := in["MaxResults"].(float64); ok && n > 0 {
+				limit = min(int(n), 50)
+			}
+			ids, next := s.page(ids, str(in, "NextToken"), limit)
+			out := map[string]any{"NamedQueryIds": ids}
+			if next != "" {
+				out["NextToken"] = next
+			}
+			return out, nil
 		},
 		"BatchGetNamedQuery": func(c *call, in map[string]any) (any, error) {
 			found, missing := []any{}, []any{}

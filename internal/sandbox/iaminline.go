@@ -3,6 +3,7 @@ package sandbox
 import (
 	"net/url"
 	"sort"
+	"strconv"
 
 	"github.com/trailkeeper/trailkeeper/internal/policy"
 )
@@ -73,10 +74,16 @@ func inlinePolicyActions[E any](s *Sandbox, kind string, limit int,
 				names = append(names, n)
 			}
 			sort.Strings(names)
+			limit := 100
+			if n, err := strconv.Atoi(p.Get("MaxItems")); err == nil && n > 0 {
+				limit = min(n, 1000)
+			}
+			names, next := s.page(names, p.Get("Marker"), limit)
 			return struct {
 				PolicyNames []string `xml:"PolicyNames>member"`
 				IsTruncated bool
-			}{names, false}, nil
+				Marker      string `xml:",omitempty"`
+			}{names, next != "", next}, nil
 		}),
 	}
 }

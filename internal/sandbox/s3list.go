@@ -1,8 +1,10 @@
 package sandbox
 
 import (
+	"encoding/base64"
 	"encoding/xml"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -301,4 +303,26 @@ func (s *Sandbox) listVersions(c *call, bkt string, q url.Values) error {
 		out.NextKeyMarker, out.NextVersionIdMarker = esc(nextKey), nextVid
 	}
 	return writeXML(c, "ListVersionsResult", out)
+}
+
+// page cuts a sorted list as the paginated APIs do: up to limit items after
+// the one the token names (the token is the last item handed out, opaque to
+// clients), capped by Options.PageSize, and the next token, "" at the end.
+func (s *Sandbox) page(items []string, token string, limit int) ([]string, string) {
+	if s.opts.PageSize > 0 {
+		limit = min(limit, s.opts.PageSize)
+	}
+	start := 0
+	if token != "" {
+		after, _ := base64.RawURLEncoding.DecodeString(token)
+		start, _ = slices.BinarySearch(items, string(after))
+		if start < len(items) && items[start] == string(after) {
+			start++
+		}
+	}
+	end := min(len(items), start+max(1, limit))
+	if end == len(items) {
+		return items[start:end], ""
+	}
+	return items[start:end], base64.RawURLEncoding.EncodeToString([]byte(items[end-1]))
 }
