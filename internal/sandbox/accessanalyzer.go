@@ -15,18 +15,18 @@ import (
 // enforces (s3public.go), FAIL with the statements that make it public.
 func (s *Sandbox) serveAccessAnalyzer(c *call) error {
 	if c.r.Method != http.MethodPost || c.r.URL.Path != "/policy/check-no-public-access" {
-		return lambdaError(404, "ResourceNotFoundException", "The sandbox emulates only CheckNoPublicAccess of IAM Access Analyzer, not %s %s", c.r.Method, c.r.URL.Path)
+		return errorf(404, "ResourceNotFoundException", "The sandbox emulates only CheckNoPublicAccess of IAM Access Analyzer, not %s %s", c.r.Method, c.r.URL.Path)
 	}
 	c.action, c.readOnly = "CheckNoPublicAccess", true
 	if c.caller.Account == "" {
-		return lambdaError(403, "AccessDeniedException", "Missing Authentication Token")
+		return errorf(403, "AccessDeniedException", "Missing Authentication Token")
 	}
 	if !c.caller.root() {
 		s.mu.Lock()
 		d := s.identityDecision(c.caller, policy.Request{Caller: c.caller.policyCaller(), Action: "access-analyzer:CheckNoPublicAccess", Resource: "*", Context: c.requestContext(nil)})
 		s.mu.Unlock()
 		if d != policy.Allowed {
-			return lambdaError(403, "AccessDeniedException", "User: %s is not authorized to perform: access-analyzer:CheckNoPublicAccess", c.caller.display())
+			return errorf(403, "AccessDeniedException", "User: %s is not authorized to perform: access-analyzer:CheckNoPublicAccess", c.caller.display())
 		}
 	}
 	var in struct {
@@ -35,14 +35,14 @@ func (s *Sandbox) serveAccessAnalyzer(c *call) error {
 	}
 	body, _ := io.ReadAll(io.LimitReader(c.r.Body, 1<<20))
 	if json.Unmarshal(body, &in) != nil || in.PolicyDocument == "" || in.ResourceType == "" {
-		return lambdaError(400, "ValidationException", "policyDocument and resourceType are required")
+		return errorf(400, "ValidationException", "policyDocument and resourceType are required")
 	}
 	if in.ResourceType != "AWS::S3::Bucket" {
-		return lambdaError(400, "ValidationException", "The sandbox checks resource type AWS::S3::Bucket only, not %s", in.ResourceType)
+		return errorf(400, "ValidationException", "The sandbox checks resource type AWS::S3::Bucket only, not %s", in.ResourceType)
 	}
 	doc, err := policy.Parse([]byte(in.PolicyDocument), policy.Resource)
 	if err != nil {
-		return lambdaError(400, "ValidationException", "Invalid policy document: %v", err)
+		return errorf(400, "ValidationException", "Invalid policy document: %v", err)
 	}
 	out := map[string]any{"result": "PASS", "message": "The resource policy does not grant public access for the given resource type.", "reasons": []any{}}
 	var reasons []any

@@ -39,6 +39,14 @@ func (b *eventBus) arn() string {
 	return "arn:aws:events:" + b.Region + ":" + b.Account + ":event-bus/" + b.Name
 }
 
+// ruleARN names a rule of the bus: a default bus's rules without the bus.
+func (b *eventBus) ruleARN(rule string) string {
+	if b.Name == "default" {
+		return "arn:aws:events:" + b.Region + ":" + b.Account + ":rule/" + rule
+	}
+	return "arn:aws:events:" + b.Region + ":" + b.Account + ":rule/" + b.Name + "/" + rule
+}
+
 type eventRule struct {
 	Name        string        `json:"name"`
 	Pattern     string        `json:"pattern,omitempty"`
@@ -116,14 +124,8 @@ func (s *Sandbox) eventsActions() map[string]jsonHandler {
 		}
 		return b, r, nil
 	}
-	ruleARN := func(b *eventBus, name string) string {
-		if b.Name == "default" {
-			return "arn:aws:events:" + b.Region + ":" + b.Account + ":rule/" + name
-		}
-		return "arn:aws:events:" + b.Region + ":" + b.Account + ":rule/" + b.Name + "/" + name
-	}
 	describe := func(b *eventBus, r *eventRule) map[string]any {
-		out := map[string]any{"Name": r.Name, "Arn": ruleARN(b, r.Name), "State": r.State, "EventBusName": b.Name}
+		out := map[string]any{"Name": r.Name, "Arn": b.ruleARN(r.Name), "State": r.State, "EventBusName": b.Name}
 		if r.Pattern != "" {
 			out["EventPattern"] = r.Pattern
 		}
@@ -251,7 +253,7 @@ func (s *Sandbox) eventsActions() map[string]jsonHandler {
 				r.LastRun = time.Now().UTC() // a rate counts from when it is set
 			}
 			r.Pattern, r.pattern, r.Schedule, r.State, r.Description = text, p, schedule, state, str(in, "Description")
-			return map[string]any{"RuleArn": ruleARN(b, name)}, nil
+			return map[string]any{"RuleArn": b.ruleARN(name)}, nil
 		},
 		"DescribeRule": func(c *call, in map[string]any) (any, error) {
 			b, r, err := ruleOf(c, in, "Name")
@@ -489,10 +491,7 @@ func (s *Sandbox) routeEvent(b *eventBus, event map[string]any, hops int) {
 }
 
 func (s *Sandbox) deliverEvent(b *eventBus, r *eventRule, t eventTarget, event map[string]any, hops int) error {
-	ruleARN := "arn:aws:events:" + b.Region + ":" + b.Account + ":rule/" + r.Name
-	if b.Name != "default" {
-		ruleARN = "arn:aws:events:" + b.Region + ":" + b.Account + ":rule/" + b.Name + "/" + r.Name
-	}
+	ruleARN := b.ruleARN(r.Name)
 	if m := busARNRE.FindStringSubmatch(t.Arn); m != nil {
 		dst := s.bus(m[2], m[1], m[3], false)
 		if dst == nil {
@@ -666,7 +665,7 @@ func (s *Sandbox) fireSchedules(ctx context.Context, now time.Time) error {
 				}
 			}
 			r.LastRun = time.Now().UTC()
-			arn := "arn:aws:events:" + b.Region + ":" + b.Account + ":rule/" + r.Name
+			arn := b.ruleARN(r.Name)
 			event := newEvent("aws.events", "Scheduled Event", b.Account, b.Region, []any{arn}, map[string]any{})
 			for _, t := range r.Targets {
 				if !strings.HasPrefix(t.Arn, "arn:aws:lambda:") {

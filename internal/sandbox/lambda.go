@@ -71,27 +71,23 @@ var (
 	lambdaRuntimes = map[string]bool{"provided.al2023": true, "provided.al2": true}
 )
 
-func lambdaError(status int, code, format string, a ...any) error {
-	return &awsError{Status: status, Code: code, Message: fmt.Sprintf(format, a...)}
-}
-
 func functionKey(account, region, name string) string { return account + "/" + region + "/" + name }
 
 func (s *Sandbox) serveLambda(c *call) error {
 	m := lambdaPathRE.FindStringSubmatch(c.r.URL.Path)
 	if m == nil {
-		return lambdaError(404, "UnknownOperationException", "The sandbox does not emulate Lambda %s %s", c.r.Method, c.r.URL.Path)
+		return errorf(404, "UnknownOperationException", "The sandbox does not emulate Lambda %s %s", c.r.Method, c.r.URL.Path)
 	}
 	name, sub := m[1], m[2]
 	if a := functionNameFromARN(name); a != "" {
 		name = a
 	}
 	if c.caller.Account == "" {
-		return lambdaError(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
+		return errorf(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
 	}
 	body, err := io.ReadAll(io.LimitReader(c.r.Body, maxZipFile*4/3+1<<20))
 	if err != nil {
-		return lambdaError(400, "InvalidRequestContentException", "%v", err)
+		return errorf(400, "InvalidRequestContentException", "%v", err)
 	}
 	// The operation by method and what follows /functions: nothing, the
 	// function's name, or one of its sub-resources.
@@ -106,13 +102,13 @@ func (s *Sandbox) serveLambda(c *call) error {
 		"PUT code": "UpdateFunctionCode", "PUT configuration": "UpdateFunctionConfiguration", "POST invocations": "Invoke",
 		"POST policy": "AddPermission", "GET policy": "GetPolicy"}[c.r.Method+" "+what]
 	if c.action == "" {
-		return lambdaError(404, "UnknownOperationException", "The sandbox does not emulate Lambda %s %s", c.r.Method, c.r.URL.Path)
+		return errorf(404, "UnknownOperationException", "The sandbox does not emulate Lambda %s %s", c.r.Method, c.r.URL.Path)
 	}
 	c.readOnly = c.r.Method == http.MethodGet
 	var in map[string]any
 	if c.action != "Invoke" && len(body) > 0 {
 		if json.Unmarshal(body, &in) != nil {
-			return lambdaError(400, "InvalidRequestContentException", "Could not parse request body into json")
+			return errorf(400, "InvalidRequestContentException", "Could not parse request body into json")
 		}
 	}
 	if c.action == "CreateFunction" {
@@ -163,20 +159,20 @@ func functionNameFromARN(s string) string {
 func (s *Sandbox) lambdaOp(c *call, name string, in map[string]any) (any, int, error) {
 	k := functionKey(c.caller.Account, c.region, name)
 	f := s.st.Functions[k]
-	notFound := lambdaError(404, "ResourceNotFoundException", "Function not found: arn:aws:lambda:%s:%s:function:%s", c.region, c.caller.Account, name)
+	notFound := errorf(404, "ResourceNotFoundException", "Function not found: arn:aws:lambda:%s:%s:function:%s", c.region, c.caller.Account, name)
 	if f == nil && c.action != "CreateFunction" {
 		return nil, 0, notFound
 	}
 	switch c.action {
 	case "CreateFunction":
 		if !functionNameRE.MatchString(name) {
-			return nil, 0, lambdaError(400, "InvalidParameterValueException", "1 validation error detected: Value '%s' at 'functionName' failed to satisfy constraint", name)
+			return nil, 0, errorf(400, "InvalidParameterValueException", "1 validation error detected: Value '%s' at 'functionName' failed to satisfy constraint", name)
 		}
 		if f != nil {
-			return nil, 0, lambdaError(409, "ResourceConflictException", "Function already exist: %s", name)
+			return nil, 0, errorf(409, "ResourceConflictException", "Function already exist: %s", name)
 		}
 		if rt := str(in, "Runtime"); !lambdaRuntimes[rt] {
-			return nil, 0, lambdaError(400, "InvalidParameterValueException", "The sandbox runs the OS-only runtimes provided.al2023 and provided.al2, not %q", rt)
+			return nil, 0, errorf(400, "InvalidParameterValueException", "The sandbox runs the OS-only runtimes provided.al2023 and provided.al2, not %q", rt)
 		}
 		f = &lambdaFunction{Name: name, Account: c.caller.Account, Region: c.region, Runtime: str(in, "Runtime"), Handler: str(in, "Handler"), Timeout: 3, Memory: 128}
 		if err := s.configureFunction(c, f, in); err != nil {
@@ -207,7 +203,7 @@ func (s *Sandbox) lambdaOp(c *call, name string, in map[string]any) (any, int, e
 		return s.addPermission(f, in)
 	case "GetPolicy":
 		if f.Policy == "" {
-			return nil, 0, lambdaError(404, "ResourceNotFoundException", "The resource you requested does not exist.")
+			return nil, 0, errorf(404, "ResourceNotFoundException", "The resource you requested does not exist.")
 		}
 		return map[string]any{"Policy": f.Policy, "RevisionId": fmt.Sprintf("%x", sha256.Sum256([]byte(f.Policy)))[:32]}, 200, nil
 	}
@@ -218,23 +214,23 @@ func (s *Sandbox) configureFunction(c *call, f *lambdaFunction, in map[string]an
 	if role, ok := in["Role"].(string); ok || f.Role == "" {
 		m := roleARNRE.FindStringSubmatch(role)
 		if m == nil || s.st.account(m[1]).Roles[m[2]] == nil {
-			return lambdaError(400, "InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.")
+			return errorf(400, "InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.")
 		}
 		trust, err := s.parse(s.st.account(m[1]).Roles[m[2]].Trust, policy.Trust)
 		if err != nil || trust.Evaluate(policy.Request{Caller: policy.Caller{Service: "lambda.amazonaws.com"}, Action: "sts:AssumeRole", Resource: role}).Decision != policy.Allowed {
-			return lambdaError(400, "InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.")
+			return errorf(400, "InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.")
 		}
 		f.Role = role
 	}
 	if t, ok := in["Timeout"].(float64); ok {
 		if t < 1 || t > 900 {
-			return lambdaError(400, "InvalidParameterValueException", "1 validation error detected: Value '%v' at 'timeout' failed to satisfy constraint: Member must have value less than or equal to 900", t)
+			return errorf(400, "InvalidParameterValueException", "1 validation error detected: Value '%v' at 'timeout' failed to satisfy constraint: Member must have value less than or equal to 900", t)
 		}
 		f.Timeout = int(t)
 	}
 	if m, ok := in["MemorySize"].(float64); ok {
 		if m < 128 || m > 10240 {
-			return lambdaError(400, "InvalidParameterValueException", "1 validation error detected: Value '%v' at 'memorySize' failed to satisfy constraint", m)
+			return errorf(400, "InvalidParameterValueException", "1 validation error detected: Value '%v' at 'memorySize' failed to satisfy constraint", m)
 		}
 		f.Memory = int(m)
 	}
@@ -251,11 +247,11 @@ func (s *Sandbox) configureFunction(c *call, f *lambdaFunction, in map[string]an
 			vars[k] = fmt.Sprint(v)
 			size += len(k) + len(vars[k])
 			if strings.HasPrefix(k, "AWS_") && k != "AWS_ENDPOINT_URL" {
-				return lambdaError(400, "InvalidParameterValueException", "Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: %s", k)
+				return errorf(400, "InvalidParameterValueException", "Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: %s", k)
 			}
 		}
 		if size > 4096 {
-			return lambdaError(400, "InvalidParameterValueException", "Lambda was unable to configure your environment variables because the environment variables you have provided exceeded the 4KB limit.")
+			return errorf(400, "InvalidParameterValueException", "Lambda was unable to configure your environment variables because the environment variables you have provided exceeded the 4KB limit.")
 		}
 		f.Env = vars
 	}
@@ -271,10 +267,10 @@ func (s *Sandbox) functionCode(f *lambdaFunction, in map[string]any) error {
 	case str(in, "ZipFile") != "":
 		var err error
 		if data, err = base64.StdEncoding.DecodeString(str(in, "ZipFile")); err != nil {
-			return lambdaError(400, "InvalidParameterValueException", "Could not unzip uploaded file. Please check your file, then try to upload again.")
+			return errorf(400, "InvalidParameterValueException", "Could not unzip uploaded file. Please check your file, then try to upload again.")
 		}
 		if len(data) > maxZipFile {
-			return lambdaError(413, "RequestEntityTooLargeException", "Request must be smaller than 52428800 bytes for the CreateFunction operation")
+			return errorf(413, "RequestEntityTooLargeException", "Request must be smaller than 52428800 bytes for the CreateFunction operation")
 		}
 	case str(in, "S3Bucket") != "":
 		b := s.st.Buckets[str(in, "S3Bucket")]
@@ -283,18 +279,18 @@ func (s *Sandbox) functionCode(f *lambdaFunction, in map[string]any) error {
 			v = findVersion(b, str(in, "S3Key"), str(in, "S3ObjectVersion"))
 		}
 		if v == nil || v.DeleteMarker {
-			return lambdaError(400, "InvalidParameterValueException", "Error occurred while GetObject. S3 Error Code: NoSuchKey. S3 Error Message: The specified key does not exist.")
+			return errorf(400, "InvalidParameterValueException", "Error occurred while GetObject. S3 Error Code: NoSuchKey. S3 Error Message: The specified key does not exist.")
 		}
 		var err error
 		if data, err = s.blobs.get(blobID(b.Name, v.ID, v.Key)); err != nil {
 			return err
 		}
 	default:
-		return lambdaError(400, "InvalidParameterValueException", "Please provide a source for function code.")
+		return errorf(400, "InvalidParameterValueException", "Please provide a source for function code.")
 	}
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
-		return lambdaError(400, "InvalidParameterValueException", "Could not unzip uploaded file. Please check your file, then try to upload again.")
+		return errorf(400, "InvalidParameterValueException", "Could not unzip uploaded file. Please check your file, then try to upload again.")
 	}
 	var unzipped uint64
 	boot := false
@@ -303,10 +299,10 @@ func (s *Sandbox) functionCode(f *lambdaFunction, in map[string]any) error {
 		boot = boot || zf.Name == "bootstrap"
 	}
 	if unzipped > maxUnzipped {
-		return lambdaError(400, "InvalidParameterValueException", "Unzipped size must be smaller than 262144000 bytes")
+		return errorf(400, "InvalidParameterValueException", "Unzipped size must be smaller than 262144000 bytes")
 	}
 	if !boot {
-		return lambdaError(400, "InvalidParameterValueException", "the zip has no bootstrap at its root: an OS-only runtime runs it")
+		return errorf(400, "InvalidParameterValueException", "the zip has no bootstrap at its root: an OS-only runtime runs it")
 	}
 	sum := sha256.Sum256(data)
 	f.CodeSha256, f.CodeSize = base64.StdEncoding.EncodeToString(sum[:]), len(data)
@@ -319,7 +315,7 @@ func (s *Sandbox) functionCode(f *lambdaFunction, in map[string]any) error {
 func (s *Sandbox) addPermission(f *lambdaFunction, in map[string]any) (any, int, error) {
 	sid, action, principal := str(in, "StatementId"), str(in, "Action"), str(in, "Principal")
 	if sid == "" || action == "" || principal == "" {
-		return nil, 0, lambdaError(400, "InvalidParameterValueException", "StatementId, Action and Principal are required")
+		return nil, 0, errorf(400, "InvalidParameterValueException", "StatementId, Action and Principal are required")
 	}
 	doc := &policy.Document{Version: "2012-10-17", ID: "default"}
 	if f.Policy != "" {
@@ -327,7 +323,7 @@ func (s *Sandbox) addPermission(f *lambdaFunction, in map[string]any) (any, int,
 	}
 	for _, st := range doc.Statements {
 		if st.Sid == sid {
-			return nil, 0, lambdaError(409, "ResourceConflictException", "The statement id (%s) provided already exists. Please provide a new statement id, or remove the existing statement.", sid)
+			return nil, 0, errorf(409, "ResourceConflictException", "The statement id (%s) provided already exists. Please provide a new statement id, or remove the existing statement.", sid)
 		}
 	}
 	st := policy.Statement{Sid: sid, Effect: policy.Allow, Action: policy.Strings{action}, Resource: policy.Strings{f.arn()}}
@@ -357,7 +353,7 @@ func (s *Sandbox) addPermission(f *lambdaFunction, in map[string]any) (any, int,
 // Event queues it (202).
 func (s *Sandbox) invokeCall(c *call, name string, payload []byte) error {
 	if len(payload) > 6<<20 {
-		return lambdaError(413, "RequestTooLargeException", "Request must be smaller than 6291456 bytes for the InvokeFunction operation")
+		return errorf(413, "RequestTooLargeException", "Request must be smaller than 6291456 bytes for the InvokeFunction operation")
 	}
 	s.mu.Lock()
 	f := s.st.Functions[functionKey(c.caller.Account, c.region, name)]
@@ -367,7 +363,7 @@ func (s *Sandbox) invokeCall(c *call, name string, payload []byte) error {
 	}
 	s.mu.Unlock()
 	if f == nil {
-		return lambdaError(404, "ResourceNotFoundException", "Function not found: arn:aws:lambda:%s:%s:function:%s", c.region, c.caller.Account, name)
+		return errorf(404, "ResourceNotFoundException", "Function not found: arn:aws:lambda:%s:%s:function:%s", c.region, c.caller.Account, name)
 	}
 	switch typ := c.r.Header.Get("X-Amz-Invocation-Type"); typ {
 	case "Event":
@@ -376,7 +372,7 @@ func (s *Sandbox) invokeCall(c *call, name string, payload []byte) error {
 		return nil
 	case "", "RequestResponse":
 	default:
-		return lambdaError(400, "InvalidParameterValueException", "Invocation type %s is not emulated", typ)
+		return errorf(400, "InvalidParameterValueException", "Invocation type %s is not emulated", typ)
 	}
 	res := s.invoke(c.r.Context(), fc, payload)
 	if res.err != nil {

@@ -83,19 +83,25 @@ func TestLambdaRunsTheBootstrap(t *testing.T) {
 	eb := e.events(archiveAcct)
 	rule := must(eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("hourly"), ScheduleExpression: aws.String("rate(1 hour)")})).OK(t)
 	must(eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("hourly"), Targets: []ebtypes.Target{{Id: aws.String("fn"), Arn: fn.FunctionArn}}})).OK(t)
+	// The rule's failed invocations, read under the lock the scheduler takes.
+	failed := func() int {
+		e.sb.mu.Lock()
+		defer e.sb.mu.Unlock()
+		return e.sb.st.Buses[busKey(archiveAcct, region, "default")].Rules["hourly"].Failed
+	}
 	if err := e.sb.RunSchedules(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if r := e.sb.st.Buses[busKey(archiveAcct, region, "default")].Rules["hourly"]; r.Failed != 1 {
-		t.Fatalf("a function without a policy for EventBridge was invoked (%d failed invocations)", r.Failed)
+	if n := failed(); n != 1 {
+		t.Fatalf("a function without a policy for EventBridge was invoked (%d failed invocations)", n)
 	}
 	must(l.AddPermission(ctx, &lambda.AddPermissionInput{FunctionName: aws.String("echo"), StatementId: aws.String("events"), Action: aws.String("lambda:InvokeFunction"),
 		Principal: aws.String("events.amazonaws.com"), SourceArn: rule.RuleArn})).OK(t)
 	if err := e.sb.RunSchedules(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if r := e.sb.st.Buses[busKey(archiveAcct, region, "default")].Rules["hourly"]; r.Failed != 1 {
-		t.Fatalf("the scheduled invocation failed: %d failed", r.Failed)
+	if n := failed(); n != 1 {
+		t.Fatalf("the scheduled invocation failed: %d failed", n)
 	}
 	if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("bad"), ScheduleExpression: aws.String("rate(1 hours)")}); errCode(err) != "ValidationException" {
 		t.Fatalf("rate(1 hours): %v", err)

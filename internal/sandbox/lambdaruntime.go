@@ -122,7 +122,7 @@ func (s *Sandbox) functionCredentials(f lambdaFunction) ([3]string, error) {
 	defer s.mu.Unlock()
 	m := roleARNRE.FindStringSubmatch(f.Role)
 	if m == nil || s.st.account(m[1]).Roles[m[2]] == nil {
-		return [3]string{}, lambdaError(502, "InvalidRuntimeException", "The role defined for the function cannot be assumed by Lambda.")
+		return [3]string{}, errorf(502, "InvalidRuntimeException", "The role defined for the function cannot be assumed by Lambda.")
 	}
 	r := s.st.account(m[1]).Roles[m[2]]
 	key := randomID("ASIA", 16)
