@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -52,73 +51,45 @@ type ShortReplica struct {
 
 // FindShortRetention reads the retention of every version under the account's
 // folders in the archive (one GetObjectRetention each, 16 at a time) and
-// returns those that end before the archive's default would.
+// returns those that end before the archive's default would, and how many
+// it read.
 func FindShortRetention(ctx context.Context, cl *awsapi.Clients, c *config.Config, t Trail, account string) ([]ShortReplica, int, error) {
 	bucket, lock := c.Archive.Bucket, c.Archive.ObjectLock
 	prefix := t.LogPrefix() + account + "/"
-	var (
-		mu    sync.Mutex
-		short []ShortReplica
-		seen  int
-	)
-	type item struct {
-		key, version string
-		created      time.Time
-	}
-	work := make(chan item)
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for it := range work {
-				r, err := cl.S3.GetObjectRetention(ctx, &s3.GetObjectRetentionInput{Bucket: &bucket, Key: &it.key, VersionId: &it.version})
-				var until time.Time
-				mode := ""
-				switch {
-				case awsapi.Code(err) == "NoSuchObjectLockConfiguration":
-				case err != nil:
-					cancel(fmt.Errorf("s3 GetObjectRetention s3://%s/%s: %w", bucket, it.key, err))
-					continue
-				default:
-					until, mode = aws.ToTime(r.Retention.RetainUntilDate), string(r.Retention.Mode)
-				}
-				mu.Lock()
-				seen++
-				if ShortRetention(lock, it.created, until) {
-					short = append(short, ShortReplica{it.key, it.version, mode, it.created, until})
-				}
-				mu.Unlock()
-			}
-		})
-	}
+	var versions []ShortReplica // every version, with its retention once read
 	pages := s3.NewListObjectVersionsPaginator(cl.S3, &s3.ListObjectVersionsInput{Bucket: &bucket, Prefix: &prefix})
-	var err error
-list:
 	for pages.HasMorePages() {
-		var page *s3.ListObjectVersionsOutput
-		if page, err = pages.NextPage(ctx); err != nil {
-			err = fmt.Errorf("list s3://%s/%s: %w", bucket, prefix, err)
-			break
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, 0, wrap(c.Archive.AccountID, "list s3://"+bucket+"/"+prefix, err)
 		}
 		for _, v := range page.Versions {
-			select {
-			case work <- item{aws.ToString(v.Key), aws.ToString(v.VersionId), aws.ToTime(v.LastModified)}:
-			case <-ctx.Done():
-				break list
-			}
+			versions = append(versions, ShortReplica{Key: aws.ToString(v.Key), VersionID: aws.ToString(v.VersionId), Created: aws.ToTime(v.LastModified)})
 		}
 	}
-	close(work)
-	wg.Wait()
-	if cause := context.Cause(ctx); err == nil && cause != nil && cause != context.Canceled {
-		err = cause
-	}
+	err := forEach(ctx, 16, len(versions), func(ctx context.Context, i int) error {
+		v := &versions[i]
+		r, err := cl.S3.GetObjectRetention(ctx, &s3.GetObjectRetentionInput{Bucket: &bucket, Key: &v.Key, VersionId: &v.VersionID})
+		switch {
+		case awsapi.Code(err) == "NoSuchObjectLockConfiguration": // no retention at all
+		case err != nil:
+			return wrap(c.Archive.AccountID, "s3 GetObjectRetention s3://"+bucket+"/"+v.Key, err)
+		default:
+			v.Until, v.Mode = aws.ToTime(r.Retention.RetainUntilDate), string(r.Retention.Mode)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, 0, wrap(c.Archive.AccountID, "read replica retention", err)
+		return nil, 0, err
+	}
+	var short []ShortReplica
+	for _, v := range versions {
+		if ShortRetention(lock, v.Created, v.Until) {
+			short = append(short, v)
+		}
 	}
 	sort.Slice(short, func(i, j int) bool { return short[i].Key < short[j].Key })
-	return short, seen, nil
+	return short, len(versions), nil
 }
 
 // ExtendRetention locks each replica until the archive's default would have:
