@@ -327,55 +327,71 @@ func policyJSON(d *policy.Document) *string {
 	return aws.String(string(data))
 }
 
-func (o sourceOps) createRole(ctx context.Context, name string, trust, pol *policy.Document) error {
-	_, err := o.cl.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: &name, AssumeRolePolicyDocument: policyJSON(trust),
-		Description: aws.String("trailkeeper: replicates CloudTrail logs to the archive " + o.c.Archive.Bucket)})
+// roleOps writes trailkeeper's roles in one account: the sources' replication,
+// backfill and observer roles, and the watch function's in the archive.
+type roleOps struct {
+	cl   *awsapi.Clients
+	acct string
+}
+
+func (o sourceOps) roles() roleOps { return roleOps{o.cl, o.acct()} }
+
+func (o roleOps) createRole(ctx context.Context, name, description string, trust, pol *policy.Document) error {
+	_, err := o.cl.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: &name, AssumeRolePolicyDocument: policyJSON(trust), Description: &description})
 	if awsapi.Code(err) == "EntityAlreadyExists" {
 		err = o.updateTrust(ctx, name, trust) // a previous, interrupted run created it
 	}
 	if err != nil {
-		return wrap(o.acct(), "iam CreateRole "+name, err)
+		return wrap(o.acct, "iam CreateRole "+name, err)
 	}
 	return o.putRolePolicy(ctx, name, pol)
 }
 
-func (o sourceOps) updateTrust(ctx context.Context, name string, trust *policy.Document) error {
+func (o roleOps) updateTrust(ctx context.Context, name string, trust *policy.Document) error {
 	if _, err := o.cl.IAM.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: &name, PolicyDocument: policyJSON(trust)}); err != nil {
-		return wrap(o.acct(), "iam UpdateAssumeRolePolicy "+name, err)
+		return wrap(o.acct, "iam UpdateAssumeRolePolicy "+name, err)
 	}
-	r, err := getRole(ctx, o.cl, o.acct(), name)
+	r, err := getRole(ctx, o.cl, o.acct, name)
 	if err != nil {
 		return err
 	}
 	if r == nil || !samePolicy(r.Trust, trust) {
-		return notConverged(o.acct(), "trust policy of role "+name)
+		return notConverged(o.acct, "trust policy of role "+name)
 	}
 	return nil
 }
 
-func (o sourceOps) putRolePolicy(ctx context.Context, name string, pol *policy.Document) error {
-	if _, err := o.cl.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: &name, PolicyName: aws.String(RolePolicyName), PolicyDocument: policyJSON(pol)}); err != nil {
-		return wrap(o.acct(), "iam PutRolePolicy "+name, err)
+// putRole sets both documents of a role that exists.
+func (o roleOps) putRole(ctx context.Context, name string, trust, pol *policy.Document) error {
+	if err := o.updateTrust(ctx, name, trust); err != nil {
+		return err
 	}
-	r, err := getRole(ctx, o.cl, o.acct(), name)
+	return o.putRolePolicy(ctx, name, pol)
+}
+
+func (o roleOps) putRolePolicy(ctx context.Context, name string, pol *policy.Document) error {
+	if _, err := o.cl.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: &name, PolicyName: aws.String(RolePolicyName), PolicyDocument: policyJSON(pol)}); err != nil {
+		return wrap(o.acct, "iam PutRolePolicy "+name, err)
+	}
+	r, err := getRole(ctx, o.cl, o.acct, name)
 	if err != nil {
 		return err
 	}
 	if r == nil || !samePolicy(r.Policy, pol) {
-		return notConverged(o.acct(), "policy "+RolePolicyName+" of role "+name)
+		return notConverged(o.acct, "policy "+RolePolicyName+" of role "+name)
 	}
 	return nil
 }
 
-func (o sourceOps) deleteRolePolicy(ctx context.Context, name string) error {
+func (o roleOps) deleteRolePolicy(ctx context.Context, name string) error {
 	_, err := o.cl.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: &name, PolicyName: aws.String(RolePolicyName)})
 	if err != nil && awsapi.Code(err) != "NoSuchEntity" {
-		return wrap(o.acct(), "iam DeleteRolePolicy "+name, err)
+		return wrap(o.acct, "iam DeleteRolePolicy "+name, err)
 	}
 	return nil
 }
 
-func (o sourceOps) deleteRole(ctx context.Context, name string, hasPolicy bool) error {
+func (o roleOps) deleteRole(ctx context.Context, name string, hasPolicy bool) error {
 	if hasPolicy {
 		if err := o.deleteRolePolicy(ctx, name); err != nil {
 			return err
@@ -383,7 +399,7 @@ func (o sourceOps) deleteRole(ctx context.Context, name string, hasPolicy bool) 
 	}
 	_, err := o.cl.IAM.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: &name})
 	if err != nil && awsapi.Code(err) != "NoSuchEntity" {
-		return wrap(o.acct(), "iam DeleteRole "+name, err)
+		return wrap(o.acct, "iam DeleteRole "+name, err)
 	}
 	return nil
 }

@@ -467,7 +467,7 @@ func (p *Plan) planSource(c *config.Config, cl *awsapi.Clients, st *SourceState,
 		if !samePolicy(cur.Policy, wantPolicy) {
 			p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + cur.Name, Action: verb(cur.Policy == nil),
 				Summary: "inline policy " + RolePolicyName + " (least privilege for replication)", Diff: diff(canonicalPolicy(cur.Policy), canonicalPolicy(wantPolicy)),
-				Run: func(ctx context.Context) error { return ops.putRolePolicy(ctx, cur.Name, wantPolicy) }})
+				Run: func(ctx context.Context) error { return ops.roles().putRolePolicy(ctx, cur.Name, wantPolicy) }})
 		}
 	} else {
 		if st.CurrentRole != nil && seedRule {
@@ -515,16 +515,18 @@ func (p *Plan) planRole(ops sourceOps, r *Role, name string, trust, want *policy
 	if r == nil {
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + name, Action: "create",
 			Summary: what + ", with inline policy " + RolePolicyName, Diff: diff("", canonicalPolicy(want)),
-			Run: func(ctx context.Context) error { return ops.createRole(ctx, name, trust, want) }})
+			Run: func(ctx context.Context) error {
+				return ops.roles().createRole(ctx, name, "trailkeeper: replicates CloudTrail logs to the archive "+ops.c.Archive.Bucket, trust, want)
+			}})
 		return nil
 	}
 	if !samePolicy(r.Trust, trust) {
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + name, Action: "update", Summary: "trust policy: " + what,
-			Diff: diff(canonicalPolicy(r.Trust), canonicalPolicy(trust)), Run: func(ctx context.Context) error { return ops.updateTrust(ctx, name, trust) }})
+			Diff: diff(canonicalPolicy(r.Trust), canonicalPolicy(trust)), Run: func(ctx context.Context) error { return ops.roles().updateTrust(ctx, name, trust) }})
 	}
 	if !samePolicy(r.Policy, want) {
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + name, Action: verb(r.Policy == nil), Summary: "inline policy " + RolePolicyName,
-			Diff: diff(canonicalPolicy(r.Policy), canonicalPolicy(want)), Run: func(ctx context.Context) error { return ops.putRolePolicy(ctx, name, want) }})
+			Diff: diff(canonicalPolicy(r.Policy), canonicalPolicy(want)), Run: func(ctx context.Context) error { return ops.roles().putRolePolicy(ctx, name, want) }})
 	}
 	return nil
 }
@@ -612,16 +614,16 @@ func (p *Plan) planRemoval(c *config.Config, cl *awsapi.Clients, st *SourceState
 			p.note("account %s: role %s stays: rules %s still use it", acct, r.Name, ruleIDs(rest))
 		} else {
 			p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + r.Name, Action: "delete",
-				Summary: "delete trailkeeper's replication role", Run: func(ctx context.Context) error { return ops.deleteRole(ctx, r.Name, r.Policy != nil) }})
+				Summary: "delete trailkeeper's replication role", Run: func(ctx context.Context) error { return ops.roles().deleteRole(ctx, r.Name, r.Policy != nil) }})
 		}
 	}
 	if r := st.BatchRole; r != nil && r.Stack == "" {
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + r.Name, Action: "delete",
-			Summary: "delete trailkeeper's backfill role", Run: func(ctx context.Context) error { return ops.deleteRole(ctx, r.Name, r.Policy != nil) }})
+			Summary: "delete trailkeeper's backfill role", Run: func(ctx context.Context) error { return ops.roles().deleteRole(ctx, r.Name, r.Policy != nil) }})
 	}
 	if cur := st.CurrentRole; cur != nil && cur.Policy != nil && cur.Stack == "" {
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + cur.Name, Action: "update",
-			Summary: "remove inline policy " + RolePolicyName + " from the shared role", Run: func(ctx context.Context) error { return ops.deleteRolePolicy(ctx, cur.Name) }})
+			Summary: "remove inline policy " + RolePolicyName + " from the shared role", Run: func(ctx context.Context) error { return ops.roles().deleteRolePolicy(ctx, cur.Name) }})
 	}
 	p.note("account %s: its logs stay where they are, in its bucket and in the archive; remove its entry from the config", acct)
 }

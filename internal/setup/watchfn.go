@@ -196,27 +196,24 @@ func (p *Plan) planWatchFunction(e *Env, w *WatchArchive, sources []*SourceState
 			continue
 		}
 		acct := st.Config.AccountID
-		ops := sourceOps{cl: e.Sources[acct], c: c, st: st}
+		roles := roleOps{e.Sources[acct], acct}
 		switch {
 		case (!on || removing[acct]) && st.Observer != nil:
 			p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + ObserverRoleName, Action: "delete", Summary: "the watch function no longer reads this account",
 				Run: func(ctx context.Context) error {
-					return ops.deleteRole(ctx, ObserverRoleName, st.Observer.Policy != nil)
+					return roles.deleteRole(ctx, ObserverRoleName, st.Observer.Policy != nil)
 				}})
 		case !on || removing[acct]:
 		case st.Observer == nil:
 			p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + ObserverRoleName, Action: "create",
 				Summary: "read-only role the watch function reads this account through, trusted by " + RoleARN(c.Archive.AccountID, WatchFunctionRole) + " only",
 				Run: func(ctx context.Context) error {
-					return ops.createRole(ctx, ObserverRoleName, observerTrust(c), ObserverPolicy(st))
+					return roles.createRole(ctx, ObserverRoleName, "trailkeeper watch: reads what status reads, for the watch function", observerTrust(c), ObserverPolicy(st))
 				}})
 		case !samePolicy(st.Observer.Trust, observerTrust(c)) || !samePolicy(st.Observer.Policy, ObserverPolicy(st)):
 			p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + ObserverRoleName, Action: "update", Summary: "trust and read-only policy as trailkeeper writes them",
 				Run: func(ctx context.Context) error {
-					if err := ops.updateTrust(ctx, ObserverRoleName, observerTrust(c)); err != nil {
-						return err
-					}
-					return ops.putRolePolicy(ctx, ObserverRoleName, ObserverPolicy(st))
+					return roles.putRole(ctx, ObserverRoleName, observerTrust(c), ObserverPolicy(st))
 				}})
 		}
 	}
@@ -225,7 +222,7 @@ func (p *Plan) planWatchFunction(e *Env, w *WatchArchive, sources []*SourceState
 	}
 	a := c.Archive.AccountID
 	arch := e.Archive.InRegion(c.Archive.Region)
-	ops := sourceOps{cl: e.Archive, c: c, st: &SourceState{Config: config.Source{AccountID: a}}}
+	roles := roleOps{e.Archive, a}
 	if !on {
 		if w.Schedule != nil {
 			p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "EventBridge rule " + WatchScheduleRule, Action: "delete", Summary: "watch is off in the config",
@@ -241,7 +238,7 @@ func (p *Plan) planWatchFunction(e *Env, w *WatchArchive, sources []*SourceState
 		if w.FunctionRole != nil {
 			p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "role " + WatchFunctionRole, Action: "delete", Summary: "watch is off in the config",
 				Run: func(ctx context.Context) error {
-					return ops.deleteRole(ctx, WatchFunctionRole, w.FunctionRole.Policy != nil)
+					return roles.deleteRole(ctx, WatchFunctionRole, w.FunctionRole.Policy != nil)
 				}})
 		}
 		return nil
@@ -251,15 +248,12 @@ func (p *Plan) planWatchFunction(e *Env, w *WatchArchive, sources []*SourceState
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "role " + WatchFunctionRole, Action: "create",
 			Summary: "the watch function's role: assume the observer roles, read the archive, write under " + WatchPrefix + ", publish alerts",
 			Run: func(ctx context.Context) error {
-				return ops.createRole(ctx, WatchFunctionRole, functionTrust(), FunctionPolicy(c))
+				return roles.createRole(ctx, WatchFunctionRole, "trailkeeper watch: the watch function's role", functionTrust(), FunctionPolicy(c))
 			}})
 	case !samePolicy(w.FunctionRole.Trust, functionTrust()) || !samePolicy(w.FunctionRole.Policy, FunctionPolicy(c)):
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "role " + WatchFunctionRole, Action: "update", Summary: "trust and policy as trailkeeper writes them",
 			Run: func(ctx context.Context) error {
-				if err := ops.updateTrust(ctx, WatchFunctionRole, functionTrust()); err != nil {
-					return err
-				}
-				return ops.putRolePolicy(ctx, WatchFunctionRole, FunctionPolicy(c))
+				return roles.putRole(ctx, WatchFunctionRole, functionTrust(), FunctionPolicy(c))
 			}})
 	}
 	text := c.Text
