@@ -66,22 +66,35 @@ func (id chainID) String() string {
 
 // LoadState reads a state file; a missing file is an empty state (the first run).
 func LoadState(path, location string) (*State, error) {
-	s := &State{Version: StateVersion, Location: location, Chains: map[string]*Tail{}, Folders: map[string]*Listed{}}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return s, nil
+		data, err = nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	s, err := DecodeState(data, location)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// DecodeState reads a state as Save writes it (nothing: the first run), for
+// the archive at location.
+func DecodeState(data []byte, location string) (*State, error) {
+	s := &State{Version: StateVersion, Location: location, Chains: map[string]*Tail{}, Folders: map[string]*Listed{}}
+	if len(data) == 0 {
+		return s, nil
+	}
 	if err := json.Unmarshal(data, s); err != nil {
-		return nil, fmt.Errorf("%s: not a state file written by trailkeeper verify --state: %v", path, err)
+		return nil, fmt.Errorf("not a state file written by trailkeeper verify --state: %v", err)
 	}
 	if s.Location != location {
-		return nil, fmt.Errorf("%s: state of %s, not of %s", path, s.Location, location)
+		return nil, fmt.Errorf("state of %s, not of %s", s.Location, location)
 	}
 	if s.Version > StateVersion {
-		return nil, fmt.Errorf("%s: written by a newer trailkeeper (state version %d; this one reads %d)", path, s.Version, StateVersion)
+		return nil, fmt.Errorf("written by a newer trailkeeper (state version %d; this one reads %d)", s.Version, StateVersion)
 	}
 	if s.Chains == nil {
 		s.Chains = map[string]*Tail{}
@@ -91,12 +104,12 @@ func LoadState(path, location string) (*State, error) {
 	}
 	for id, t := range s.Chains {
 		if t == nil || t.Key == "" || len(t.Hash) != 64 || t.Signature == "" || t.End.IsZero() {
-			return nil, fmt.Errorf("%s: chain %s: incomplete entry", path, id)
+			return nil, fmt.Errorf("chain %s: incomplete entry", id)
 		}
 	}
 	for id, l := range s.Folders {
 		if l == nil || l.Cutoff.IsZero() {
-			return nil, fmt.Errorf("%s: folder %s: incomplete entry", path, id)
+			return nil, fmt.Errorf("folder %s: incomplete entry", id)
 		}
 	}
 	s.Version = StateVersion

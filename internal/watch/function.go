@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -237,16 +236,15 @@ func dailyVerify(ctx context.Context, env *setup.Env, prev *Verdict, now time.Ti
 	}
 	c := env.Config
 	s := store.S3{Client: env.Archive.S3, Bucket: c.Archive.Bucket}
-	statePath := filepath.Join(os.TempDir(), "trailkeeper-verify-state.json")
-	os.Remove(statePath)
-	if data, err := get(ctx, env.Archive.S3, c.Archive.Bucket, setup.WatchPrefix+"verify-state.json"); err == nil {
-		if err := os.WriteFile(statePath, data, 0o600); err != nil {
-			return nil, err
-		}
-	} else if awsapi.Code(err) != "NoSuchKey" {
+	stateKey := setup.WatchPrefix + "verify-state.json"
+	data, err := get(ctx, env.Archive.S3, c.Archive.Bucket, stateKey)
+	if awsapi.Code(err) == "NoSuchKey" {
+		data, err = nil, nil
+	}
+	if err != nil {
 		return nil, err
 	}
-	state, err := verify.LoadState(statePath, s.String())
+	state, err := verify.DecodeState(data, s.String())
 	if err != nil {
 		state = nil // a state this run cannot use: verify everything again
 	}
@@ -268,14 +266,8 @@ func dailyVerify(ctx context.Context, env *setup.Env, prev *Verdict, now time.Ti
 		}
 	}
 	if report.State != nil {
-		if err := report.State.Save(statePath); err != nil {
-			return nil, err
-		}
-		data, err := os.ReadFile(statePath)
-		if err != nil {
-			return nil, err
-		}
-		if err := put(ctx, env.Archive.S3, c.Archive.Bucket, setup.WatchPrefix+"verify-state.json", data, "application/json"); err != nil {
+		data, _ := json.Marshal(report.State)
+		if err := put(ctx, env.Archive.S3, c.Archive.Bucket, stateKey, data, "application/json"); err != nil {
 			return nil, err
 		}
 	}
