@@ -16,8 +16,8 @@ import (
 
 // Watch is the state of the tamper alerts (the config's watch:).
 type Watch struct {
-	Bus          string `json:"bus"`          // the archive's event bus
-	BusExists    bool   `json:"busExists"`    //
+	Bus          string `json:"bus"` // the archive's event bus
+	BusExists    bool   `json:"busExists"`
 	Wired        bool   `json:"wired"`        // its rules tell the alert topic
 	SourcesWired int    `json:"sourcesWired"` // sources whose calls reach the bus
 	// The scheduled verdict: the function, its schedule, and what its last
@@ -77,12 +77,16 @@ func (ck *checker) checkWatch(ctx context.Context) error {
 	return nil
 }
 
-// lastVerdict reads what the watch function concluded last, nil before its
-// first run.
-func lastVerdict(ctx context.Context, ck *checker) (*struct {
+// verdict is what status reads of the watch function's verdict.json (the
+// watch package, which writes it, runs status: it cannot be imported here).
+type verdict struct {
 	CheckedAt time.Time `json:"checkedAt"`
 	Healthy   bool      `json:"healthy"`
-}, error) {
+}
+
+// lastVerdict reads what the watch function concluded last, nil before its
+// first run.
+func lastVerdict(ctx context.Context, ck *checker) (*verdict, error) {
 	out, err := ck.e.Archive.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: &ck.c.Archive.Bucket, Key: aws.String(setup.WatchPrefix + "verdict.json")})
 	if code := awsapi.Code(err); code == "NoSuchKey" || code == "NoSuchBucket" {
 		return nil, nil
@@ -91,10 +95,7 @@ func lastVerdict(ctx context.Context, ck *checker) (*struct {
 		return nil, err
 	}
 	defer out.Body.Close()
-	v := &struct {
-		CheckedAt time.Time `json:"checkedAt"`
-		Healthy   bool      `json:"healthy"`
-	}{}
+	v := &verdict{}
 	if err := json.NewDecoder(io.LimitReader(out.Body, 1<<20)).Decode(v); err != nil {
 		return nil, nil // not one the function wrote: as if none
 	}
