@@ -122,9 +122,9 @@ func boolean(in map[string]any, k string, def bool) bool {
 
 var trailNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$`)
 
-// findTrail resolves a name or ARN to a trail visible from the caller's region.
+// FindTrail resolves a name or ARN to a trail visible from the caller's region.
 // Callers hold s.mu.
-func (s *Sandbox) findTrail(c *call, name string) (*trail, error) {
+func (s *Sandbox) FindTrail(c *call, name string) (*trail, error) {
 	a := s.st.account(c.caller.Account)
 	if strings.HasPrefix(name, "arn:") {
 		if t := a.Trails[name]; t != nil {
@@ -168,7 +168,7 @@ func (s *Sandbox) ctCreateTrail(c *call, in map[string]any) (any, error) {
 func (s *Sandbox) ctUpdateTrail(c *call, in map[string]any) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, err := s.findTrail(c, str(in, "Name"))
+	t, err := s.FindTrail(c, str(in, "Name"))
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +252,7 @@ func keyPrefix(t *trail) string {
 func (s *Sandbox) ctDeleteTrail(c *call, in map[string]any) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, err := s.findTrail(c, str(in, "Name"))
+	t, err := s.FindTrail(c, str(in, "Name"))
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +283,7 @@ func trailJSON(t *trail) map[string]any {
 func (s *Sandbox) ctGetTrail(c *call, in map[string]any) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, err := s.findTrail(c, str(in, "Name"))
+	t, err := s.FindTrail(c, str(in, "Name"))
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +337,7 @@ func (s *Sandbox) ctListTrails(c *call, in map[string]any) (any, error) {
 func (s *Sandbox) ctStartLogging(c *call, in map[string]any) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, err := s.findTrail(c, str(in, "Name"))
+	t, err := s.FindTrail(c, str(in, "Name"))
 	if err != nil {
 		return nil, err
 	}
@@ -354,7 +354,7 @@ func (s *Sandbox) ctStartLogging(c *call, in map[string]any) (any, error) {
 
 func (s *Sandbox) ctStopLogging(c *call, in map[string]any) (any, error) {
 	s.mu.Lock()
-	t, err := s.findTrail(c, str(in, "Name"))
+	t, err := s.FindTrail(c, str(in, "Name"))
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
@@ -387,7 +387,7 @@ func epoch(t time.Time) any {
 func (s *Sandbox) ctGetTrailStatus(c *call, in map[string]any) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, err := s.findTrail(c, str(in, "Name"))
+	t, err := s.FindTrail(c, str(in, "Name"))
 	if err != nil {
 		return nil, err
 	}
@@ -419,7 +419,7 @@ func (s *Sandbox) ctGetTrailStatus(c *call, in map[string]any) (any, error) {
 func (s *Sandbox) ctGetEventSelectors(c *call, in map[string]any) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, err := s.findTrail(c, str(in, "TrailName"))
+	t, err := s.FindTrail(c, str(in, "TrailName"))
 	if err != nil {
 		return nil, err
 	}

@@ -160,7 +160,7 @@ func getBucketPolicy(ctx context.Context, cl *awsapi.Clients, account, b string)
 // ObserveSource finds the account's trail and reads its bucket and role.
 func ObserveSource(ctx context.Context, c *config.Config, src config.Source, cl *awsapi.Clients) (*SourceState, error) {
 	st := &SourceState{Config: src}
-	t, err := findTrail(ctx, src, cl)
+	t, err := FindTrail(ctx, src, cl)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +235,7 @@ func retentionOf(c *s3types.ObjectLockConfiguration) *config.ObjectLock {
 // ObserveWiring reads only what a source's alerts need: its trail, and its
 // bucket's notification configuration and region (alerts test).
 func ObserveWiring(ctx context.Context, c *config.Config, src config.Source, cl *awsapi.Clients) (*SourceState, error) {
-	t, err := findTrail(ctx, src, cl)
+	t, err := FindTrail(ctx, src, cl)
 	if err != nil {
 		return nil, err
 	}
@@ -279,9 +279,9 @@ func roleName(arn string) string {
 	return ""
 }
 
-// findTrail picks the trail by name, or the single one writing to the
+// FindTrail picks the trail by name, or the single one writing to the
 // configured bucket, or the account's only trail.
-func findTrail(ctx context.Context, src config.Source, cl *awsapi.Clients) (*Trail, error) {
+func FindTrail(ctx context.Context, src config.Source, cl *awsapi.Clients) (*Trail, error) {
 	out, err := cl.CloudTrail.DescribeTrails(ctx, &cloudtrail.DescribeTrailsInput{IncludeShadowTrails: aws.Bool(true)})
 	if err != nil {
 		return nil, wrap(src.AccountID, "cloudtrail DescribeTrails in "+src.Region, err)

@@ -172,6 +172,15 @@ func observeWatchSource(ctx context.Context, c *config.Config, st *SourceState, 
 		}
 		st.Watch[region] = r
 	}
+	// Apply writes the observer role with the rules: without watch and
+	// without a rule, there is no role of ours to look for either.
+	wired := false
+	for _, r := range st.Watch {
+		wired = wired || r != nil
+	}
+	if !c.Watch.Enabled && !wired {
+		return nil
+	}
 	var err error
 	st.Observer, err = getRole(ctx, cl, st.Config.AccountID, ObserverRoleName)
 	return err

@@ -46,11 +46,11 @@ func Test(ctx context.Context, e *setup.Env, workers int) ([]*Result, error) {
 	err := parallel.For(ctx, max(1, workers), len(connected), func(ctx context.Context, i int) error {
 		src := connected[i]
 		cl := e.Sources[src.AccountID]
-		st, err := setup.ObserveWiring(ctx, c, src, cl)
+		trail, err := setup.FindTrail(ctx, src, cl)
 		if err != nil {
 			return err
 		}
-		r := &Result{Account: src.AccountID, Region: st.Trail.HomeRegion}
+		r := &Result{Account: src.AccountID, Region: trail.HomeRegion}
 		results[i] = r
 		ev := cl.InRegion(r.Region).Events
 		rule, err := ev.DescribeRule(ctx, &eventbridge.DescribeRuleInput{Name: aws.String(setup.WatchRuleName)})
@@ -62,7 +62,7 @@ func Test(ctx context.Context, e *setup.Env, workers int) ([]*Result, error) {
 			r.Problem = "the watch rule in " + r.Region + " is disabled: trailkeeper apply"
 			return nil
 		}
-		detail, _ := json.Marshal(map[string]any{"eventName": "WatchTest", "requestParameters": map[string]string{"name": st.Trail.Name},
+		detail, _ := json.Marshal(map[string]any{"eventName": "WatchTest", "requestParameters": map[string]string{"name": trail.Name},
 			"userIdentity": map[string]string{"arn": cl.CallerARN}})
 		out, err := ev.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{
 			Source: aws.String(setup.WatchTestSource), DetailType: aws.String(setup.WatchTestDetailType), Detail: aws.String(string(detail))}}})
