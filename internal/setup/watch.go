@@ -159,10 +159,18 @@ func getRule(ctx context.Context, cl *eventbridge.Client, bus, name string) (*Ru
 }
 
 // observeWatchSource reads the source's watch rule in each region. Without
-// watch in the config, a denied read means there is nothing to unwire.
+// watch in the config, a denied read means there is nothing to unwire, and
+// apply writes the rules of every region and the observer role together:
+// no rule in the trail's home region, nothing else of watch to look for.
 func observeWatchSource(ctx context.Context, c *config.Config, st *SourceState, cl *awsapi.Clients) error {
 	st.Watch = map[string]*RuleState{}
-	for _, region := range WatchRegions(st) {
+	regions := []string{st.Trail.HomeRegion} // first: it tells for the others
+	for _, r := range WatchRegions(st) {
+		if r != st.Trail.HomeRegion {
+			regions = append(regions, r)
+		}
+	}
+	for _, region := range regions {
 		r, err := getRule(ctx, cl.InRegion(region).Events, "", WatchRuleName)
 		if err != nil {
 			if !c.Watch.Enabled && awsapi.IsAccess(err) {
@@ -170,16 +178,10 @@ func observeWatchSource(ctx context.Context, c *config.Config, st *SourceState, 
 			}
 			return wrap(st.Config.AccountID, "events DescribeRule "+WatchRuleName+" in "+region, err)
 		}
+		if r == nil && !c.Watch.Enabled && region == st.Trail.HomeRegion {
+			return nil
+		}
 		st.Watch[region] = r
-	}
-	// Apply writes the observer role with the rules: without watch and
-	// without a rule, there is no role of ours to look for either.
-	wired := false
-	for _, r := range st.Watch {
-		wired = wired || r != nil
-	}
-	if !c.Watch.Enabled && !wired {
-		return nil
 	}
 	var err error
 	st.Observer, err = getRole(ctx, cl, st.Config.AccountID, ObserverRoleName)
