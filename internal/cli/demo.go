@@ -336,8 +336,9 @@ func runDemo(ctx context.Context, streams IO, opts *DemoOptions) error {
 		if err := d.sb.RunSchedules(ctx); err != nil {
 			return "", err
 		}
+		said := firstLine(line)
 		return fmt.Sprintf("StopLogging in %s reached the subscriber %v later as %q; the watch function (this binary on Lambda) ran on its schedule",
-			demoMembers[1], took, firstLine(line)[:min(len(firstLine(line)), 90)]+"..."), nil
+			demoMembers[1], took, said[:min(len(said), 90)]+"..."), nil
 	})
 	d.step("query", func() (string, error) {
 		index := filepath.Join(dir, "index")

@@ -213,8 +213,12 @@ func forget(streams IO, c *config.Config, removed []string) error {
 		}
 		data = next
 	}
+	mode := os.FileMode(0o600)
+	if fi, err := os.Stat(c.Path); err == nil {
+		mode = fi.Mode().Perm() // the config keeps its permissions
+	}
 	tmp := c.Path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	if err := os.WriteFile(tmp, data, mode); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, c.Path); err != nil {

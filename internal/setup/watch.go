@@ -26,8 +26,9 @@ import (
 // the bus only while a trail logs it; docs/watch.md says what that leaves out.
 const (
 	WatchBusName        = "trailkeeper-watch"
-	WatchRuleName       = "trailkeeper-watch" // in each source account and region
-	watchTargetID       = "trailkeeper-archive"
+	WatchRuleName       = "trailkeeper-watch"   // in each source account and region
+	watchTargetID       = "trailkeeper-archive" // the sources' rules' target
+	alertTargetID       = "alert-topic"         // the archive rules' target
 	WatchTestSource     = "trailkeeper.watch"
 	WatchTestDetailType = "trailkeeper watch test"
 	SidWatchSources     = "TrailkeeperWatchSources" // the archive bus's policy
@@ -83,6 +84,17 @@ func SourcePattern(c *config.Config, st *SourceState) string {
 type archiveRule struct {
 	Name, Pattern, Template string
 	Paths                   map[string]string
+}
+
+// target is the rule's alert topic target, with the line it writes.
+func (r archiveRule) target(topicARN string) ebtypes.Target {
+	return ebtypes.Target{Id: aws.String(alertTargetID), Arn: aws.String(topicARN),
+		InputTransformer: &ebtypes.InputTransformer{InputPathsMap: r.Paths, InputTemplate: aws.String(r.Template)}}
+}
+
+// sourceTarget is the archive's bus, as the sources' rules send to it.
+func sourceTarget(c *config.Config) ebtypes.Target {
+	return ebtypes.Target{Id: aws.String(watchTargetID), Arn: aws.String(WatchBusARN(c))}
 }
 
 func archiveRules() []archiveRule {
@@ -301,7 +313,7 @@ func (p *Plan) planWatch(e *Env, w *WatchArchive, topics map[string]*Topic, sour
 				continue
 			}
 			pattern := SourcePattern(c, st)
-			target := ebtypes.Target{Id: aws.String(watchTargetID), Arn: aws.String(WatchBusARN(c))}
+			target := sourceTarget(c)
 			if !sameRule(have, pattern, target) {
 				p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "EventBridge rule " + WatchRuleName + " in " + region, Action: verb(have == nil),
 					Summary: "send the calls that break the path of its logs (its trail, bucket and roles) to " + WatchBusARN(c),
@@ -379,8 +391,7 @@ func (p *Plan) planWatch(e *Env, w *WatchArchive, topics map[string]*Topic, sour
 		return fmt.Errorf("watch: no alert topic observed in %s", c.Archive.Region)
 	}
 	for _, r := range archiveRules() {
-		target := ebtypes.Target{Id: aws.String("alert-topic"), Arn: aws.String(topic.ARN),
-			InputTransformer: &ebtypes.InputTransformer{InputPathsMap: r.Paths, InputTemplate: aws.String(r.Template)}}
+		target := r.target(topic.ARN)
 		if !sameRule(w.Rules[r.Name], r.Pattern, target) {
 			p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "EventBridge rule " + r.Name + " on " + WatchBusName, Action: verb(w.Rules[r.Name] == nil),
 				Summary: "tell " + topic.ARN + " in one line what happened, where, by whom, and the fix",
@@ -452,7 +463,7 @@ func deleteRule(ctx context.Context, ev *eventbridge.Client, acct, bus, name str
 	}
 	var ids, others []string
 	for _, t := range r.Targets {
-		if id := aws.ToString(t.Id); id == watchTargetID || id == "alert-topic" {
+		if id := aws.ToString(t.Id); id == watchTargetID || id == alertTargetID {
 			ids = append(ids, id)
 		} else {
 			others = append(others, id)
@@ -476,7 +487,7 @@ func WatchProblem(c *config.Config, st *SourceState, w *WatchArchive) string {
 	if st.Watch == nil {
 		return "its EventBridge rules could not be read"
 	}
-	target := ebtypes.Target{Id: aws.String(watchTargetID), Arn: aws.String(WatchBusARN(c))}
+	target := sourceTarget(c)
 	for _, region := range WatchRegions(st) {
 		r := st.Watch[region]
 		switch {
@@ -507,8 +518,7 @@ func ArchiveWatchProblem(c *config.Config, w *WatchArchive, topic *Topic) string
 		return "the alert topic of " + c.Archive.Region + " does not exist"
 	}
 	for _, r := range archiveRules() {
-		target := ebtypes.Target{Id: aws.String("alert-topic"), Arn: aws.String(topic.ARN),
-			InputTransformer: &ebtypes.InputTransformer{InputPathsMap: r.Paths, InputTemplate: aws.String(r.Template)}}
+		target := r.target(topic.ARN)
 		if !sameRule(w.Rules[r.Name], r.Pattern, target) {
 			return "rule " + r.Name + " on " + WatchBusName + " is missing or not as trailkeeper wrote it"
 		}
