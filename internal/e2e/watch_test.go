@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
@@ -47,6 +49,20 @@ func TestWatchTellsAPersonOfTampering(t *testing.T) {
 	if code != 0 || r.Watch == nil || !r.Watch.Wired || r.Watch.SourcesWired != 2 || !r.Accounts[0].WatchWired {
 		t.Fatalf("status with watch wired: exit %d\n%s", code, out)
 	}
+	// A function deployed by another trailkeeper build: plan would deploy this
+	// one, status calls it no drift.
+	fn := lambda.NewFromConfig(world.Config(e.url, archiveAcct, region))
+	cfg := must(fn.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(setup.WatchFunctionName)})).OK(t).Configuration
+	cfg.Environment.Variables["TRAILKEEPER_BUILD"] = "0123456789abcdef"
+	must(fn.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String(setup.WatchFunctionName),
+		Environment: &lambdatypes.Environment{Variables: cfg.Environment.Variables}})).OK(t)
+	if r, code, out := e.status(); code != 0 || !r.Healthy {
+		t.Fatalf("status with the function of another build: exit %d\n%s", code, out)
+	}
+	if out, _, _ := e.run("plan"); !strings.Contains(out, "function "+setup.WatchFunctionName) {
+		t.Fatalf("plan does not deploy this build:\n%s", out)
+	}
+	e.apply()
 	e.sb.ResetCalls()
 	if out := e.apply(); len(e.writes()) != 0 || !strings.Contains(out, "No changes") {
 		t.Fatalf("a second apply wrote %v:\n%s", e.writes(), out)

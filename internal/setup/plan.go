@@ -84,6 +84,10 @@ type Options struct {
 	AllowCompliance bool
 	// Parallel bounds how many accounts are read or changed at once.
 	Parallel int
+	// Drift plans for status: the watch function's code differing from the
+	// binary that runs status is a version of trailkeeper, not drift (and
+	// status need not hash its binary each run).
+	Drift bool
 	// ExtendRetention reads the retention of every replica and extends those
 	// shorter than the archive's default (a source with Object Lock, or a
 	// default that was lowered for a while, leaves them short).
@@ -266,7 +270,7 @@ func PlanFrom(ctx context.Context, e *Env, archive *ArchiveState, sources []*Sou
 			return nil, err
 		}
 	}
-	if err := p.planWatch(e, archive.Watch, archive.Topics, sources, removing); err != nil {
+	if err := p.planWatch(e, archive.Watch, archive.Topics, sources, removing, opts); err != nil {
 		return nil, err
 	}
 	if err := p.planRetention(ctx, e, sources, removing, opts); err != nil {

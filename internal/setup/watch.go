@@ -293,7 +293,7 @@ func samePattern(a, b string) bool {
 
 // planWatch wires (or, with watch off or the account removed, unwires) what
 // watch needs, writing only trailkeeper's own rules, targets and statements.
-func (p *Plan) planWatch(e *Env, w *WatchArchive, topics map[string]*Topic, sources []*SourceState, removing map[string]bool) error {
+func (p *Plan) planWatch(e *Env, w *WatchArchive, topics map[string]*Topic, sources []*SourceState, removing map[string]bool, opts Options) error {
 	c := e.Config
 	on := c.Watch.Enabled
 	var accounts []string
@@ -326,7 +326,7 @@ func (p *Plan) planWatch(e *Env, w *WatchArchive, topics map[string]*Topic, sour
 			accounts = append(accounts, acct)
 		}
 	}
-	if err := p.planWatchFunction(e, w, sources, removing); err != nil {
+	if err := p.planWatchFunction(e, w, sources, removing, opts); err != nil {
 		return err
 	}
 	if w == nil || w.Unreadable {

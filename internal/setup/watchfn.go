@@ -188,7 +188,7 @@ func functionZip() ([]byte, error) {
 }
 
 // planWatchFunction deploys (or takes away) the scheduled verdict.
-func (p *Plan) planWatchFunction(e *Env, w *WatchArchive, sources []*SourceState, removing map[string]bool) error {
+func (p *Plan) planWatchFunction(e *Env, w *WatchArchive, sources []*SourceState, removing map[string]bool, opts Options) error {
 	c := e.Config
 	on := c.Watch.Enabled
 	for _, st := range sources {
@@ -265,9 +265,14 @@ func (p *Plan) planWatchFunction(e *Env, w *WatchArchive, sources []*SourceState
 				return wrap(a, "s3 PutObject "+watchConfigKey(), err)
 			}})
 	}
-	build, err := buildHash()
-	if err != nil {
-		return fmt.Errorf("watch: cannot read this binary to deploy it: %w", err)
+	build := ""
+	if w.Function != nil && opts.Drift {
+		build = w.Function.Build // another trailkeeper build deployed it: apply's to change, not drift
+	} else {
+		var err error
+		if build, err = buildHash(); err != nil {
+			return fmt.Errorf("watch: cannot read this binary to deploy it: %w", err)
+		}
 	}
 	configURL := "s3://" + c.Archive.Bucket + "/" + watchConfigKey()
 	if w.Function == nil || w.Function.Build != build || w.Function.Config != configURL || w.Function.Role != RoleARN(a, WatchFunctionRole) {

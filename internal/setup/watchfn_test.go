@@ -62,7 +62,7 @@ func TestWatchBeyondTheBusPolicyQuota(t *testing.T) {
 				Trail: Trail{Name: "Members", HomeRegion: c.Archive.Region, Bucket: "b"}, Watch: map[string]*RuleState{}})
 		}
 		p := &Plan{}
-		err := p.planWatch(e, w, map[string]*Topic{c.Archive.Region: {ARN: "arn:aws:sns:ap-northeast-1:999999999999:t", Region: c.Archive.Region, Exists: true}}, sources, nil)
+		err := p.planWatch(e, w, map[string]*Topic{c.Archive.Region: {ARN: "arn:aws:sns:ap-northeast-1:999999999999:t", Region: c.Archive.Region, Exists: true}}, sources, nil, Options{})
 		var conflict *Conflict
 		switch {
 		case n == 663 && err != nil:

@@ -228,7 +228,7 @@ func (ck *checker) checkDrift(ctx context.Context) {
 	for i, s := range ck.c.Sources {
 		sources[i] = ck.states[s.AccountID]
 	}
-	p, err := setup.PlanFrom(ctx, ck.e, ck.archive, sources, setup.Options{NoListing: true})
+	p, err := setup.PlanFrom(ctx, ck.e, ck.archive, sources, setup.Options{NoListing: true, Drift: true})
 	if err != nil {
 		var conflict *setup.Conflict
 		if errors.As(err, &conflict) {
