@@ -264,13 +264,9 @@ func TestTrailDeliveryError(t *testing.T) {
 
 func TestBackgroundEvents(t *testing.T) {
 	e := newEnv(t, Options{DeliveryInterval: time.Hour, DigestInterval: time.Hour, BackgroundEvents: 5})
-	s, ct := e.s3(sourceAcct), e.cloudtrail(sourceAcct)
+	s := e.s3(sourceAcct)
 	b := "bg-" + sourceAcct
-	arn := "arn:aws:cloudtrail:" + region + ":" + sourceAcct + ":trail/background"
-	must(s.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
-	must(s.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &b, Policy: aws.String(trailBucketPolicy(b, sourceAcct, arn, ""))})).OK(t)
-	must(ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("background"), S3BucketName: &b})).OK(t)
-	must(ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("background")})).OK(t)
+	loggingTrail(t, e, sourceAcct, "background", b)
 	e.sb.Deliver() // nobody called the API since StartLogging's own event: background activity fills the log
 	list := must(s.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b, Prefix: aws.String("AWSLogs/")})).OK(t)
 	if len(list.Contents) != 1 {
@@ -334,4 +330,16 @@ func TestDigestsInEveryRegionOfAMultiRegionTrail(t *testing.T) {
 	if digest := string(testenv.Gunzip(t, data)); !strings.Contains(digest, `"logFiles":[]`) || !strings.Contains(key, "_CloudTrail-Digest_sa-east-1_All_"+region+"_") {
 		t.Fatalf("digest %s of a region without logs: %s", key, digest)
 	}
+}
+
+// loggingTrail creates a bucket with CloudTrail's bucket policy and a trail
+// of the account writing to it, logging.
+func loggingTrail(t *testing.T, e *env, acct, name, bucket string) {
+	t.Helper()
+	s, ct := e.s3(acct), e.cloudtrail(acct)
+	arn := "arn:aws:cloudtrail:" + region + ":" + acct + ":trail/" + name
+	must(s.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
+	must(s.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &bucket, Policy: aws.String(trailBucketPolicy(bucket, acct, arn, ""))})).OK(t)
+	must(ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: &name, S3BucketName: &bucket})).OK(t)
+	must(ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: &name})).OK(t)
 }

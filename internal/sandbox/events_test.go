@@ -97,10 +97,7 @@ func TestCloudTrailEventsCrossAccounts(t *testing.T) {
 	s, ct := e.s3(sourceAcct), e.cloudtrail(sourceAcct)
 	b := "trail-" + sourceAcct
 	trailARN := "arn:aws:cloudtrail:" + region + ":" + sourceAcct + ":trail/Members"
-	must(s.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
-	must(s.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &b, Policy: aws.String(trailBucketPolicy(b, sourceAcct, trailARN, ""))})).OK(t)
-	must(ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("Members"), S3BucketName: &b})).OK(t)
-	must(ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("Members")})).OK(t)
+	loggingTrail(t, e, sourceAcct, "Members", b)
 	src := e.events(sourceAcct)
 	must(src.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("tamper"),
 		EventPattern: aws.String(`{"source":["aws.cloudtrail","aws.s3"],"detail":{"eventName":["StopLogging","PutBucketVersioning","PutBucketPolicy"]}}`)})).OK(t)
