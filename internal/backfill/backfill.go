@@ -10,26 +10,22 @@ package backfill
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3control"
 	s3ctypes "github.com/aws/aws-sdk-go-v2/service/s3control/types"
 
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
+	"github.com/trailkeeper/trailkeeper/internal/batchjob"
 	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/parallel"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
@@ -155,16 +151,16 @@ func account(ctx context.Context, e *setup.Env, src config.Source, opts Options,
 	}
 	// An unfinished job of an earlier run is followed, not duplicated.
 	changed := false
-	if n := len(rec.Jobs); n > 0 && !terminal(rec.Jobs[n-1].Status) {
+	if n := len(rec.Jobs); n > 0 && !batchjob.Terminal(rec.Jobs[n-1].Status) {
 		changed = true
 		last := &rec.Jobs[n-1]
-		d, err := describe(ctx, jobs, src.AccountID, last.ID)
+		d, err := batchjob.Describe(ctx, jobs, src.AccountID, last.ID)
 		switch {
-		case notFound(err):
+		case batchjob.NotFound(err):
 			last.Status = "Forgotten" // AWS no longer knows it
 		case err != nil:
-			return err
-		case !terminal(string(d.Status)):
+			return wrapAccess(src.AccountID, "s3control DescribeJob", err)
+		case !batchjob.Terminal(string(d.Status)):
 			r.JobID, r.Resumed = last.ID, true
 		default:
 			last.Status = string(d.Status)
@@ -185,41 +181,38 @@ func account(ctx context.Context, e *setup.Env, src config.Source, opts Options,
 		r.JobID = id
 		rec.Jobs = append(rec.Jobs, recordedJob{ID: id, Created: now, Since: opts.Since, Missing: r.Missing, Status: "New"})
 	}
-	d, err := describe(ctx, jobs, src.AccountID, r.JobID)
-	for opts.Wait && err == nil && !terminal(string(d.Status)) {
-		if opts.Progress != nil && d.ProgressSummary != nil {
-			p := d.ProgressSummary
-			opts.Progress(src.AccountID, int(aws.ToInt64(p.NumberOfTasksSucceeded)+aws.ToInt64(p.NumberOfTasksFailed)), int(aws.ToInt64(p.TotalNumberOfTasks)))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(opts.Poll):
-		}
-		d, err = describe(ctx, jobs, src.AccountID, r.JobID)
+	var d *s3ctypes.JobDescriptor
+	if opts.Wait {
+		d, err = batchjob.Wait(ctx, jobs, src.AccountID, r.JobID, opts.Poll, func(done, total int) {
+			if opts.Progress != nil {
+				opts.Progress(src.AccountID, done, total)
+			}
+		})
+	} else {
+		d, err = batchjob.Describe(ctx, jobs, src.AccountID, r.JobID)
 	}
 	if err != nil {
-		return err
+		return wrapAccess(src.AccountID, "s3control DescribeJob", err)
 	}
 	r.Status = string(d.Status)
 	rec.Jobs[len(rec.Jobs)-1].Status = r.Status
 	if err := writeRecord(ctx, cl, t.Bucket, rec); err != nil {
 		return err
 	}
-	if p := d.ProgressSummary; p != nil {
-		r.Tried, r.Succeeded, r.Failed = int(aws.ToInt64(p.TotalNumberOfTasks)), int(aws.ToInt64(p.NumberOfTasksSucceeded)), int(aws.ToInt64(p.NumberOfTasksFailed))
+	if d.ProgressSummary != nil {
+		r.Succeeded, r.Failed = int(aws.ToInt64(d.ProgressSummary.NumberOfTasksSucceeded)), int(aws.ToInt64(d.ProgressSummary.NumberOfTasksFailed))
+		done, total := batchjob.Progress(d)
+		r.Tried = total
 		if opts.Progress != nil {
-			opts.Progress(src.AccountID, r.Succeeded+r.Failed, r.Tried)
+			opts.Progress(src.AccountID, done, total)
 		}
 	}
-	for _, f := range d.FailureReasons {
-		r.JobFailures = append(r.JobFailures, aws.ToString(f.FailureCode)+": "+aws.ToString(f.FailureReason))
-	}
-	if !terminal(r.Status) {
+	r.JobFailures = append(r.JobFailures, batchjob.Failures(d)...)
+	if !batchjob.Terminal(r.Status) {
 		return nil
 	}
 	if r.Failed > 0 {
-		if err := readReport(ctx, cl, t.Bucket, r); err != nil {
+		if r.Reasons, err = batchjob.FailureCodes(ctx, cl, t.Bucket, setup.BackfillPrefix, r.JobID); err != nil {
 			return err
 		}
 	}
@@ -258,34 +251,13 @@ func create(ctx context.Context, cl *awsapi.Clients, account string, t setup.Tra
 			ExpectedBucketOwner: aws.String(account)}},
 	})
 	if err != nil {
-		if noBatchOperations(err) {
-			return "", &awsapi.AccessError{Account: account, Err: fmt.Errorf("s3control CreateJob: this endpoint has no S3 Batch Operations (it answered %v)", httpStatus(err)),
+		if batchjob.NoBatchOperations(err) {
+			return "", &awsapi.AccessError{Account: account, Err: fmt.Errorf("s3control CreateJob: this endpoint has no S3 Batch Operations (it answered %v)", batchjob.HTTPStatus(err)),
 				Hint: "backfill needs S3 Batch Replication, which AWS has in its commercial regions; moto does not emulate it: run backfill against AWS or the sandbox"}
 		}
 		return "", wrapAccess(account, "s3control CreateJob", err)
 	}
 	return aws.ToString(out.JobId), nil
-}
-
-func describe(ctx context.Context, cl *awsapi.Clients, account, id string) (*s3ctypes.JobDescriptor, error) {
-	out, err := cl.S3Control.DescribeJob(ctx, &s3control.DescribeJobInput{AccountId: aws.String(account), JobId: aws.String(id)})
-	if err != nil {
-		return nil, wrapAccess(account, "s3control DescribeJob", err)
-	}
-	return out.Job, nil
-}
-
-func notFound(err error) bool {
-	var nf *s3ctypes.NotFoundException
-	return errors.As(err, &nf)
-}
-
-func terminal(status string) bool {
-	switch status {
-	case "Complete", "Failed", "Cancelled", "Forgotten":
-		return true
-	}
-	return false
 }
 
 func wrapAccess(account, what string, err error) error {
@@ -326,71 +298,6 @@ func writeRecord(ctx context.Context, cl *awsapi.Clients, bucket string, rec *re
 	return nil
 }
 
-// readReport counts the failed tasks by failure code from the job's
-// completion report: PREFIX/job-ID/manifest.json names the result CSVs.
-func readReport(ctx context.Context, cl *awsapi.Clients, bucket string, r *Result) error {
-	get := func(key string) ([]byte, error) {
-		out, err := cl.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
-		if err != nil {
-			return nil, fmt.Errorf("read the completion report s3://%s/%s: %w", bucket, key, err)
-		}
-		defer out.Body.Close()
-		return io.ReadAll(io.LimitReader(out.Body, 256<<20))
-	}
-	data, err := get(setup.BackfillPrefix + "job-" + r.JobID + "/manifest.json")
-	if err != nil {
-		return err
-	}
-	var m struct {
-		Results []struct{ TaskExecutionStatus, Key string }
-	}
-	if err := json.Unmarshal(data, &m); err != nil {
-		return fmt.Errorf("the completion report of job %s: %v", r.JobID, err)
-	}
-	for _, res := range m.Results {
-		if res.TaskExecutionStatus != "failed" {
-			continue
-		}
-		data, err := get(res.Key)
-		if err != nil {
-			return err
-		}
-		rows, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
-		if err != nil {
-			return fmt.Errorf("the completion report %s: %v", res.Key, err)
-		}
-		for _, row := range rows {
-			if code := failureCode(row); code != "" {
-				r.Reasons[code]++
-			}
-		}
-	}
-	return nil
-}
-
-// failureCode reads a failed task's error code from a completion report row
-// by what it is, not where: the User Guide names the columns Bucket, Key,
-// VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage, while its
-// own example rows put the HTTP status first (",failed,200,PermanentFailure,").
-func failureCode(row []string) string {
-	if len(row) < 5 {
-		return ""
-	}
-	code := row[4]
-	if len(row) >= 6 && isHTTPStatus(row[4]) && !isHTTPStatus(row[5]) {
-		code = row[5]
-	}
-	if isHTTPStatus(code) {
-		return ""
-	}
-	return code
-}
-
-func isHTTPStatus(s string) bool {
-	n, err := strconv.Atoi(s)
-	return err == nil && n >= 100 && n < 600
-}
-
 // Codes lists a result's failure codes, most frequent first.
 func (r *Result) Codes() []string {
 	var out []string
@@ -401,24 +308,4 @@ func (r *Result) Codes() []string {
 		return r.Reasons[out[i]] > r.Reasons[out[j]] || r.Reasons[out[i]] == r.Reasons[out[j]] && out[i] < out[j]
 	})
 	return out
-}
-
-// noBatchOperations tells an endpoint without S3 Batch Operations (moto
-// answers CreateJob with a bare 404 page) from an AWS error, which always
-// carries a code: CreateJob has no "not found" answer of its own.
-func noBatchOperations(err error) bool {
-	switch httpStatus(err) {
-	case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented:
-		code := awsapi.Code(err)
-		return code == "" || code == "NotFound" || code == "NotImplemented" || code == "UnknownError"
-	}
-	return false
-}
-
-func httpStatus(err error) int {
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		return re.HTTPStatusCode()
-	}
-	return 0
 }

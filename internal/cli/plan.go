@@ -22,6 +22,7 @@ type PlanOptions struct {
 	Prune            bool
 	AllowCompliance  bool
 	ExtendRetention  bool
+	BatchAbove       int
 	Parallel         int
 	Remove           []string
 }
@@ -45,6 +46,7 @@ Exit codes: 0 success (with --detailed-exitcode: nothing to change), 1 a problem
 	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "also plan to take away grants of accounts no longer in the config")
 	cmd.Flags().BoolVar(&opts.AllowCompliance, "allow-compliance", false, "accept COMPLIANCE retention")
 	cmd.Flags().BoolVar(&opts.ExtendRetention, "extend-retention", false, "also read every replica's retention and plan to extend those shorter than the archive's default")
+	cmd.Flags().IntVar(&opts.BatchAbove, "batch-above", setup.DefaultBatchAbove, "with --extend-retention: above this many short replicas, extend them with S3 Batch Operations jobs instead of one call each")
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", 8, "accounts read or changed at once")
 	return cmd
 }
@@ -70,6 +72,7 @@ Exit codes: 0 applied (or nothing to do), 1 a problem that needs a person, 2 con
 	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "take away grants of accounts no longer in the config")
 	cmd.Flags().BoolVar(&opts.AllowCompliance, "allow-compliance", false, "accept COMPLIANCE retention, which nobody can shorten or remove")
 	cmd.Flags().BoolVar(&opts.ExtendRetention, "extend-retention", false, "read every replica's retention and extend those shorter than the archive's default (a source with Object Lock, or a default lowered for a while, leaves them short)")
+	cmd.Flags().IntVar(&opts.BatchAbove, "batch-above", setup.DefaultBatchAbove, "with --extend-retention: above this many short replicas, extend them with S3 Batch Operations jobs instead of one call each")
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", 8, "accounts read or changed at once")
 	return cmd
 }
@@ -136,7 +139,7 @@ func runPlan(ctx context.Context, streams IO, g *Globals, opts *PlanOptions, app
 	if err != nil {
 		return err
 	}
-	plan, err := setup.Build(ctx, env, setup.Options{Remove: opts.Remove, Prune: opts.Prune, AllowCompliance: opts.AllowCompliance, ExtendRetention: opts.ExtendRetention, Parallel: opts.Parallel})
+	plan, err := setup.Build(ctx, env, setup.Options{Remove: opts.Remove, Prune: opts.Prune, AllowCompliance: opts.AllowCompliance, ExtendRetention: opts.ExtendRetention, BatchAbove: opts.BatchAbove, Parallel: opts.Parallel})
 	if err != nil {
 		return err
 	}

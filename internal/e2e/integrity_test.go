@@ -16,6 +16,7 @@ import (
 
 	"github.com/trailkeeper/trailkeeper/internal/cli"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+	"github.com/trailkeeper/trailkeeper/internal/setup"
 	"github.com/trailkeeper/trailkeeper/internal/testenv"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
@@ -173,9 +174,28 @@ func TestARestoredDefaultStillShowsTheShortReplicas(t *testing.T) {
 	if code != cli.ExitProblems || !slices.Equal(findingCodes(r), []string{"replica-retention-short"}) {
 		t.Fatalf("status after the default was cut and restored: exit %d\n%s", code, out)
 	}
-	applied := e.apply("--extend-retention")
+	// In bulk: S3 Batch Operations' Object Lock retention jobs, whatever the count.
+	applied := e.apply("--extend-retention", "--batch-above", "0")
+	if !strings.Contains(applied, "with 1 S3 Batch Operations job ") || !strings.Contains(applied, "role "+setup.RetentionRoleName) {
+		t.Fatalf("apply --extend-retention --batch-above 0 did not use a job:\n%s", applied)
+	}
 	if r, code, out := e.status(); code != 0 || !r.Healthy {
 		t.Fatalf("status after apply --extend-retention: exit %d\n%s\napply said:\n%s", code, out, applied)
+	}
+	// Every replica is locked at least as long as the default says, and at
+	// most 31 days longer.
+	pages := s3.NewListObjectVersionsPaginator(arch, &s3.ListObjectVersionsInput{Bucket: aws.String(archive), Prefix: aws.String("AWSLogs/")})
+	for pages.HasMorePages() {
+		for _, v := range must(pages.NextPage(ctx)).OK(t).Versions {
+			r := must(arch.GetObjectRetention(ctx, &s3.GetObjectRetentionInput{Bucket: aws.String(archive), Key: v.Key, VersionId: v.VersionId})).OK(t)
+			due := aws.ToTime(v.LastModified).AddDate(0, 0, 400)
+			if got := aws.ToTime(r.Retention.RetainUntilDate); got.Before(due.Add(-24*time.Hour)) || got.After(due.AddDate(0, 0, 32)) {
+				t.Errorf("%s locked until %s, due %s", aws.ToString(v.Key), got, due)
+			}
+		}
+	}
+	if out := e.apply("--extend-retention", "--batch-above", "0"); !strings.Contains(out, "No changes") {
+		t.Fatalf("a second apply --extend-retention:\n%s", out)
 	}
 }
 

@@ -19,41 +19,47 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/policy"
 )
 
-// S3 Batch Operations, as far as S3 Batch Replication uses it (S3 Control API
-// reference: CreateJob, DescribeJob, ListJobs, UpdateJobStatus; User Guide,
-// "Replicating existing objects with S3 Batch Replication"): a job in the
-// source account and region with operation S3ReplicateObject and a generated
-// manifest, run with its own role, whose tasks go through the replication
-// engine with the rule's role, and a CSV completion report.
+// S3 Batch Operations, as far as trailkeeper uses it (S3 Control API
+// reference: CreateJob, DescribeJob, ListJobs, UpdateJobStatus), each job run
+// with its own role and ending in a CSV completion report:
+//   - S3 Batch Replication (User Guide, "Replicating existing objects with S3
+//     Batch Replication"): operation S3ReplicateObject with a generated
+//     manifest, in the source account and region, whose tasks go through the
+//     replication engine with the rule's role;
+//   - Object Lock retention (User Guide, "S3 Object Lock retention"):
+//     operation S3PutObjectRetention over a CSV manifest (s3batchretention.go).
 
 const s3controlNS = "http://awss3control.amazonaws.com/doc/2018-08-20/"
 
 // batchJob is one job; it is part of the persisted state, so that a job
 // survives a restart and resumes.
 type batchJob struct {
-	ID           string       `json:"id"`
-	Account      string       `json:"account"`
-	Region       string       `json:"region"`
-	Token        string       `json:"token"`
-	Description  string       `json:"description,omitempty"`
-	Priority     int          `json:"priority"`
-	RoleARN      string       `json:"roleArn"`
-	Status       string       `json:"status"`
-	Confirm      bool         `json:"confirmationRequired,omitempty"`
-	SourceBucket string       `json:"sourceBucket"`
-	Eligible     bool         `json:"eligible,omitempty"`
-	Statuses     []string     `json:"statuses,omitempty"`
-	After        *time.Time   `json:"createdAfter,omitempty"`
-	Before       *time.Time   `json:"createdBefore,omitempty"`
-	KeyNames     *keyNames    `json:"keyNameConstraint,omitempty"`
-	Report       jobReport    `json:"report"`
-	Created      time.Time    `json:"created"`
-	Terminated   *time.Time   `json:"terminated,omitempty"`
-	Total        int          `json:"total"`
-	Succeeded    int          `json:"succeeded"`
-	Failed       int          `json:"failed"`
-	Failures     []jobFailure `json:"failures,omitempty"`
-	UpdateReason string       `json:"statusUpdateReason,omitempty"`
+	ID           string        `json:"id"`
+	Account      string        `json:"account"`
+	Region       string        `json:"region"`
+	Token        string        `json:"token"`
+	Description  string        `json:"description,omitempty"`
+	Priority     int           `json:"priority"`
+	RoleARN      string        `json:"roleArn"`
+	Status       string        `json:"status"`
+	Confirm      bool          `json:"confirmationRequired,omitempty"`
+	Operation    string        `json:"operation,omitempty"` // S3ReplicateObject when empty
+	Retention    *jobRetention `json:"retention,omitempty"`
+	Manifest     *jobManifest  `json:"manifest,omitempty"`
+	SourceBucket string        `json:"sourceBucket,omitempty"`
+	Eligible     bool          `json:"eligible,omitempty"`
+	Statuses     []string      `json:"statuses,omitempty"`
+	After        *time.Time    `json:"createdAfter,omitempty"`
+	Before       *time.Time    `json:"createdBefore,omitempty"`
+	KeyNames     *keyNames     `json:"keyNameConstraint,omitempty"`
+	Report       jobReport     `json:"report"`
+	Created      time.Time     `json:"created"`
+	Terminated   *time.Time    `json:"terminated,omitempty"`
+	Total        int           `json:"total"`
+	Succeeded    int           `json:"succeeded"`
+	Failed       int           `json:"failed"`
+	Failures     []jobFailure  `json:"failures,omitempty"`
+	UpdateReason string        `json:"statusUpdateReason,omitempty"`
 }
 
 type jobReport struct {
@@ -106,7 +112,8 @@ func (s *Sandbox) serveS3Control(c *call) error {
 type createJobRequest struct {
 	ConfirmationRequired bool
 	Operation            struct {
-		Inner string `xml:",innerxml"`
+		S3ReplicateObject    *struct{}
+		S3PutObjectRetention *retentionOperation
 	}
 	Report struct {
 		Bucket, Format, Prefix, ReportScope string
@@ -114,8 +121,14 @@ type createJobRequest struct {
 	}
 	ClientRequestToken, Description, RoleArn string
 	Priority                                 *int
-	Manifest                                 *struct{}
-	ManifestGenerator                        *struct {
+	Manifest                                 *struct {
+		Spec struct {
+			Format string
+			Fields []string `xml:"Fields>member"`
+		}
+		Location struct{ ObjectArn, ObjectVersionId, ETag string }
+	}
+	ManifestGenerator *struct {
 		S3JobManifestGenerator *struct {
 			ExpectedBucketOwner, SourceBucket string
 			EnableManifestOutput              bool
@@ -143,23 +156,20 @@ func (s *Sandbox) createJob(c *call) error {
 		return bad("Priority is required and must not be negative")
 	case in.RoleArn == "":
 		return bad("RoleArn is required")
-	case !strings.Contains(in.Operation.Inner, "<S3ReplicateObject"):
-		return bad("the sandbox emulates only the S3ReplicateObject operation")
+	case in.Operation.S3PutObjectRetention != nil && in.Operation.S3ReplicateObject == nil:
+		return s.createRetentionJob(c, &in)
+	case in.Operation.S3ReplicateObject == nil || in.Operation.S3PutObjectRetention != nil:
+		return bad("the sandbox emulates the S3ReplicateObject and S3PutObjectRetention operations, one per job")
 	case in.Manifest != nil || in.ManifestGenerator == nil || in.ManifestGenerator.S3JobManifestGenerator == nil:
 		return bad("the sandbox emulates generated manifests (ManifestGenerator.S3JobManifestGenerator) only")
 	case in.ManifestGenerator.S3JobManifestGenerator.EnableManifestOutput:
 		return bad("the sandbox does not write generated manifests: set EnableManifestOutput to false")
 	}
-	if in.Report.Enabled && (in.Report.Format != "Report_CSV_20180820" || in.Report.Bucket == "") {
-		return bad("an enabled report needs Bucket and Format Report_CSV_20180820")
-	}
 	g := in.ManifestGenerator.S3JobManifestGenerator
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, j := range s.st.Jobs {
-		if j.Account == c.caller.Account && j.Token == in.ClientRequestToken {
-			return writeControlXML(c, "CreateJobResult", struct{ JobId string }{j.ID}) // idempotent
-		}
+	if j := s.existingJob(c, in.ClientRequestToken); j != nil {
+		return writeControlXML(c, "CreateJobResult", struct{ JobId string }{j.ID})
 	}
 	src := s.st.Buckets[strings.TrimPrefix(g.SourceBucket, "arn:aws:s3:::")]
 	if src == nil || src.Owner != c.caller.Account {
@@ -168,28 +178,13 @@ func (s *Sandbox) createJob(c *call) error {
 	if src.Region != c.region {
 		return bad("the job must be created in the source bucket's region, %s", src.Region)
 	}
-	if in.Report.Enabled {
-		rb := s.st.Buckets[strings.TrimPrefix(in.Report.Bucket, "arn:aws:s3:::")]
-		if rb == nil || rb.Region != src.Region {
-			return bad("the report bucket %s must exist in the job's region", in.Report.Bucket)
-		}
+	if err := s.reportBucketIn(&in, src.Region); err != nil {
+		return err
 	}
-	// The caller creates the job and passes the role to S3 Batch Operations,
-	// which it can only for a role of its own account.
-	if m := roleARNRE.FindStringSubmatch(in.RoleArn); m == nil || m[1] != c.caller.Account {
-		return accessDenied("User: %s is not authorized to perform: iam:PassRole on resource: \"%s\"", c.caller.display(), in.RoleArn)
+	if err := s.authorizeJob(c, in.RoleArn); err != nil {
+		return err
 	}
-	// The caller creates the job and passes the role to S3 Batch Operations.
-	for action, res := range map[string]string{"s3:CreateJob": "*", "iam:PassRole": in.RoleArn} {
-		req := policy.Request{Caller: c.caller.policyCaller(), Action: action, Resource: res, Context: c.requestContext(nil)}
-		if s.identityDecision(c.caller, req) != policy.Allowed {
-			return accessDenied("User: %s is not authorized to perform: %s on resource: \"%s\"", c.caller.display(), action, res)
-		}
-	}
-	j := &batchJob{ID: randomID("", 36)[:36], Account: c.caller.Account, Region: c.region, Token: in.ClientRequestToken,
-		Description: in.Description, Priority: *in.Priority, RoleARN: in.RoleArn, Status: "New", Confirm: in.ConfirmationRequired,
-		SourceBucket: src.Name, Created: time.Now().UTC(),
-		Report: jobReport{in.Report.Enabled, in.Report.Bucket, in.Report.Format, in.Report.Prefix, in.Report.ReportScope}}
+	j := &batchJob{SourceBucket: src.Name}
 	if f := g.Filter; f != nil {
 		j.Eligible, j.Statuses, j.KeyNames = f.EligibleForReplication, f.ObjectReplicationStatuses, f.KeyNameConstraint
 		for _, t := range []struct {
@@ -205,6 +200,57 @@ func (s *Sandbox) createJob(c *call) error {
 			}
 		}
 	}
+	return s.addJob(c, &in, j)
+}
+
+// existingJob is the job an earlier CreateJob with the same token made: the
+// call is idempotent. Callers hold s.mu.
+func (s *Sandbox) existingJob(c *call, token string) *batchJob {
+	for _, j := range s.st.Jobs {
+		if j.Account == c.caller.Account && j.Token == token {
+			return j
+		}
+	}
+	return nil
+}
+
+// authorizeJob checks that the caller may create a job and pass its role to
+// S3 Batch Operations, which it can only for a role of its own account.
+func (s *Sandbox) authorizeJob(c *call, roleARN string) error {
+	if m := roleARNRE.FindStringSubmatch(roleARN); m == nil || m[1] != c.caller.Account {
+		return accessDenied("User: %s is not authorized to perform: iam:PassRole on resource: \"%s\"", c.caller.display(), roleARN)
+	}
+	for action, res := range map[string]string{"s3:CreateJob": "*", "iam:PassRole": roleARN} {
+		req := policy.Request{Caller: c.caller.policyCaller(), Action: action, Resource: res, Context: c.requestContext(nil)}
+		if s.identityDecision(c.caller, req) != policy.Allowed {
+			return accessDenied("User: %s is not authorized to perform: %s on resource: \"%s\"", c.caller.display(), action, res)
+		}
+	}
+	return nil
+}
+
+// reportBucketIn checks an enabled report's format and that its bucket is in
+// region. Callers hold s.mu.
+func (s *Sandbox) reportBucketIn(in *createJobRequest, region string) error {
+	if !in.Report.Enabled {
+		return nil
+	}
+	if in.Report.Format != "Report_CSV_20180820" || in.Report.Bucket == "" {
+		return bad("an enabled report needs Bucket and Format Report_CSV_20180820")
+	}
+	if rb := s.st.Buckets[strings.TrimPrefix(in.Report.Bucket, "arn:aws:s3:::")]; rb == nil || rb.Region != region {
+		return bad("the report bucket %s must exist in the job's region", in.Report.Bucket)
+	}
+	return nil
+}
+
+// addJob records a new job and starts it unless it awaits confirmation.
+// Callers hold s.mu.
+func (s *Sandbox) addJob(c *call, in *createJobRequest, j *batchJob) error {
+	j.ID, j.Account, j.Region, j.Token = randomID("", 36)[:36], c.caller.Account, c.region, in.ClientRequestToken
+	j.Description, j.Priority, j.RoleARN, j.Status, j.Confirm = in.Description, *in.Priority, in.RoleArn, "New", in.ConfirmationRequired
+	j.Created = time.Now().UTC()
+	j.Report = jobReport{in.Report.Enabled, in.Report.Bucket, in.Report.Format, in.Report.Prefix, in.Report.ReportScope}
 	if s.st.Jobs == nil {
 		s.st.Jobs = map[string]*batchJob{}
 	}
@@ -242,19 +288,24 @@ func (j *batchJob) fail(code, format string, a ...any) {
 	j.Failures = append(j.Failures, jobFailure{code, fmt.Sprintf(format, a...)})
 }
 
+// taskResult is one row of a completion report.
 type taskResult struct {
-	v                  *version
-	status, code, text string
-	http               int
+	bucket, key, versionID string
+	status, code, text     string
+	http                   int
 }
 
-// runJob is S3 Batch Replication: the job's role must be one S3 Batch
-// Operations can assume and may read the source bucket's replication
-// configuration; each object version the filter selects is replicated by the
-// rule's own role, if the job's role may s3:InitiateReplication on it.
-// Callers hold s.mu.
+func taskSucceeded(bucket string, v *version) taskResult {
+	return taskResult{bucket, v.Key, v.ID, "succeeded", "", "Successful", 200}
+}
+
+func taskFailed(bucket string, v *version, code, text string, status int) taskResult {
+	return taskResult{bucket, v.Key, v.ID, "failed", code, text, status}
+}
+
+// runJob runs a job as its role, which S3 Batch Operations must be able to
+// assume, and writes its completion report. Callers hold s.mu.
 func (s *Sandbox) runJob(j *batchJob) {
-	src := s.st.Buckets[j.SourceBucket]
 	m := roleARNRE.FindStringSubmatch(j.RoleARN)
 	var role *role
 	if m != nil && m[1] == j.Account && s.st.Accounts[m[1]] != nil {
@@ -271,6 +322,37 @@ func (s *Sandbox) runJob(j *batchJob) {
 	}
 	as := &call{secure: true, caller: caller{Account: j.Account, ARN: j.RoleARN, UniqueID: role.ID, SessionName: "s3-batch-operations",
 		Session: "arn:aws:sts::" + j.Account + ":assumed-role/" + role.Name + "/s3-batch-operations"}}
+	run := s.runReplication
+	if j.operation() == opRetention {
+		run = s.runRetention
+	}
+	results, ok := run(j, as)
+	if !ok {
+		return
+	}
+	for _, r := range results {
+		if r.status == "failed" {
+			j.Failed++
+		} else {
+			j.Succeeded++
+		}
+	}
+	if j.Report.Enabled {
+		if err := s.writeJobReport(j, as, results); err != nil {
+			j.fail("ReportWriteFailed", "%v", err)
+			return
+		}
+	}
+	j.Status = "Complete"
+}
+
+// runReplication is S3 Batch Replication: the job's role may read the source
+// bucket's replication configuration; each object version the filter
+// selects is replicated by the rule's own role, if the job's role may
+// s3:InitiateReplication on it. ok is false when the job failed as a whole.
+// Callers hold s.mu.
+func (s *Sandbox) runReplication(j *batchJob, as *call) (results []taskResult, ok bool) {
+	src := s.st.Buckets[j.SourceBucket]
 	if src == nil {
 		j.fail("SrcBucketNotFound", "bucket %s does not exist", j.SourceBucket)
 		return
@@ -292,33 +374,21 @@ func (s *Sandbox) runJob(j *batchJob) {
 		}
 	}
 	j.Status, j.Total = "Active", len(tasks)
-	var results []taskResult
 	for _, v := range tasks {
-		r := taskResult{v: v, status: "succeeded", http: 200, text: "Successful"}
+		r := taskSucceeded(src.Name, v)
 		if err := s.authorize(as, src, "s3:InitiateReplication", bucketARN(src.Name)+"/"+v.Key, nil); err != nil {
-			r = taskResult{v, "failed", "InitiateReplicationNotPermitted", "The job's role is not allowed s3:InitiateReplication on the object", 403}
+			r = taskFailed(src.Name, v, "InitiateReplicationNotPermitted", "The job's role is not allowed s3:InitiateReplication on the object", 403)
 		} else if rule := matchRule(src.Replication, v); rule == nil {
-			r = taskResult{v, "failed", "SrcObjectNotEligible", "No enabled replication rule applies to the object", 400}
+			r = taskFailed(src.Name, v, "SrcObjectNotEligible", "No enabled replication rule applies to the object", 400)
 		} else if reason := s.replicateOnce(src, rule, v); reason != "" {
 			v.Replication, v.ReplicationWhy = "FAILED", reason
-			r = taskResult{v, "failed", reason, "Replication failed: " + reason, 403}
+			r = taskFailed(src.Name, v, reason, "Replication failed: "+reason, 403)
 		} else {
 			v.Replication, v.ReplicationWhy = "COMPLETED", ""
 		}
-		if r.status == "failed" {
-			j.Failed++
-		} else {
-			j.Succeeded++
-		}
 		results = append(results, r)
 	}
-	if j.Report.Enabled {
-		if err := s.writeJobReport(j, as, results); err != nil {
-			j.fail("ReportWriteFailed", "%v", err)
-			return
-		}
-	}
-	j.Status = "Complete"
+	return results, true
 }
 
 // replicateOnce replicates v unless its destination already holds that
@@ -376,7 +446,7 @@ func (s *Sandbox) writeJobReport(j *batchJob, as *call, results []taskResult) er
 		if r.status == "failed" {
 			w = csv.NewWriter(&failed)
 		}
-		w.Write([]string{j.SourceBucket, url.QueryEscape(r.v.Key), r.v.ID, r.status, r.code, strconv.Itoa(r.http), r.text})
+		w.Write([]string{r.bucket, url.QueryEscape(r.key), r.versionID, r.status, r.code, strconv.Itoa(r.http), r.text})
 		w.Flush()
 	}
 	type result struct {
@@ -429,6 +499,34 @@ type reportXML struct {
 	ReportScope string `xml:",omitempty"`
 }
 
+type manifestXML struct {
+	Spec struct {
+		Format string
+		Fields []string `xml:"Fields>member"`
+	}
+	Location struct {
+		ObjectArn       string
+		ObjectVersionId string `xml:",omitempty"`
+		ETag            string
+	}
+}
+
+type manifestFilter struct {
+	EligibleForReplication    bool
+	CreatedAfter              string    `xml:",omitempty"`
+	CreatedBefore             string    `xml:",omitempty"`
+	ObjectReplicationStatuses []string  `xml:"ObjectReplicationStatuses>member,omitempty"`
+	KeyNameConstraint         *keyNames `xml:",omitempty"`
+}
+
+type manifestGenerator struct {
+	S3JobManifestGenerator struct {
+		SourceBucket         string
+		EnableManifestOutput bool
+		Filter               manifestFilter
+	}
+}
+
 func (s *Sandbox) describeJob(c *call, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -436,14 +534,7 @@ func (s *Sandbox) describeJob(c *call, id string) error {
 	if j == nil || j.Account != c.caller.Account {
 		return errorf(404, "NotFoundException", "The specified job does not exist")
 	}
-	type filter struct {
-		EligibleForReplication    bool
-		CreatedAfter              string    `xml:",omitempty"`
-		CreatedBefore             string    `xml:",omitempty"`
-		ObjectReplicationStatuses []string  `xml:"ObjectReplicationStatuses>member,omitempty"`
-		KeyNameConstraint         *keyNames `xml:",omitempty"`
-	}
-	f := filter{EligibleForReplication: j.Eligible, ObjectReplicationStatuses: j.Statuses, KeyNameConstraint: j.KeyNames}
+	f := manifestFilter{EligibleForReplication: j.Eligible, ObjectReplicationStatuses: j.Statuses, KeyNameConstraint: j.KeyNames}
 	if j.After != nil {
 		f.CreatedAfter = j.After.Format(time.RFC3339)
 	}
@@ -457,7 +548,8 @@ func (s *Sandbox) describeJob(c *call, id string) error {
 		JobArn               string
 		Status               string
 		Operation            struct {
-			S3ReplicateObject struct{}
+			S3ReplicateObject    *struct{}           `xml:",omitempty"`
+			S3PutObjectRetention *retentionOperation `xml:",omitempty"`
 		}
 		Priority           int
 		ProgressSummary    jobProgress
@@ -467,13 +559,8 @@ func (s *Sandbox) describeJob(c *call, id string) error {
 		CreationTime       string
 		TerminationDate    string `xml:",omitempty"`
 		RoleArn            string
-		ManifestGenerator  struct {
-			S3JobManifestGenerator struct {
-				SourceBucket         string
-				EnableManifestOutput bool
-				Filter               filter
-			}
-		}
+		ManifestGenerator  *manifestGenerator `xml:",omitempty"`
+		Manifest           *manifestXML       `xml:",omitempty"`
 	}
 	d := descriptor{JobId: j.ID, ConfirmationRequired: j.Confirm, Description: j.Description, JobArn: j.arn(), Status: j.Status,
 		Priority: j.Priority, ProgressSummary: j.progress(), StatusUpdateReason: j.UpdateReason, FailureReasons: j.Failures,
@@ -482,8 +569,21 @@ func (s *Sandbox) describeJob(c *call, id string) error {
 	if j.Terminated != nil {
 		d.TerminationDate = j.Terminated.Format(time.RFC3339)
 	}
-	d.ManifestGenerator.S3JobManifestGenerator.SourceBucket = bucketARN(j.SourceBucket)
-	d.ManifestGenerator.S3JobManifestGenerator.Filter = f
+	if r := j.Retention; r != nil {
+		d.Operation.S3PutObjectRetention = &retentionOperation{BypassGovernanceRetention: r.Bypass}
+		d.Operation.S3PutObjectRetention.Retention.Mode, d.Operation.S3PutObjectRetention.Retention.RetainUntilDate = r.Mode, r.Until.Format(time.RFC3339)
+	} else {
+		d.Operation.S3ReplicateObject = &struct{}{}
+	}
+	if m := j.Manifest; m != nil {
+		d.Manifest = &manifestXML{}
+		d.Manifest.Spec.Format, d.Manifest.Spec.Fields = "S3BatchOperations_CSV_20180820", m.Fields
+		d.Manifest.Location.ObjectArn, d.Manifest.Location.ObjectVersionId, d.Manifest.Location.ETag = m.ObjectARN, m.VersionID, m.ETag
+	} else {
+		d.ManifestGenerator = &manifestGenerator{}
+		d.ManifestGenerator.S3JobManifestGenerator.SourceBucket = bucketARN(j.SourceBucket)
+		d.ManifestGenerator.S3JobManifestGenerator.Filter = f
+	}
 	return writeControlXML(c, "DescribeJobResult", struct{ Job descriptor }{d})
 }
 
@@ -510,7 +610,7 @@ func (s *Sandbox) listJobs(c *call) error {
 	}
 	var items []item
 	for _, j := range jobs {
-		it := item{JobId: j.ID, Description: j.Description, Operation: "S3ReplicateObject", Priority: j.Priority, Status: j.Status,
+		it := item{JobId: j.ID, Description: j.Description, Operation: j.operation(), Priority: j.Priority, Status: j.Status,
 			CreationTime: j.Created.Format(time.RFC3339), ProgressSummary: j.progress()}
 		if j.Terminated != nil {
 			it.TerminationDate = j.Terminated.Format(time.RFC3339)

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +154,94 @@ func TestBatchReplicationWithTheCLI(t *testing.T) {
 	// Another account sees none of them.
 	if _, err := c.run(archiveAcct, "s3control", "describe-job", "--account-id", archiveAcct, "--job-id", id); err == nil || !strings.Contains(err.Error(), "NotFoundException") {
 		t.Fatalf("describe-job of another account's job: %v", err)
+	}
+}
+
+// TestRetentionJobWithTheCLI: an S3 Batch Operations Object Lock retention
+// job, created with the AWS CLI as the User Guide shows, extends the
+// retention of what its CSV manifest lists by the API's rules: a GOVERNANCE
+// lock is extended, a COMPLIANCE lock is not stepped down, a missing key
+// fails its task; the report names both failures. A manifest changed since
+// the job was created, or a role that may not read the bucket's Object Lock
+// configuration, fails the job.
+func TestRetentionJobWithTheCLI(t *testing.T) {
+	e := newEnv(t, Options{})
+	p := newPair(t, e)
+	arch := e.s3(archiveAcct)
+	var rows []string
+	put := func(key string, in *s3.PutObjectInput) {
+		in.Bucket, in.Key, in.Body, in.ChecksumAlgorithm = &p.archive, &key, strings.NewReader(key), "CRC32"
+		out := must(arch.PutObject(ctx, in)).OK(t)
+		rows = append(rows, p.archive+","+url.QueryEscape(key)+","+aws.ToString(out.VersionId))
+	}
+	logs := "AWSLogs/" + sourceAcct + "/CloudTrail/" + region + "/2026/12/01/"
+	put(logs+"a b.json.gz", &s3.PutObjectInput{})
+	put(logs+"c.json.gz", &s3.PutObjectInput{})
+	compliance := time.Now().AddDate(2, 0, 0).UTC().Truncate(time.Second)
+	put(logs+"d.json.gz", &s3.PutObjectInput{ObjectLockMode: "COMPLIANCE", ObjectLockRetainUntilDate: &compliance})
+	rows = append(rows, p.archive+","+url.QueryEscape(logs+"gone.json.gz")+",")
+	manifest := func(name string, rows []string) (arn, etag string) {
+		key := "retention/manifests/" + name
+		out := must(arch.PutObject(ctx, &s3.PutObjectInput{Bucket: &p.archive, Key: &key, Body: strings.NewReader(strings.Join(rows, "\n") + "\n"), ChecksumAlgorithm: "CRC32"})).OK(t)
+		return "arn:aws:s3:::" + p.archive + "/" + key, strings.Trim(aws.ToString(out.ETag), `"`)
+	}
+	im := e.iam(archiveAcct)
+	for name, lockRead := range map[string]bool{"retention": true, "blind-retention": false} {
+		check := `{"Effect":"Allow","Action":"s3:GetBucketObjectLockConfiguration","Resource":"arn:aws:s3:::` + p.archive + `"},`
+		if !lockRead {
+			check = ""
+		}
+		must(im.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name), AssumeRolePolicyDocument: aws.String(batchTrust)})).OK(t)
+		must(im.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String("retention"), PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[` + check + `
+{"Effect":"Allow","Action":"s3:PutObjectRetention","Resource":"arn:aws:s3:::` + p.archive + `/*AWSLogs/*"},
+{"Effect":"Allow","Action":["s3:GetObject","s3:GetObjectVersion","s3:PutObject"],"Resource":"arn:aws:s3:::` + p.archive + `/retention/*"}]}`)})).OK(t)
+	}
+	until := time.Now().AddDate(0, 0, 400).UTC().Truncate(time.Second)
+	c := controlCLI(t, e)
+	create := func(role, arn, etag string) string {
+		return c.ok(archiveAcct, "s3control", "create-job", "--account-id", archiveAcct,
+			"--operation", `{"S3PutObjectRetention":{"Retention":{"Mode":"GOVERNANCE","RetainUntilDate":"`+until.Format(time.RFC3339)+`"}}}`,
+			"--manifest", `{"Spec":{"Format":"S3BatchOperations_CSV_20180820","Fields":["Bucket","Key","VersionId"]},"Location":{"ObjectArn":"`+arn+`","ETag":"`+etag+`"}}`,
+			"--report", "Bucket=arn:aws:s3:::"+p.archive+",Format=Report_CSV_20180820,Enabled=true,Prefix=retention/reports,ReportScope=FailedTasksOnly",
+			"--priority", "10", "--role-arn", "arn:aws:iam::"+archiveAcct+":role/"+role, "--no-confirmation-required", "--query", "JobId", "--output", "text")
+	}
+	arn, etag := manifest("all.csv", rows)
+	id := create("retention", arn, etag)
+	e.waitReplication()
+	job := c.describeJob(archiveAcct, id)
+	prog, _ := job["ProgressSummary"].(map[string]any)
+	if job["Status"] != "Complete" || prog["TotalNumberOfTasks"] != 4.0 || prog["NumberOfTasksSucceeded"] != 2.0 || prog["NumberOfTasksFailed"] != 2.0 {
+		t.Fatalf("retention job: %v", job)
+	}
+	if op, _ := job["Operation"].(map[string]any); op["S3PutObjectRetention"] == nil {
+		t.Fatalf("describe-job does not name the operation: %v", job["Operation"])
+	}
+	for key, want := range map[string]time.Time{logs + "a b.json.gz": until, logs + "c.json.gz": until, logs + "d.json.gz": compliance} {
+		r := must(arch.GetObjectRetention(ctx, &s3.GetObjectRetentionInput{Bucket: &p.archive, Key: &key})).OK(t)
+		if !aws.ToTime(r.Retention.RetainUntilDate).Equal(want) {
+			t.Errorf("%s locked %s until %s, want %s", key, r.Retention.Mode, r.Retention.RetainUntilDate, want)
+		}
+	}
+	var report struct {
+		Results []struct{ TaskExecutionStatus, Key string }
+	}
+	json.Unmarshal([]byte(c.ok(archiveAcct, "s3", "cp", "s3://"+p.archive+"/retention/reports/job-"+id+"/manifest.json", "-")), &report)
+	if len(report.Results) != 1 || report.Results[0].TaskExecutionStatus != "failed" {
+		t.Fatalf("report manifest: %+v", report)
+	}
+	csv := c.ok(archiveAcct, "s3", "cp", "s3://"+p.archive+"/"+report.Results[0].Key, "-")
+	if !strings.Contains(csv, "d.json.gz") || !strings.Contains(csv, ",failed,AccessDenied,403,") || !strings.Contains(csv, ",failed,NoSuchKey,404,") {
+		t.Fatalf("report CSV:\n%s", csv)
+	}
+
+	for name, tc := range map[string]struct{ role, etag string }{
+		"a manifest changed since": {"retention", "0123456789abcdef0123456789abcdef"},
+		"a role blind to the lock": {"blind-retention", etag},
+	} {
+		id := create(tc.role, arn, tc.etag)
+		e.waitReplication()
+		if job := c.describeJob(archiveAcct, id); job["Status"] != "Failed" {
+			t.Errorf("%s: job %v", name, job)
+		}
 	}
 }

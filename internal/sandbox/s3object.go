@@ -654,17 +654,7 @@ func (s *Sandbox) objectLockOp(c *call, bkt, key string, q url.Values) error {
 		if err != nil || (r.Mode != "GOVERNANCE" && r.Mode != "COMPLIANCE") {
 			return errorf(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema")
 		}
-		weaker := t.Before(v.RetainUntil) || (v.LockMode == "COMPLIANCE" && r.Mode != "COMPLIANCE")
-		if weaker && v.RetainUntil.After(time.Now()) {
-			bypass := strings.EqualFold(c.r.Header.Get("x-amz-bypass-governance-retention"), "true") &&
-				s.authorize(c, b, "s3:BypassGovernanceRetention", bucketARN(b.Name)+"/"+key, nil) == nil
-			if v.LockMode == "COMPLIANCE" || !bypass {
-				return accessDenied("Access Denied because object protected by object lock.")
-			}
-		}
-		v.LockMode, v.RetainUntil = r.Mode, t.UTC()
-		s.changed()
-		return nil
+		return s.setRetention(c, b, v, r.Mode, t, strings.EqualFold(c.r.Header.Get("x-amz-bypass-governance-retention"), "true"))
 	case i == 0:
 		st := "OFF"
 		if v.LegalHold {
@@ -680,6 +670,23 @@ func (s *Sandbox) objectLockOp(c *call, bkt, key string, q url.Values) error {
 		s.changed()
 		return nil
 	}
+}
+
+// setRetention is PutObjectRetention's rule: a retention may always be
+// extended; shortening it, or stepping down from COMPLIANCE, is refused while
+// it lasts, unless a GOVERNANCE lock is bypassed by a caller allowed
+// s3:BypassGovernanceRetention. Callers hold s.mu.
+func (s *Sandbox) setRetention(c *call, b *bucket, v *version, mode string, until time.Time, bypass bool) error {
+	weaker := until.Before(v.RetainUntil) || (v.LockMode == "COMPLIANCE" && mode != "COMPLIANCE")
+	if weaker && v.RetainUntil.After(time.Now()) {
+		bypass = bypass && s.authorize(c, b, "s3:BypassGovernanceRetention", bucketARN(b.Name)+"/"+v.Key, nil) == nil
+		if v.LockMode == "COMPLIANCE" || !bypass {
+			return accessDenied("Access Denied because object protected by object lock.")
+		}
+	}
+	v.LockMode, v.RetainUntil = mode, until.UTC()
+	s.changed()
+	return nil
 }
 
 func (s *Sandbox) getObjectTagging(c *call, bkt, key, vid string) error {

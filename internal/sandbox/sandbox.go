@@ -1,6 +1,10 @@
 // Package sandbox is a local multi-account AWS: S3 (with cross-account
-// replication and Object Lock), IAM, STS, CloudFormation and CloudTrail (with log
-// and signed digest delivery), speaking the real wire protocols so that the AWS CLI
+// replication, Object Lock, Block Public Access and event notifications), S3
+// Batch Operations (replication and Object Lock retention jobs), IAM, STS,
+// CloudFormation, CloudTrail (with log and signed digest delivery), SNS,
+// EventBridge, Lambda (custom runtimes run as child processes), Glue, Athena
+// (its catalog and named queries, not queries) and IAM Access Analyzer's
+// CheckNoPublicAccess, speaking the real wire protocols so that the AWS CLI
 // and SDKs work against it unchanged. It enforces IAM and bucket policies with
 // internal/policy and never imports the tool's own setup code, so it cannot share
 // the tool's assumptions about AWS.

@@ -92,6 +92,20 @@ type Options struct {
 	// shorter than the archive's default (a source with Object Lock, or a
 	// default that was lowered for a while, leaves them short).
 	ExtendRetention bool
+	// BatchAbove is how many short replicas ExtendRetention extends one by
+	// one; above it, S3 Batch Operations jobs do (the CLI's default is
+	// DefaultBatchAbove).
+	BatchAbove int
+	// Poll is how often a job is asked about at most while apply waits for it
+	// (0: 15 seconds).
+	Poll time.Duration
+}
+
+func (o Options) poll() time.Duration {
+	if o.Poll <= 0 {
+		return 15 * time.Second
+	}
+	return o.Poll
 }
 
 // Env holds the clients of every account of a config.

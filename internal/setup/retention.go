@@ -140,6 +140,22 @@ func (p *Plan) planRetention(ctx context.Context, e *Env, sources []*SourceState
 	if err != nil {
 		return err
 	}
+	total := 0
+	for _, short := range found {
+		total += len(short)
+	}
+	if total > opts.BatchAbove {
+		var all []ShortReplica
+		for _, short := range found {
+			all = append(all, short...)
+		}
+		jobs := retentionJobs(c.Archive.ObjectLock, all)
+		p.add(&Step{Account: c.Archive.AccountID, Phase: PhaseRetention, Resource: "replica retention", Action: "update",
+			Summary: fmt.Sprintf("extend %d replicas locked for less than %s with %s (one per month and mode, each until its newest replica's default ends) run by role %s",
+				total, c.Archive.ObjectLock, plural(len(jobs), "S3 Batch Operations job"), RetentionRoleName),
+			Run: func(ctx context.Context) error { return ExtendRetentionByJobs(ctx, e.Archive, c, all, opts.poll()) }})
+		return nil
+	}
 	for i, short := range found {
 		if len(short) == 0 {
 			continue

@@ -1,4 +1,4 @@
-package backfill
+package batchjob
 
 import "testing"
 
