@@ -69,16 +69,21 @@ func Fix(code string) string {
 	return "see the S3 User Guide, \"Replication failure reasons\"; then run trailkeeper backfill again"
 }
 
+// fixes name, per failure code of the User Guide's "Amazon S3 replication
+// failure reasons" (the codes a Batch Replication report carries), the cause
+// in trailkeeper's setup and what to do about it.
 var fixes = map[string]string{
-	"InitiateReplicationNotPermitted":   "the backfill role may not s3:InitiateReplication on the trail's objects: trailkeeper apply",
-	"SrcBucketReplicationConfigMissing": "the trail bucket has no replication configuration: trailkeeper apply",
-	"AssumeRoleNotPermitted":            "a role cannot be assumed (replication role by s3.amazonaws.com, backfill role by batchoperations.s3.amazonaws.com): trailkeeper apply",
-	"SrcGetObjectNotPermitted":          "the replication role cannot read the log files: trailkeeper apply",
-	"DstPutObjectNotPermitted":          "the archive policy does not let this account's role replicate: trailkeeper apply",
+	"AssumeRoleNotPermitted":            "S3 cannot assume a role (the replication role by s3.amazonaws.com, or the backfill role by batchoperations.s3.amazonaws.com): its trust policy was changed or the role is gone; trailkeeper apply restores both",
+	"InitiateReplicationNotPermitted":   "the backfill role " + setup.BatchRoleName + " may not s3:InitiateReplication on the trail's objects (its inline policy was changed): trailkeeper apply",
+	"SrcBucketReplicationConfigMissing": "the trail bucket has no replication configuration (deleted since the job started): trailkeeper apply, then backfill again",
+	"SrcGetObjectNotPermitted":          "the replication role cannot read the log files (its policy, the bucket policy, or a KMS key policy denies s3:GetObjectVersionForReplication): trailkeeper apply, and for SSE-KMS let the role use the key",
+	"SrcObjectNotEligible":              "no enabled rule covers the object: its key is outside the rule's [prefix/]AWSLogs/, or it is SSE-KMS encrypted and the rule does not replicate KMS objects: trailkeeper apply",
+	"DstPutObjectNotPermitted":          "the archive refuses this account's replicas: the archive policy's grant lacks the account or its role (or the object is outside its AWSLogs/ACCOUNT/ folder): trailkeeper apply",
+	"DstBucketNotFound":                 "the archive bucket named in the rule does not exist: check archive.bucket in the config, then trailkeeper apply",
 	"DstBucketUnversioned":              "the archive bucket is not versioned: trailkeeper apply",
-	"DstBucketNotFound":                 "the archive bucket does not exist: trailkeeper apply",
-	"DstKmsKeyNotFound":                 "set replication.replica_kms_key to a key of the archive account, then trailkeeper apply",
-	"SrcObjectNotEligible":              "no enabled rule covers the object (prefix or KMS settings): trailkeeper apply",
+	"DstBucketInvalidRegion":            "the archive bucket is not in the region the job expects: check archive.region in the config, then trailkeeper apply",
+	"DstBucketObjectLockConfigMissing":  "the trail bucket has Object Lock, so the archive must have it too: trailkeeper apply (it creates the archive with Object Lock; an existing archive without it cannot be fixed in place)",
+	"DstKmsKeyNotFound":                 "the rule's replica KMS key does not exist or is not usable: set replication.replica_kms_key to a key of the archive account, then trailkeeper apply",
 }
 
 // record is what trailkeeper keeps of its jobs, next to their reports.

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/glue"
 	gluetypes "github.com/aws/aws-sdk-go-v2/service/glue/types"
 
+	"github.com/trailkeeper/trailkeeper/internal/cli"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
@@ -101,6 +102,16 @@ func TestAPrefixedSourceIsQueryable(t *testing.T) {
 			t.Errorf("table %s: location %s, accounts %s; want %s, %s", name, l, a, want[0], want[1])
 		}
 	}
+	if r, code, out := e.status(); code != 0 || !r.Healthy {
+		t.Fatalf("status with a table per prefix: exit %d\n%s", code, out)
+	}
+	// A table dropped by hand leaves its sources out of every query: status names them.
+	must(g.DeleteTable(ctx, &glue.DeleteTableInput{DatabaseName: aws.String("trailkeeper"), Name: aws.String("events_org_logs")})).OK(t)
+	r, code, out := e.status()
+	if f := finding(r, "athena-missing-source"); code != cli.ExitProblems || f == nil || f.Account != acctC || !strings.Contains(f.Message, "org-logs/AWSLogs/"+acctC+"/") {
+		t.Fatalf("status without the prefixed table: exit %d\n%s", code, out)
+	}
+	e.apply()
 	ddl, _, code := e.run("athena", "--prefix", "", "--prefix", "org-logs")
 	if code != 0 || !strings.Contains(ddl, "CREATE OR REPLACE VIEW trailkeeper.events AS\nSELECT * FROM trailkeeper.events_root\nUNION ALL\nSELECT * FROM trailkeeper.events_org_logs") {
 		t.Fatalf("athena with two prefixes: exit %d\n%s", code, ddl)

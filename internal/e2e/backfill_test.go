@@ -184,7 +184,7 @@ func TestBackfillAfterAnOutage(t *testing.T) {
 		t.Fatalf("status during the outage: exit %d, %+v", code, r.Findings)
 	}
 	out, _, code := e.run("backfill", "--wait", "--poll", "10ms")
-	if code != 1 || !strings.Contains(out, "DstPutObjectNotPermitted") || !strings.Contains(out, "the archive policy does not let this account's role replicate: trailkeeper apply") {
+	if code != 1 || !strings.Contains(out, "DstPutObjectNotPermitted") || !strings.Contains(out, "the archive refuses this account's replicas: the archive policy's grant lacks the account or its role") {
 		t.Fatalf("backfill while the grant is missing: exit %d\n%s", code, out)
 	}
 	e.apply()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 
@@ -265,4 +266,18 @@ func tableNames(o athenaddl.Options) []string {
 		}
 	}
 	return out
+}
+
+// Covers says whether one of the catalog's tables projects the account's
+// log files: its location template is the trail's [prefix/]AWSLogs/ folder
+// and the account is among its projected accounts.
+func (cat *Catalog) Covers(bucket string, t Trail, account string) bool {
+	folder := "s3://" + path.Join(bucket, strings.Trim(t.Prefix, "/"), "AWSLogs") + "/${account}/"
+	for _, tb := range cat.Tables {
+		if strings.HasPrefix(tb.Parameters["storage.location.template"], folder) &&
+			slices.Contains(strings.Split(tb.Parameters["projection.account.values"], ","), account) {
+			return true
+		}
+	}
+	return false
 }

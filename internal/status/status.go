@@ -170,6 +170,7 @@ func Check(ctx context.Context, e *setup.Env, opts Options) (*Report, error) {
 		return nil, err
 	}
 	ck.checkDrift(ctx)
+	ck.checkAthena()
 	var volumes []cost.Source
 	for _, a := range r.Accounts {
 		volumes = append(volumes, cost.Source{Account: a.Account, Region: a.Region, Day: a.LastDay, DigestRegions: a.digestRegions})
@@ -244,16 +245,20 @@ func (ck *checker) checkDrift(ctx context.Context) {
 		}
 		changes[step.Account] = append(changes[step.Account], step.Resource+": "+step.Summary)
 	}
-	byAccount := map[string]*Account{}
-	for _, a := range ck.report.Accounts {
-		if a != nil {
-			byAccount[a.Account] = a
-		}
-	}
 	for _, acct := range order {
-		ck.add(byAccount[acct], Error, "drift", acct, applyFix+" (trailkeeper plan shows the difference)",
+		ck.add(ck.account(acct), Error, "drift", acct, applyFix+" (trailkeeper plan shows the difference)",
 			"apply would change %s: %s", plural(len(changes[acct]), "thing"), strings.Join(changes[acct], "; "))
 	}
+}
+
+// account is the report's entry of a source account, nil for the archive.
+func (ck *checker) account(id string) *Account {
+	for _, a := range ck.report.Accounts {
+		if a != nil && a.Account == id {
+			return a
+		}
+	}
+	return nil
 }
 
 func plural(n int, one string) string {
