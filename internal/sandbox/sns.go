@@ -495,6 +495,28 @@ type subscriptionList struct {
 	Subscriptions struct {
 		Member []subscriptionMember `xml:"member"`
 	}
+	NextToken string `xml:",omitempty"`
+}
+
+// subscriptionPage lists subscriptions as SNS does: 100 a page (or
+// Options.PageSize) in a stable order, with a NextToken for the rest.
+// Callers hold s.mu.
+func (s *Sandbox) subscriptionPage(p url.Values, topics []*topic, keep func(*topic, *subscription) bool) subscriptionList {
+	byKey := map[string]subscriptionMember{}
+	for _, t := range topics {
+		for _, sub := range t.Subscriptions {
+			if keep(t, sub) {
+				byKey[t.ARN+"\x00"+sub.ARN] = sub.member(t)
+			}
+		}
+	}
+	keys, next := s.page(slices.Sorted(maps.Keys(byKey)), p.Get("NextToken"), 100)
+	var out subscriptionList
+	for _, k := range keys {
+		out.Subscriptions.Member = append(out.Subscriptions.Member, byKey[k])
+	}
+	out.NextToken = next
+	return out
 }
 
 func (s *Sandbox) listSubscriptionsByTopic(c *call, p url.Values) (any, error) {
@@ -504,26 +526,15 @@ func (s *Sandbox) listSubscriptionsByTopic(c *call, p url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out subscriptionList
-	for _, sub := range t.Subscriptions {
-		out.Subscriptions.Member = append(out.Subscriptions.Member, sub.member(t))
-	}
-	return out, nil
+	return s.subscriptionPage(p, []*topic{t}, func(*topic, *subscription) bool { return true }), nil
 }
 
 func (s *Sandbox) listSubscriptions(c *call, p url.Values) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out subscriptionList
-	for _, arn := range slices.Sorted(maps.Keys(s.st.Topics)) {
-		t := s.st.Topics[arn]
-		for _, sub := range t.Subscriptions {
-			if sub.Owner == c.caller.Account && t.Region == c.region {
-				out.Subscriptions.Member = append(out.Subscriptions.Member, sub.member(t))
-			}
-		}
-	}
-	return out, nil
+	return s.subscriptionPage(p, slices.Collect(maps.Values(s.st.Topics)), func(t *topic, sub *subscription) bool {
+		return sub.Owner == c.caller.Account && t.Region == c.region
+	}), nil
 }
 
 func (s *Sandbox) publish(c *call, p url.Values) (any, error) {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -372,5 +373,25 @@ func TestSNSRetriesOnTheDeliveryPolicy(t *testing.T) {
 	// First retry at once, then 1 s (pre-backoff), then the backoff's 1 s.
 	if len(attempts) != 4 || attempts[2].Sub(attempts[1]) < time.Second || attempts[3].Sub(attempts[2]) < time.Second {
 		t.Fatalf("attempts at %v", attempts)
+	}
+}
+
+// SNS lists subscriptions a page at a time: with pages of two, three
+// subscriptions come in two pages, and only a client that follows NextToken
+// (the AWS CLI does) sees all three.
+func TestSubscriptionListsArePaged(t *testing.T) {
+	e := newEnv(t, Options{PageSize: 2})
+	c := newCLI(t, e.url)
+	arn := c.ok(archiveAcct, "sns", "create-topic", "--name", "alerts", "--query", "TopicArn", "--output", "text")
+	for _, who := range []string{"a", "b", "c"} {
+		c.ok(archiveAcct, "sns", "subscribe", "--topic-arn", arn, "--protocol", "email", "--notification-endpoint", who+"@example.com")
+	}
+	for _, list := range [][]string{{"list-subscriptions-by-topic", "--topic-arn", arn}, {"list-subscriptions"}} {
+		first := c.ok(archiveAcct, append(append([]string{"sns"}, list...), "--no-paginate", "--query", "[length(Subscriptions), NextToken != null]", "--output", "text")...)
+		all := strings.Fields(c.ok(archiveAcct, append(append([]string{"sns"}, list...), "--query", "Subscriptions[].Endpoint", "--output", "text")...))
+		slices.Sort(all)
+		if first != "2\tTrue" || strings.Join(all, " ") != "a@example.com b@example.com c@example.com" {
+			t.Errorf("%s: first page %q, all %q", list[0], first, all)
+		}
 	}
 }
