@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Peak memory (VmHWM) of a sandbox taking eight 100 MB PUTs at once, for each
 # trailkeeper binary given: bash bench/sandboxbody/run.sh ./before ./after
-# The sandbox keeps objects in memory (or under --data-dir, given as
-# SANDBOX_FLAGS), so 800 MB is the floor; the rest is what reading costs.
+# Uploads above 8 MiB are streamed to files (under --data-dir, given as
+# SANDBOX_FLAGS, or a temporary directory), so what remains is what reading
+# costs.
 set -euo pipefail
 body=$(mktemp)
 trap 'rm -f "$body"' EXIT

@@ -477,12 +477,12 @@ func gzipBytes(data []byte) []byte {
 
 // putAsService writes an object as an AWS service would (no request, no event).
 func (s *Sandbox) putAsService(b *bucket, key string, data []byte, h map[string]string) error {
-	v, err := newVersion(b, key, h, data, b.Owner)
+	p := bytesPayload(data)
+	v, err := newVersion(b, key, h, p, b.Owner)
 	if err != nil {
 		return err
 	}
-	v.Checksums = withDefaultChecksum(nil, data)
-	return s.addVersion(b, v, data)
+	return s.addVersion(b, v, p)
 }
 
 // digestFile is the JSON of a digest, fields in CloudTrail's order. It is

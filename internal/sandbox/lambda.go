@@ -282,7 +282,7 @@ func (s *Sandbox) functionCode(f *lambdaFunction, in map[string]any) error {
 			return errorf(400, "InvalidParameterValueException", "Error occurred while GetObject. S3 Error Code: NoSuchKey. S3 Error Message: The specified key does not exist.")
 		}
 		var err error
-		if data, err = s.blobs.get(blobID(b.Name, v.ID, v.Key)); err != nil {
+		if data, err = readBlob(s.blobs, blobID(b.Name, v.ID, v.Key)); err != nil {
 			return err
 		}
 	default:

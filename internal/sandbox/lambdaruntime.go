@@ -141,7 +141,7 @@ func (s *Sandbox) unpackCode(f lambdaFunction) (string, error) {
 	if dir, ok := s.codeDirs[f.CodeSha256]; ok {
 		return dir, nil
 	}
-	data, err := s.blobs.get(f.blob())
+	data, err := readBlob(s.blobs, f.blob())
 	if err != nil {
 		return "", err
 	}

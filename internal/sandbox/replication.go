@@ -408,12 +408,8 @@ func (s *Sandbox) replicateVersion(src *bucket, rule *replicationRule, v *versio
 		replica.LockMode, replica.RetainUntil = dst.LockRule.Mode, retainUntil(written, dst.LockRule)
 	}
 	if !v.DeleteMarker {
-		data, err := s.blobs.get(blobID(src.Name, v.ID, v.Key))
-		if err != nil {
+		if err := s.blobs.link(blobID(dst.Name, replica.ID, replica.Key), blobID(src.Name, v.ID, v.Key)); err != nil {
 			return "SrcGetObjectNotPermitted"
-		}
-		if err := s.blobs.put(blobID(dst.Name, replica.ID, replica.Key), data); err != nil {
-			return "InternalError"
 		}
 	}
 	if len(dst.Objects[v.Key]) == 0 {

@@ -162,7 +162,7 @@ func (s *Sandbox) readManifest(j *batchJob, as *call) ([][]string, bool) {
 		j.fail("ManifestETagMismatch", "the manifest %s has ETag %s, not the %s the job was created with", m.ObjectARN, v.ETag, m.ETag)
 		return nil, false
 	}
-	data, err := s.blobs.get(blobID(bkt, v.ID, v.Key))
+	data, err := readBlob(s.blobs, blobID(bkt, v.ID, v.Key))
 	if err != nil {
 		j.fail("ManifestReadFailed", "the manifest %s cannot be read: %v", m.ObjectARN, err)
 		return nil, false

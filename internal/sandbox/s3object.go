@@ -95,8 +95,8 @@ func objectHeaders(h http.Header) map[string]string {
 }
 
 // newVersion builds a version from upload headers, applying bucket defaults.
-func newVersion(b *bucket, key string, h map[string]string, data []byte, owner string) (*version, error) {
-	v := &version{Key: key, ID: "null", Size: int64(len(data)), LastModified: time.Now().UTC(), Owner: b.Owner,
+func newVersion(b *bucket, key string, h map[string]string, p *payload, owner string) (*version, error) {
+	v := &version{Key: key, ID: "null", Size: p.size, ETag: p.etag(), Checksums: p.checksums(), LastModified: time.Now().UTC(), Owner: b.Owner,
 		ContentType: h["content-type"], CacheControl: h["cache-control"], Disposition: h["content-disposition"],
 		StorageClass: h["x-amz-storage-class"], SSE: h["x-amz-server-side-encryption"], KMSKey: h["x-amz-server-side-encryption-aws-kms-key-id"]}
 	if b.Ownership == "ObjectWriter" {
@@ -162,25 +162,14 @@ func newVersion(b *bucket, key string, h map[string]string, data []byte, owner s
 	if t := h["x-amz-tagging"]; t != "" {
 		v.Tagging = t
 	}
-	sum := md5.Sum(data)
-	v.ETag = `"` + hex.EncodeToString(sum[:]) + `"`
 	return v, nil
-}
-
-// withDefaultChecksum adds the CRC64NVME that S3 computes for every new object
-// uploaded without a checksum.
-func withDefaultChecksum(sums map[string]string, data []byte) map[string]string {
-	if len(sums) > 0 {
-		return sums
-	}
-	return map[string]string{"CRC64NVME": checksum("crc64nvme", data)}
 }
 
 // addVersion stores a new version: in a versioned bucket it is added, otherwise
 // it replaces the "null" version. Callers hold s.mu.
-func (s *Sandbox) addVersion(b *bucket, v *version, data []byte) error {
-	if !v.DeleteMarker {
-		if err := s.blobs.put(blobID(b.Name, v.ID, v.Key), data); err != nil {
+func (s *Sandbox) addVersion(b *bucket, v *version, data *payload) error {
+	if !v.DeleteMarker && data != nil { // nil: the bytes are linked already
+		if err := s.blobs.adopt(blobID(b.Name, v.ID, v.Key), data); err != nil {
 			return err
 		}
 	}
@@ -203,10 +192,11 @@ func (s *Sandbox) addVersion(b *bucket, v *version, data []byte) error {
 }
 
 func (s *Sandbox) putObject(c *call, bkt, key string) error {
-	data, sums, err := readBody(c.r)
+	data, err := s.readBody(c.r)
 	if err != nil {
 		return err
 	}
+	defer data.discard() // unless a store adopted it
 	h := objectHeaders(c.r.Header)
 	extra := map[string][]string{}
 	if acl := h["x-amz-acl"]; acl != "" {
@@ -223,7 +213,7 @@ func (s *Sandbox) putObject(c *call, bkt, key string) error {
 	}
 	// PutObject API reference: an object that gets a retention period from
 	// Object Lock must come with an integrity check.
-	if (b.LockRule != nil || h["x-amz-object-lock-mode"] != "") && c.r.Header.Get("Content-MD5") == "" && len(sums) == 0 {
+	if (b.LockRule != nil || h["x-amz-object-lock-mode"] != "") && c.r.Header.Get("Content-MD5") == "" && len(data.sums) == 0 {
 		return errorf(400, "InvalidRequest", "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters")
 	}
 	// Conditional writes (User Guide, "How to prevent object overwrites"):
@@ -250,7 +240,6 @@ func (s *Sandbox) putObject(c *call, bkt, key string) error {
 	if err != nil {
 		return err
 	}
-	v.Checksums = withDefaultChecksum(sums, data)
 	if err := s.addVersion(b, v, data); err != nil {
 		return err
 	}
@@ -308,10 +297,11 @@ func (s *Sandbox) getObject(c *call, bkt, key, vid string) error {
 		}
 		return errorf(404, "NoSuchKey", "The specified key does not exist.")
 	}
-	data, err := s.blobs.get(blobID(bkt, vc.ID, vc.Key))
+	data, err := s.blobs.open(blobID(bkt, vc.ID, vc.Key))
 	if err != nil {
 		return errorf(500, "InternalError", "object data missing: %v", err)
 	}
+	defer data.Close()
 	h.Set("Last-Modified", vc.LastModified.Format(http.TimeFormat))
 	h.Set("ETag", vc.ETag)
 	h.Set("Content-Type", vc.ContentType)
@@ -357,20 +347,21 @@ func (s *Sandbox) getObject(c *call, bkt, key, vid string) error {
 	if im := c.r.Header.Get("If-Match"); im != "" && im != vc.ETag {
 		return errorf(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
 	}
-	body := data
+	size := data.Size()
+	body := io.NewSectionReader(data, 0, size)
 	if rg := c.r.Header.Get("Range"); rg != "" {
-		start, end, ok := parseRange(rg, int64(len(data)))
+		start, end, ok := parseRange(rg, size)
 		if !ok {
 			return errorf(416, "InvalidRange", "The requested range is not satisfiable")
 		}
-		body = data[start : end+1]
-		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, end, len(data)))
+		body = io.NewSectionReader(data, start, end+1-start)
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, end, size))
 		c.status = 206
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Content-Length", strconv.FormatInt(body.Size(), 10))
 	c.w.WriteHeader(c.status)
 	if c.r.Method != http.MethodHead {
-		c.w.Write(body)
+		io.Copy(c.w, body)
 	}
 	return nil
 }
@@ -580,9 +571,9 @@ func (s *Sandbox) copyObject(c *call, bkt, key string) error {
 	if err != nil {
 		return err
 	}
-	data, err := s.blobs.get(blobID(srcBucket, src.ID, srcKey))
+	data, err := s.copyPayload(srcBucket, src)
 	if err != nil {
-		return errorf(500, "InternalError", "object data missing")
+		return errorf(500, "InternalError", "object data missing: %v", err)
 	}
 	h := objectHeaders(c.r.Header)
 	if c.r.Header.Get("X-Amz-Metadata-Directive") != "REPLACE" {
@@ -599,7 +590,10 @@ func (s *Sandbox) copyObject(c *call, bkt, key string) error {
 		return err
 	}
 	v.Checksums = src.Checksums
-	if err := s.addVersion(b, v, data); err != nil {
+	if err := s.blobs.link(blobID(b.Name, v.ID, v.Key), blobID(srcBucket, src.ID, srcKey)); err != nil {
+		return errorf(500, "InternalError", "copying the object data: %v", err)
+	}
+	if err := s.addVersion(b, v, nil); err != nil {
 		return err
 	}
 	if vid != "" {
@@ -610,6 +604,28 @@ func (s *Sandbox) copyObject(c *call, bkt, key string) error {
 		ETag         string
 		LastModified string
 	}{v.ETag, v.LastModified.Format(time.RFC3339)})
+}
+
+// copyPayload describes a copy of src: its size, and the MD5 its ETag is (a
+// copy is one part, so a multipart source's is read again). The bytes are
+// linked, not read.
+func (s *Sandbox) copyPayload(bkt string, src *version) (*payload, error) {
+	p := &payload{size: src.Size}
+	if raw, err := hex.DecodeString(strings.Trim(src.ETag, `"`)); err == nil && len(raw) == md5.Size {
+		p.md5 = raw
+		return p, nil
+	}
+	data, err := s.blobs.open(blobID(bkt, src.ID, src.Key))
+	if err != nil {
+		return nil, err
+	}
+	defer data.Close()
+	h := md5.New()
+	if _, err := io.Copy(h, io.NewSectionReader(data, 0, data.Size())); err != nil {
+		return nil, err
+	}
+	p.md5 = h.Sum(nil)
+	return p, nil
 }
 
 func (s *Sandbox) objectLockOp(c *call, bkt, key string, q url.Values) error {
@@ -743,19 +759,20 @@ func (s *Sandbox) uploadPart(c *call, bkt, key string, q url.Values) error {
 	if err != nil || n < 1 || n > 10000 {
 		return errorf(400, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive")
 	}
-	data, sums, err := readBody(c.r)
+	data, err := s.readBody(c.r)
 	if err != nil {
 		return err
 	}
+	defer data.discard()
+	sums := data.sums
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, u, err := s.uploadFor(c, bkt, key, q.Get("uploadId"))
 	if err != nil {
 		return err
 	}
-	sum := md5.Sum(data)
-	p := &version{Key: key, ID: fmt.Sprintf("%s-%d", u.ID, n), Size: int64(len(data)), ETag: `"` + hex.EncodeToString(sum[:]) + `"`, Checksums: sums}
-	if err := s.blobs.put(blobID(bkt, p.ID, key), data); err != nil {
+	p := &version{Key: key, ID: fmt.Sprintf("%s-%d", u.ID, n), Size: data.size, ETag: data.etag(), Checksums: sums}
+	if err := s.blobs.adopt(blobID(bkt, p.ID, key), data); err != nil {
 		return err
 	}
 	u.Parts[n] = p
@@ -786,9 +803,10 @@ func (s *Sandbox) completeUpload(c *call, bkt, key, id string) error {
 	if len(req.Parts) == 0 {
 		return errorf(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema")
 	}
-	var data []byte
 	md5s := md5.New()
 	last := 0
+	var parts []*version
+	var total int64
 	for i, p := range req.Parts {
 		part := u.Parts[p.PartNumber]
 		if p.PartNumber <= last {
@@ -801,18 +819,33 @@ func (s *Sandbox) completeUpload(c *call, bkt, key, id string) error {
 		if i < len(req.Parts)-1 && part.Size < 5<<20 {
 			return errorf(400, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size.")
 		}
-		pd, err := s.blobs.get(blobID(bkt, part.ID, key))
-		if err != nil {
-			return err
-		}
-		data = append(data, pd...)
 		raw, _ := hex.DecodeString(strings.Trim(part.ETag, `"`))
 		md5s.Write(raw)
+		parts, total = append(parts, part), total+part.Size
 	}
+	// The parts are joined as they are read: a spool holds what memory would not.
+	sp := s.newSpool(total)
+	for _, part := range parts {
+		pb, err := s.blobs.open(blobID(bkt, part.ID, key))
+		if err == nil {
+			_, err = io.Copy(sp, io.NewSectionReader(pb, 0, pb.Size()))
+			pb.Close()
+		}
+		if err != nil {
+			sp.abandon()
+			return errorf(500, "InternalError", "joining the parts: %v", err)
+		}
+	}
+	data := &payload{size: total, md5: make([]byte, md5.Size)}
+	if data.data, data.file, err = sp.finish(); err != nil {
+		return errorf(500, "InternalError", "joining the parts: %v", err)
+	}
+	defer data.discard()
 	v, err := newVersion(b, key, u.Header, data, c.caller.Account)
 	if err != nil {
 		return err
 	}
+	v.Checksums = nil // a multipart object's checksums are of its parts, which the sandbox does not keep
 	v.ETag = fmt.Sprintf(`"%x-%d"`, md5s.Sum(nil), len(req.Parts))
 	v.Parts = len(req.Parts)
 	for n, p := range u.Parts {

@@ -55,6 +55,10 @@ type Options struct {
 	// SigningKey, when set, is CloudTrail's digest signing key in every region,
 	// so that benchmarks can write chains the sandbox's ListPublicKeys vouches for.
 	SigningKey *rsa.PrivateKey
+	// SpillAbove is the size above which an upload is streamed to a file
+	// (under DataDir, else a temporary directory) instead of kept in memory:
+	// 0 means 8 MiB.
+	SpillAbove int64
 	// PageSize caps the entries of an S3 listing page (AWS: 1,000), so that a
 	// client that drops a continuation fails its test on a small archive.
 	PageSize int
@@ -207,7 +211,7 @@ func New(opts Options) (*Sandbox, error) {
 	s.glueHandlers, s.athenaHandlers, s.eventsHandlers = s.glueActions(), s.athenaActions(), s.eventsActions()
 	s.parsed = map[parsedKey]*policy.Document{}
 	if opts.DataDir == "" {
-		s.blobs = &memBlobs{m: map[string][]byte{}}
+		s.blobs = &memBlobs{m: map[string]memBlob{}}
 	} else {
 		if err := s.load(); err != nil {
 			return nil, err
@@ -234,6 +238,9 @@ func (s *Sandbox) Close() error {
 		s.done.Wait()
 		s.removeCode()
 		err = s.save()
+		if m, ok := s.blobs.(*memBlobs); ok {
+			m.close()
+		}
 	})
 	return err
 }
@@ -338,56 +345,6 @@ func (s *Sandbox) chance(p float64) bool {
 	return s.rng.Float64() < p
 }
 
-// blobStore keeps object bytes by version id.
-type blobStore interface {
-	put(id string, data []byte) error
-	get(id string) ([]byte, error)
-	del(id string)
-}
-
-type memBlobs struct {
-	mu sync.RWMutex
-	m  map[string][]byte
-}
-
-func (b *memBlobs) put(id string, data []byte) error {
-	b.mu.Lock()
-	b.m[id] = data
-	b.mu.Unlock()
-	return nil
-}
-
-func (b *memBlobs) get(id string) ([]byte, error) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	d, ok := b.m[id]
-	if !ok {
-		return nil, errors.New("blob not found")
-	}
-	return d, nil
-}
-
-func (b *memBlobs) del(id string) {
-	b.mu.Lock()
-	delete(b.m, id)
-	b.mu.Unlock()
-}
-
-type dirBlobs struct{ dir string }
-
-func (b dirBlobs) path(id string) string { return filepath.Join(b.dir, id) }
-
-func (b dirBlobs) put(id string, data []byte) error {
-	tmp := b.path(id) + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, b.path(id))
-}
-
-func (b dirBlobs) get(id string) ([]byte, error) { return os.ReadFile(b.path(id)) }
-func (b dirBlobs) del(id string)                 { os.Remove(b.path(id)) }
-
 // blobID names the bytes of one version of one object.
 func blobID(bucket, versionID string, key string) string {
 	return fmt.Sprintf("%x", sha256Sum([]byte(bucket+"\x00"+key+"\x00"+versionID)))
@@ -404,6 +361,13 @@ func (s *Sandbox) load() error {
 		return fmt.Errorf("data dir %s: %w", dir, err)
 	}
 	s.blobs = dirBlobs{dir: filepath.Join(dir, "objects")}
+	// Uploads and copies a crash cut short left these behind.
+	for _, pattern := range []string{"upload-*.spool", "*.tmp"} {
+		stale, _ := filepath.Glob(filepath.Join(dir, "objects", pattern))
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	}
 	data, err := os.ReadFile(filepath.Join(dir, "state.json"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
