@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +26,7 @@ type PlanOptions struct {
 	BatchAbove       int
 	Parallel         int
 	Remove           []string
+	Out              string // plan --out: where to save the plan
 }
 
 func newPlanCmd(streams IO, g *Globals) *cobra.Command {
@@ -35,6 +37,9 @@ func newPlanCmd(streams IO, g *Globals) *cobra.Command {
 		Long: `Read the archive and every source account and show what apply would change, with the
 policy and replication rule differences as diffs. Nothing is written.
 
+With --out FILE the plan is also saved, for review: 'trailkeeper apply FILE' then applies exactly
+those changes, or nothing if anything they depend on changed in the meantime.
+
 Exit codes: 0 success (with --detailed-exitcode: nothing to change), 1 a problem that needs a person,
 2 configuration error, 3 AWS access error, 4 changes pending (--detailed-exitcode).`,
 		Args: cobra.NoArgs,
@@ -43,6 +48,7 @@ Exit codes: 0 success (with --detailed-exitcode: nothing to change), 1 a problem
 		},
 	}
 	cmd.Flags().BoolVar(&opts.DetailedExitCode, "detailed-exitcode", false, "exit 4 when there are changes, 0 when none")
+	cmd.Flags().StringVar(&opts.Out, "out", "", "also save the plan to this file, for 'trailkeeper apply FILE'")
 	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "also plan to take away grants of accounts no longer in the config")
 	cmd.Flags().BoolVar(&opts.AllowCompliance, "allow-compliance", false, "accept COMPLIANCE retention")
 	cmd.Flags().BoolVar(&opts.ExtendRetention, "extend-retention", false, "also read every replica's retention and plan to extend those shorter than the archive's default")
@@ -54,17 +60,29 @@ Exit codes: 0 success (with --detailed-exitcode: nothing to change), 1 a problem
 func newApplyCmd(streams IO, g *Globals) *cobra.Command {
 	opts := &PlanOptions{}
 	cmd := &cobra.Command{
-		Use:   "apply",
+		Use:   "apply [FILE]",
 		Short: "Converge the archive and every source account to the config",
 		Long: `Plan, ask for confirmation (on a terminal; --yes for scripts), then apply: the archive bucket with
 Object Lock, its policy, and in each source account versioning, the replication role and the
 replication rule. Each write is read back. apply never deletes a log, never removes a policy statement
 or replication rule it did not write, and never weakens Object Lock. A second apply writes nothing.
 
+apply FILE applies a plan saved by 'trailkeeper plan --out FILE', without asking: it plans again and
+applies only if every step is the one saved; if the config or anything in the accounts changed since,
+it names what and writes nothing (exit 1).
+
 Exit codes: 0 applied (or nothing to do), 1 a problem that needs a person, 2 configuration error,
 3 AWS access error, 130 interrupted (run apply again to finish).`,
-		Args: cobra.NoArgs,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				for _, f := range []string{"prune", "allow-compliance", "extend-retention", "batch-above"} {
+					if cmd.Flags().Changed(f) {
+						return classify(usageErr("plan again with --"+f+" and --out", "--%s with a saved plan: the plan carries the options it was made with", f))
+					}
+				}
+				return classify(runApplySaved(cmd.Context(), streams, g, args[0], opts.Parallel))
+			}
 			return classify(runPlan(cmd.Context(), streams, g, opts, true))
 		},
 	}
@@ -139,13 +157,21 @@ func runPlan(ctx context.Context, streams IO, g *Globals, opts *PlanOptions, app
 	if err != nil {
 		return err
 	}
-	plan, err := setup.Build(ctx, env, setup.Options{Remove: opts.Remove, Prune: opts.Prune, AllowCompliance: opts.AllowCompliance, ExtendRetention: opts.ExtendRetention, BatchAbove: opts.BatchAbove, Parallel: opts.Parallel})
+	planOpts := setup.Options{Remove: opts.Remove, Prune: opts.Prune, AllowCompliance: opts.AllowCompliance, ExtendRetention: opts.ExtendRetention, BatchAbove: opts.BatchAbove, Parallel: opts.Parallel}
+	plan, err := setup.Build(ctx, env, planOpts)
 	if err != nil {
 		return err
 	}
 	if !apply {
 		if err := printPlan(streams.Out, g, plan); err != nil {
 			return err
+		}
+		if opts.Out != "" {
+			if err := savePlan(opts.Out, plan.Save(c, planOpts, version())); err != nil {
+				return err
+			}
+			fmt.Fprintf(streams.Err, "Saved to %s: 'trailkeeper apply %s' applies exactly these %s, or nothing if anything changed.\n",
+				opts.Out, opts.Out, plural(len(plan.Steps), "change", "changes"))
 		}
 		if opts.DetailedExitCode && len(plan.Steps) > 0 {
 			return &exitError{code: ExitChanges, err: fmt.Errorf("")}
@@ -171,9 +197,14 @@ func runPlan(ctx context.Context, streams IO, g *Globals, opts *PlanOptions, app
 			return &exitError{code: ExitProblems, err: fmt.Errorf("apply cancelled; nothing was changed")}
 		}
 	}
+	return applyPlan(ctx, streams, g, c, plan, opts, start)
+}
+
+// applyPlan runs a plan someone approved and says what it did.
+func applyPlan(ctx context.Context, streams IO, g *Globals, c *config.Config, plan *setup.Plan, opts *PlanOptions, start time.Time) error {
 	prog := newProgress(streams.Err, g, "apply", len(plan.Steps))
 	plan.Waiting = func(msg string) { fmt.Fprintln(streams.Err, msg) } // with --no-progress too: a wait must not look like a hang
-	err = plan.Apply(ctx, opts.Parallel, stepProgress{prog})
+	err := plan.Apply(ctx, opts.Parallel, stepProgress{prog})
 	prog.finish()
 	done := 0
 	for _, s := range plan.Steps {
@@ -195,6 +226,102 @@ func runPlan(ctx context.Context, streams IO, g *Globals, opts *PlanOptions, app
 		return err
 	}
 	return forget(streams, c, opts.Remove)
+}
+
+// savePlan writes a saved plan, readable by its owner only (it names every
+// account and holds the policies).
+func savePlan(path string, s *setup.Saved) error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("save the plan: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// readSavedPlan reads a plan file; version "" accepts any version's (show).
+func readSavedPlan(path, version string) (*setup.Saved, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, usageErr("give the file 'trailkeeper plan --out FILE' wrote", "%v", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 256<<20))
+	if err != nil {
+		return nil, usageErr("give the file 'trailkeeper plan --out FILE' wrote", "read %s: %v", path, err)
+	}
+	s, err := setup.ReadSaved(data, path, version)
+	if err != nil {
+		return nil, usageErr("run 'trailkeeper plan --out FILE' again", "%v", err)
+	}
+	return s, nil
+}
+
+// runApplySaved applies a saved plan if the world still matches it.
+func runApplySaved(ctx context.Context, streams IO, g *Globals, path string, parallel int) error {
+	start := time.Now()
+	saved, err := readSavedPlan(path, version())
+	if err != nil {
+		return err
+	}
+	c, err := loadConfig(g)
+	if err != nil {
+		return err
+	}
+	sources := c.Sources
+	if len(saved.Options.Remove) > 0 {
+		sources = nil
+		for _, a := range saved.Options.Remove {
+			if s := c.Source(a); s != nil {
+				sources = append(sources, *s)
+			}
+		}
+	}
+	if !g.NoProgress {
+		fmt.Fprintf(streams.Err, "checking %s against %s...\n", path, plural(len(sources)+1, "account", "accounts"))
+	}
+	env, err := setup.Connect(ctx, c, sources, parallel)
+	if err != nil {
+		return err
+	}
+	plan, err := setup.Build(ctx, env, saved.PlanOptions(parallel))
+	if err != nil {
+		return err
+	}
+	if err := saved.Check(plan, c, path); err != nil {
+		return &exitError{code: ExitProblems, err: err, hint: "review what changed, then 'trailkeeper plan --out FILE' again"}
+	}
+	if len(plan.Steps) == 0 {
+		fmt.Fprintln(streams.Out, "No changes: the saved plan has none, and every account still matches it.")
+		return forget(streams, c, saved.Options.Remove)
+	}
+	return applyPlan(ctx, streams, g, c, plan, &PlanOptions{Parallel: parallel, Remove: saved.Options.Remove}, start)
+}
+
+func newShowCmd(streams IO, g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show FILE",
+		Short: "Print a plan saved by 'trailkeeper plan --out FILE'",
+		Long: `Print a saved plan as plan printed it (or as JSON with --output json), with when, by which
+trailkeeper and for which config it was made. Nothing is read from AWS.
+
+Exit codes: 0 shown, 2 not a saved plan.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			saved, err := readSavedPlan(args[0], "")
+			if err != nil {
+				return classify(err)
+			}
+			if g.Output == "json" {
+				return classify(writeJSON(streams.Out, saved))
+			}
+			fmt.Fprintf(streams.Out, "Plan saved %s by trailkeeper %s for %s.\n", saved.Created.Format(time.RFC3339), saved.Trailkeeper, saved.Config)
+			return classify(printPlan(streams.Out, g, saved.Plan()))
+		},
+	}
 }
 
 // forget takes removed accounts out of the config file, once AWS no longer
@@ -249,7 +376,7 @@ func (s stepProgress) Done(st *setup.Step, err error) {
 	s.p.step(msg)
 }
 
-var actionMark = map[string]string{"create": "+", "update": "~", "delete": "-"}
+var actionMark = map[setup.Action]string{setup.ActionCreate: "+", setup.ActionUpdate: "~", setup.ActionDelete: "-"}
 
 func printPlan(w io.Writer, g *Globals, p *setup.Plan) error {
 	if g.Output == "json" {

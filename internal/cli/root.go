@@ -159,7 +159,7 @@ clean but not everything was read (verify --sample), 130 interrupted.`,
 		}
 		return nil
 	}
-	root.AddCommand(newInitCmd(streams, g), newPlanCmd(streams, g), newApplyCmd(streams, g), newRemoveSourceCmd(streams, g), newRenderCmd(streams, g), newStatusCmd(streams, g), newBackfillCmd(streams, g), newReportCmd(streams, g), newVerifyCmd(streams, g), newSearchCmd(streams, g), newIndexCmd(streams, g), newQueryCmd(streams, g), newAthenaCmd(streams, g), newKeysCmd(streams, g), newAlertsCmd(streams, g), newWatchCmd(streams, g),
+	root.AddCommand(newInitCmd(streams, g), newPlanCmd(streams, g), newApplyCmd(streams, g), newShowCmd(streams, g), newRemoveSourceCmd(streams, g), newRenderCmd(streams, g), newStatusCmd(streams, g), newBackfillCmd(streams, g), newReportCmd(streams, g), newVerifyCmd(streams, g), newSearchCmd(streams, g), newIndexCmd(streams, g), newQueryCmd(streams, g), newAthenaCmd(streams, g), newKeysCmd(streams, g), newAlertsCmd(streams, g), newWatchCmd(streams, g),
 		newSandboxCmd(streams, g, nil), newDemoCmd(streams, g))
 	return root
 }

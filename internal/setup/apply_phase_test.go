@@ -9,7 +9,7 @@ import (
 // steps unrun while apply said "applied" and exited 0.
 func TestApplyRunsEveryPhase(t *testing.T) {
 	p := &Plan{}
-	ran := map[int]bool{}
+	ran := map[Phase]bool{}
 	for phase := range phases {
 		p.add(&Step{Account: "999999999999", Phase: phase, Run: func(context.Context) error { ran[phase] = true; return nil }})
 	}
@@ -18,7 +18,7 @@ func TestApplyRunsEveryPhase(t *testing.T) {
 	}
 	for _, s := range p.Steps {
 		if !s.Done || !ran[s.Phase] {
-			t.Errorf("the step of phase %d did not run", s.Phase)
+			t.Errorf("the step of phase %s did not run", s.Phase)
 		}
 	}
 }

@@ -19,11 +19,13 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/policy"
 )
 
-// Phases order the steps so that replication never breaks while they run:
+// Phase orders the steps so that replication never breaks while they run:
 // the archive first, then grants for new roles, then the sources in parallel,
 // and only then what is taken away (old grants, the seed's statements).
+type Phase int
+
 const (
-	PhaseArchive = iota
+	PhaseArchive Phase = iota
 	PhaseGrant
 	PhaseSources
 	PhaseRevoke
@@ -31,14 +33,36 @@ const (
 	phases         // how many; Apply runs each in turn
 )
 
+func (p Phase) String() string {
+	if p >= 0 && p < phases {
+		return [...]string{"archive", "grant", "sources", "revoke", "retention"}[p]
+	}
+	return fmt.Sprintf("phase %d", int(p))
+}
+
+// Action is what a step does to its resource.
+type Action string
+
+const (
+	ActionCreate Action = "create"
+	ActionUpdate Action = "update"
+	ActionDelete Action = "delete"
+)
+
+func (a Action) String() string { return string(a) }
+
 // Step is one change. Run writes it and reads it back.
 type Step struct {
-	Account  string                          `json:"account"`
-	Phase    int                             `json:"phase"`
-	Resource string                          `json:"resource"`
-	Action   string                          `json:"action"` // create, update or delete
-	Summary  string                          `json:"summary"`
-	Diff     string                          `json:"diff,omitempty"`
+	Account  string `json:"account"`
+	Phase    Phase  `json:"phase"`
+	Resource string `json:"resource"`
+	Action   Action `json:"action"`
+	Summary  string `json:"summary"`
+	Diff     string `json:"diff,omitempty"`
+	// Observed is the whole document the step was planned against, where the
+	// diff shows only the lines around the change: a saved plan's
+	// fingerprint covers it, so that an edit anywhere in it makes the plan stale.
+	Observed string                          `json:"-"`
 	Run      func(ctx context.Context) error `json:"-"`
 	Done     bool                            `json:"done,omitempty"` // set by Apply once written and read back
 }
@@ -513,8 +537,8 @@ func (p *Plan) planSource(c *config.Config, cl *awsapi.Clients, st *SourceState,
 		}
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "replication of " + t.Bucket, Action: verb(st.Replication == nil),
 			Summary: fmt.Sprintf("rule %s: %s -> %s, %s", RuleID, t.LogPrefix(), c.Archive.Bucket, c.Archive.StorageClass),
-			Diff:    diff(cur, canonical(normalizeReplication(want))),
-			Run:     func(ctx context.Context) error { return ops.putReplication(ctx, want) }})
+			Diff:    diff(cur, canonical(normalizeReplication(want))), Observed: cur,
+			Run: func(ctx context.Context) error { return ops.putReplication(ctx, want) }})
 	}
 	return nil
 }
@@ -540,20 +564,20 @@ func (p *Plan) planRole(ops sourceOps, r *Role, name string, trust, want *policy
 	}
 	if !samePolicy(r.Trust, trust) {
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + name, Action: "update", Summary: "trust policy: " + what,
-			Diff: diff(canonicalPolicy(r.Trust), canonicalPolicy(trust)), Run: func(ctx context.Context) error { return ops.roles().updateTrust(ctx, name, trust) }})
+			Diff: diff(canonicalPolicy(r.Trust), canonicalPolicy(trust)), Observed: canonicalPolicy(r.Trust), Run: func(ctx context.Context) error { return ops.roles().updateTrust(ctx, name, trust) }})
 	}
 	if !samePolicy(r.Policy, want) {
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + name, Action: verb(r.Policy == nil), Summary: "inline policy " + RolePolicyName,
-			Diff: diff(canonicalPolicy(r.Policy), canonicalPolicy(want)), Run: func(ctx context.Context) error { return ops.roles().putRolePolicy(ctx, name, want) }})
+			Diff: diff(canonicalPolicy(r.Policy), canonicalPolicy(want)), Observed: canonicalPolicy(r.Policy), Run: func(ctx context.Context) error { return ops.roles().putRolePolicy(ctx, name, want) }})
 	}
 	return nil
 }
 
-func verb(create bool) string {
+func verb(create bool) Action {
 	if create {
-		return "create"
+		return ActionCreate
 	}
-	return "update"
+	return ActionUpdate
 }
 
 func ruleIDs(rules []s3types.ReplicationRule) string {
@@ -624,8 +648,8 @@ func (p *Plan) planRemoval(c *config.Config, cl *awsapi.Clients, st *SourceState
 	} else if ours {
 		cfg := &s3types.ReplicationConfiguration{Role: st.Replication.Role, Rules: rest}
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "replication of " + bucket, Action: "update",
-			Summary: "remove rule " + RuleID + ", keep rules " + ruleIDs(rest),
-			Run:     func(ctx context.Context) error { return ops.putReplication(ctx, cfg) }})
+			Summary: "remove rule " + RuleID + ", keep rules " + ruleIDs(rest), Observed: canonical(normalizeReplication(st.Replication)),
+			Run: func(ctx context.Context) error { return ops.putReplication(ctx, cfg) }})
 	}
 	if r := st.Role; r != nil && r.Stack == "" {
 		if len(rest) > 0 && roleName(aws.ToString(st.Replication.Role)) == r.Name {
@@ -758,12 +782,13 @@ func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, remo
 		p.policyWrites = append(p.policyWrites, grant)
 		p.add(&Step{Account: a, Phase: PhaseGrant, Resource: "bucket policy", Action: verb(st.Policy == nil),
 			Summary: fmt.Sprintf("statements %s and %s (%d source accounts)", SidDenyInsecure, SidReplication, len(sortedUnique(grantAccounts))),
-			Diff:    diff(canonicalPolicy(st.Policy), canonicalPolicy(grant)), Run: func(ctx context.Context) error { return ops.putPolicy(ctx, st.Policy, grant) }})
+			Diff:    diff(canonicalPolicy(st.Policy), canonicalPolicy(grant)), Observed: canonicalPolicy(st.Policy),
+			Run: func(ctx context.Context) error { return ops.putPolicy(ctx, st.Policy, grant) }})
 	}
 	if !samePolicy(grant, final) {
 		p.policyWrites = append(p.policyWrites, final)
 		p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "bucket policy", Action: "update",
-			Summary: "take away grants that are no longer needed", Diff: diff(canonicalPolicy(grant), canonicalPolicy(final)),
+			Summary: "take away grants that are no longer needed", Diff: diff(canonicalPolicy(grant), canonicalPolicy(final)), Observed: canonicalPolicy(st.Policy),
 			Run: func(ctx context.Context) error { return ops.putPolicy(ctx, grant, final) }})
 	}
 	return nil
