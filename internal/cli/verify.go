@@ -312,7 +312,7 @@ func printVerify(w io.Writer, r *verify.Report) {
 			if f.Count > 0 {
 				count = fmt.Sprintf(" [%s]", plural(f.Count, "log file", "log files"))
 			}
-			fmt.Fprintf(w, "  %s %s %s %s: %s%s\n", paint.severity(string(f.Severity)), f.Kind, where, f.Key, f.Message, count)
+			fmt.Fprintf(w, "  %s %s %s %s: %s%s\n", paint.severity(string(f.Severity)), f.Code, where, f.Key, f.Message, count)
 			if f.Fix != "" {
 				fmt.Fprintf(w, "      fix: %s\n", f.Fix)
 			}
@@ -358,7 +358,7 @@ func verdict(r *verify.Report) string {
 	}
 	var bad, unproven int
 	for _, f := range r.Findings {
-		if r.Failing(f) {
+		if f.Failing() {
 			if f.Severity == verify.Error {
 				bad++
 			} else {

@@ -167,7 +167,7 @@ func TestReadmeFlowVerifies(t *testing.T) {
 		}
 		var before int
 		for _, f := range r.Findings {
-			if f.Kind == verify.UncoveredLogs && strings.Contains(f.Message, "before log file validation started at") {
+			if f.Code == verify.UncoveredLogs && strings.Contains(f.Message, "before log file validation started at") {
 				before += f.Count
 			}
 		}
@@ -316,7 +316,7 @@ func findingsText(r *verify.Report) string {
 	var b strings.Builder
 	for _, f := range r.Findings {
 		if f.Severity == verify.Error {
-			b.WriteString(f.Kind + " " + f.Key + ": " + f.Message + "\n")
+			b.WriteString(f.Code + " " + f.Key + ": " + f.Message + "\n")
 		}
 	}
 	return b.String()

@@ -143,8 +143,8 @@ func (v view) Groups() []Group {
 	}
 	if v.Verify != nil {
 		for _, f := range v.Verify.Findings {
-			if v.Verify.Failing(f) {
-				add(string(f.Severity), f.Kind, f.Account, f.Fix, max(1, f.Count))
+			if f.Failing() {
+				add(string(f.Severity), f.Code, f.Account, f.Fix, max(1, f.Count))
 			}
 		}
 	}

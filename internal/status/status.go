@@ -22,29 +22,25 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/cost"
+	"github.com/trailkeeper/trailkeeper/internal/finding"
 	"github.com/trailkeeper/trailkeeper/internal/policy"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
 )
 
-// SchemaVersion of the JSON report; docs/status.md documents it.
-const SchemaVersion = 1
+// SchemaVersion of the JSON report, shared with verify's (docs/findings.md).
+const SchemaVersion = finding.SchemaVersion
 
-// Severity of a finding.
-type Severity string
-
-const (
-	Error   Severity = "error"
-	Warning Severity = "warning"
+// Severity and Finding are the findings' own (internal/finding): status
+// gives errors and warnings.
+type (
+	Severity = finding.Severity
+	Finding  = finding.Finding
 )
 
-// Finding is one problem and the one line that fixes it.
-type Finding struct {
-	Severity Severity `json:"severity"`
-	Code     string   `json:"code"`
-	Account  string   `json:"account"`
-	Message  string   `json:"message"`
-	Fix      string   `json:"fix"`
-}
+const (
+	Error   = finding.Error
+	Warning = finding.Warning
+)
 
 // Report is the status of the archive and every source account.
 type Report struct {
@@ -177,17 +173,12 @@ func Check(ctx context.Context, e *setup.Env, opts Options) (*Report, error) {
 	}
 	r.Cost = cost.Load().Make(cost.Input{ArchiveRegion: c.Archive.Region, Class: c.Archive.StorageClass, RTC: c.Replication.TimeControl, Sources: volumes, Watch: c.Watch.Enabled})
 	sort.SliceStable(r.Findings, func(i, j int) bool {
-		if r.Findings[i].Severity != r.Findings[j].Severity {
-			return r.Findings[i].Severity == Error
+		if a, b := r.Findings[i].Severity.Rank(), r.Findings[j].Severity.Rank(); a != b {
+			return a > b
 		}
 		return r.Findings[i].Account < r.Findings[j].Account
 	})
-	r.Healthy = true
-	for _, f := range r.Findings {
-		if f.Severity == Error {
-			r.Healthy = false
-		}
-	}
+	r.Healthy = finding.Failures(r.Findings) == 0
 	return r, nil
 }
 

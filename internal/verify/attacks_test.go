@@ -25,7 +25,7 @@ import (
 func kindsOf(r *Report) map[string]*Finding {
 	out := map[string]*Finding{}
 	for _, f := range r.Findings {
-		out[f.Kind+" "+f.Key] = f
+		out[f.Code+" "+f.Key] = f
 	}
 	return out
 }
@@ -322,7 +322,7 @@ func TestReplayedVersionsAreTheShadows(t *testing.T) {
 	r := a.verify(Options{})
 	var shadows []*Finding
 	for _, f := range r.Findings {
-		if r.Failing(f) {
+		if f.Failing() {
 			shadows = append(shadows, f)
 		}
 	}
@@ -330,8 +330,8 @@ func TestReplayedVersionsAreTheShadows(t *testing.T) {
 		t.Fatalf("got %v", failing(r))
 	}
 	for _, f := range shadows {
-		if f.Kind != ShadowingVersion || f.VersionID != newestOf[f.Key] {
-			t.Errorf("%s on %s version %s; the replayed version is %s", f.Kind, f.Key, f.VersionID, newestOf[f.Key])
+		if f.Code != ShadowingVersion || f.VersionID != newestOf[f.Key] {
+			t.Errorf("%s on %s version %s; the replayed version is %s", f.Code, f.Key, f.VersionID, newestOf[f.Key])
 		}
 	}
 }
@@ -359,7 +359,7 @@ func TestTwoTrailsInOneRegion(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range r.Findings {
-		if f.Kind == UnreferencedLog {
+		if f.Code == UnreferencedLog {
 			t.Errorf("a log of a bad hour called inserted: %s", f.Key)
 		}
 	}

@@ -187,7 +187,7 @@ func (v *verifier) chain(ctx context.Context, c *chainRun) error {
 // addTo adds a finding and counts it against the chain when it fails the run.
 func (v *verifier) addTo(c *chainRun, f *Finding) {
 	v.add(f)
-	if v.report.Failing(f) {
+	if f.Failing() {
 		v.mu.Lock()
 		c.summary.Problems++
 		v.mu.Unlock()
@@ -195,7 +195,7 @@ func (v *verifier) addTo(c *chainRun, f *Finding) {
 }
 
 func (v *verifier) finding(sev Severity, kind string, m *member, format string, a ...any) *Finding {
-	return &Finding{Severity: sev, Kind: kind, Account: m.folder.account, Region: m.folder.region, Trail: m.chain.id.trail,
+	return &Finding{Severity: sev, Code: kind, Account: m.folder.account, Region: m.folder.region, Trail: m.chain.id.trail,
 		Key: m.key.Raw, VersionID: m.version.VersionID, Message: fmt.Sprintf(format, a...)}
 }
 
@@ -232,7 +232,7 @@ func (v *verifier) genuine(ctx context.Context, f *folder, c *chainRun, key stri
 		}
 	}
 	report := func(d *digestVersion, kind, format string, a ...any) {
-		v.addTo(c, &Finding{Severity: Error, Kind: kind, Account: f.account, Region: f.region, Trail: c.id.trail, Key: key, VersionID: d.version.VersionID,
+		v.addTo(c, &Finding{Severity: Error, Code: kind, Account: f.account, Region: f.region, Trail: c.id.trail, Key: key, VersionID: d.version.VersionID,
 			Message: fmt.Sprintf(format, a...)})
 	}
 	if marker != nil {
@@ -492,7 +492,7 @@ func (v *verifier) links(f *folder, c *chainRun) {
 			if before {
 				continue
 			}
-			fnd := &Finding{Severity: Error, Kind: MissingDigest, Account: f.account, Region: f.region, Trail: c.id.trail, Key: prevKey,
+			fnd := &Finding{Severity: Error, Code: MissingDigest, Account: f.account, Region: f.region, Trail: c.id.trail, Key: prevKey,
 				Message: "missing: the predecessor of " + m.key.Raw}
 			v.addTo(c, fnd)
 			c.summary.MissingDigests++
@@ -510,7 +510,7 @@ func (v *verifier) links(f *folder, c *chainRun) {
 			if k == n-1 {
 				b, key = to, prevKey
 			}
-			fnd := &Finding{Severity: Error, Kind: MissingDigest, Account: f.account, Region: f.region, Trail: c.id.trail, Key: key, From: &a, To: &b,
+			fnd := &Finding{Severity: Error, Code: MissingDigest, Account: f.account, Region: f.region, Trail: c.id.trail, Key: key, From: &a, To: &b,
 				Message: "missing digest for " + a.Format(time.RFC3339) + " to " + b.Format(time.RFC3339)}
 			v.addTo(c, fnd)
 			c.summary.MissingDigests++

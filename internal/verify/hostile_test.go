@@ -53,8 +53,8 @@ func (a *archive) run(s store.Store, opts Options) *Report {
 func failing(r *Report) []string {
 	var out []string
 	for _, f := range r.Findings {
-		if r.Failing(f) {
-			out = append(out, f.Kind+" "+f.Key)
+		if f.Failing() {
+			out = append(out, f.Code+" "+f.Key)
 		}
 	}
 	return out

@@ -67,7 +67,7 @@ func (v *verifier) hashLog(ctx context.Context, j *logJob) error {
 		}
 	}
 	report := func(kind, version, format string, a ...any) {
-		f := &Finding{Severity: Error, Kind: kind, Account: j.f.account, Region: j.f.region, Trail: c.id.trail, Key: j.key, VersionID: version,
+		f := &Finding{Severity: Error, Code: kind, Account: j.f.account, Region: j.f.region, Trail: c.id.trail, Key: j.key, VersionID: version,
 			Message: fmt.Sprintf(format, a...)}
 		v.addTo(c, f)
 	}
@@ -201,12 +201,12 @@ func (v *verifier) account(f *folder) {
 	group := func(sev Severity, kind, what, key string, t time.Time) {
 		var g *Finding
 		for _, x := range groups {
-			if x.Kind == kind && x.Message == what {
+			if x.Code == kind && x.Message == what {
 				g = x
 			}
 		}
 		if g == nil { // keys come in order: the group names its first
-			g = &Finding{Severity: sev, Kind: kind, Account: f.account, Region: f.region, Key: key, From: &t, To: &t, Message: what}
+			g = &Finding{Severity: sev, Code: kind, Account: f.account, Region: f.region, Key: key, From: &t, To: &t, Message: what}
 			groups = append(groups, g)
 		}
 		g.Count++
@@ -241,7 +241,7 @@ func (v *verifier) account(f *folder) {
 	}
 	for _, g := range groups {
 		noun := "log file"
-		if g.Kind == InsightsNotCovered {
+		if g.Code == InsightsNotCovered {
 			noun = "Insights file"
 		}
 		g.Message = plural(g.Count, noun, noun+"s") + " " + g.Message
@@ -372,7 +372,7 @@ func (v *verifier) uncovered(f *folder, key string, t time.Time, newest *chainRu
 	case before:
 		group(Unproven, UncoveredLogs, "delivered before log file validation started for one of this region's trails", key, t)
 	case ruledOut != nil:
-		v.addTo(ruledOut.chain, &Finding{Severity: Error, Kind: UnreferencedLog, Account: f.account, Region: f.region, Key: key,
+		v.addTo(ruledOut.chain, &Finding{Severity: Error, Code: UnreferencedLog, Account: f.account, Region: f.region, Key: key,
 			Message: fmt.Sprintf("delivered at %s, in the hour of %s, which does not list it (nor does any other digest of the region): inserted", t.Format("15:04Z"), ruledOut.key.Raw)})
 	default:
 		group(Unproven, UncoveredLogs, "delivered where no digest covers them", key, t)

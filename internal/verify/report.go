@@ -10,16 +10,22 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/trailkeeper/trailkeeper/internal/finding"
 )
 
-// Severity of a finding. Errors and unproven findings make verify exit 1.
-type Severity string
+// Severity and Finding are the findings' own (internal/finding). Errors and
+// unproven findings make verify exit 1; a finding's kind is its Code.
+type (
+	Severity = finding.Severity
+	Finding  = finding.Finding
+)
 
 const (
-	Error    Severity = "error"    // something was altered, removed, added or forged
-	Unproven Severity = "unproven" // nothing could vouch for it; not evidence of tampering
-	Warning  Severity = "warning"  // worth knowing; does not change the verdict
-	Info     Severity = "info"
+	Error    = finding.Error    // something was altered, removed, added or forged
+	Unproven = finding.Unproven // nothing could vouch for it; not evidence of tampering
+	Warning  = finding.Warning  // worth knowing; does not change the verdict
+	Info     = finding.Info
 )
 
 // Finding kinds; docs/verify.md explains each, and fixes gives each a fix.
@@ -92,24 +98,6 @@ var fixes = map[string]string{
 	InsightsNotCovered:       "nothing to do unless you rely on Insights files: no digest lists them, so they cannot be proven",
 }
 
-// Finding is one thing verify noticed, on the object that has the problem.
-type Finding struct {
-	Severity  Severity   `json:"severity"`
-	Kind      string     `json:"kind"`
-	Account   string     `json:"account"`
-	Region    string     `json:"region"`
-	Trail     string     `json:"trail,omitempty"`
-	Key       string     `json:"key,omitempty"`
-	VersionID string     `json:"versionId,omitempty"`
-	From      *time.Time `json:"from,omitempty"`
-	To        *time.Time `json:"to,omitempty"`
-	Count     int        `json:"count,omitempty"` // log files the finding stands for, when it stands for several
-	Message   string     `json:"message"`
-	Fix       string     `json:"fix,omitempty"`
-	// Accepted: unproven, and let pass by a flag that says so (--accept-unsigned-tail).
-	Accepted bool `json:"accepted,omitempty"`
-}
-
 // Chain summarises one chain (account, region, trail; backfill chains apart).
 type Chain struct {
 	Account         string    `json:"account"`
@@ -134,10 +122,11 @@ type Chain struct {
 
 // Report is the outcome of a verification.
 type Report struct {
-	Location string     `json:"location"`
-	Chains   []*Chain   `json:"chains"`
-	Findings []*Finding `json:"findings"`
-	Notes    []string   `json:"notes"`
+	SchemaVersion int        `json:"schemaVersion"` // docs/findings.md
+	Location      string     `json:"location"`
+	Chains        []*Chain   `json:"chains"`
+	Findings      []*Finding `json:"findings"`
+	Notes         []string   `json:"notes"`
 	// Objects listed and read (GETs), to see what an incremental run saved.
 	ObjectsListed int64 `json:"objectsListed"`
 	ObjectsRead   int64 `json:"objectsRead"`
@@ -152,27 +141,8 @@ type Report struct {
 	State *State `json:"-"`
 }
 
-// Failing reports whether a finding makes the verdict "not valid".
-func (r *Report) Failing(f *Finding) bool {
-	switch f.Severity {
-	case Error:
-		return true
-	case Unproven:
-		return !f.Accepted
-	}
-	return false
-}
-
 // Problems counts the findings that make verify exit 1.
-func (r *Report) Problems() int {
-	n := 0
-	for _, f := range r.Findings {
-		if r.Failing(f) {
-			n++
-		}
-	}
-	return n
-}
+func (r *Report) Problems() int { return finding.Failures(r.Findings) }
 
 // Valid is the verdict: every digest and log file in range is proven (or
 // accepted by an explicit flag), and something was there to prove. A run
@@ -250,8 +220,11 @@ func (r *Report) sort() {
 		if a.Key != b.Key {
 			return a.Key < b.Key
 		}
-		return a.Kind < b.Kind
+		return a.Code < b.Code
 	})
+	for _, f := range r.Findings {
+		f.Kind = f.Code // the name verify's JSON used until schema 2, for one release
+	}
 	sort.Strings(r.Notes)
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	ct "github.com/trailkeeper/trailkeeper/internal/cloudtrail"
+	"github.com/trailkeeper/trailkeeper/internal/finding"
 	"github.com/trailkeeper/trailkeeper/internal/parallel"
 	"github.com/trailkeeper/trailkeeper/internal/store"
 	"golang.org/x/sync/semaphore"
@@ -128,7 +129,7 @@ func Run(ctx context.Context, s store.Store, opts Options) (*Report, error) {
 	}
 	v := &verifier{s: s, opts: opts, buckets: map[string]string{}, problems: map[string]int{},
 		fetching: semaphore.NewWeighted(fetchBudget), inflating: semaphore.NewWeighted(int64(2 * runtime.NumCPU())),
-		report: &Report{Location: s.String(), Chains: []*Chain{}, Findings: []*Finding{}, Notes: []string{}, AcceptedUnsignedTail: opts.AcceptUnsignedTail}}
+		report: &Report{SchemaVersion: finding.SchemaVersion, Location: s.String(), Chains: []*Chain{}, Findings: []*Finding{}, Notes: []string{}, AcceptedUnsignedTail: opts.AcceptUnsignedTail}}
 	for a, b := range opts.Registry {
 		v.buckets[a] = b
 	}
@@ -210,11 +211,11 @@ func (v *verifier) verifyFolder(ctx context.Context, f *folder) error {
 	}
 	v.account(f)
 	if len(f.changed) > 0 {
-		v.add(&Finding{Severity: Info, Kind: ChangedSinceProven, Account: f.account, Region: f.region, Key: f.prefix + "AWSLogs/" + f.account + "/",
+		v.add(&Finding{Severity: Info, Code: ChangedSinceProven, Account: f.account, Region: f.region, Key: f.prefix + "AWSLogs/" + f.account + "/",
 			Message: "the listing of " + strings.Join(f.changed, ", ") + " changed since an earlier run proved it: verified again in full"})
 	}
 	if f.old != nil && len(f.chains) == 0 {
-		v.add(&Finding{Severity: Error, Kind: NoDigests, Account: f.account, Region: f.region, Key: f.prefix + "AWSLogs/" + f.account + "/",
+		v.add(&Finding{Severity: Error, Code: NoDigests, Account: f.account, Region: f.region, Key: f.prefix + "AWSLogs/" + f.account + "/",
 			Message: fmt.Sprintf("an earlier run proved digests of %s in %s before %s; none is left", f.account, f.region, f.old.Cutoff.Format("2006-01-02"))})
 	}
 	if v.opts.Sample <= 1 { // a sample proves too little to build on
@@ -306,11 +307,11 @@ func (v *verifier) note(format string, a ...any) {
 // add records a finding, with the fix for its kind.
 func (v *verifier) add(f *Finding) {
 	if f.Fix == "" {
-		f.Fix = strings.ReplaceAll(fixes[f.Kind], "ACCOUNT", f.Account)
+		f.Fix = strings.ReplaceAll(fixes[f.Code], "ACCOUNT", f.Account)
 	}
 	v.mu.Lock()
 	v.report.Findings = append(v.report.Findings, f)
-	if v.report.Failing(f) {
+	if f.Failing() {
 		v.problems[f.Account+"/"+f.Region]++
 	}
 	v.mu.Unlock()
@@ -526,7 +527,7 @@ func (l *lister) unexpected(ver store.Version, why string) {
 		return
 	}
 	l.seen[ver.Key] = true
-	l.v.add(&Finding{Severity: Error, Kind: UnexpectedObject, Account: l.account, Key: ver.Key, VersionID: ver.VersionID, Message: why})
+	l.v.add(&Finding{Severity: Error, Code: UnexpectedObject, Account: l.account, Key: ver.Key, VersionID: ver.VersionID, Message: why})
 }
 
 // recheck compares each folder's listing with what the state vouches for. A
@@ -768,7 +769,7 @@ func lookup(meta map[string]string, name string) string {
 func (v *verifier) expected(has func(account string) bool) {
 	for account := range v.opts.Registry {
 		if !has(account) && contains(v.opts.Accounts, account) && len(v.opts.Regions) == 0 {
-			v.add(&Finding{Severity: Error, Kind: NoDigests, Account: account,
+			v.add(&Finding{Severity: Error, Code: NoDigests, Account: account,
 				Message: "account " + account + " is a source in the config, but no digest of it is in " + v.s.String()})
 		}
 	}
@@ -822,7 +823,7 @@ func (v *verifier) nothingFound() {
 	}
 	var logs int
 	for _, f := range v.report.Findings {
-		if f.Kind == RegionWithoutDigests {
+		if f.Code == RegionWithoutDigests {
 			logs += f.Count
 		}
 	}
@@ -834,5 +835,5 @@ func (v *verifier) nothingFound() {
 		msg += fmt.Sprintf(" (%s, but no digest lists them)", plural(logs, "log file", "log files"))
 		hint = fixes[RegionWithoutDigests]
 	}
-	v.add(&Finding{Severity: Error, Kind: NoDigests, Message: msg, Fix: hint})
+	v.add(&Finding{Severity: Error, Code: NoDigests, Message: msg, Fix: hint})
 }

@@ -98,7 +98,7 @@ func errorsOf(r *Report) []string {
 	var out []string
 	for _, f := range r.Findings {
 		if f.Severity == Error {
-			out = append(out, f.Kind+" "+f.Key)
+			out = append(out, f.Code+" "+f.Key)
 		}
 	}
 	return out
@@ -106,7 +106,7 @@ func errorsOf(r *Report) []string {
 
 func findingOf(r *Report, kind string) *Finding {
 	for _, f := range r.Findings {
-		if f.Kind == kind {
+		if f.Code == kind {
 			return f
 		}
 	}
@@ -188,7 +188,7 @@ func TestTwoConsecutiveDigestsDeleted(t *testing.T) {
 	r := a.verify(Options{})
 	var missing []*Finding
 	for _, f := range r.Findings {
-		if f.Kind == MissingDigest {
+		if f.Code == MissingDigest {
 			missing = append(missing, f)
 		}
 	}
@@ -273,7 +273,7 @@ func TestChainRestartAfterLoggingStopped(t *testing.T) {
 	}
 	starts := 0
 	for _, f := range r.Findings {
-		if f.Kind == ChainStart {
+		if f.Code == ChainStart {
 			starts++
 		}
 	}
@@ -316,7 +316,7 @@ func TestDigestNamingAnotherBucket(t *testing.T) {
 	r := a.verify(Options{Registry: map[string]string{acctA: "some-other-bucket", acctB: bucket + acctB}})
 	n := 0
 	for _, f := range r.Findings {
-		if f.Kind == WrongBucket && f.Account == acctA {
+		if f.Code == WrongBucket && f.Account == acctA {
 			n++
 		}
 	}
@@ -339,7 +339,7 @@ func TestLocalCopyWithoutMetadata(t *testing.T) {
 	}
 	warnings := 0
 	for _, f := range r.Findings {
-		if f.Kind == UnsignedTail {
+		if f.Code == UnsignedTail {
 			warnings++
 		}
 	}

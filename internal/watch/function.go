@@ -261,8 +261,8 @@ func dailyVerify(ctx context.Context, env *setup.Env, prev *Verdict, now time.Ti
 	}
 	out := &Verdict{VerifiedAt: now, VerifyVerdict: report.Verdict, VerifyFound: []Problem{}}
 	for _, f := range report.Findings {
-		if report.Failing(f) {
-			out.VerifyFound = append(out.VerifyFound, Problem{"verify " + f.Kind, f.Account, f.Message, f.Fix})
+		if f.Failing() {
+			out.VerifyFound = append(out.VerifyFound, Problem{"verify " + f.Code, f.Account, f.Message, f.Fix})
 		}
 	}
 	if report.State != nil {
