@@ -13,6 +13,7 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/backfill"
 	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
+	"github.com/trailkeeper/trailkeeper/internal/timerange"
 )
 
 // BackfillOptions are the flags of backfill.
@@ -58,7 +59,7 @@ func runBackfill(ctx context.Context, streams IO, g *Globals, opts *BackfillOpti
 		return err
 	}
 	now := time.Now().UTC()
-	since, err := parseTime(opts.Since, now)
+	since, err := timerange.ParseTime(opts.Since, now)
 	if err != nil {
 		return usageErr("use --since 2025-09-10 or --since 7d", "%v", err)
 	}

@@ -3,9 +3,11 @@ package cli
 import (
 	"errors"
 
+	"github.com/trailkeeper/trailkeeper/internal/archive"
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
+	"github.com/trailkeeper/trailkeeper/internal/timerange"
 )
 
 // classify gives an error its exit code and hint: configuration errors exit 2,
@@ -24,6 +26,14 @@ func classify(err error) error {
 			return &exitError{code: ExitUsage, err: err, hint: "run 'trailkeeper init' to write one, or pass --config FILE"}
 		}
 		return &exitError{code: ExitUsage, err: err, hint: "fix the file and run the command again"}
+	}
+	var le *archive.LocationError
+	if errors.As(err, &le) {
+		return &exitError{code: ExitUsage, err: err, hint: le.Hint}
+	}
+	var te *timerange.Error
+	if errors.As(err, &te) {
+		return &exitError{code: ExitUsage, err: err, hint: te.Hint}
 	}
 	var errs setup.Errors
 	if errors.As(err, &errs) {

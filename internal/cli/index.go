@@ -2,20 +2,16 @@ package cli
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/trailkeeper/trailkeeper/internal/archive"
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/index"
-	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
 // IndexOptions are the flags of index.
@@ -58,17 +54,18 @@ Exit codes: 0 indexed, 1 something could not be indexed (named), 2 usage error, 
 }
 
 func runIndex(ctx context.Context, streams IO, g *Globals, opts *IndexOptions) error {
-	s, root, c, cl, err := archiveAccess(ctx, g, opts.Location)
+	a, err := archive.Open(ctx, g.Config, opts.Location)
 	if err != nil {
 		return err
 	}
+	s, root, c, cl := a.Store, a.Root, a.Config, a.Clients
 	dir, publish := opts.To, ""
 	if strings.HasPrefix(dir, "s3://") {
 		publish, dir = dir, ""
 	}
 	if dir == "" {
-		if dir, err = defaultIndexDir(s, root); err != nil {
-			return err
+		if dir, err = index.DefaultDir(s, root); err != nil {
+			return usageErr("give the index folder with --to DIR", "%v", err)
 		}
 	}
 	prog := newProgress(streams.Err, g, "index", 0)
@@ -133,27 +130,4 @@ func runIndex(ctx context.Context, streams IO, g *Globals, opts *IndexOptions) e
 			hint: "each is named above; unreadable objects are tried again on the next run"}
 	}
 	return nil
-}
-
-var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
-
-// defaultIndexDir is the index's folder in the user's cache directory, named
-// after the archive: s3-BUCKET[-PREFIX], or dir-NAME-HASH of the path.
-func defaultIndexDir(s store.Store, root string) (string, error) {
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", usageErr("give the index folder with --to DIR (or --index DIR)", "no cache directory: %v", err)
-	}
-	var name string
-	if d, ok := s.(store.Dir); ok {
-		abs, _ := filepath.Abs(d.Root)
-		sum := sha256.Sum256([]byte(abs))
-		name = "dir-" + filepath.Base(abs) + "-" + hex.EncodeToString(sum[:4])
-	} else {
-		name = "s3-" + strings.TrimPrefix(s.String(), "s3://")
-		if root != "" {
-			name += "-" + root
-		}
-	}
-	return filepath.Join(cache, "trailkeeper", "index", strings.Trim(unsafeName.ReplaceAllString(name, "_"), "_")), nil
 }

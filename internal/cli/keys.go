@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/spf13/cobra"
 
+	"github.com/trailkeeper/trailkeeper/internal/archive"
+	"github.com/trailkeeper/trailkeeper/internal/timerange"
 	"github.com/trailkeeper/trailkeeper/internal/verify"
 )
 
@@ -29,17 +31,18 @@ Regions default to the config's archive and source regions.
 Exit codes: 0 written, 2 usage or configuration error, 3 AWS access error.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			since, until, err := parseRange(sinceFlag, untilFlag, time.Now().UTC())
+			since, until, err := timerange.Parse(sinceFlag, untilFlag, time.Now().UTC())
 			if err != nil {
-				return err
+				return classify(err)
 			}
 			if until.IsZero() {
 				until = time.Now().UTC()
 			}
-			_, _, c, cl, err := archiveAccess(cmd.Context(), g, "")
+			a, err := archive.Open(cmd.Context(), g.Config, "")
 			if err != nil {
 				return classify(err)
 			}
+			c, cl := a.Config, a.Clients
 			if len(regions) == 0 {
 				set := map[string]bool{c.Archive.Region: true}
 				for _, s := range c.Sources {

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trailkeeper/trailkeeper/internal/athena"
+	"github.com/trailkeeper/trailkeeper/internal/index"
 	"github.com/trailkeeper/trailkeeper/internal/query"
 	"github.com/trailkeeper/trailkeeper/internal/store"
 )
@@ -59,8 +60,8 @@ func runQuery(ctx context.Context, streams IO, g *Globals, dir, sql string) erro
 		if err != nil {
 			return err
 		}
-		if dir, err = defaultIndexDir(store.S3{Bucket: c.Archive.Bucket}, ""); err != nil {
-			return err
+		if dir, err = index.DefaultDir(store.S3{Bucket: c.Archive.Bucket}, ""); err != nil {
+			return usageErr("give the index folder with --index DIR", "%v", err)
 		}
 	}
 	db, err := query.Open(ctx, dir)

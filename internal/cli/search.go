@@ -8,17 +8,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/trailkeeper/trailkeeper/internal/archive"
 	"github.com/trailkeeper/trailkeeper/internal/index"
-	"github.com/trailkeeper/trailkeeper/internal/query"
 	"github.com/trailkeeper/trailkeeper/internal/search"
-	"github.com/trailkeeper/trailkeeper/internal/store"
+	"github.com/trailkeeper/trailkeeper/internal/timerange"
 )
 
 // SearchOptions are the flags of search.
@@ -90,17 +89,18 @@ Exit codes: 0 searched everything (matches or not), 1 some objects could not be 
 
 func runSearch(ctx context.Context, streams IO, g *Globals, opts *SearchOptions) error {
 	now := time.Now().UTC()
-	since, until, err := parseRange(opts.Since, opts.Until, now)
+	since, until, err := timerange.Parse(opts.Since, opts.Until, now)
 	if err != nil {
 		return err
 	}
 	if opts.Limit < 0 {
 		return usageErr("", "--limit %d: give a positive number", opts.Limit)
 	}
-	s, root, c, _, err := archiveAccess(ctx, g, opts.Location)
+	a, err := archive.Open(ctx, g.Config, opts.Location)
 	if err != nil {
 		return err
 	}
+	s, root, c := a.Store, a.Root, a.Config
 	filter := search.Filter{EventNames: opts.EventNames, EventSource: opts.EventSource, Principal: opts.Principal, AccessKey: opts.AccessKey,
 		SourceIP: opts.SourceIP, AnyError: opts.AnyError, ErrorCode: opts.ErrCode, Resource: opts.Resource, Accounts: opts.Accounts,
 		Regions: opts.Regs, Since: since, Until: until}
@@ -108,7 +108,7 @@ func runSearch(ctx context.Context, streams IO, g *Globals, opts *SearchOptions)
 	defer out.Flush()
 	var listing *search.Listing
 	if opts.Count && !opts.NoIndex {
-		n, dir, l, ok := countFromIndex(ctx, s, root, filter)
+		n, dir, l, ok := index.Count(ctx, s, root, filter)
 		if ok {
 			if g.Output == "json" {
 				return writeJSON(out, map[string]any{"count": n, "index": dir})
@@ -181,43 +181,6 @@ func warnShadowed(w io.Writer, shadowed []string, verb string) {
 	for _, k := range shadowed {
 		fmt.Fprintf(w, "warning: %s in the archive; only the newest was %s (trailkeeper verify says which one CloudTrail wrote)\n", k, verb)
 	}
-}
-
-// countFromIndex counts from the index when it holds every object the search
-// would read, in the version listed now. When it cannot, the listing it made
-// (if any) saves the search from listing again.
-func countFromIndex(ctx context.Context, s store.Store, root string, f search.Filter) (n int64, dir string, l *search.Listing, ok bool) {
-	dir, err := defaultIndexDir(s, root)
-	if err != nil {
-		return 0, "", nil, false
-	}
-	sql, ok := index.CountSQL(f)
-	if _, err := os.Stat(dir); err != nil || !ok {
-		return 0, "", nil, false
-	}
-	l, err = search.List(ctx, s, search.Options{Root: root, Filter: f})
-	if err != nil {
-		return 0, "", nil, false
-	}
-	if !index.Holds(dir, l.Versions()) {
-		return 0, "", l, false
-	}
-	db, err := query.Open(ctx, dir)
-	if err != nil {
-		return 0, "", l, false
-	}
-	defer db.Close()
-	rows, err := db.Query(ctx, sql)
-	if err != nil {
-		return 0, "", l, false
-	}
-	defer rows.Close()
-	row, err := rows.Next()
-	if err != nil || row == nil {
-		return 0, "", l, false
-	}
-	n, ok = row[0].(int64)
-	return n, dir, l, ok
 }
 
 var searchColumns = []string{"TIME", "ACCOUNT", "REGION", "EVENT", "PRINCIPAL", "SOURCE IP", "ERROR"}

@@ -13,6 +13,7 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
 	"github.com/trailkeeper/trailkeeper/internal/status"
+	"github.com/trailkeeper/trailkeeper/internal/timerange"
 )
 
 // StatusOptions are the flags of status.
@@ -55,7 +56,7 @@ func runStatus(ctx context.Context, streams IO, g *Globals, opts *StatusOptions)
 		return err
 	}
 	now := time.Now().UTC()
-	since, err := parseTime(opts.Since, now)
+	since, err := timerange.ParseTime(opts.Since, now)
 	if err != nil || since.IsZero() {
 		return usageErr("use --since 2025-09-10 or --since 30d", "--since %q is not a time", opts.Since)
 	}

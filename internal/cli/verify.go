@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,9 +14,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/spf13/cobra"
 
+	"github.com/trailkeeper/trailkeeper/internal/archive"
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/store"
+	"github.com/trailkeeper/trailkeeper/internal/timerange"
 	"github.com/trailkeeper/trailkeeper/internal/verify"
 )
 
@@ -86,100 +87,9 @@ Exit codes: 0 valid (everything in range proven), 1 problems or unproven files f
 	return cmd
 }
 
-// parseTime reads RFC 3339, a date, or a duration back from now.
-func parseTime(s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	if t, err := time.Parse("2006-01-02", s); err == nil {
-		return t, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return now.Add(-d), nil
-	}
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		if n, err := strconv.Atoi(days); err == nil && n > 0 {
-			return now.AddDate(0, 0, -n), nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("%q is not a time: use 2025-09-10T15:00:00Z, 2025-09-10, 48h or 7d", s)
-}
-
-// parseRange reads --since and --until; a range that holds no time is a usage error.
-func parseRange(sinceFlag, untilFlag string, now time.Time) (since, until time.Time, err error) {
-	if since, err = parseTime(sinceFlag, now); err != nil {
-		return since, until, usageErr("", "--since: %v", err)
-	}
-	if until, err = parseTime(untilFlag, now); err != nil {
-		return since, until, usageErr("", "--until: %v", err)
-	}
-	if !since.IsZero() && !until.IsZero() && !since.Before(until) {
-		return since, until, usageErr("--since must come before --until", "empty time range %s to %s", since.Format(time.RFC3339), until.Format(time.RFC3339))
-	}
-	return since, until, nil
-}
-
-// archiveAccess resolves a LOCATION to a store and the clients to reach AWS:
-// the config's archive, s3://bucket[/prefix], or a local directory.
-func archiveAccess(ctx context.Context, g *Globals, location string) (store.Store, string, *config.Config, *awsapi.Clients, error) {
-	var c *config.Config
-	if _, err := os.Stat(g.Config); err == nil || location == "" {
-		cfg, err := loadConfig(g)
-		if err != nil {
-			return nil, "", nil, nil, err
-		}
-		c = cfg
-	}
-	target := awsapi.Target{Region: os.Getenv("AWS_REGION")}
-	if target.Region == "" {
-		target.Region = "us-east-1"
-	}
-	if c != nil {
-		target = awsapi.Target{Account: c.Archive.AccountID, Region: c.Archive.Region, Credentials: c.Archive.Credentials, Endpoint: c.EndpointURL}
-	}
-	connect := func() (*awsapi.Clients, error) {
-		cl, err := awsapi.New(ctx, target)
-		if err == nil && c != nil {
-			// Before reading the archive: is this the account the config names?
-			// A wrong profile would otherwise end in a bare AccessDenied.
-			err = cl.CheckIdentity(ctx, awsapi.Describe(c.Archive.Credentials))
-		}
-		return cl, err
-	}
-	switch {
-	case location == "":
-		cl, err := connect()
-		if err != nil {
-			return nil, "", nil, nil, err
-		}
-		return store.S3{Client: cl.S3, Bucket: c.Archive.Bucket}, "", c, cl, nil
-	case strings.HasPrefix(location, "s3://"):
-		bucket, prefix, _ := strings.Cut(strings.TrimPrefix(location, "s3://"), "/")
-		if bucket == "" {
-			return nil, "", nil, nil, usageErr("write s3://bucket or s3://bucket/prefix", "%q names no bucket", location)
-		}
-		cl, err := connect()
-		if err != nil {
-			return nil, "", nil, nil, err
-		}
-		return store.S3{Client: cl.S3, Bucket: bucket}, prefix, c, cl, nil
-	}
-	if st, err := os.Stat(location); err != nil || !st.IsDir() {
-		return nil, "", nil, nil, usageErr("give the archive as s3://bucket, or a directory made with 'aws s3 sync'", "%s is not a directory", location)
-	}
-	var cl *awsapi.Clients
-	if c != nil {
-		cl, _ = connect()
-	}
-	return store.Dir{Root: location}, "", c, cl, nil
-}
-
 func runVerify(ctx context.Context, streams IO, g *Globals, opts *VerifyOptions) error {
 	now := time.Now().UTC()
-	since, until, err := parseRange(opts.Since, opts.Until, now)
+	since, until, err := timerange.Parse(opts.Since, opts.Until, now)
 	if err != nil {
 		return err
 	}
@@ -191,10 +101,11 @@ func runVerify(ctx context.Context, streams IO, g *Globals, opts *VerifyOptions)
 		}
 		sample = n
 	}
-	s, root, c, cl, err := archiveAccess(ctx, g, opts.Location)
+	a, err := archive.Open(ctx, g.Config, opts.Location)
 	if err != nil {
 		return err
 	}
+	s, root, c, cl := a.Store, a.Root, a.Config, a.Clients
 	var keys verify.Keys
 	switch {
 	case opts.PublicKeys != "":
@@ -224,9 +135,8 @@ func runVerify(ctx context.Context, streams IO, g *Globals, opts *VerifyOptions)
 		}
 	}
 	// A live bucket's chains must reach "now"; a local copy was taken at some time.
-	_, local := s.(store.Dir)
-	checkTail := opts.Until != "" || !local
-	if until.IsZero() && !local {
+	checkTail := opts.Until != "" || s.Live()
+	if until.IsZero() && s.Live() {
 		until = now
 	}
 	prog := newProgress(streams.Err, g, "verify", 0)

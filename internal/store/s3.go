@@ -31,6 +31,7 @@ type S3 struct {
 
 func (b S3) String() string  { return "s3://" + b.Bucket }
 func (b S3) Versioned() bool { return true }
+func (b S3) Live() bool      { return true }
 
 func (b S3) Prefixes(ctx context.Context, prefix string) ([]string, error) {
 	var out []string

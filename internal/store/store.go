@@ -39,6 +39,9 @@ type Store interface {
 	String() string
 	// Versioned reports whether the store keeps versions and user metadata.
 	Versioned() bool
+	// Live reports whether the store is the archive as it is now (a bucket),
+	// not a copy taken at some time: a live archive's chains must reach now.
+	Live() bool
 	// Prefixes lists the "folders" directly under prefix (which ends in "/" or is "").
 	Prefixes(ctx context.Context, prefix string) ([]string, error)
 	// Versions calls fn for every version under prefix: keys in order, each
@@ -92,6 +95,7 @@ type Dir struct{ Root string }
 
 func (d Dir) String() string  { return d.Root }
 func (d Dir) Versioned() bool { return false }
+func (d Dir) Live() bool      { return false }
 
 func (d Dir) path(key string) (string, error) {
 	// A key such as ../x must not reach outside the copy; "." is a fine root.
@@ -249,6 +253,7 @@ func NewMemory() *Memory { return &Memory{objs: map[string][]memVersion{}} }
 
 func (m *Memory) String() string  { return "memory" }
 func (m *Memory) Versioned() bool { return true }
+func (m *Memory) Live() bool      { return true }
 
 func (m *Memory) Put(ctx context.Context, key string, data []byte, meta map[string]string) error {
 	m.mu.Lock()
