@@ -59,7 +59,10 @@ const (
 	demoRegion  = "ap-northeast-1"
 )
 
-var demoMembers = []string{"111111111111", "222222222222", "333333333333", "444444444444"}
+var (
+	demoMembers = []string{"111111111111", "222222222222", "333333333333", "444444444444"}
+	demoFirst   = demoMembers[:3] // the fourth is added later
+)
 
 // demo runs the steps and keeps score.
 type demo struct {
@@ -134,6 +137,8 @@ endpoint_url: %s
 	return os.WriteFile(d.config, []byte(yaml), 0o644)
 }
 
+func (d *demo) report() string { return filepath.Join(d.dir, "report.html") }
+
 // flow makes API activity in each account and lets CloudTrail deliver twice,
 // then waits until every replica is written.
 func (d *demo) flow(members []string) error {
@@ -176,219 +181,27 @@ func runDemo(ctx context.Context, streams IO, opts *DemoOptions) error {
 	defer in.Close()
 	d := &demo{ctx: ctx, out: streams.Out, sb: sb, url: srv.URL, dir: dir, config: filepath.Join(dir, "trailkeeper.yaml"), inbox: in}
 	fmt.Fprintf(d.out, "trailkeeper demo: a local AWS at %s, files in %s\n\n", srv.URL, dir)
-	first := demoMembers[:3]
-
-	d.step("accounts", func() (string, error) {
-		for _, a := range first {
-			if err := world.CreateMember(ctx, d.url, world.Member{Account: a, Region: demoRegion}); err != nil {
-				return "", err
-			}
-		}
-		return fmt.Sprintf("log-archive account %s and member accounts %s, each trail logging to its own bucket", demoArchive, strings.Join(first, ", ")), d.writeConfig(first)
-	})
-	d.step("plan", func() (string, error) {
-		out, code := d.cmd("plan", "--detailed-exitcode", "--output", "json")
-		var p struct{ Steps []any }
-		if code != ExitChanges || json.Unmarshal([]byte(out), &p) != nil {
-			return "", fmt.Errorf("plan exited %d: %s", code, firstLine(out))
-		}
-		return fmt.Sprintf("%d changes planned for the archive and 3 sources; config at %s", len(p.Steps), d.config), nil
-	})
-	d.step("apply", func() (string, error) {
-		if out, code := d.cmd("apply", "--yes"); code != ExitOK {
-			return "", fmt.Errorf("apply exited %d: %s", code, firstLine(out))
-		}
-		if out, code := d.cmd("plan", "--detailed-exitcode"); code != ExitOK {
-			return "", fmt.Errorf("plan after apply still has changes: %s", firstLine(out))
-		}
-		if _, err := wait(d.inbox.Confirmed, "confirmation of the alert subscription"); err != nil {
-			return "", err
-		}
-		return "Object-Lock archive, least-privilege roles, replication rules and failure alerts in place; a second plan finds nothing to change", nil
-	})
-	d.step("replicate", func() (string, error) {
-		if err := d.flow(first); err != nil {
-			return "", err
-		}
-		logs, digests, err := d.archived(first)
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("API activity in each account reached the archive: %d log files and %d signed digests, all REPLICA", logs, digests), nil
-	})
-	d.step("status", func() (string, error) {
-		out, code := d.cmd("status")
-		if code != ExitOK {
-			return "", fmt.Errorf("status is unhealthy:\n%s", out)
-		}
-		fmt.Fprint(d.out, indent(tableOnly(out)))
-		return "every account's trail reaches the archive (exit 0, no finding)", nil
-	})
-	d.step("add", func() (string, error) {
-		fourth := demoMembers[3]
-		if err := world.CreateMember(ctx, d.url, world.Member{Account: fourth, Region: demoRegion, Validation: true}); err != nil {
-			return "", err
-		}
-		// The account has been logging for a while: replication will never copy that.
-		if err := d.flow([]string{fourth}); err != nil {
-			return "", err
-		}
-		if err := d.writeConfig(demoMembers); err != nil {
-			return "", err
-		}
-		sb.ResetCalls()
-		if out, code := d.cmd("apply", "--yes"); code != ExitOK {
-			return "", fmt.Errorf("apply exited %d: %s", code, firstLine(out))
-		}
-		touched := writtenAccounts(sb.WriteCalls())
-		if len(touched) != 2 || !touched[demoArchive] || !touched[fourth] {
-			return "", fmt.Errorf("adding %s wrote in accounts %v", fourth, touched)
-		}
-		if err := d.flow(demoMembers); err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("account %s added: only the archive policy and the new account changed, no hand-edited JSON", fourth), nil
-	})
-	d.step("backfill", func() (string, error) {
-		out, code := d.cmd("backfill", "--wait", "--poll", "20ms", "--account", demoMembers[3], "--output", "json")
-		var r struct {
-			Accounts []struct {
-				Missing   int `json:"missingBefore"`
-				Succeeded int `json:"succeeded"`
-				Remaining int `json:"missingAfter"`
-			} `json:"accounts"`
-		}
-		if err := json.Unmarshal([]byte(out), &r); err != nil || code != ExitOK || len(r.Accounts) != 1 || r.Accounts[0].Missing == 0 || r.Accounts[0].Remaining != 0 {
-			return "", fmt.Errorf("backfill exited %d: %s", code, out)
-		}
-		a := r.Accounts[0]
-		return fmt.Sprintf("%d log files and digests that %s wrote before it was added reached the archive through S3 Batch Replication (%d tasks succeeded); nothing is missing now",
-			a.Missing, demoMembers[3], a.Succeeded), nil
-	})
-	d.step("alert", func() (string, error) {
-		// The archive stops letting the sources in; the next log cannot replicate.
-		arch := world.S3(d.url, demoArchive, demoRegion)
-		bucket := "aggregation-cloudtrail-logs-" + demoArchive
-		pol, err := arch.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: &bucket})
-		if err != nil {
-			return "", err
-		}
-		doc, err := policy.Parse([]byte(aws.ToString(pol.Policy)), policy.Resource)
-		if err != nil {
-			return "", err
-		}
-		doc.Statements = slices.DeleteFunc(doc.Statements, func(s policy.Statement) bool { return s.Sid == setup.SidReplication })
-		data, _ := json.Marshal(doc)
-		if _, err := arch.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &bucket, Policy: aws.String(string(data))}); err != nil {
-			return "", err
-		}
-		written := time.Now()
-		if err := d.flow(first[:1]); err != nil {
-			return "", err
-		}
-		var ev world.S3Event
-		for ev.Reason == "" { // test events from apply may come first
-			msg, err := wait(d.inbox.Messages, "alert")
-			if err != nil {
-				return "", err
-			}
-			ev, _ = world.ParseS3Event(msg)
-		}
-		took := time.Since(written).Round(time.Millisecond)
-		if out, code := d.cmd("apply", "--yes"); code != ExitOK {
-			return "", fmt.Errorf("apply exited %d: %s", code, firstLine(out))
-		}
-		if out, code := d.cmd("backfill", "--wait", "--poll", "20ms"); code != ExitOK {
-			return "", fmt.Errorf("backfill exited %d: %s", code, out)
-		}
-		return fmt.Sprintf("the archive grant broken: the subscriber at %s got S3's alert for %s (%s) %v after delivery; apply restored the grant, backfill brought the FAILED logs in",
-			d.inbox.URL, filepath.Base(ev.Key), ev.Reason, took), nil
-	})
-	d.step("watch", func() (string, error) {
-		// watch: an administrator of a source stops its trail; the person hears of it.
-		text, err := os.ReadFile(d.config)
-		if err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(d.config, append(text, "watch: {}\n"...), 0o644); err != nil {
-			return "", err
-		}
-		var out, errb bytes.Buffer
-		if code := run(d.ctx, []string{"apply", "--yes", "--config", d.config, "--no-progress"}, IO{In: strings.NewReader(""), Out: &out, Err: &errb}); code != ExitOK {
-			return "", fmt.Errorf("apply with watch exited %d: %s", code, strings.TrimSpace(errb.String()))
-		}
-		trails := cloudtrail.NewFromConfig(world.Config(d.url, demoMembers[1], demoRegion))
-		stopped := time.Now()
-		if _, err := trails.StopLogging(ctx, &cloudtrail.StopLoggingInput{Name: aws.String("Members")}); err != nil {
-			return "", err
-		}
-		var line string
-		for !strings.HasPrefix(line, "trailkeeper watch:") { // alerts of the step before may come first
-			if line, err = wait(d.inbox.Messages, "watch"); err != nil {
-				return "", err
-			}
-		}
-		took := time.Since(stopped).Round(time.Millisecond)
-		if _, err := trails.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("Members")}); err != nil {
-			return "", err
-		}
-		// The scheduled verdict: trailkeeper itself as a Lambda function on EventBridge's schedule.
-		if err := d.sb.RunSchedules(ctx); err != nil {
-			return "", err
-		}
-		said := firstLine(line)
-		return fmt.Sprintf("StopLogging in %s reached the subscriber %v later as %q; the watch function (this binary on Lambda) ran on its schedule",
-			demoMembers[1], took, said[:min(len(said), 90)]+"..."), nil
-	})
-	d.step("query", func() (string, error) {
-		index := filepath.Join(dir, "index")
-		if out, code := d.cmd("index", "--to", index); code != ExitOK {
-			return "", fmt.Errorf("index exited %d: %s", code, out)
-		}
-		start := time.Now()
-		out, code := d.cmd("query", "--index", index, "-o", "csv", "SELECT count(DISTINCT account) AS accounts, count(*) AS events FROM events")
-		var accounts, events int
-		if _, err := fmt.Sscanf(lastLine(out), "%d,%d", &accounts, &events); err != nil || code != ExitOK || accounts != len(demoMembers) {
-			return "", fmt.Errorf("query exited %d: %s", code, out)
-		}
-		return fmt.Sprintf("the archive indexed as Parquet in %s; SQL over it (DuckDB): %d events of %d accounts in %v", index, events, accounts,
-			time.Since(start).Round(time.Millisecond)), nil
-	})
-	var victim string
-	d.step("verify", func() (string, error) {
-		out, code := d.cmd("verify")
-		if code != ExitOK {
-			return "", fmt.Errorf("verify found problems:\n%s", out)
-		}
-		return "digest chains and log hashes valid on the archive copy itself: " + strings.TrimSpace(lastLine(out)), nil
-	})
-	d.step("tamper", func() (string, error) {
-		arch := world.S3(d.url, demoArchive, demoRegion)
-		bucket := "aggregation-cloudtrail-logs-" + demoArchive
-		list, err := arch.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: aws.String("AWSLogs/" + first[0] + "/CloudTrail/")})
-		if err != nil || len(list.Contents) == 0 {
-			return "", fmt.Errorf("no archived log to alter: %v", err)
-		}
-		victim = aws.ToString(list.Contents[0].Key)
-		// An intruder with write access to the archive cannot delete the locked
-		// replica, so they write a new version over it, with the incriminating event gone.
-		if _, err := arch.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &victim, ContentEncoding: aws.String("gzip"),
-			Body: bytes.NewReader(fixture.Gzip([]byte(`{"Records":[]}`))), ChecksumAlgorithm: s3types.ChecksumAlgorithmCrc32}); err != nil {
-			return "", err
-		}
-		out, code := d.cmd("verify", "--output", "json")
-		if code != ExitProblems || !strings.Contains(out, `"shadowing-version"`) || !strings.Contains(out, victim) {
-			return "", fmt.Errorf("verify did not catch the rewrite of %s (exit %d)", victim, code)
-		}
-		return fmt.Sprintf("an intruder's rewrite of %s is caught by verify (exit 1: shadowing-version); the locked replica is intact", filepath.Base(victim)), nil
-	})
-	report := filepath.Join(dir, "report.html")
-	d.step("report", func() (string, error) {
-		if out, code := d.cmd("report", "--html", report, "--days", "1"); code != ExitOK {
-			return "", fmt.Errorf("report exited %d: %s", code, firstLine(out))
-		}
-		return "status, heatmap and lag written to " + report, nil
-	})
+	steps := []struct {
+		name  string
+		proof func() (string, error)
+	}{
+		{"accounts", d.accountsStep},
+		{"plan", d.planStep},
+		{"apply", d.applyStep},
+		{"replicate", d.replicateStep},
+		{"status", d.statusStep},
+		{"add", d.addStep},
+		{"backfill", d.backfillStep},
+		{"alert", d.alertStep},
+		{"watch", d.watchStep},
+		{"query", d.queryStep},
+		{"verify", d.verifyStep},
+		{"tamper", d.tamperStep},
+		{"report", d.reportStep},
+	}
+	for _, st := range steps {
+		d.step(st.name, st.proof)
+	}
 
 	took := time.Since(start).Round(100 * time.Millisecond)
 	fmt.Fprintln(d.out)
@@ -396,7 +209,7 @@ func runDemo(ctx context.Context, streams IO, opts *DemoOptions) error {
 		fmt.Fprintf(d.out, "%d of %d proofs FAILED (%s). Files: %s\n", d.failed, d.steps, took, dir)
 		return &exitError{code: ExitProblems, err: fmt.Errorf("the demo did not hold")}
 	}
-	fmt.Fprintf(d.out, "All %d proofs held in %s.\n  config:  %s\n  report:  %s\n  sandbox: %s\n", d.steps, took, d.config, report, filepath.Join(dir, "sandbox"))
+	fmt.Fprintf(d.out, "All %d proofs held in %s.\n  config:  %s\n  report:  %s\n  sandbox: %s\n", d.steps, took, d.config, d.report(), filepath.Join(dir, "sandbox"))
 	env, err := d.writeEnv()
 	if err != nil {
 		return err
@@ -420,7 +233,7 @@ The sandbox keeps running at %s until you press Ctrl-C. In another shell, paste:
   AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=x AWS_ENDPOINT_URL=%s aws s3 ls
   trailkeeper status --config %s
   trailkeeper verify --config %s
-`, d.url, env, first[0], d.url, d.config, d.config)
+`, d.url, env, demoFirst[0], d.url, d.config, d.config)
 	<-ctx.Done()
 	return nil
 }
@@ -511,4 +324,239 @@ func indent(s string) string {
 		b.WriteString("       " + l + "\n")
 	}
 	return b.String()
+}
+
+// accountsStep creates the log-archive account and the demoFirst three members, each trail logging to its own bucket.
+func (d *demo) accountsStep() (string, error) {
+	for _, a := range demoFirst {
+		if err := world.CreateMember(d.ctx, d.url, world.Member{Account: a, Region: demoRegion}); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("log-archive account %s and member accounts %s, each trail logging to its own bucket", demoArchive, strings.Join(demoFirst, ", ")), d.writeConfig(demoFirst)
+}
+
+// planStep plans the setup of the archive and three sources.
+func (d *demo) planStep() (string, error) {
+	out, code := d.cmd("plan", "--detailed-exitcode", "--output", "json")
+	var p struct{ Steps []any }
+	if code != ExitChanges || json.Unmarshal([]byte(out), &p) != nil {
+		return "", fmt.Errorf("plan exited %d: %s", code, firstLine(out))
+	}
+	return fmt.Sprintf("%d changes planned for the archive and 3 sources; config at %s", len(p.Steps), d.config), nil
+}
+
+// applyStep applies it, and a second plan finds nothing to change.
+func (d *demo) applyStep() (string, error) {
+	if out, code := d.cmd("apply", "--yes"); code != ExitOK {
+		return "", fmt.Errorf("apply exited %d: %s", code, firstLine(out))
+	}
+	if out, code := d.cmd("plan", "--detailed-exitcode"); code != ExitOK {
+		return "", fmt.Errorf("plan after apply still has changes: %s", firstLine(out))
+	}
+	if _, err := wait(d.inbox.Confirmed, "confirmation of the alert subscription"); err != nil {
+		return "", err
+	}
+	return "Object-Lock archive, least-privilege roles, replication rules and failure alerts in place; a second plan finds nothing to change", nil
+}
+
+// replicateStep lets CloudTrail deliver and replication copy into the archive.
+func (d *demo) replicateStep() (string, error) {
+	if err := d.flow(demoFirst); err != nil {
+		return "", err
+	}
+	logs, digests, err := d.archived(demoFirst)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("API activity in each account reached the archive: %d log files and %d signed digests, all REPLICA", logs, digests), nil
+}
+
+// statusStep shows every account reaching the archive.
+func (d *demo) statusStep() (string, error) {
+	out, code := d.cmd("status")
+	if code != ExitOK {
+		return "", fmt.Errorf("status is unhealthy:\n%s", out)
+	}
+	fmt.Fprint(d.out, indent(tableOnly(out)))
+	return "every account's trail reaches the archive (exit 0, no finding)", nil
+}
+
+// addStep adds a fourth account that had logged for a while: only the archive and it change.
+func (d *demo) addStep() (string, error) {
+	fourth := demoMembers[3]
+	if err := world.CreateMember(d.ctx, d.url, world.Member{Account: fourth, Region: demoRegion, Validation: true}); err != nil {
+		return "", err
+	}
+	// The account has been logging for a while: replication will never copy that.
+	if err := d.flow([]string{fourth}); err != nil {
+		return "", err
+	}
+	if err := d.writeConfig(demoMembers); err != nil {
+		return "", err
+	}
+	d.sb.ResetCalls()
+	if out, code := d.cmd("apply", "--yes"); code != ExitOK {
+		return "", fmt.Errorf("apply exited %d: %s", code, firstLine(out))
+	}
+	touched := writtenAccounts(d.sb.WriteCalls())
+	if len(touched) != 2 || !touched[demoArchive] || !touched[fourth] {
+		return "", fmt.Errorf("adding %s wrote in accounts %v", fourth, touched)
+	}
+	if err := d.flow(demoMembers); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("account %s added: only the archive policy and the new account changed, no hand-edited JSON", fourth), nil
+}
+
+// backfillStep brings in what the fourth account logged before it was added.
+func (d *demo) backfillStep() (string, error) {
+	out, code := d.cmd("backfill", "--wait", "--poll", "20ms", "--account", demoMembers[3], "--output", "json")
+	var r struct {
+		Accounts []struct {
+			Missing   int `json:"missingBefore"`
+			Succeeded int `json:"succeeded"`
+			Remaining int `json:"missingAfter"`
+		} `json:"accounts"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil || code != ExitOK || len(r.Accounts) != 1 || r.Accounts[0].Missing == 0 || r.Accounts[0].Remaining != 0 {
+		return "", fmt.Errorf("backfill exited %d: %s", code, out)
+	}
+	a := r.Accounts[0]
+	return fmt.Sprintf("%d log files and digests that %s wrote before it was added reached the archive through S3 Batch Replication (%d tasks succeeded); nothing is missing now",
+		a.Missing, demoMembers[3], a.Succeeded), nil
+}
+
+// alertStep breaks the archive grant and catches S3's failure alert, then repairs.
+func (d *demo) alertStep() (string, error) {
+	// The archive stops letting the sources in; the next log cannot replicate.
+	arch := world.S3(d.url, demoArchive, demoRegion)
+	bucket := "aggregation-cloudtrail-logs-" + demoArchive
+	pol, err := arch.GetBucketPolicy(d.ctx, &s3.GetBucketPolicyInput{Bucket: &bucket})
+	if err != nil {
+		return "", err
+	}
+	doc, err := policy.Parse([]byte(aws.ToString(pol.Policy)), policy.Resource)
+	if err != nil {
+		return "", err
+	}
+	doc.Statements = slices.DeleteFunc(doc.Statements, func(s policy.Statement) bool { return s.Sid == setup.SidReplication })
+	data, _ := json.Marshal(doc)
+	if _, err := arch.PutBucketPolicy(d.ctx, &s3.PutBucketPolicyInput{Bucket: &bucket, Policy: aws.String(string(data))}); err != nil {
+		return "", err
+	}
+	written := time.Now()
+	if err := d.flow(demoFirst[:1]); err != nil {
+		return "", err
+	}
+	var ev world.S3Event
+	for ev.Reason == "" { // test events from apply may come demoFirst
+		msg, err := wait(d.inbox.Messages, "alert")
+		if err != nil {
+			return "", err
+		}
+		ev, _ = world.ParseS3Event(msg)
+	}
+	took := time.Since(written).Round(time.Millisecond)
+	if out, code := d.cmd("apply", "--yes"); code != ExitOK {
+		return "", fmt.Errorf("apply exited %d: %s", code, firstLine(out))
+	}
+	if out, code := d.cmd("backfill", "--wait", "--poll", "20ms"); code != ExitOK {
+		return "", fmt.Errorf("backfill exited %d: %s", code, out)
+	}
+	return fmt.Sprintf("the archive grant broken: the subscriber at %s got S3's alert for %s (%s) %v after delivery; apply restored the grant, backfill brought the FAILED logs in",
+		d.inbox.URL, filepath.Base(ev.Key), ev.Reason, took), nil
+}
+
+// watchStep stops a trail and catches watch's line; the watch function runs on its schedule.
+func (d *demo) watchStep() (string, error) {
+	// watch: an administrator of a source stops its trail; the person hears of it.
+	text, err := os.ReadFile(d.config)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(d.config, append(text, "watch: {}\n"...), 0o644); err != nil {
+		return "", err
+	}
+	var out, errb bytes.Buffer
+	if code := run(d.ctx, []string{"apply", "--yes", "--config", d.config, "--no-progress"}, IO{In: strings.NewReader(""), Out: &out, Err: &errb}); code != ExitOK {
+		return "", fmt.Errorf("apply with watch exited %d: %s", code, strings.TrimSpace(errb.String()))
+	}
+	trails := cloudtrail.NewFromConfig(world.Config(d.url, demoMembers[1], demoRegion))
+	stopped := time.Now()
+	if _, err := trails.StopLogging(d.ctx, &cloudtrail.StopLoggingInput{Name: aws.String("Members")}); err != nil {
+		return "", err
+	}
+	var line string
+	for !strings.HasPrefix(line, "trailkeeper watch:") { // alerts of the step before may come demoFirst
+		if line, err = wait(d.inbox.Messages, "watch"); err != nil {
+			return "", err
+		}
+	}
+	took := time.Since(stopped).Round(time.Millisecond)
+	if _, err := trails.StartLogging(d.ctx, &cloudtrail.StartLoggingInput{Name: aws.String("Members")}); err != nil {
+		return "", err
+	}
+	// The scheduled verdict: trailkeeper itself as a Lambda function on EventBridge's schedule.
+	if err := d.sb.RunSchedules(d.ctx); err != nil {
+		return "", err
+	}
+	said := firstLine(line)
+	return fmt.Sprintf("StopLogging in %s reached the subscriber %v later as %q; the watch function (this binary on Lambda) ran on its schedule",
+		demoMembers[1], took, said[:min(len(said), 90)]+"..."), nil
+}
+
+// queryStep indexes the archive as Parquet and queries it with SQL.
+func (d *demo) queryStep() (string, error) {
+	index := filepath.Join(d.dir, "index")
+	if out, code := d.cmd("index", "--to", index); code != ExitOK {
+		return "", fmt.Errorf("index exited %d: %s", code, out)
+	}
+	start := time.Now()
+	out, code := d.cmd("query", "--index", index, "-o", "csv", "SELECT count(DISTINCT account) AS accounts, count(*) AS events FROM events")
+	var accounts, events int
+	if _, err := fmt.Sscanf(lastLine(out), "%d,%d", &accounts, &events); err != nil || code != ExitOK || accounts != len(demoMembers) {
+		return "", fmt.Errorf("query exited %d: %s", code, out)
+	}
+	return fmt.Sprintf("the archive indexed as Parquet in %s; SQL over it (DuckDB): %d events of %d accounts in %v", index, events, accounts,
+		time.Since(start).Round(time.Millisecond)), nil
+}
+
+// verifyStep proves the archive valid on its copy.
+func (d *demo) verifyStep() (string, error) {
+	out, code := d.cmd("verify")
+	if code != ExitOK {
+		return "", fmt.Errorf("verify found problems:\n%s", out)
+	}
+	return "digest chains and log hashes valid on the archive copy itself: " + strings.TrimSpace(lastLine(out)), nil
+}
+
+// tamperStep rewrites an archived log as an intruder would, and verify catches it.
+func (d *demo) tamperStep() (string, error) {
+	arch := world.S3(d.url, demoArchive, demoRegion)
+	bucket := "aggregation-cloudtrail-logs-" + demoArchive
+	list, err := arch.ListObjectsV2(d.ctx, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: aws.String("AWSLogs/" + demoFirst[0] + "/CloudTrail/")})
+	if err != nil || len(list.Contents) == 0 {
+		return "", fmt.Errorf("no archived log to alter: %v", err)
+	}
+	victim := aws.ToString(list.Contents[0].Key)
+	// An intruder with write access to the archive cannot delete the locked
+	// replica, so they write a new version over it, with the incriminating event gone.
+	if _, err := arch.PutObject(d.ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &victim, ContentEncoding: aws.String("gzip"),
+		Body: bytes.NewReader(fixture.Gzip([]byte(`{"Records":[]}`))), ChecksumAlgorithm: s3types.ChecksumAlgorithmCrc32}); err != nil {
+		return "", err
+	}
+	out, code := d.cmd("verify", "--output", "json")
+	if code != ExitProblems || !strings.Contains(out, `"shadowing-version"`) || !strings.Contains(out, victim) {
+		return "", fmt.Errorf("verify did not catch the rewrite of %s (exit %d)", victim, code)
+	}
+	return fmt.Sprintf("an intruder's rewrite of %s is caught by verify (exit 1: shadowing-version); the locked replica is intact", filepath.Base(victim)), nil
+}
+
+// reportStep writes the HTML report.
+func (d *demo) reportStep() (string, error) {
+	if out, code := d.cmd("report", "--html", d.report(), "--days", "1"); code != ExitOK {
+		return "", fmt.Errorf("report exited %d: %s", code, firstLine(out))
+	}
+	return "status, heatmap and lag written to " + d.report(), nil
 }
