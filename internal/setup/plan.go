@@ -132,65 +132,6 @@ func (o Options) poll() time.Duration {
 	return o.Poll
 }
 
-// Env holds the clients of every account of a config.
-type Env struct {
-	Config  *config.Config
-	Archive *awsapi.Clients
-	Sources map[string]*awsapi.Clients
-}
-
-// Connect builds clients for the archive and the given sources and checks, in
-// parallel, that each credential acts in the account the config names.
-func Connect(ctx context.Context, c *config.Config, sources []config.Source, parallel int) (*Env, error) {
-	// Target 0 is the archive, then the sources in order.
-	targets := []awsapi.Target{{Account: c.Archive.AccountID, Region: c.Archive.Region, Credentials: c.Archive.Credentials, Endpoint: c.EndpointURL}}
-	for _, s := range sources {
-		targets = append(targets, awsapi.Target{Account: s.AccountID, Region: s.Region, Credentials: s.Credentials, Endpoint: c.EndpointURL})
-	}
-	clients := make([]*awsapi.Clients, len(targets))
-	var loader awsapi.Loader
-	err := forEach(ctx, parallel, len(targets), func(ctx context.Context, i int) error {
-		cl, err := loader.New(ctx, targets[i])
-		if err != nil {
-			return err
-		}
-		clients[i] = cl
-		return cl.CheckIdentity(ctx, awsapi.Describe(targets[i].Credentials))
-	})
-	e := &Env{Config: c, Archive: clients[0], Sources: map[string]*awsapi.Clients{}}
-	for _, cl := range clients[1:] {
-		if cl != nil {
-			e.Sources[cl.Account] = cl
-		}
-	}
-	return e, err
-}
-
-// forEach runs fn for 0..n-1 with at most parallel at once and returns the
-// errors of all that failed, so that one bad account does not hide another.
-func forEach(ctx context.Context, parallel, n int, fn func(ctx context.Context, i int) error) error {
-	if parallel < 1 {
-		parallel = 8
-	}
-	sem := make(chan struct{}, parallel)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if ctx.Err() != nil {
-				errs[i] = ctx.Err()
-				return
-			}
-			errs[i] = fn(ctx, i)
-		}()
-	}
-	wg.Wait()
-	return joinErrors(errs)
-}
 
 // Errors is several independent failures, one per account.
 type Errors []error
@@ -670,107 +611,30 @@ func (p *Plan) planRemoval(c *config.Config, cl *awsapi.Clients, st *SourceState
 	p.note("account %s: its logs stay where they are, in its bucket and in the archive; remove its entry from the config", acct)
 }
 
-var seedPrincipalRE = regexp.MustCompile(`^arn:aws:iam::(\d{12}):role/` + seedRoleName + `$`)
-var roleAccountRE = regexp.MustCompile(`^arn:aws:iam::(\d{12}):role/`)
 var resourcePrefixRE = regexp.MustCompile(`^arn:aws:s3:::[^/]+/(.*)\*$`)
 
-// planPolicy merges trailkeeper's statements into the archive policy by Sid,
-// in two writes: grants before the sources change, revocations after.
+// planPolicy plans the archive policy's two writes: the grant before the
+// sources change, and what is taken away after (archivePolicies).
 func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, removing map[string]bool, opts Options, g grantChange) error {
 	c := e.Config
 	a := c.Archive.AccountID
-	cur := st.Policy
-	if cur == nil {
-		cur = &policy.Document{Version: "2012-10-17"}
-	}
-	// What the current grant holds.
-	var oldAccounts, oldRoles, oldPrefixes []string
-	if s := cur.Statement(SidReplication); s != nil {
-		oldAccounts = GrantedAccounts(s)
-		oldRoles, oldPrefixes = grantRoles(s), grantPrefixes(s)
-	}
-	inConfig := map[string]bool{}
-	var accounts, prefixes []string
-	roles := append([]string{SharedRolePattern(c.Replication.RoleName)}, g.roles...)
+	in := policyInput{Bucket: c.Archive.Bucket, Current: st.Policy, RoleName: c.Replication.RoleName, Removing: removing, Prune: opts.Prune,
+		ExtraRoles: g.roles, Adopted: g.adopted, AllObserved: observedAll(sources)}
 	for _, s := range c.Sources {
-		if !removing[s.AccountID] {
-			inConfig[s.AccountID] = true
-		}
-	}
-	// Only accounts observed in this run are granted anew: their role and
-	// rule are planned beside the grant. (remove-source observes only the
-	// accounts it removes; it must not grant the others of the config.)
-	for _, s := range sources {
-		if s != nil && !removing[s.Config.AccountID] {
-			accounts = append(accounts, s.Config.AccountID)
-			prefixes = append(prefixes, s.Trail.LogPrefix())
-		}
-	}
-	// Grant phase: add what is new, keep everything else.
-	grantAccounts := append(append([]string{}, oldAccounts...), accounts...)
-	grantRoles := append(append([]string{}, oldRoles...), roles...)
-	grantPrefixes := append(append([]string{}, oldPrefixes...), prefixes...)
-	grant := withGrant(withStatements(cur, DenyInsecure(c.Archive.Bucket)), c.Archive.Bucket, grantAccounts, grantRoles, grantPrefixes)
-
-	// Revoke phase: drop removed and (with --prune) unlisted accounts, and the
-	// seed's statements once every account they name has moved to trailkeeper.
-	keep := func(acct string) bool { return !removing[acct] && (inConfig[acct] || !opts.Prune) }
-	var finalAccounts []string
-	for _, acct := range sortedUnique(grantAccounts) {
-		if keep(acct) {
-			finalAccounts = append(finalAccounts, acct)
-		} else if !inConfig[acct] && !removing[acct] {
-			p.note("account %s: grant removed (--prune); its replication rule and role remain in that account: run 'trailkeeper remove-source %s' with its credentials", acct, acct)
-		}
-	}
-	for _, acct := range sortedUnique(oldAccounts) {
-		if !inConfig[acct] && !opts.Prune && !removing[acct] {
-			p.note("account %s is granted in the archive policy but not in the config: 'apply --prune' removes the grant", acct)
-		}
-	}
-	var finalRoles []string
-	for _, r := range sortedUnique(grantRoles) {
-		if m := roleAccountRE.FindStringSubmatch(r); m == nil || keep(m[1]) {
-			finalRoles = append(finalRoles, r)
-		}
-	}
-	finalPrefixes := grantPrefixes
-	if opts.Prune && observedAll(sources) {
-		finalPrefixes = prefixes
-	}
-	final := grant
-	if len(finalAccounts) > 0 {
-		final = withGrant(grant, c.Archive.Bucket, finalAccounts, finalRoles, finalPrefixes)
-	} else {
-		final = withoutStatements(grant, func(s policy.Statement) bool { return s.Sid == SidReplication })
-	}
-	adopted := map[string]bool{}
-	for _, acct := range g.adopted {
-		adopted[acct] = true
+		in.Config = append(in.Config, s.AccountID)
 	}
 	for _, s := range sources {
-		if s != nil && s.Replication != nil && roleName(aws.ToString(s.Replication.Role)) == c.Replication.RoleName {
-			adopted[s.Config.AccountID] = true // moved in an earlier run
+		if s == nil {
+			continue
 		}
+		in.Observed = append(in.Observed, observedSource{Account: s.Config.AccountID, Prefix: s.Trail.LogPrefix(),
+			OnRole: s.Replication != nil && roleName(aws.ToString(s.Replication.Role)) == c.Replication.RoleName})
 	}
-	final = withoutStatements(final, func(s policy.Statement) bool {
-		if !seedSids[s.Sid] || s.Principal == nil {
-			return false
-		}
-		for _, pr := range s.Principal.AWS {
-			m := seedPrincipalRE.FindStringSubmatch(pr)
-			if m == nil || !adopted[m[1]] {
-				return false
-			}
-		}
-		return true
-	})
-	for _, s := range final.Statements {
-		if seedSids[s.Sid] {
-			p.note("archive: the seed's statement %s stays: it names accounts that do not use trailkeeper's role yet", s.Sid)
-		}
+	out := archivePolicies(in)
+	for _, n := range out.Notes {
+		p.note("%s", n)
 	}
-
+	grant, final := out.Grant, out.Final
 	p.PolicyBytes = StoredSize(final)
 	if size := StoredSize(grant); size > PolicyLimit {
 		return &Conflict{Account: a, Msg: fmt.Sprintf("the archive policy would be %d bytes, over S3's limit of %d", size, PolicyLimit),
@@ -778,10 +642,14 @@ func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, remo
 	}
 	p.AccountsFit = min(AccountsThatFit(final), AccountsThatFit(grant))
 	ops := archiveOps{cl: e.Archive, c: c, note: p.note, waiting: p.waiting}
+	cur := st.Policy
+	if cur == nil {
+		cur = &policy.Document{Version: "2012-10-17"}
+	}
 	if !samePolicy(cur, grant) {
 		p.policyWrites = append(p.policyWrites, grant)
 		p.add(&Step{Account: a, Phase: PhaseGrant, Resource: "bucket policy", Action: verb(st.Policy == nil),
-			Summary: fmt.Sprintf("statements %s and %s (%d source accounts)", SidDenyInsecure, SidReplication, len(sortedUnique(grantAccounts))),
+			Summary: fmt.Sprintf("statements %s and %s (%d source accounts)", SidDenyInsecure, SidReplication, out.GrantAccounts),
 			Diff:    diff(canonicalPolicy(st.Policy), canonicalPolicy(grant)), Observed: canonicalPolicy(st.Policy),
 			Run: func(ctx context.Context) error { return ops.putPolicy(ctx, st.Policy, grant) }})
 	}
