@@ -132,7 +132,6 @@ func (o Options) poll() time.Duration {
 	return o.Poll
 }
 
-
 // Errors is several independent failures, one per account.
 type Errors []error
 
