@@ -2,15 +2,11 @@ package sandbox
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"io"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/trailkeeper/trailkeeper/internal/policy"
 )
 
 type trail struct {
@@ -57,55 +53,14 @@ type digestLog struct {
 	Newest time.Time `json:"newest"`
 }
 
-func (s *Sandbox) serveCloudTrail(c *call) error {
-	target := c.r.Header.Get("X-Amz-Target")
-	// The CLI sends com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.Op, the Go SDK CloudTrail_20131101.Op.
-	_, op, _ := strings.Cut(target, "CloudTrail_20131101.")
-	if op == "" {
-		return errorf(400, "UnknownOperationException", "Unknown operation %s", target)
-	}
-	c.action = op
-	if c.caller.Account == "" {
-		return errorf(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
-	}
-	body, err := io.ReadAll(io.LimitReader(c.r.Body, 1<<20))
-	if err != nil {
-		return errorf(400, "SerializationException", "%v", err)
-	}
-	var in map[string]any
-	if len(body) > 0 {
-		if err := json.Unmarshal(body, &in); err != nil {
-			return errorf(400, "SerializationException", "Start of structure or map found where not expected")
-		}
-	}
-	c.params = recordedParams(in)
-	h, ok := map[string]func(*call, map[string]any) (any, error){
+// cloudtrailActions are CloudTrail's operations; each takes s.mu itself.
+func (s *Sandbox) cloudtrailActions() map[string]jsonHandler {
+	return map[string]jsonHandler{
 		"CreateTrail": s.ctCreateTrail, "UpdateTrail": s.ctUpdateTrail, "DeleteTrail": s.ctDeleteTrail,
 		"GetTrail": s.ctGetTrail, "DescribeTrails": s.ctDescribeTrails, "ListTrails": s.ctListTrails,
 		"StartLogging": s.ctStartLogging, "StopLogging": s.ctStopLogging, "GetTrailStatus": s.ctGetTrailStatus,
 		"ListPublicKeys": s.ctListPublicKeys, "GetEventSelectors": s.ctGetEventSelectors,
-	}[op]
-	if !ok {
-		return errorf(400, "UnknownOperationException", "The sandbox does not emulate CloudTrail %s", op)
 	}
-	c.readOnly = strings.HasPrefix(op, "Get") || strings.HasPrefix(op, "Describe") || strings.HasPrefix(op, "List")
-	if !c.caller.root() {
-		s.mu.Lock()
-		req := policy.Request{Caller: c.caller.policyCaller(), Action: "cloudtrail:" + op, Resource: "*", Context: c.requestContext(nil)}
-		d := s.identityDecision(c.caller, req)
-		s.mu.Unlock()
-		if d != policy.Allowed {
-			return accessDenied("User: %s is not authorized to perform: cloudtrail:%s", c.caller.display(), op)
-		}
-	}
-	out, err := h(c, in)
-	if err != nil {
-		return err
-	}
-	c.w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	data, _ := json.Marshal(out)
-	c.w.Write(data)
-	return nil
 }
 
 func str(in map[string]any, k string) string {

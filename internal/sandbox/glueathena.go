@@ -1,14 +1,10 @@
 package sandbox
 
 import (
-	"encoding/json"
-	"io"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/trailkeeper/trailkeeper/internal/policy"
 )
 
 // The Glue Data Catalog and Athena's workgroups and named queries, as far as
@@ -40,53 +36,6 @@ var (
 	glueNameRE      = regexp.MustCompile(`^[a-z0-9_]{1,255}$`) // Athena reads lower-case names only
 	workgroupNameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,128}$`)
 )
-
-type jsonHandler func(c *call, in map[string]any) (any, error)
-
-// serveJSON answers a JSON 1.1 request: X-Amz-Target is PREFIX.Operation.
-func (s *Sandbox) serveJSON(c *call, service, prefix string, handlers map[string]jsonHandler) error {
-	op, ok := strings.CutPrefix(c.r.Header.Get("X-Amz-Target"), prefix+".")
-	if !ok {
-		return errorf(400, "UnknownOperationException", "Unknown operation %s", c.r.Header.Get("X-Amz-Target"))
-	}
-	c.action = op
-	if c.caller.Account == "" {
-		return errorf(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
-	}
-	h, ok := handlers[op]
-	if !ok {
-		return errorf(400, "UnknownOperationException", "The sandbox does not emulate %s %s", service, op)
-	}
-	body, _ := io.ReadAll(io.LimitReader(c.r.Body, 1<<20))
-	in := map[string]any{}
-	if len(body) > 0 && json.Unmarshal(body, &in) != nil {
-		return errorf(400, "SerializationException", "Start of structure or map found where not expected")
-	}
-	c.params = recordedParams(in)
-	c.readOnly = strings.HasPrefix(op, "Get") || strings.HasPrefix(op, "List") || strings.HasPrefix(op, "BatchGet")
-	if !c.caller.root() {
-		s.mu.Lock()
-		req := policy.Request{Caller: c.caller.policyCaller(), Action: service + ":" + op, Resource: "*", Context: c.requestContext(nil)}
-		d := s.identityDecision(c.caller, req)
-		s.mu.Unlock()
-		if d != policy.Allowed {
-			return errorf(400, "AccessDeniedException", "User: %s is not authorized to perform: %s:%s", c.caller.display(), service, op)
-		}
-	}
-	s.mu.Lock()
-	out, err := h(c, in)
-	if err == nil && !c.readOnly {
-		s.changed()
-	}
-	s.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	c.w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	data, _ := json.Marshal(out)
-	c.w.Write(data)
-	return nil
-}
 
 func obj(in map[string]any, k string) map[string]any {
 	m, _ := in[k].(map[string]any)

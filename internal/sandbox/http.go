@@ -164,14 +164,8 @@ func (s *Sandbox) dispatch(c *call) error {
 		return s.serveQuery(c, "http://cloudformation.amazonaws.com/doc/2010-05-15/", s.cfnHandlers)
 	case "sns":
 		return s.serveQuery(c, snsNamespace, s.snsHandlers)
-	case "glue":
-		return s.serveJSON(c, "glue", "AWSGlue", s.glueHandlers)
-	case "athena":
-		return s.serveJSON(c, "athena", "AmazonAthena", s.athenaHandlers)
-	case "cloudtrail":
-		return s.serveCloudTrail(c)
-	case "events":
-		return s.serveJSON(c, "events", "AWSEvents", s.eventsHandlers)
+	case "glue", "athena", "cloudtrail", "events":
+		return s.serveJSON(c, s.jsonHandlers[c.service])
 	case "lambda":
 		return s.serveLambda(c)
 	case "access-analyzer":
