@@ -73,6 +73,7 @@ func runIndex(ctx context.Context, streams IO, g *Globals, opts *IndexOptions) e
 	merging := newProgress(streams.Err, g, "index: merging month folders", 0)
 	res, err := index.Build(ctx, s, dir, index.Options{Root: root, Parallel: opts.Parallel, Progress: func(p index.Progress) {
 		if p.ToMerge > 0 {
+			prog.finish() // reading is over: one line on the terminal at a time
 			merging.update(p.Merged, p.ToMerge, "folders")
 			return
 		}

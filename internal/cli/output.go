@@ -28,7 +28,9 @@ func isTerminal(stream any) bool {
 }
 
 // progress reports long work on stderr: a line that rewrites itself on a
-// terminal, and a line every few seconds otherwise (CI logs stay short).
+// terminal, with the rate and what remains, and that keeps ticking while a
+// slow object holds the work up (so that it never looks like a hang);
+// elsewhere a line every few seconds and one at the end, and no ticking.
 type progress struct {
 	mu       sync.Mutex
 	w        io.Writer
@@ -36,14 +38,42 @@ type progress struct {
 	off      bool
 	total    int
 	done     int
+	msg      string
+	updated  bool // a first update came: there is something to show
 	last     time.Time
 	start    time.Time
 	label    string
 	interval time.Duration
+	stop     chan struct{} // ends the ticker
+	once     sync.Once
 }
 
 func newProgress(w io.Writer, g *Globals, label string, total int) *progress {
-	return &progress{w: w, tty: isTerminal(w), off: g.NoProgress, total: total, label: label, start: time.Now(), interval: 5 * time.Second}
+	p := &progress{w: w, tty: isTerminal(w), off: g.NoProgress, total: total, label: label, start: time.Now(), interval: 5 * time.Second}
+	if p.tty && !p.off {
+		p.stop = make(chan struct{})
+		go p.tick(time.Second)
+	}
+	return p
+}
+
+// tick redraws the terminal line when no update came for a while: the
+// elapsed time and the ETA move even while one object takes long.
+func (p *progress) tick(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-t.C:
+			p.mu.Lock()
+			if p.updated && now.Sub(p.last) >= every {
+				p.draw(now)
+			}
+			p.mu.Unlock()
+		}
+	}
 }
 
 // step counts one more unit of work done.
@@ -63,25 +93,53 @@ func (p *progress) update(done, total int, msg ...string) {
 // show prints on a terminal at once, elsewhere every few seconds and at the end.
 func (p *progress) show(done, total int, msg string) {
 	again := p.done == done && p.total == total // the end, said once is enough
-	p.done, p.total = done, total
+	p.done, p.total, p.msg, p.updated = done, total, msg, true
 	if p.off {
 		return
 	}
 	now := time.Now()
 	switch {
 	case p.tty && now.Sub(p.last) >= 100*time.Millisecond || p.tty && done == total && !again:
-		fmt.Fprintf(p.w, "\r\033[K%s %d/%d %s", p.label, done, total, truncate(msg, 60))
-		p.last = now
+		p.draw(now)
 	case !p.tty && (done == total && !again || now.Sub(p.last) >= p.interval):
 		fmt.Fprintf(p.w, "%s %d/%d (%s) %s\n", p.label, done, total, now.Sub(p.start).Round(100*time.Millisecond), msg)
 		p.last = now
 	}
 }
 
-func (p *progress) finish() {
-	if p.tty && !p.off {
-		fmt.Fprint(p.w, "\r\033[K")
+// draw rewrites the terminal line: done of total, the rate, the time left
+// at that rate, and the time so far.
+func (p *progress) draw(now time.Time) {
+	elapsed := now.Sub(p.start)
+	line := fmt.Sprintf("%s %d/%d", p.label, p.done, p.total)
+	if secs := elapsed.Seconds(); secs >= 1 && p.done > 0 {
+		rate := float64(p.done) / secs
+		if rate >= 10 {
+			line += fmt.Sprintf("  %.0f/s", rate)
+		} else {
+			line += fmt.Sprintf("  %.1f/s", rate)
+		}
+		if p.total > p.done {
+			line += "  ETA " + (time.Duration(float64(p.total-p.done)/rate) * time.Second).Round(time.Second).String()
+		}
 	}
+	line += "  " + elapsed.Round(time.Second).String()
+	fmt.Fprintf(p.w, "\r\033[K%s %s", line, truncate(p.msg, 50))
+	p.last = now
+}
+
+// finish ends the ticker and clears the line; it may be called twice.
+func (p *progress) finish() {
+	p.once.Do(func() {
+		if p.stop != nil {
+			close(p.stop)
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.tty && !p.off {
+			fmt.Fprint(p.w, "\r\033[K")
+		}
+	})
 }
 
 func truncate(s string, n int) string {
