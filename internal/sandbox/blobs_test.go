@@ -29,15 +29,8 @@ func TestLargeUploadsAreStreamedToDisk(t *testing.T) {
 			if dataDir {
 				opts.DataDir = t.TempDir()
 			}
-			sb, err := New(opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv, err := sb.Start("127.0.0.1:0", false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e := &env{t: t, sb: sb, url: srv.URL}
+			e := newEnv(t, opts)
+			sb := e.sb
 			spill, err := sb.blobs.spillDir()
 			if err != nil {
 				t.Fatal(err)
@@ -98,8 +91,7 @@ func TestLargeUploadsAreStreamedToDisk(t *testing.T) {
 			if after := files(); after != before {
 				t.Fatalf("a refused upload left %d files behind", after-before)
 			}
-			srv.Close()
-			if err := sb.Close(); err != nil {
+			if err := sb.Close(); err != nil { // before newEnv's cleanup, to see the spill directory go
 				t.Fatal(err)
 			}
 			if _, err := os.Stat(spill); dataDir == os.IsNotExist(err) {

@@ -52,6 +52,20 @@ func (c *cli) describeJob(acct, id string) map[string]any {
 	return out.Job
 }
 
+// jobReport reads a job's completion report as S3 writes it: manifest.json
+// under PREFIX/job-ID/ names one result CSV, of the tasks with status.
+func (c *cli) jobReport(acct, bucket, prefix, id, status string) string {
+	c.t.Helper()
+	var manifest struct {
+		Results []struct{ TaskExecutionStatus, Key string }
+	}
+	json.Unmarshal([]byte(c.ok(acct, "s3", "cp", "s3://"+bucket+"/"+prefix+"/job-"+id+"/manifest.json", "-")), &manifest)
+	if len(manifest.Results) != 1 || manifest.Results[0].TaskExecutionStatus != status {
+		c.t.Fatalf("report manifest of job %s: %+v, want one result of %s tasks", id, manifest, status)
+	}
+	return c.ok(acct, "s3", "cp", "s3://"+bucket+"/"+manifest.Results[0].Key, "-")
+}
+
 // TestBatchReplicationWithTheCLI: objects written before the rule are not
 // replicated; an S3 Batch Replication job created with the AWS CLI as AWS
 // documents it brings them in, and writes its completion report. Without
@@ -109,14 +123,7 @@ func TestBatchReplicationWithTheCLI(t *testing.T) {
 		}
 	}
 	// The completion report: manifest.json names the result CSVs.
-	var manifest struct {
-		Results []struct{ TaskExecutionStatus, Key string }
-	}
-	json.Unmarshal([]byte(c.ok(sourceAcct, "s3", "cp", "s3://"+p.source+"/batch-reports/job-"+id+"/manifest.json", "-")), &manifest)
-	if len(manifest.Results) != 1 || manifest.Results[0].TaskExecutionStatus != "succeeded" {
-		t.Fatalf("report manifest: %+v", manifest)
-	}
-	csv := c.ok(sourceAcct, "s3", "cp", "s3://"+p.source+"/"+manifest.Results[0].Key, "-")
+	csv := c.jobReport(sourceAcct, p.source, "batch-reports", id, "succeeded")
 	if lines := strings.Split(strings.TrimSpace(csv), "\n"); len(lines) != 3 || !strings.Contains(lines[0], ",succeeded,,200,") {
 		t.Fatalf("report CSV:\n%s", csv)
 	}
@@ -129,8 +136,7 @@ func TestBatchReplicationWithTheCLI(t *testing.T) {
 	if job["Status"] != "Complete" || prog["NumberOfTasksFailed"] != 4.0 {
 		t.Fatalf("job without s3:InitiateReplication: %v", job)
 	}
-	json.Unmarshal([]byte(c.ok(sourceAcct, "s3", "cp", "s3://"+p.source+"/batch-reports/job-"+id+"/manifest.json", "-")), &manifest)
-	if csv := c.ok(sourceAcct, "s3", "cp", "s3://"+p.source+"/"+manifest.Results[0].Key, "-"); !strings.Contains(csv, ",failed,InitiateReplicationNotPermitted,403,") {
+	if csv := c.jobReport(sourceAcct, p.source, "batch-reports", id, "failed"); !strings.Contains(csv, ",failed,InitiateReplicationNotPermitted,403,") {
 		t.Fatalf("report CSV:\n%s", csv)
 	}
 
@@ -222,14 +228,7 @@ func TestRetentionJobWithTheCLI(t *testing.T) {
 			t.Errorf("%s locked %s until %s, want %s", key, r.Retention.Mode, r.Retention.RetainUntilDate, want)
 		}
 	}
-	var report struct {
-		Results []struct{ TaskExecutionStatus, Key string }
-	}
-	json.Unmarshal([]byte(c.ok(archiveAcct, "s3", "cp", "s3://"+p.archive+"/retention/reports/job-"+id+"/manifest.json", "-")), &report)
-	if len(report.Results) != 1 || report.Results[0].TaskExecutionStatus != "failed" {
-		t.Fatalf("report manifest: %+v", report)
-	}
-	csv := c.ok(archiveAcct, "s3", "cp", "s3://"+p.archive+"/"+report.Results[0].Key, "-")
+	csv := c.jobReport(archiveAcct, p.archive, "retention/reports", id, "failed")
 	if !strings.Contains(csv, "d.json.gz") || !strings.Contains(csv, ",failed,AccessDenied,403,") || !strings.Contains(csv, ",failed,NoSuchKey,404,") {
 		t.Fatalf("report CSV:\n%s", csv)
 	}
