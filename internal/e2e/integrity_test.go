@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -321,5 +322,36 @@ func TestEveryListingFollowsItsPages(t *testing.T) {
 	}
 	if n <= 2 {
 		t.Fatalf("only %d objects: the test does not span pages", n)
+	}
+}
+
+// Credentials that may not ask IAM Access Analyzer stop the plan before any
+// policy write, with the permission to add named: the archive policy is not
+// written on trailkeeper's reading alone where AWS can be asked.
+func TestPlanNamesTheAccessAnalyzerPermission(t *testing.T) {
+	e := newEnv(t, sandboxDefaults())
+	e.member(world.Member{Account: acctA})
+	e.writeConfig([]string{acctA}, "")
+	im := iam.NewFromConfig(world.Config(e.url, archiveAcct, region))
+	must(im.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("operator")})).OK(t)
+	must(im.PutUserPolicy(ctx, &iam.PutUserPolicyInput{UserName: aws.String("operator"), PolicyName: aws.String("all-but-analyzer"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},{"Effect":"Deny","Action":"access-analyzer:*","Resource":"*"}]}`)})).OK(t)
+	key := must(im.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String("operator")})).OK(t).AccessKey
+	creds := os.Getenv("AWS_SHARED_CREDENTIALS_FILE")
+	f, err := os.OpenFile(creds, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "[operator]\naws_access_key_id = %s\naws_secret_access_key = %s\n", aws.ToString(key.AccessKeyId), aws.ToString(key.SecretAccessKey))
+	f.Close()
+	text, _ := os.ReadFile(e.config)
+	os.WriteFile(e.config, bytes.Replace(text, []byte("profile: log-archive"), []byte("profile: operator"), 1), 0o600)
+	e.sb.ResetCalls()
+	out, errOut, code := e.run("apply", "--yes")
+	if code != cli.ExitAWS || !strings.Contains(errOut, "grant access-analyzer:CheckNoPublicAccess to the archive credentials") {
+		t.Fatalf("apply without access-analyzer:CheckNoPublicAccess: exit %d\n%s%s", code, out, errOut)
+	}
+	if w := e.writes(); len(w) != 0 {
+		t.Fatalf("apply wrote %v before stopping", w)
 	}
 }
