@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -216,14 +217,14 @@ func Parse(path string, data []byte) (*Config, error) {
 	return c, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+var yamlLineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`line (\d+)`) })
 
 func yamlError(path string, err error) error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line := 0
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+	if m := yamlLineRE().FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
-		msg = strings.TrimSpace(yamlLineRE.ReplaceAllString(msg, ""))
+		msg = strings.TrimSpace(yamlLineRE().ReplaceAllString(msg, ""))
 		msg = strings.TrimPrefix(msg, ": ")
 	}
 	return &Error{File: path, Line: line, Msg: "not valid YAML: " + msg}
@@ -344,7 +345,7 @@ func (p *parser) credentials(c *Credentials) map[string]func(*yaml.Node, string)
 		"profile": func(n *yaml.Node, f string) { c.Profile = p.str(n, f) },
 		"role_arn": func(n *yaml.Node, f string) {
 			c.RoleARN = p.str(n, f)
-			if p.err == nil && !roleARNRE.MatchString(c.RoleARN) {
+			if p.err == nil && !roleARNRE().MatchString(c.RoleARN) {
 				p.fail(n, f, "%q is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", c.RoleARN)
 			}
 		},
@@ -352,15 +353,15 @@ func (p *parser) credentials(c *Credentials) map[string]func(*yaml.Node, string)
 	}
 }
 
-var roleARNRE = regexp.MustCompile(`^arn:aws[\w-]*:iam::(\d{12}):role/[\w+=,.@/-]+$`)
+var roleARNRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^arn:aws[\w-]*:iam::(\d{12}):role/[\w+=,.@/-]+$`) })
 
-var roleNameRE = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
+var roleNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\w+=,.@-]{1,64}$`) })
 
-var bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+var bucketRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`) })
 
 func (p *parser) bucket(n *yaml.Node, field string) string {
 	v := p.str(n, field)
-	if p.err == nil && (!bucketRE.MatchString(v) || strings.Contains(v, "..")) {
+	if p.err == nil && (!bucketRE().MatchString(v) || strings.Contains(v, "..")) {
 		p.fail(n, field, "%q is not a valid S3 bucket name (3-63 lower-case letters, digits, dots and hyphens)", v)
 	}
 	return v
@@ -420,7 +421,7 @@ func (p *parser) replication(n *yaml.Node, field string, r *Replication) {
 	p.mapping(n, field, map[string]func(*yaml.Node, string){
 		"role_name": func(n *yaml.Node, f string) {
 			r.RoleName = p.str(n, f)
-			if p.err == nil && !roleNameRE.MatchString(r.RoleName) {
+			if p.err == nil && !roleNameRE().MatchString(r.RoleName) {
 				p.fail(n, f, "%q is not a valid IAM role name", r.RoleName)
 			}
 		},
@@ -458,13 +459,15 @@ func (p *parser) sources(n *yaml.Node, field string) []Source {
 }
 
 var (
-	topicARNRE = regexp.MustCompile(`^arn:aws[\w-]*:sns:([a-z0-9-]+):(\d{12}):[\w-]{1,256}$`)
-	emailRE    = regexp.MustCompile(`^[^@\s:/]+@[^@\s]+\.[^@\s]+$`)
+	topicARNRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^arn:aws[\w-]*:sns:([a-z0-9-]+):(\d{12}):[\w-]{1,256}$`)
+	})
+	emailRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[^@\s:/]+@[^@\s]+\.[^@\s]+$`) })
 )
 
 // TopicRegion returns the region of an SNS topic ARN, or "".
 func TopicRegion(arn string) string {
-	if m := topicARNRE.FindStringSubmatch(arn); m != nil {
+	if m := topicARNRE().FindStringSubmatch(arn); m != nil {
 		return m[1]
 	}
 	return ""
@@ -493,7 +496,7 @@ func (p *parser) alerts(n *yaml.Node, field string, c *Config) {
 			a.Subscribe = list(n, f, func(n *yaml.Node, f, v string) {
 				u, err := url.Parse(v)
 				web := err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
-				if !web && !emailRE.MatchString(v) {
+				if !web && !emailRE().MatchString(v) {
 					p.fail(n, f, "%q is neither an email address nor an http(s) URL", v)
 				}
 			})
@@ -501,7 +504,7 @@ func (p *parser) alerts(n *yaml.Node, field string, c *Config) {
 		"topics": func(n *yaml.Node, f string) {
 			seen := map[string]bool{}
 			a.Topics = list(n, f, func(n *yaml.Node, f, v string) {
-				m := topicARNRE.FindStringSubmatch(v)
+				m := topicARNRE().FindStringSubmatch(v)
 				switch {
 				case m == nil:
 					p.fail(n, f, "%q is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)", v)
@@ -522,9 +525,9 @@ func (p *parser) alerts(n *yaml.Node, field string, c *Config) {
 }
 
 var (
-	glueNameRE      = regexp.MustCompile(`^[a-z0-9_]{1,255}$`)
-	workgroupNameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,128}$`)
-	dayRE           = regexp.MustCompile(`^\d{4}/\d{2}/\d{2}$`)
+	glueNameRE      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9_]{1,255}$`) })
+	workgroupNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9._-]{1,128}$`) })
+	dayRE           = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\d{4}/\d{2}/\d{2}$`) })
 )
 
 func (p *parser) athena(n *yaml.Node, field string, a *Athena) {
@@ -538,19 +541,19 @@ func (p *parser) athena(n *yaml.Node, field string, a *Athena) {
 	}
 	seen := p.mapping(n, field, map[string]func(*yaml.Node, string){
 		"database": func(n *yaml.Node, f string) {
-			if a.Database = p.str(n, f); p.err == nil && !glueNameRE.MatchString(a.Database) {
+			if a.Database = p.str(n, f); p.err == nil && !glueNameRE().MatchString(a.Database) {
 				p.fail(n, f, "%q: Athena reads lower-case letters, digits and underscores", a.Database)
 			}
 		},
 		"workgroup": func(n *yaml.Node, f string) {
-			if a.Workgroup = p.str(n, f); p.err == nil && !workgroupNameRE.MatchString(a.Workgroup) {
+			if a.Workgroup = p.str(n, f); p.err == nil && !workgroupNameRE().MatchString(a.Workgroup) {
 				p.fail(n, f, "%q is not a workgroup name (letters, digits, . _ -)", a.Workgroup)
 			}
 		},
 		"results": func(n *yaml.Node, f string) { a.Results = s3(n, f) },
 		"parquet": func(n *yaml.Node, f string) { a.Parquet = s3(n, f) },
 		"from": func(n *yaml.Node, f string) {
-			if a.From = p.str(n, f); p.err == nil && !dayRE.MatchString(a.From) {
+			if a.From = p.str(n, f); p.err == nil && !dayRE().MatchString(a.From) {
 				p.fail(n, f, "%q: give the first day as yyyy/MM/dd", a.From)
 			}
 		},
@@ -587,12 +590,12 @@ func (p *parser) validate(c *Config) error {
 		if s.Region == "" {
 			s.Region = c.Archive.Region
 		}
-		if s.Credentials.RoleARN != "" && roleARNRE.FindStringSubmatch(s.Credentials.RoleARN)[1] != s.AccountID {
+		if s.Credentials.RoleARN != "" && roleARNRE().FindStringSubmatch(s.Credentials.RoleARN)[1] != s.AccountID {
 			return &Error{File: c.Path, Line: s.Line, Field: f + ".role_arn", Msg: "the role belongs to another account than account_id"}
 		}
 	}
 	for i, t := range c.Alerts.Topics {
-		if acct := topicARNRE.FindStringSubmatch(t)[2]; acct != c.Archive.AccountID {
+		if acct := topicARNRE().FindStringSubmatch(t)[2]; acct != c.Archive.AccountID {
 			return &Error{File: c.Path, Field: fmt.Sprintf("alerts.topics[%d]", i), Msg: fmt.Sprintf("%s belongs to account %s: give topics of the archive account (%s), whose policy trailkeeper keeps", t, acct, c.Archive.AccountID)}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/trailkeeper/trailkeeper/internal/status"
@@ -17,7 +18,7 @@ func WriteHTML(w io.Writer, d *Data) error {
 	v.Columns = (len(d.Hours) + v.HoursPerCell - 1) / v.HoursPerCell
 	v.Cell = max(6, min(28, 1100/max(1, v.Columns)))
 	v.RowH = max(10, min(v.Cell, 1000/max(1, len(d.Rows)))) // every row tall enough for its label
-	return page.Execute(w, v)
+	return page().Execute(w, v)
 }
 
 // maxColumns bounds the heatmap's columns: a day shows each hour, a week
@@ -315,7 +316,9 @@ func plural(n int, one, many string) string {
 	return fmt.Sprintf("%d %s", n, many)
 }
 
-var page = template.Must(template.New("report").Funcs(template.FuncMap{"ago": ago}).Parse(`<!DOCTYPE html>
+// page is parsed when a report is first written, not at every start.
+var page = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report").Funcs(template.FuncMap{"ago": ago}).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>trailkeeper report</title>
 <style>
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1d2430;max-width:1400px}
@@ -373,3 +376,4 @@ versioning {{.Versioning}}, policy {{.PolicyBytes}} of 20,480 bytes (about {{.Ac
 </details>
 </body></html>
 `))
+})

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -211,7 +212,7 @@ func (r *resolver) resolve(v any) (any, error) {
 	return v, nil
 }
 
-var subVarRE = regexp.MustCompile(`\$\{([^}!]+)\}`)
+var subVarRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\$\{([^}!]+)\}`) })
 
 func (r *resolver) intrinsic(fn string, arg any) (any, error) {
 	switch fn {
@@ -243,7 +244,7 @@ func (r *resolver) intrinsic(fn string, arg any) (any, error) {
 			return nil, fmt.Errorf("Template error: Fn::Sub needs a string or [string, map]")
 		}
 		var firstErr error
-		out := subVarRE.ReplaceAllStringFunc(text, func(m string) string {
+		out := subVarRE().ReplaceAllStringFunc(text, func(m string) string {
 			name := m[2 : len(m)-1]
 			if v, ok := vars[name]; ok {
 				return fmt.Sprint(v)
@@ -377,7 +378,7 @@ func references(v any, out map[string]bool) {
 				if l, ok := e.([]any); ok && len(l) > 0 {
 					text, _ = l[0].(string)
 				}
-				for _, m := range subVarRE.FindAllStringSubmatch(text, -1) {
+				for _, m := range subVarRE().FindAllStringSubmatch(text, -1) {
 					name, _, _ := strings.Cut(m[1], ".")
 					out[name] = true
 				}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -63,7 +64,7 @@ func (s *Sandbox) cfnActions() map[string]queryHandler {
 	}
 }
 
-var stackNameRE = regexp.MustCompile(`^[a-zA-Z][-a-zA-Z0-9]{0,127}$`)
+var stackNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z][-a-zA-Z0-9]{0,127}$`) })
 
 func cfnError(format string, a ...any) error { return errorf(400, "ValidationError", format, a...) }
 
@@ -183,7 +184,7 @@ func (s *Sandbox) stackInput(c *call, p url.Values, prev *stack) (*template, map
 
 func (s *Sandbox) createStack(c *call, p url.Values) (any, error) {
 	name := p.Get("StackName")
-	if !stackNameRE.MatchString(name) {
+	if !stackNameRE().MatchString(name) {
 		return nil, cfnError("1 validation error detected: Value '%s' at 'stackName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z][-a-zA-Z0-9]*", name)
 	}
 	s.mu.Lock()
@@ -434,7 +435,7 @@ func (s *Sandbox) applyResource(c *call, st *stack, logical, typ string, p map[s
 		}
 		b := s.st.Buckets[name]
 		if b == nil {
-			if s.st.Buckets[name] != nil || !bucketNameRE.MatchString(name) {
+			if s.st.Buckets[name] != nil || !bucketNameRE().MatchString(name) {
 				return nil, fmt.Errorf("%s already exists or is not a valid bucket name", name)
 			}
 			b = &bucket{Name: name, Owner: c.caller.Account, Region: st.Region, Created: time.Now().UTC(), Ownership: "BucketOwnerEnforced",

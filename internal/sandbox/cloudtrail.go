@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -75,7 +76,7 @@ func boolean(in map[string]any, k string, def bool) bool {
 	return def
 }
 
-var trailNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$`)
+var trailNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$`) })
 
 // FindTrail resolves a name or ARN to a trail visible from the caller's region.
 // Callers hold s.mu.
@@ -97,7 +98,7 @@ func (s *Sandbox) FindTrail(c *call, name string) (*trail, error) {
 
 func (s *Sandbox) ctCreateTrail(c *call, in map[string]any) (any, error) {
 	name := str(in, "Name")
-	if !trailNameRE.MatchString(name) || strings.Contains(name, "..") || strings.Contains(name, "__") || strings.Contains(name, "--") ||
+	if !trailNameRE().MatchString(name) || strings.Contains(name, "..") || strings.Contains(name, "__") || strings.Contains(name, "--") ||
 		strings.Contains(name, "._") || strings.Contains(name, "_.") || strings.Contains(name, ".-") || strings.Contains(name, "-.") ||
 		strings.Contains(name, "_-") || strings.Contains(name, "-_") {
 		return nil, errorf(400, "InvalidTrailNameException", "Trail name %s is not valid.", name)

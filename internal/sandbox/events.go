@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/trailkeeper/trailkeeper/internal/policy"
@@ -76,15 +77,17 @@ type inputTransformer struct {
 func busKey(account, region, name string) string { return account + "/" + region + "/" + name }
 
 var (
-	busNameRE  = regexp.MustCompile(`^[/.\-_A-Za-z0-9]{1,256}$`)
-	ruleNameRE = regexp.MustCompile(`^[.\-_A-Za-z0-9]{1,64}$`)
-	busARNRE   = regexp.MustCompile(`^arn:aws:events:([a-z0-9-]+):(\d{12}):event-bus/(.+)$`)
+	busNameRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[/.\-_A-Za-z0-9]{1,256}$`) })
+	ruleNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[.\-_A-Za-z0-9]{1,64}$`) })
+	busARNRE   = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^arn:aws:events:([a-z0-9-]+):(\d{12}):event-bus/(.+)$`)
+	})
 )
 
 // bus finds a bus by name or ARN; the default bus always exists. Callers hold s.mu.
 func (s *Sandbox) bus(account, region, nameOrARN string, create bool) *eventBus {
 	name := nameOrARN
-	if m := busARNRE.FindStringSubmatch(nameOrARN); m != nil {
+	if m := busARNRE().FindStringSubmatch(nameOrARN); m != nil {
 		account, region, name = m[2], m[1], m[3]
 	}
 	if name == "" {
@@ -104,7 +107,7 @@ func (s *Sandbox) eventsActions() map[string]jsonHandler {
 	invalid := func(format string, a ...any) error { return errorf(400, "ValidationException", format, a...) }
 	busOf := func(c *call, in map[string]any) (*eventBus, error) {
 		name := str(in, "EventBusName")
-		if m := busARNRE.FindStringSubmatch(name); m != nil && (m[2] != c.caller.Account || m[1] != c.region) {
+		if m := busARNRE().FindStringSubmatch(name); m != nil && (m[2] != c.caller.Account || m[1] != c.region) {
 			return nil, accessDenied("User: %s is not authorized to use event bus %s", c.caller.display(), name)
 		}
 		b := s.bus(c.caller.Account, c.region, name, false)
@@ -140,7 +143,7 @@ func (s *Sandbox) eventsActions() map[string]jsonHandler {
 	return map[string]jsonHandler{
 		"CreateEventBus": func(c *call, in map[string]any) (any, error) {
 			name := str(in, "Name")
-			if !busNameRE.MatchString(name) || name == "default" || strings.HasPrefix(name, "aws.") {
+			if !busNameRE().MatchString(name) || name == "default" || strings.HasPrefix(name, "aws.") {
 				return nil, invalid("1 validation error detected: Value '%s' at 'name' failed to satisfy constraint", name)
 			}
 			if s.bus(c.caller.Account, c.region, name, false) != nil {
@@ -214,7 +217,7 @@ func (s *Sandbox) eventsActions() map[string]jsonHandler {
 				return nil, err
 			}
 			name := str(in, "Name")
-			if !ruleNameRE.MatchString(name) {
+			if !ruleNameRE().MatchString(name) {
 				return nil, invalid("1 validation error detected: Value '%s' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\.\\-_A-Za-z0-9]+", name)
 			}
 			schedule, text := str(in, "ScheduleExpression"), str(in, "EventPattern")
@@ -424,7 +427,7 @@ func (s *Sandbox) checkTarget(b *eventBus, t eventTarget) error {
 		if len(parts) < 6 || parts[3] != b.Region {
 			return fmt.Errorf("the topic %s is not in the rule's region %s", t.Arn, b.Region)
 		}
-	case busARNRE.MatchString(t.Arn):
+	case busARNRE().MatchString(t.Arn):
 	case strings.HasPrefix(t.Arn, "arn:aws:lambda:"):
 		if parts := strings.SplitN(t.Arn, ":", 7); len(parts) < 7 || parts[3] != b.Region {
 			return fmt.Errorf("the function %s is not in the rule's region %s", t.Arn, b.Region)
@@ -492,7 +495,7 @@ func (s *Sandbox) routeEvent(b *eventBus, event map[string]any, hops int) {
 
 func (s *Sandbox) deliverEvent(b *eventBus, r *eventRule, t eventTarget, event map[string]any, hops int) error {
 	ruleARN := b.ruleARN(r.Name)
-	if m := busARNRE.FindStringSubmatch(t.Arn); m != nil {
+	if m := busARNRE().FindStringSubmatch(t.Arn); m != nil {
 		dst := s.bus(m[2], m[1], m[3], false)
 		if dst == nil {
 			return fmt.Errorf("event bus %s does not exist", t.Arn)
@@ -614,18 +617,20 @@ func (s *Sandbox) targetFunction(ruleARN, fnARN string) (*lambdaFunction, error)
 }
 
 var (
-	rateRE = regexp.MustCompile(`^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$`)
-	cronRE = regexp.MustCompile(`^cron\((\S+ ){5}\S+\)$`)
+	rateRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$`)
+	})
+	cronRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^cron\((\S+ ){5}\S+\)$`) })
 )
 
 // scheduleEvery validates a schedule expression and says how often a rate
 // fires; a cron expression (six fields) is accepted and fires only through
 // RunSchedules (0).
 func scheduleEvery(expr string) (time.Duration, error) {
-	if cronRE.MatchString(expr) {
+	if cronRE().MatchString(expr) {
 		return 0, nil
 	}
-	m := rateRE.FindStringSubmatch(expr)
+	m := rateRE().FindStringSubmatch(expr)
 	if m == nil {
 		return 0, errorf(400, "ValidationException", "Parameter ScheduleExpression is not valid.")
 	}

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -33,8 +34,8 @@ type namedQuery struct {
 func catalogKey(c *call, name string) string { return c.caller.Account + "/" + c.region + "/" + name }
 
 var (
-	glueNameRE      = regexp.MustCompile(`^[a-z0-9_]{1,255}$`) // Athena reads lower-case names only
-	workgroupNameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,128}$`)
+	glueNameRE      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9_]{1,255}$`) }) // Athena reads lower-case names only
+	workgroupNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9._-]{1,128}$`) })
 )
 
 func obj(in map[string]any, k string) map[string]any {
@@ -54,7 +55,7 @@ func (s *Sandbox) glueActions() map[string]jsonHandler {
 	}
 	checkTable := func(t map[string]any) error {
 		name := str(t, "Name")
-		if !glueNameRE.MatchString(name) {
+		if !glueNameRE().MatchString(name) {
 			return invalid("Table name %q: 1 to 255 lower-case letters, digits and underscores", name)
 		}
 		sd := obj(t, "StorageDescriptor")
@@ -79,7 +80,7 @@ func (s *Sandbox) glueActions() map[string]jsonHandler {
 		"CreateDatabase": func(c *call, in map[string]any) (any, error) {
 			input := obj(in, "DatabaseInput")
 			name := str(input, "Name")
-			if !glueNameRE.MatchString(name) {
+			if !glueNameRE().MatchString(name) {
 				return nil, invalid("Database name %q: 1 to 255 lower-case letters, digits and underscores", name)
 			}
 			if s.st.Glue[catalogKey(c, name)] != nil {
@@ -192,7 +193,7 @@ func (s *Sandbox) athenaActions() map[string]jsonHandler {
 	return map[string]jsonHandler{
 		"CreateWorkGroup": func(c *call, in map[string]any) (any, error) {
 			name := str(in, "Name")
-			if !workgroupNameRE.MatchString(name) {
+			if !workgroupNameRE().MatchString(name) {
 				return nil, invalid("WorkGroup name %q: 1 to 128 letters, digits, periods, underscores and hyphens", name)
 			}
 			if s.st.Workgroups[catalogKey(c, name)] != nil || name == "primary" {

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/trailkeeper/trailkeeper/internal/policy"
@@ -37,7 +38,7 @@ func (r *role) xml(acct string) roleXML {
 	return out
 }
 
-var roleNameRE = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
+var roleNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\w+=,.@-]{1,64}$`) })
 
 func noSuchRole(name string) error {
 	return errorf(404, "NoSuchEntity", "The role with name %s cannot be found.", name)
@@ -269,7 +270,7 @@ func (s *Sandbox) createRole(c *call, p url.Values) (any, error) {
 
 // newRole validates and builds a role; CloudFormation uses it too. Callers hold s.mu.
 func (s *Sandbox) newRole(acct, name, path, trust, desc string, tags []tag) (*role, error) {
-	if !roleNameRE.MatchString(name) {
+	if !roleNameRE().MatchString(name) {
 		return nil, errorf(400, "ValidationError", "1 validation error detected: Value '%s' at 'roleName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]+", name)
 	}
 	if path == "" {
@@ -305,17 +306,17 @@ func (s *Sandbox) stsActions() map[string]queryHandler {
 	}
 }
 
-var sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+var sessionNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\w+=,.@-]{2,64}$`) })
 
 func (s *Sandbox) assumeRole(c *call, p url.Values) (any, error) {
 	if err := required(p, "RoleArn", "RoleSessionName"); err != nil {
 		return nil, err
 	}
 	arn, name := p.Get("RoleArn"), p.Get("RoleSessionName")
-	if !sessionNameRE.MatchString(name) {
+	if !sessionNameRE().MatchString(name) {
 		return nil, errorf(400, "ValidationError", "1 validation error detected: Value '%s' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*", name)
 	}
-	m := roleARNRE.FindStringSubmatch(arn)
+	m := roleARNRE().FindStringSubmatch(arn)
 	if m == nil {
 		return nil, errorf(400, "ValidationError", "%s is invalid", arn)
 	}

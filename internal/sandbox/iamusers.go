@@ -34,7 +34,7 @@ func (s *Sandbox) userActions() map[string]queryHandler {
 				return nil, err
 			}
 			name := p.Get("UserName")
-			if !roleNameRE.MatchString(name) {
+			if !roleNameRE().MatchString(name) {
 				return nil, errorf(400, "ValidationError", "The specified value for userName is invalid.")
 			}
 			s.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/trailkeeper/trailkeeper/internal/policy"
@@ -66,15 +67,17 @@ const (
 )
 
 var (
-	functionNameRE = regexp.MustCompile(`^[a-zA-Z0-9-_]{1,64}$`)
-	lambdaPathRE   = regexp.MustCompile(`^/2015-03-31/functions(?:/([^/]+)(?:/(code|configuration|invocations|policy))?)?/?$`)
+	functionNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9-_]{1,64}$`) })
+	lambdaPathRE   = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^/2015-03-31/functions(?:/([^/]+)(?:/(code|configuration|invocations|policy))?)?/?$`)
+	})
 	lambdaRuntimes = map[string]bool{"provided.al2023": true, "provided.al2": true}
 )
 
 func functionKey(account, region, name string) string { return account + "/" + region + "/" + name }
 
 func (s *Sandbox) serveLambda(c *call) error {
-	m := lambdaPathRE.FindStringSubmatch(c.r.URL.Path)
+	m := lambdaPathRE().FindStringSubmatch(c.r.URL.Path)
 	if m == nil {
 		return errorf(404, "UnknownOperationException", "The sandbox does not emulate Lambda %s %s", c.r.Method, c.r.URL.Path)
 	}
@@ -165,7 +168,7 @@ func (s *Sandbox) lambdaOp(c *call, name string, in map[string]any) (any, int, e
 	}
 	switch c.action {
 	case "CreateFunction":
-		if !functionNameRE.MatchString(name) {
+		if !functionNameRE().MatchString(name) {
 			return nil, 0, errorf(400, "InvalidParameterValueException", "1 validation error detected: Value '%s' at 'functionName' failed to satisfy constraint", name)
 		}
 		if f != nil {
@@ -212,7 +215,7 @@ func (s *Sandbox) lambdaOp(c *call, name string, in map[string]any) (any, int, e
 
 func (s *Sandbox) configureFunction(c *call, f *lambdaFunction, in map[string]any) error {
 	if role, ok := in["Role"].(string); ok || f.Role == "" {
-		m := roleARNRE.FindStringSubmatch(role)
+		m := roleARNRE().FindStringSubmatch(role)
 		if m == nil || s.st.account(m[1]).Roles[m[2]] == nil {
 			return errorf(400, "InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.")
 		}

@@ -120,7 +120,7 @@ func (s *Sandbox) invoke(ctx context.Context, f lambdaFunction, payload []byte) 
 func (s *Sandbox) functionCredentials(f lambdaFunction) ([3]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := roleARNRE.FindStringSubmatch(f.Role)
+	m := roleARNRE().FindStringSubmatch(f.Role)
 	if m == nil || s.st.account(m[1]).Roles[m[2]] == nil {
 		return [3]string{}, errorf(502, "InvalidRuntimeException", "The role defined for the function cannot be assumed by Lambda.")
 	}

@@ -101,7 +101,7 @@ func (s *Sandbox) putReplication(c *call, b *bucket) error {
 	if b.Versioning != "Enabled" {
 		return invalid("InvalidRequest", "Versioning must be 'Enabled' on the bucket to apply a replication configuration")
 	}
-	m := roleARNRE.FindStringSubmatch(cfg.Role)
+	m := roleARNRE().FindStringSubmatch(cfg.Role)
 	if m == nil {
 		return invalid("InvalidArgument", "Invalid Role specified in replication configuration")
 	}
@@ -340,7 +340,7 @@ func (s *Sandbox) replicate(j replicationJob) {
 // reason AWS would report, or "".
 func (s *Sandbox) replicateVersion(src *bucket, rule *replicationRule, v *version) string {
 	roleARN := src.Replication.Role
-	m := roleARNRE.FindStringSubmatch(roleARN)
+	m := roleARNRE().FindStringSubmatch(roleARN)
 	acct := s.st.Accounts[m[1]]
 	if acct == nil || m[1] != src.Owner || acct.Roles[m[2]] == nil {
 		return "AssumeRoleNotPermitted"

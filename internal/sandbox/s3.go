@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/trailkeeper/trailkeeper/internal/policy"
@@ -164,13 +165,13 @@ func first(q map[string][]string, k string) string {
 	return ""
 }
 
-var bucketNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+var bucketNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`) })
 
 func (s *Sandbox) createBucket(c *call, name string) error {
 	if c.caller.Account == "" {
 		return accessDenied("Access Denied")
 	}
-	if !bucketNameRE.MatchString(name) || strings.Contains(name, "..") || net.ParseIP(name) != nil {
+	if !bucketNameRE().MatchString(name) || strings.Contains(name, "..") || net.ParseIP(name) != nil {
 		e := errorf(400, "InvalidBucketName", "The specified bucket is not valid.")
 		e.Resource = name
 		return e
@@ -539,7 +540,7 @@ func (s *Sandbox) getPolicy(c *call, b *bucket) error {
 
 // renderPolicy shows stored unique IDs as ARNs again while the role or user exists.
 func (s *Sandbox) renderPolicy(stored string) string {
-	return principalIDRE.ReplaceAllStringFunc(stored, func(id string) string {
+	return principalIDRE().ReplaceAllStringFunc(stored, func(id string) string {
 		if arn := s.st.principalByID(strings.Trim(id, `"`)); arn != "" {
 			return `"` + arn + `"`
 		}
@@ -547,8 +548,8 @@ func (s *Sandbox) renderPolicy(stored string) string {
 	})
 }
 
-var principalIDRE = regexp.MustCompile(`"(?:AROA|AIDA)[A-Z0-9]{17}"`)
-var userARNRE = regexp.MustCompile(`^arn:aws:iam::(\d{12}):user/(?:.*/)?([\w+=,.@-]+)$`)
+var principalIDRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`"(?:AROA|AIDA)[A-Z0-9]{17}"`) })
+var userARNRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^arn:aws:iam::(\d{12}):user/(?:.*/)?([\w+=,.@-]+)$`) })
 
 func (s *Sandbox) putPolicy(c *call, b *bucket) error {
 	body, _ := io.ReadAll(io.LimitReader(c.r.Body, 1<<20+1))
@@ -618,7 +619,7 @@ func (s *Sandbox) validateBucketPolicy(b *bucket, body []byte) (string, *policy.
 	return string(out), doc, nil
 }
 
-var roleARNRE = regexp.MustCompile(`^arn:aws:iam::(\d{12}):role/(?:.*/)?([\w+=,.@-]+)$`)
+var roleARNRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^arn:aws:iam::(\d{12}):role/(?:.*/)?([\w+=,.@-]+)$`) })
 
 // principalID validates one AWS principal and returns how S3 stores it.
 func (s *Sandbox) principalID(a string) (string, error) {
@@ -631,17 +632,17 @@ func (s *Sandbox) principalID(a string) (string, error) {
 		return "arn:aws:iam::" + a + ":root", nil
 	case strings.HasPrefix(a, "arn:aws:iam::") && strings.HasSuffix(a, ":root") && isAccountID(a[13:25]) && len(a) == 30:
 		return a, nil
-	case principalIDRE.MatchString(`"` + a + `"`):
+	case principalIDRE().MatchString(`"` + a + `"`):
 		if s.st.principalByID(a) != "" {
 			return a, nil
 		}
-	case userARNRE.MatchString(a):
-		m := userARNRE.FindStringSubmatch(a)
+	case userARNRE().MatchString(a):
+		m := userARNRE().FindStringSubmatch(a)
 		if acct := s.st.Accounts[m[1]]; acct != nil && acct.Users[m[2]] != nil {
 			return acct.Users[m[2]].ID, nil
 		}
-	case roleARNRE.MatchString(a):
-		m := roleARNRE.FindStringSubmatch(a)
+	case roleARNRE().MatchString(a):
+		m := roleARNRE().FindStringSubmatch(a)
 		if r := s.st.Accounts[m[1]]; r != nil && r.Roles[m[2]] != nil {
 			return r.Roles[m[2]].ID, nil
 		}

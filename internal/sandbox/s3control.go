@@ -217,7 +217,7 @@ func (s *Sandbox) existingJob(c *call, token string) *batchJob {
 // authorizeJob checks that the caller may create a job and pass its role to
 // S3 Batch Operations, which it can only for a role of its own account.
 func (s *Sandbox) authorizeJob(c *call, roleARN string) error {
-	if m := roleARNRE.FindStringSubmatch(roleARN); m == nil || m[1] != c.caller.Account {
+	if m := roleARNRE().FindStringSubmatch(roleARN); m == nil || m[1] != c.caller.Account {
 		return accessDenied("User: %s is not authorized to perform: iam:PassRole on resource: \"%s\"", c.caller.display(), roleARN)
 	}
 	for action, res := range map[string]string{"s3:CreateJob": "*", "iam:PassRole": roleARN} {
@@ -306,7 +306,7 @@ func taskFailed(bucket string, v *version, code, text string, status int) taskRe
 // runJob runs a job as its role, which S3 Batch Operations must be able to
 // assume, and writes its completion report. Callers hold s.mu.
 func (s *Sandbox) runJob(j *batchJob) {
-	m := roleARNRE.FindStringSubmatch(j.RoleARN)
+	m := roleARNRE().FindStringSubmatch(j.RoleARN)
 	var role *role
 	if m != nil && m[1] == j.Account && s.st.Accounts[m[1]] != nil {
 		role = s.st.Accounts[m[1]].Roles[m[2]]

@@ -130,7 +130,7 @@ func (s *Sandbox) putNotification(c *call, b *bucket) error {
 	skip := strings.EqualFold(c.r.Header.Get("x-amz-skip-destination-validation"), "true")
 	var tested []*topic
 	for _, cfgTopic := range cfg.Topics {
-		m := topicARNRE.FindStringSubmatch(cfgTopic.Topic)
+		m := topicARNRE().FindStringSubmatch(cfgTopic.Topic)
 		if m == nil {
 			return errorf(400, "InvalidArgument", "Unable to validate the following destination configurations: %s", cfgTopic.Topic)
 		}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/trailkeeper/trailkeeper/internal/policy"
@@ -47,8 +48,10 @@ type subscription struct {
 const snsNamespace = "http://sns.amazonaws.com/doc/2010-03-31/"
 
 var (
-	topicNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,256}$`)
-	topicARNRE  = regexp.MustCompile(`^arn:aws:sns:([a-z0-9-]+):(\d{12}):([A-Za-z0-9_-]{1,256})$`)
+	topicNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_-]{1,256}$`) })
+	topicARNRE  = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^arn:aws:sns:([a-z0-9-]+):(\d{12}):([A-Za-z0-9_-]{1,256})$`)
+	})
 )
 
 func (s *Sandbox) snsActions() map[string]queryHandler {
@@ -104,7 +107,7 @@ func attributes(p url.Values, name string) map[string]string {
 
 // topicFor finds a topic and checks that the caller may act on it. Callers hold s.mu.
 func (s *Sandbox) topicFor(c *call, arn, action string) (*topic, error) {
-	m := topicARNRE.FindStringSubmatch(arn)
+	m := topicARNRE().FindStringSubmatch(arn)
 	if m == nil {
 		return nil, snsInvalid("TopicArn")
 	}
@@ -146,7 +149,7 @@ func (s *Sandbox) createTopic(c *call, p url.Values) (any, error) {
 		return nil, err
 	}
 	name := p.Get("Name")
-	if !topicNameRE.MatchString(name) {
+	if !topicNameRE().MatchString(name) {
 		return nil, snsInvalid("Topic Name")
 	}
 	if !regions.Known(c.region) {
