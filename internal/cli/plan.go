@@ -197,14 +197,15 @@ func runPlan(ctx context.Context, streams IO, g *Globals, opts *PlanOptions, app
 			return &exitError{code: ExitProblems, err: fmt.Errorf("apply cancelled; nothing was changed")}
 		}
 	}
-	return applyPlan(ctx, streams, g, c, plan, opts, start)
+	return applyPlan(ctx, streams, g, env, plan, opts, start)
 }
 
 // applyPlan runs a plan someone approved and says what it did.
-func applyPlan(ctx context.Context, streams IO, g *Globals, c *config.Config, plan *setup.Plan, opts *PlanOptions, start time.Time) error {
+func applyPlan(ctx context.Context, streams IO, g *Globals, env *setup.Env, plan *setup.Plan, opts *PlanOptions, start time.Time) error {
+	c := env.Config
 	prog := newProgress(streams.Err, g, "apply", len(plan.Steps))
 	plan.Waiting = func(msg string) { fmt.Fprintln(streams.Err, msg) } // with --no-progress too: a wait must not look like a hang
-	err := plan.Apply(ctx, opts.Parallel, stepProgress{prog})
+	err := plan.Apply(ctx, env, opts.Parallel, stepProgress{prog})
 	prog.finish()
 	done := 0
 	for _, s := range plan.Steps {
@@ -294,11 +295,13 @@ func runApplySaved(ctx context.Context, streams IO, g *Globals, path string, par
 	if err := saved.Check(plan, c, path); err != nil {
 		return &exitError{code: ExitProblems, err: err, hint: "review what changed, then 'trailkeeper plan --out FILE' again"}
 	}
-	if len(plan.Steps) == 0 {
+	if len(saved.Steps) == 0 {
 		fmt.Fprintln(streams.Out, "No changes: the saved plan has none, and every account still matches it.")
 		return forget(streams, c, saved.Options.Remove)
 	}
-	return applyPlan(ctx, streams, g, c, plan, &PlanOptions{Parallel: parallel, Remove: saved.Options.Remove}, start)
+	// The world is as planned: the saved steps, operations and documents
+	// as the reviewer saw them, are what runs.
+	return applyPlan(ctx, streams, g, env, saved.Plan(), &PlanOptions{Parallel: parallel, Remove: saved.Options.Remove}, start)
 }
 
 func newShowCmd(streams IO, g *Globals) *cobra.Command {

@@ -92,7 +92,17 @@ func TestInterruptedApplyConverges(t *testing.T) {
 	}
 }
 
-func build(t *testing.T, e *env) *setup.Plan { return buildFrom(t, e.config) }
+func build(t *testing.T, e *env) *planned { return buildFrom(t, e.config) }
+
+// planned is a plan and the clients it applies with.
+type planned struct {
+	*setup.Plan
+	env *setup.Env
+}
+
+func (p *planned) Apply(ctx context.Context, parallel int, progress setup.Progress) error {
+	return p.Plan.Apply(ctx, p.env, parallel, progress)
+}
 
 // killAt cancels the context as step n starts: the step's calls fail midway.
 type killAt struct {
@@ -129,7 +139,7 @@ func TestConcurrentAppliesKeepBothGrants(t *testing.T) {
 		}
 	}
 	e.writeConfig([]string{acctA, acctB, acctC}, "") // profiles for every account
-	plans := map[string]*setup.Plan{}
+	plans := map[string]*planned{}
 	for added, path := range configs {
 		plans[added] = buildFrom(t, path)
 	}
@@ -155,7 +165,7 @@ func TestConcurrentAppliesKeepBothGrants(t *testing.T) {
 	}
 }
 
-func buildFrom(t *testing.T, path string) *setup.Plan {
+func buildFrom(t *testing.T, path string) *planned {
 	t.Helper()
 	c, err := config.Load(path)
 	if err != nil {
@@ -169,7 +179,7 @@ func buildFrom(t *testing.T, path string) *setup.Plan {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return &planned{p, env}
 }
 
 // TestAppliesInTwoPIDNamespaces: two applies on one host in different PID

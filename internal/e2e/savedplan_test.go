@@ -112,6 +112,16 @@ func TestSavedPlanAppliesExactlyWhatWasReviewed(t *testing.T) {
 			t.Errorf("a plan with %s %v: exit %d\n%s", field, want, code, errOut)
 		}
 	}
+	// A saved step edited by hand (here the document it writes) is refused.
+	data, _ := os.ReadFile(fourth)
+	edited := filepath.Join(e.dir, "edited.json")
+	if !strings.Contains(string(data), `"StorageClass": "STANDARD"`) {
+		t.Fatalf("the saved plan does not hold the replication rule it writes:\n%s", data)
+	}
+	os.WriteFile(edited, []byte(strings.Replace(string(data), `"StorageClass": "STANDARD"`, `"StorageClass": "GLACIER"`, 1)), 0o600)
+	if _, errOut, code := e.run("apply", edited); code != cli.ExitUsage || !strings.Contains(errOut, "was edited after it was saved") {
+		t.Errorf("a plan edited by hand: exit %d\n%s", code, errOut)
+	}
 	if _, errOut, code := e.run("apply", fourth, "--prune"); code != cli.ExitUsage || !strings.Contains(errOut, "the plan carries the options") {
 		t.Errorf("apply FILE --prune: exit %d\n%s", code, errOut)
 	}

@@ -322,13 +322,12 @@ func (p *Plan) planAlerts(e *Env, topics map[string]*Topic, sources []*SourceSta
 			continue
 		}
 		acct := st.Config.AccountID
-		ops := sourceOps{cl: e.Sources[acct], c: c, st: st}
 		cur := Wired(st.Notification)
 		if removing[acct] || !c.Alerts.Enabled {
 			if cur != nil {
 				p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "notifications of " + st.Trail.Bucket, Action: "update",
 					Summary: "stop sending replication failures to " + aws.ToString(cur.TopicArn) + "; other notifications stay",
-					Run:     func(ctx context.Context) error { return ops.putWiring(ctx, nil) }})
+					Op:      opOf("source.putWiring", wiringArgs{Trail: st.Trail})})
 				if !c.Alerts.Enabled {
 					p.note("account %s: alerts are off in the config; topic %s stays (delete it with aws sns delete-topic when nobody needs it)", acct, aws.ToString(cur.TopicArn))
 				}
@@ -349,13 +348,12 @@ func (p *Plan) planAlerts(e *Env, topics map[string]*Topic, sources []*SourceSta
 		if !sameWiring(cur, &want) {
 			p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "notifications of " + st.Trail.Bucket, Action: verb(cur == nil),
 				Summary: fmt.Sprintf("send %s under %s to %s; other notifications stay", eventList(want.Events), st.Trail.LogPrefix(), aws.ToString(want.TopicArn)),
-				Run:     func(ctx context.Context) error { return ops.putWiring(ctx, &want) }})
+				Op:      opOf("source.putWiring", wiringArgs{st.Trail, &want})})
 		}
 	}
 	if !c.Alerts.Enabled {
 		return nil
 	}
-	ops := archiveOps{cl: e.Archive, c: c, note: p.note, waiting: p.waiting}
 	a := c.Archive.AccountID
 	for _, region := range slices.Sorted(maps.Keys(topics)) {
 		t := topics[region]
@@ -370,7 +368,7 @@ func (p *Plan) planAlerts(e *Env, topics map[string]*Topic, sources []*SourceSta
 					Hint: "create it (aws sns create-topic --name " + t.ARN[strings.LastIndex(t.ARN, ":")+1:] + " --region " + region + "), or leave it out of alerts.topics and trailkeeper creates " + AlertTopicName}
 			}
 			p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "topic " + t.ARN, Action: "create",
-				Summary: "SNS topic for replication failures of the buckets in " + region, Run: func(ctx context.Context) error { return ops.createTopic(ctx, t) }})
+				Summary: "SNS topic for replication failures of the buckets in " + region, Op: opOf("topic.create", topicArgs{ARN: t.ARN, Region: t.Region})})
 		}
 		if own {
 			for _, endpoint := range c.Alerts.Subscribe {
@@ -378,7 +376,7 @@ func (p *Plan) planAlerts(e *Env, topics map[string]*Topic, sources []*SourceSta
 				switch {
 				case i < 0:
 					p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "topic " + t.ARN, Action: "update",
-						Summary: "subscribe " + redact(endpoint) + " (SNS sends it a confirmation first)", Run: func(ctx context.Context) error { return ops.subscribe(ctx, t, endpoint) }})
+						Summary: "subscribe " + redact(endpoint) + " (SNS sends it a confirmation first)", Op: opOf("topic.subscribe", topicArgs{ARN: t.ARN, Region: t.Region, Endpoint: endpoint})})
 				case !t.Subscriptions[i].Confirmed:
 					p.note("alerts: %s has not confirmed its subscription to %s yet: it gets nothing until it follows the link SNS sent", redact(endpoint), t.ARN)
 				}
@@ -394,16 +392,12 @@ func (p *Plan) planAlerts(e *Env, topics map[string]*Topic, sources []*SourceSta
 			p.add(&Step{Account: a, Phase: PhaseGrant, Resource: "policy of topic " + t.ARN, Action: "update",
 				Summary: fmt.Sprintf("statement %s: S3 may publish events of %s", SidS3Events, plural(len(sortedUnique(append(statementBuckets(planned), m.buckets...))), "bucket")),
 				Diff:    diff(canonicalPolicy(t.Policy), canonicalPolicy(grant)),
-				Run: func(ctx context.Context) error {
-					return ops.putTopicPolicy(ctx, t, planned, grant.Statement(SidS3Events))
-				}})
+				Op:      opOf("topic.putS3Statement", topicArgs{ARN: t.ARN, Region: t.Region, Planned: statementText(planned), Want: statementText(grant.Statement(SidS3Events))})})
 		}
 		if !samePolicy(grant, final) {
 			p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "policy of topic " + t.ARN, Action: "update",
 				Summary: "take away buckets that no longer send alerts", Diff: diff(canonicalPolicy(grant), canonicalPolicy(final)),
-				Run: func(ctx context.Context) error {
-					return ops.putTopicPolicy(ctx, t, grant.Statement(SidS3Events), final.Statement(SidS3Events))
-				}})
+				Op: opOf("topic.putS3Statement", topicArgs{ARN: t.ARN, Region: t.Region, Planned: statementText(grant.Statement(SidS3Events)), Want: statementText(final.Statement(SidS3Events))})})
 		}
 	}
 	return nil
@@ -428,7 +422,7 @@ func plural(n int, one string) string {
 // merged at the moment of writing into whatever the bucket has then, and reads
 // it back. S3 first sends the topic a test event, which proves the policy.
 func (o sourceOps) putWiring(ctx context.Context, ours *s3types.TopicConfiguration) error {
-	b, acct := o.st.Trail.Bucket, o.acct()
+	b, acct := o.trail.Bucket, o.acct()
 	cur, err := getNotification(ctx, o.cl.S3, b)
 	if err != nil {
 		return wrap(acct, "s3 GetBucketNotificationConfiguration "+b, err)

@@ -2,6 +2,7 @@ package setup
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
 )
@@ -17,7 +18,7 @@ type Progress interface {
 // and the revoke phase runs only when every source succeeded, so that nothing is
 // taken away while a source still depends on it. Every step is idempotent:
 // an interrupted apply is finished by running apply again.
-func (p *Plan) Apply(ctx context.Context, parallel int, progress Progress) error {
+func (p *Plan) Apply(ctx context.Context, e *Env, parallel int, progress Progress) error {
 	for phase := PhaseArchive; phase < phases; phase++ {
 		byAccount := map[string][]*Step{}
 		var order []string
@@ -39,7 +40,7 @@ func (p *Plan) Apply(ctx context.Context, parallel int, progress Progress) error
 					progress.Start(s)
 					mu.Unlock()
 				}
-				err := s.Run(ctx)
+				err := p.run(ctx, e, s)
 				s.Done = err == nil
 				if progress != nil {
 					mu.Lock()
@@ -57,4 +58,13 @@ func (p *Plan) Apply(ctx context.Context, parallel int, progress Progress) error
 		}
 	}
 	return nil
+}
+
+// run applies a step's operation in its account.
+func (p *Plan) run(ctx context.Context, e *Env, s *Step) error {
+	apply, ok := appliers[s.Op.Kind]
+	if !ok {
+		return fmt.Errorf("account %s: %s: this trailkeeper has no operation %q", s.Account, s.Resource, s.Op.Kind)
+	}
+	return apply(ctx, execution{e: e, plan: p, acct: s.Account}, s.Op.Args)
 }

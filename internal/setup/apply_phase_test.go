@@ -10,10 +10,12 @@ import (
 func TestApplyRunsEveryPhase(t *testing.T) {
 	p := &Plan{}
 	ran := map[Phase]bool{}
+	appliers["test.mark"] = with(func(_ context.Context, _ execution, phase Phase) error { ran[phase] = true; return nil })
+	defer delete(appliers, "test.mark")
 	for phase := range phases {
-		p.add(&Step{Account: "999999999999", Phase: phase, Run: func(context.Context) error { ran[phase] = true; return nil }})
+		p.add(&Step{Account: "999999999999", Phase: phase, Op: opOf("test.mark", phase)})
 	}
-	if err := p.Apply(context.Background(), 1, nil); err != nil {
+	if err := p.Apply(context.Background(), &Env{}, 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range p.Steps {

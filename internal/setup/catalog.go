@@ -173,7 +173,6 @@ func (p *Plan) planCatalog(e *Env, cat *Catalog, sources []*SourceState) {
 		return
 	}
 	a := c.Archive.AccountID
-	cl := e.Archive
 	before := len(p.Steps)
 	o := AthenaOptions(c, sources...)
 	if len(o.Groups) > 1 {
@@ -184,14 +183,7 @@ func (p *Plan) planCatalog(e *Env, cat *Catalog, sources []*SourceState) {
 		if !cat.Databases[t.Database] {
 			db := t.Database
 			p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "glue database " + db, Action: "create", Summary: "for the Athena tables over the archive",
-				Run: func(ctx context.Context) error {
-					_, err := cl.Glue.CreateDatabase(ctx, &glue.CreateDatabaseInput{DatabaseInput: &gluetypes.DatabaseInput{Name: &db,
-						Description: aws.String("trailkeeper: CloudTrail events of " + c.Archive.Bucket)}})
-					if awsapi.Code(err) == "AlreadyExistsException" {
-						err = nil
-					}
-					return wrap(a, "glue CreateDatabase "+db, err)
-				}})
+				Op: opOf("glue.createDatabase", databaseArgs{db, "trailkeeper: CloudTrail events of " + c.Archive.Bucket})})
 		}
 		want := tableInput(t)
 		cur := cat.Tables[t.Database+"."+t.Name]
@@ -199,15 +191,7 @@ func (p *Plan) planCatalog(e *Env, cat *Catalog, sources []*SourceState) {
 			db := t.Database
 			p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "glue table " + db + "." + t.Name, Action: verb(cur == nil),
 				Summary: fmt.Sprintf("events of %s, projected over %d accounts", t.Location, len(c.Sources)), Diff: diff(have, canonicalTable(want)),
-				Run: func(ctx context.Context) error {
-					var err error
-					if cur == nil {
-						_, err = cl.Glue.CreateTable(ctx, &glue.CreateTableInput{DatabaseName: &db, TableInput: want})
-					} else {
-						_, err = cl.Glue.UpdateTable(ctx, &glue.UpdateTableInput{DatabaseName: &db, TableInput: want})
-					}
-					return wrap(a, "glue table "+db+"."+aws.ToString(want.Name), err)
-				}})
+				Op: opOf("glue.putTable", tableArgs{db, cur == nil, want})})
 		}
 	}
 	wg := c.Athena.Workgroup
@@ -215,19 +199,11 @@ func (p *Plan) planCatalog(e *Env, cat *Catalog, sources []*SourceState) {
 	switch {
 	case cat.Workgroup == nil:
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "athena workgroup " + wg, Action: "create", Summary: "query results to " + results,
-			Run: func(ctx context.Context) error {
-				_, err := cl.Athena.CreateWorkGroup(ctx, &athena.CreateWorkGroupInput{Name: &wg, Description: aws.String("trailkeeper: queries over " + c.Archive.Bucket),
-					Configuration: &athenatypes.WorkGroupConfiguration{ResultConfiguration: &athenatypes.ResultConfiguration{OutputLocation: &results}}})
-				return wrap(a, "athena CreateWorkGroup "+wg, err)
-			}})
+			Op: opOf("athena.putWorkgroup", workgroupArgs{Name: wg, Description: "trailkeeper: queries over " + c.Archive.Bucket, Results: results, Create: true})})
 	case outputLocation(cat.Workgroup) != results:
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "athena workgroup " + wg, Action: "update",
 			Summary: fmt.Sprintf("query results to %s (was %s)", results, outputLocation(cat.Workgroup)),
-			Run: func(ctx context.Context) error {
-				_, err := cl.Athena.UpdateWorkGroup(ctx, &athena.UpdateWorkGroupInput{WorkGroup: &wg, ConfigurationUpdates: &athenatypes.WorkGroupConfigurationUpdates{
-					ResultConfigurationUpdates: &athenatypes.ResultConfigurationUpdates{OutputLocation: &results}}})
-				return wrap(a, "athena UpdateWorkGroup "+wg, err)
-			}})
+			Op:      opOf("athena.putWorkgroup", workgroupArgs{Name: wg, Results: results})})
 	}
 	for _, q := range athenaddl.Queries() {
 		have, ok := cat.Named[q.Name]
@@ -235,20 +211,20 @@ func (p *Plan) planCatalog(e *Env, cat *Catalog, sources []*SourceState) {
 			continue
 		}
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "athena named query " + q.Name, Action: verb(!ok), Summary: q.Description,
-			Run: func(ctx context.Context) error {
-				var err error
-				if ok {
-					_, err = cl.Athena.UpdateNamedQuery(ctx, &athena.UpdateNamedQueryInput{NamedQueryId: have.NamedQueryId, Name: &q.Name, Description: &q.Description, QueryString: &q.SQL})
-				} else {
-					_, err = cl.Athena.CreateNamedQuery(ctx, &athena.CreateNamedQueryInput{Name: &q.Name, Description: &q.Description, QueryString: &q.SQL,
-						Database: &c.Athena.Database, WorkGroup: &wg})
-				}
-				return wrap(a, "athena named query "+q.Name, err)
-			}})
+			Op: opOf("athena.putNamedQuery", namedQueryArgs{ID: namedQueryID(have, ok), Name: q.Name, Description: q.Description, SQL: q.SQL,
+				Database: c.Athena.Database, Workgroup: wg})})
 	}
 	if len(p.Steps) > before {
 		p.note("athena: the views errors and console_logins are Athena statements, not Glue tables: trailkeeper athena prints them to run")
 	}
+}
+
+// namedQueryID is the id of a named query there is (ok), to update; nil to create one.
+func namedQueryID(q athenatypes.NamedQuery, ok bool) *string {
+	if !ok {
+		return nil
+	}
+	return q.NamedQueryId
 }
 
 func outputLocation(w *athenatypes.WorkGroup) string {

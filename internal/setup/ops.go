@@ -295,29 +295,27 @@ func sameStatement(a, b policy.Statement) bool {
 	return samePolicy(&policy.Document{Statements: []policy.Statement{a}}, &policy.Document{Statements: []policy.Statement{b}})
 }
 
+// sourceOps writes in one source account, about its trail.
 type sourceOps struct {
-	cl *awsapi.Clients
-	c  *config.Config
-	st *SourceState
+	cl      *awsapi.Clients
+	c       *config.Config
+	account string
+	trail   Trail
 }
 
-func (o sourceOps) acct() string { return o.st.Config.AccountID }
-
-func (o sourceOps) enableVersioning(ctx context.Context) error {
-	return enableVersioning(ctx, o.cl, o.acct(), o.st.Trail.Bucket)
-}
+func (o sourceOps) acct() string { return o.account }
 
 func (o sourceOps) enableValidation(ctx context.Context) error {
-	ct := o.cl.InRegion(o.st.Trail.HomeRegion).CloudTrail
-	if _, err := ct.UpdateTrail(ctx, &cloudtrail.UpdateTrailInput{Name: aws.String(o.st.Trail.ARN), EnableLogFileValidation: aws.Bool(true)}); err != nil {
-		return wrap(o.acct(), "cloudtrail UpdateTrail "+o.st.Trail.Name, err)
+	ct := o.cl.InRegion(o.trail.HomeRegion).CloudTrail
+	if _, err := ct.UpdateTrail(ctx, &cloudtrail.UpdateTrailInput{Name: aws.String(o.trail.ARN), EnableLogFileValidation: aws.Bool(true)}); err != nil {
+		return wrap(o.acct(), "cloudtrail UpdateTrail "+o.trail.Name, err)
 	}
-	got, err := ct.GetTrail(ctx, &cloudtrail.GetTrailInput{Name: aws.String(o.st.Trail.ARN)})
+	got, err := ct.GetTrail(ctx, &cloudtrail.GetTrailInput{Name: aws.String(o.trail.ARN)})
 	if err != nil {
-		return wrap(o.acct(), "cloudtrail GetTrail "+o.st.Trail.Name, err)
+		return wrap(o.acct(), "cloudtrail GetTrail "+o.trail.Name, err)
 	}
 	if !aws.ToBool(got.Trail.LogFileValidationEnabled) {
-		return notConverged(o.acct(), "log file validation of trail "+o.st.Trail.Name)
+		return notConverged(o.acct(), "log file validation of trail "+o.trail.Name)
 	}
 	return nil
 }
@@ -333,8 +331,6 @@ type roleOps struct {
 	cl   *awsapi.Clients
 	acct string
 }
-
-func (o sourceOps) roles() roleOps { return roleOps{o.cl, o.acct()} }
 
 func (o roleOps) createRole(ctx context.Context, name, description string, trust, pol *policy.Document) error {
 	_, err := o.cl.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: &name, AssumeRolePolicyDocument: policyJSON(trust), Description: &description})
@@ -405,7 +401,7 @@ func (o roleOps) deleteRole(ctx context.Context, name string, hasPolicy bool) er
 }
 
 func (o sourceOps) putReplication(ctx context.Context, want *s3types.ReplicationConfiguration) error {
-	b := o.st.Trail.Bucket
+	b := o.trail.Bucket
 	if _, err := o.cl.S3.PutBucketReplication(ctx, &s3.PutBucketReplicationInput{Bucket: &b, ReplicationConfiguration: want}); err != nil {
 		return wrap(o.acct(), "s3 PutBucketReplication "+b, err)
 	}
@@ -420,7 +416,7 @@ func (o sourceOps) putReplication(ctx context.Context, want *s3types.Replication
 }
 
 func (o sourceOps) deleteReplication(ctx context.Context) error {
-	b := o.st.Trail.Bucket
+	b := o.trail.Bucket
 	if _, err := o.cl.S3.DeleteBucketReplication(ctx, &s3.DeleteBucketReplicationInput{Bucket: &b}); err != nil {
 		return wrap(o.acct(), "s3 DeleteBucketReplication "+b, err)
 	}

@@ -51,7 +51,7 @@ const (
 
 func (a Action) String() string { return string(a) }
 
-// Step is one change. Run writes it and reads it back.
+// Step is one change: what it is for a person, and its write as data (Op).
 type Step struct {
 	Account  string `json:"account"`
 	Phase    Phase  `json:"phase"`
@@ -62,9 +62,10 @@ type Step struct {
 	// Observed is the whole document the step was planned against, where the
 	// diff shows only the lines around the change: a saved plan's
 	// fingerprint covers it, so that an edit anywhere in it makes the plan stale.
-	Observed string                          `json:"-"`
-	Run      func(ctx context.Context) error `json:"-"`
-	Done     bool                            `json:"done,omitempty"` // set by Apply once written and read back
+	Observed string `json:"-"`
+	// Op is the write, as data; Apply runs it and reads it back.
+	Op   Op   `json:"op"`
+	Done bool `json:"done,omitempty"` // set by Apply once written and read back
 }
 
 // Plan is what apply would change, and what the user should know.
@@ -358,13 +359,12 @@ func (p *Plan) planArchive(e *Env, st *ArchiveState, opts Options) error {
 				Hint: "trailkeeper never weakens Object Lock; set archive.object_lock to at least " + cur.String()}
 		}
 	}
-	ops := archiveOps{cl: e.Archive, c: c}
 	if !st.Exists {
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "bucket " + c.Archive.Bucket, Action: "create",
-			Summary: fmt.Sprintf("create bucket %s in %s with Object Lock (versioning on)", c.Archive.Bucket, c.Archive.Region), Run: ops.createBucket})
+			Summary: fmt.Sprintf("create bucket %s in %s with Object Lock (versioning on)", c.Archive.Bucket, c.Archive.Region), Op: opOf("archive.createBucket", none{})})
 	} else if st.Versioning != "Enabled" {
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "bucket " + c.Archive.Bucket, Action: "update",
-			Summary: "enable versioning (was " + orOff(st.Versioning) + ")", Run: ops.enableVersioning})
+			Summary: "enable versioning (was " + orOff(st.Versioning) + ")", Op: opOf("archive.enableVersioning", none{})})
 	}
 	if st.Retention == nil || *st.Retention != want || !st.ObjectLock {
 		from := "none"
@@ -372,14 +372,14 @@ func (p *Plan) planArchive(e *Env, st *ArchiveState, opts Options) error {
 			from = st.Retention.String()
 		}
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "object lock", Action: "update",
-			Summary: fmt.Sprintf("default retention %s (was %s)", want, from), Run: ops.setRetention})
+			Summary: fmt.Sprintf("default retention %s (was %s)", want, from), Op: opOf("archive.setRetention", none{})})
 	}
 	if pab := st.PAB; pab == nil || !aws.ToBool(pab.BlockPublicAcls) || !aws.ToBool(pab.IgnorePublicAcls) || !aws.ToBool(pab.BlockPublicPolicy) || !aws.ToBool(pab.RestrictPublicBuckets) {
-		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "public access block", Action: "update", Summary: "block all public access", Run: ops.blockPublic})
+		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "public access block", Action: "update", Summary: "block all public access", Op: opOf("archive.blockPublic", none{})})
 	}
 	if st.Ownership != string(s3types.ObjectOwnershipBucketOwnerEnforced) {
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "ownership controls", Action: "update",
-			Summary: "bucket owner enforced: replicas belong to the archive account, ACLs off (was " + orOff(st.Ownership) + ")", Run: ops.enforceOwner})
+			Summary: "bucket owner enforced: replicas belong to the archive account, ACLs off (was " + orOff(st.Ownership) + ")", Op: opOf("archive.enforceOwner", none{})})
 	}
 	return nil
 }
@@ -398,7 +398,6 @@ func orOff(s string) string {
 func (p *Plan) planSource(c *config.Config, cl *awsapi.Clients, st *SourceState, g *grantChange) error {
 	acct := st.Config.AccountID
 	t := st.Trail
-	ops := sourceOps{cl: cl, c: c, st: st}
 	if t.KMSKey != "" && c.Replication.ReplicaKMSKey == "" {
 		return &Conflict{Account: acct, Msg: fmt.Sprintf("trail %s encrypts logs with KMS key %s; S3 replicates SSE-KMS objects only with a replica key", t.Name, t.KMSKey),
 			Hint: "set replication.replica_kms_key to a KMS key ARN of account " + c.Archive.AccountID + " in " + c.Archive.Region + " whose policy lets the source roles encrypt"}
@@ -415,11 +414,11 @@ func (p *Plan) planSource(c *config.Config, cl *awsapi.Clients, st *SourceState,
 	}
 	if st.Versioning != "Enabled" {
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "bucket " + t.Bucket, Action: "update",
-			Summary: "enable versioning (was " + orOff(st.Versioning) + "): replication needs it", Run: ops.enableVersioning})
+			Summary: "enable versioning (was " + orOff(st.Versioning) + "): replication needs it", Op: opOf("source.enableVersioning", bucketArgs{t.Bucket})})
 	}
 	if !t.Validation {
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "trail " + t.Name, Action: "update",
-			Summary: "turn on log file validation: CloudTrail then signs hourly digests that verify checks", Run: ops.enableValidation})
+			Summary: "turn on log file validation: CloudTrail then signs hourly digests that verify checks", Op: opOf("source.enableValidation", trailArgs{t})})
 	}
 	var foreign []s3types.ReplicationRule
 	seedRule := false
@@ -449,7 +448,7 @@ func (p *Plan) planSource(c *config.Config, cl *awsapi.Clients, st *SourceState,
 		if !samePolicy(cur.Policy, wantPolicy) {
 			p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + cur.Name, Action: verb(cur.Policy == nil),
 				Summary: "inline policy " + RolePolicyName + " (least privilege for replication)", Diff: diff(canonicalPolicy(cur.Policy), canonicalPolicy(wantPolicy)),
-				Run: func(ctx context.Context) error { return ops.roles().putRolePolicy(ctx, cur.Name, wantPolicy) }})
+				Op: opOf("role.putPolicy", roleArgs{Name: cur.Name, Policy: docText(wantPolicy)})})
 		}
 	} else {
 		if st.CurrentRole != nil && seedRule {
@@ -461,11 +460,11 @@ func (p *Plan) planSource(c *config.Config, cl *awsapi.Clients, st *SourceState,
 			p.note("account %s: adopting the seed's setup: rule %s and role %s are replaced by rule %s with role %s (no s3:ReplicateDelete, no archive listing)%s",
 				acct, seedRuleID, seedRoleName, RuleID, roleName, stack)
 		}
-		if err := p.planRole(ops, st.Role, c.Replication.RoleName, ReplicationTrust(), wantPolicy, "replication role trusted by s3.amazonaws.com"); err != nil {
+		if err := p.planRole(acct, c.Archive.Bucket, st.Role, c.Replication.RoleName, ReplicationTrust(), wantPolicy, "replication role trusted by s3.amazonaws.com"); err != nil {
 			return err
 		}
 	}
-	if err := p.planRole(ops, st.BatchRole, BatchRoleName, BatchTrust(), BatchRolePolicy(t),
+	if err := p.planRole(acct, c.Archive.Bucket, st.BatchRole, BatchRoleName, BatchTrust(), BatchRolePolicy(t),
 		"role for trailkeeper backfill (S3 Batch Replication), trusted by batchoperations.s3.amazonaws.com"); err != nil {
 		return err
 	}
@@ -478,15 +477,15 @@ func (p *Plan) planSource(c *config.Config, cl *awsapi.Clients, st *SourceState,
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "replication of " + t.Bucket, Action: verb(st.Replication == nil),
 			Summary: fmt.Sprintf("rule %s: %s -> %s, %s", RuleID, t.LogPrefix(), c.Archive.Bucket, c.Archive.StorageClass),
 			Diff:    diff(cur, canonical(normalizeReplication(want))), Observed: cur,
-			Run: func(ctx context.Context) error { return ops.putReplication(ctx, want) }})
+			Op: opOf("source.putReplication", replicateArgs{t, want})})
 	}
 	return nil
 }
 
 // planRole plans one of trailkeeper's roles in a source account: r as it is
-// (nil if absent), name, the trust and inline policy it must have, and what it is for.
-func (p *Plan) planRole(ops sourceOps, r *Role, name string, trust, want *policy.Document, what string) error {
-	acct := ops.acct()
+// (nil if absent), name, the trust and inline policy it must have, and what
+// it is for; bucket is the archive it replicates to.
+func (p *Plan) planRole(acct, bucket string, r *Role, name string, trust, want *policy.Document, what string) error {
 	if r != nil && r.Stack != "" {
 		if !samePolicy(r.Trust, trust) || !samePolicy(r.Policy, want) {
 			return &Conflict{Account: acct, Msg: fmt.Sprintf("role %s is managed by CloudFormation stack %s and differs from what trailkeeper needs", name, r.Stack),
@@ -497,18 +496,17 @@ func (p *Plan) planRole(ops sourceOps, r *Role, name string, trust, want *policy
 	if r == nil {
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + name, Action: "create",
 			Summary: what + ", with inline policy " + RolePolicyName, Diff: diff("", canonicalPolicy(want)),
-			Run: func(ctx context.Context) error {
-				return ops.roles().createRole(ctx, name, "trailkeeper: replicates CloudTrail logs to the archive "+ops.c.Archive.Bucket, trust, want)
-			}})
+			Op: opOf("role.create", roleArgs{Name: name, Description: "trailkeeper: replicates CloudTrail logs to the archive " + bucket,
+				Trust: docText(trust), Policy: docText(want)})})
 		return nil
 	}
 	if !samePolicy(r.Trust, trust) {
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + name, Action: "update", Summary: "trust policy: " + what,
-			Diff: diff(canonicalPolicy(r.Trust), canonicalPolicy(trust)), Observed: canonicalPolicy(r.Trust), Run: func(ctx context.Context) error { return ops.roles().updateTrust(ctx, name, trust) }})
+			Diff: diff(canonicalPolicy(r.Trust), canonicalPolicy(trust)), Observed: canonicalPolicy(r.Trust), Op: opOf("role.updateTrust", roleArgs{Name: name, Trust: docText(trust)})})
 	}
 	if !samePolicy(r.Policy, want) {
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + name, Action: verb(r.Policy == nil), Summary: "inline policy " + RolePolicyName,
-			Diff: diff(canonicalPolicy(r.Policy), canonicalPolicy(want)), Observed: canonicalPolicy(r.Policy), Run: func(ctx context.Context) error { return ops.roles().putRolePolicy(ctx, name, want) }})
+			Diff: diff(canonicalPolicy(r.Policy), canonicalPolicy(want)), Observed: canonicalPolicy(r.Policy), Op: opOf("role.putPolicy", roleArgs{Name: name, Policy: docText(want)})})
 	}
 	return nil
 }
@@ -569,7 +567,6 @@ func normalizeReplication(r *s3types.ReplicationConfiguration) replicationView {
 // a borrowed role); the archive grant goes in the revoke phase. Logs stay.
 func (p *Plan) planRemoval(c *config.Config, cl *awsapi.Clients, st *SourceState, g *grantChange) {
 	acct := st.Config.AccountID
-	ops := sourceOps{cl: cl, c: c, st: st}
 	var rest []s3types.ReplicationRule
 	ours := false
 	if st.Replication != nil {
@@ -584,28 +581,28 @@ func (p *Plan) planRemoval(c *config.Config, cl *awsapi.Clients, st *SourceState
 	bucket := st.Trail.Bucket
 	if ours && len(rest) == 0 {
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "replication of " + bucket, Action: "delete",
-			Summary: "delete the replication configuration (only trailkeeper's rule was left)", Run: ops.deleteReplication})
+			Summary: "delete the replication configuration (only trailkeeper's rule was left)", Op: opOf("source.deleteReplication", trailArgs{st.Trail})})
 	} else if ours {
 		cfg := &s3types.ReplicationConfiguration{Role: st.Replication.Role, Rules: rest}
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "replication of " + bucket, Action: "update",
 			Summary: "remove rule " + RuleID + ", keep rules " + ruleIDs(rest), Observed: canonical(normalizeReplication(st.Replication)),
-			Run: func(ctx context.Context) error { return ops.putReplication(ctx, cfg) }})
+			Op: opOf("source.putReplication", replicateArgs{st.Trail, cfg})})
 	}
 	if r := st.Role; r != nil && r.Stack == "" {
 		if len(rest) > 0 && roleName(aws.ToString(st.Replication.Role)) == r.Name {
 			p.note("account %s: role %s stays: rules %s still use it", acct, r.Name, ruleIDs(rest))
 		} else {
 			p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + r.Name, Action: "delete",
-				Summary: "delete trailkeeper's replication role", Run: func(ctx context.Context) error { return ops.roles().deleteRole(ctx, r.Name, r.Policy != nil) }})
+				Summary: "delete trailkeeper's replication role", Op: opOf("role.delete", roleArgs{Name: r.Name, HasPolicy: r.Policy != nil})})
 		}
 	}
 	if r := st.BatchRole; r != nil && r.Stack == "" {
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + r.Name, Action: "delete",
-			Summary: "delete trailkeeper's backfill role", Run: func(ctx context.Context) error { return ops.roles().deleteRole(ctx, r.Name, r.Policy != nil) }})
+			Summary: "delete trailkeeper's backfill role", Op: opOf("role.delete", roleArgs{Name: r.Name, HasPolicy: r.Policy != nil})})
 	}
 	if cur := st.CurrentRole; cur != nil && cur.Policy != nil && cur.Stack == "" {
 		p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + cur.Name, Action: "update",
-			Summary: "remove inline policy " + RolePolicyName + " from the shared role", Run: func(ctx context.Context) error { return ops.roles().deleteRolePolicy(ctx, cur.Name) }})
+			Summary: "remove inline policy " + RolePolicyName + " from the shared role", Op: opOf("role.deletePolicy", roleArgs{Name: cur.Name})})
 	}
 	p.note("account %s: its logs stay where they are, in its bucket and in the archive; remove its entry from the config", acct)
 }
@@ -640,7 +637,6 @@ func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, remo
 			Hint: fmt.Sprintf("each account adds %d bytes; remove statements trailkeeper did not write, or split the sources over two archives", bytesPerAccount)}
 	}
 	p.AccountsFit = min(AccountsThatFit(final), AccountsThatFit(grant))
-	ops := archiveOps{cl: e.Archive, c: c, note: p.note, waiting: p.waiting}
 	cur := st.Policy
 	if cur == nil {
 		cur = &policy.Document{Version: "2012-10-17"}
@@ -650,13 +646,13 @@ func (p *Plan) planPolicy(e *Env, st *ArchiveState, sources []*SourceState, remo
 		p.add(&Step{Account: a, Phase: PhaseGrant, Resource: "bucket policy", Action: verb(st.Policy == nil),
 			Summary: fmt.Sprintf("statements %s and %s (%d source accounts)", SidDenyInsecure, SidReplication, out.GrantAccounts),
 			Diff:    diff(canonicalPolicy(st.Policy), canonicalPolicy(grant)), Observed: canonicalPolicy(st.Policy),
-			Run: func(ctx context.Context) error { return ops.putPolicy(ctx, st.Policy, grant) }})
+			Op: opOf("archive.putPolicy", policyArgs{docText(st.Policy), docText(grant)})})
 	}
 	if !samePolicy(grant, final) {
 		p.policyWrites = append(p.policyWrites, final)
 		p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "bucket policy", Action: "update",
 			Summary: "take away grants that are no longer needed", Diff: diff(canonicalPolicy(grant), canonicalPolicy(final)), Observed: canonicalPolicy(st.Policy),
-			Run: func(ctx context.Context) error { return ops.putPolicy(ctx, grant, final) }})
+			Op: opOf("archive.putPolicy", policyArgs{docText(grant), docText(final)})})
 	}
 	return nil
 }

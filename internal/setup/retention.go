@@ -153,7 +153,7 @@ func (p *Plan) planRetention(ctx context.Context, e *Env, sources []*SourceState
 		p.add(&Step{Account: c.Archive.AccountID, Phase: PhaseRetention, Resource: "replica retention", Action: "update",
 			Summary: fmt.Sprintf("extend %d replicas locked for less than %s with %s (one per month and mode, each until its newest replica's default ends) run by role %s",
 				total, c.Archive.ObjectLock, plural(len(jobs), "S3 Batch Operations job"), RetentionRoleName),
-			Run: func(ctx context.Context) error { return ExtendRetentionByJobs(ctx, e.Archive, c, all, opts.poll()) }})
+			Op: opOf("archive.extendRetentionByJobs", retentionArgs{all, opts.poll()})})
 		return nil
 	}
 	for i, short := range found {
@@ -163,7 +163,7 @@ func (p *Plan) planRetention(ctx context.Context, e *Env, sources []*SourceState
 		acct := sources[i].Config.AccountID
 		p.add(&Step{Account: c.Archive.AccountID, Phase: PhaseRetention, Resource: "replica retention of " + acct, Action: "update",
 			Summary: fmt.Sprintf("extend %d replicas locked for less than %s (first %s, until %s)", len(short), c.Archive.ObjectLock, short[0].Key, short[0].Until.Format("2006-01-02")),
-			Run:     func(ctx context.Context) error { return ExtendRetention(ctx, e.Archive, c, short) }})
+			Op:      opOf("archive.extendRetention", retentionArgs{Short: short})})
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package setup
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -69,11 +70,14 @@ func observedHash(s *Step) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// fingerprint is what apply FILE compares of a step: all it says, and the
-// hash of what it was planned against.
+// fingerprint is what apply FILE compares of a step: all it says, its
+// operation with the documents it writes, and the hash of what it was
+// planned against.
 func fingerprint(s *Step, observed string) string {
+	var args bytes.Buffer // compact: a saved plan is written indented
+	json.Compact(&args, s.Op.Args)
 	h := sha256.New()
-	for _, f := range []string{s.Account, s.Phase.String(), s.Resource, string(s.Action), s.Summary, s.Diff, observed} {
+	for _, f := range []string{s.Account, s.Phase.String(), s.Resource, string(s.Action), s.Summary, s.Diff, observed, s.Op.Kind, args.String()} {
 		fmt.Fprintf(h, "%d:%s\n", len(f), f)
 	}
 	return hex.EncodeToString(h.Sum(nil))

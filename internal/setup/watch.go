@@ -9,7 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
-	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/config"
@@ -302,13 +301,12 @@ func (p *Plan) planWatch(e *Env, w *WatchArchive, topics map[string]*Topic, sour
 			continue
 		}
 		acct := st.Config.AccountID
-		ev := func(region string) *eventbridge.Client { return e.Sources[acct].InRegion(region).Events }
 		for _, region := range WatchRegions(st) {
 			have := st.Watch[region]
 			if !on || removing[acct] {
 				if have != nil {
 					p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "EventBridge rule " + WatchRuleName + " in " + region, Action: "delete",
-						Summary: "stop sending this account's changes to the archive's watch", Run: func(ctx context.Context) error { return deleteRule(ctx, ev(region), acct, "", WatchRuleName) }})
+						Summary: "stop sending this account's changes to the archive's watch", Op: opOf("events.deleteRule", ruleArgs{Region: region, Name: WatchRuleName})})
 				}
 				continue
 			}
@@ -317,9 +315,7 @@ func (p *Plan) planWatch(e *Env, w *WatchArchive, topics map[string]*Topic, sour
 			if !sameRule(have, pattern, target) {
 				p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "EventBridge rule " + WatchRuleName + " in " + region, Action: verb(have == nil),
 					Summary: "send the calls that break the path of its logs (its trail, bucket and roles) to " + WatchBusARN(c),
-					Run: func(ctx context.Context) error {
-						return putRule(ctx, ev(region), acct, "", WatchRuleName, pattern, target)
-					}})
+					Op:      opOf("events.putRule", ruleArgs{Region: region, Name: WatchRuleName, Pattern: pattern, Target: &target})})
 			}
 		}
 		if on && !removing[acct] {
@@ -333,12 +329,11 @@ func (p *Plan) planWatch(e *Env, w *WatchArchive, topics map[string]*Topic, sour
 		return nil
 	}
 	a := c.Archive.AccountID
-	ev := e.Archive.InRegion(c.Archive.Region).Events
 	if !on {
 		for _, r := range archiveRules() {
 			if w.Rules[r.Name] != nil {
 				p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "EventBridge rule " + r.Name, Action: "delete", Summary: "watch is off in the config",
-					Run: func(ctx context.Context) error { return deleteRule(ctx, ev, a, WatchBusName, r.Name) }})
+					Op: opOf("events.deleteRule", ruleArgs{Region: c.Archive.Region, Bus: WatchBusName, Name: r.Name})})
 			}
 		}
 		if w.Bus {
@@ -348,13 +343,7 @@ func (p *Plan) planWatch(e *Env, w *WatchArchive, topics map[string]*Topic, sour
 	}
 	if !w.Bus {
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "event bus " + WatchBusName, Action: "create",
-			Summary: "where the source accounts send the changes they make", Run: func(ctx context.Context) error {
-				_, err := ev.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String(WatchBusName)})
-				if awsapi.Code(err) == "ResourceAlreadyExistsException" {
-					err = nil
-				}
-				return wrap(a, "events CreateEventBus "+WatchBusName, err)
-			}})
+			Summary: "where the source accounts send the changes they make", Op: opOf("events.createBus", busArgs{c.Archive.Region, WatchBusName})})
 	}
 	// The bus policy: the accounts granted before stay unless removed (as the
 	// bucket policy's grants do), the accounts of this run are added.
@@ -380,11 +369,7 @@ func (p *Plan) planWatch(e *Env, w *WatchArchive, topics map[string]*Topic, sour
 		p.add(&Step{Account: a, Phase: PhaseGrant, Resource: "policy of event bus " + WatchBusName, Action: "update",
 			Summary: fmt.Sprintf("statement %s: %s may put events on it", SidWatchSources, plural(len(sortedUnique(want)), "source account")),
 			Diff:    diff(canonicalPolicy(w.Policy), canonicalPolicy(next)),
-			Run: func(ctx context.Context) error {
-				data, _ := json.Marshal(next)
-				_, err := ev.PutPermission(ctx, &eventbridge.PutPermissionInput{EventBusName: aws.String(WatchBusName), Policy: aws.String(string(data))})
-				return wrap(a, "events PutPermission "+WatchBusName, err)
-			}})
+			Op:      opOf("events.putBusPolicy", busPolicyArgs{c.Archive.Region, docText(next)})})
 	}
 	topic := topics[c.Archive.Region]
 	if topic == nil {
@@ -395,7 +380,7 @@ func (p *Plan) planWatch(e *Env, w *WatchArchive, topics map[string]*Topic, sour
 		if !sameRule(w.Rules[r.Name], r.Pattern, target) {
 			p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "EventBridge rule " + r.Name + " on " + WatchBusName, Action: verb(w.Rules[r.Name] == nil),
 				Summary: "tell " + topic.ARN + " in one line what happened, where, by whom, and the fix",
-				Run:     func(ctx context.Context) error { return putRule(ctx, ev, a, WatchBusName, r.Name, r.Pattern, target) }})
+				Op:      opOf("events.putRule", ruleArgs{Region: c.Archive.Region, Bus: WatchBusName, Name: r.Name, Pattern: r.Pattern, Target: &target})})
 		}
 	}
 	var have *policy.Statement
@@ -403,21 +388,9 @@ func (p *Plan) planWatch(e *Env, w *WatchArchive, topics map[string]*Topic, sour
 		have = topic.Policy.Statement(SidWatchEvents)
 	}
 	if stmt := watchTopicStatement(c, topic.ARN); have == nil || !sameStatement(*have, stmt) {
-		sn := e.Archive.InRegion(c.Archive.Region).SNS
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "policy of topic " + topic.ARN, Action: "update",
-			Summary: "statement " + SidWatchEvents + ": trailkeeper's watch rules may publish", Run: func(ctx context.Context) error {
-				cur, err := observeTopic(ctx, sn, a, topic.ARN, topic.Region)
-				if err != nil {
-					return err
-				}
-				doc := cur.Policy
-				if doc == nil {
-					doc = &policy.Document{Version: "2012-10-17"}
-				}
-				data, _ := json.Marshal(withStatements(doc, stmt))
-				_, err = sn.SetTopicAttributes(ctx, &sns.SetTopicAttributesInput{TopicArn: &topic.ARN, AttributeName: aws.String("Policy"), AttributeValue: aws.String(string(data))})
-				return wrap(a, "sns SetTopicAttributes Policy "+topic.ARN, err)
-			}})
+			Summary: "statement " + SidWatchEvents + ": trailkeeper's watch rules may publish",
+			Op:      opOf("topic.addStatement", topicStmtArgs{topic.ARN, topic.Region, statementText(&stmt)})})
 	}
 	return nil
 }

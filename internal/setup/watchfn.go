@@ -196,50 +196,37 @@ func (p *Plan) planWatchFunction(e *Env, w *WatchArchive, sources []*SourceState
 			continue
 		}
 		acct := st.Config.AccountID
-		roles := roleOps{e.Sources[acct], acct}
 		switch {
 		case (!on || removing[acct]) && st.Observer != nil:
 			p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + ObserverRoleName, Action: "delete", Summary: "the watch function no longer reads this account",
-				Run: func(ctx context.Context) error {
-					return roles.deleteRole(ctx, ObserverRoleName, st.Observer.Policy != nil)
-				}})
+				Op: opOf("role.delete", roleArgs{Name: ObserverRoleName, HasPolicy: st.Observer.Policy != nil})})
 		case !on || removing[acct]:
 		case st.Observer == nil:
 			p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + ObserverRoleName, Action: "create",
 				Summary: "read-only role the watch function reads this account through, trusted by " + RoleARN(c.Archive.AccountID, WatchFunctionRole) + " only",
-				Run: func(ctx context.Context) error {
-					return roles.createRole(ctx, ObserverRoleName, "trailkeeper watch: reads what status reads, for the watch function", observerTrust(c), ObserverPolicy(st))
-				}})
+				Op: opOf("role.create", roleArgs{Name: ObserverRoleName, Description: "trailkeeper watch: reads what status reads, for the watch function",
+					Trust: docText(observerTrust(c)), Policy: docText(ObserverPolicy(st))})})
 		case !samePolicy(st.Observer.Trust, observerTrust(c)) || !samePolicy(st.Observer.Policy, ObserverPolicy(st)):
 			p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + ObserverRoleName, Action: "update", Summary: "trust and read-only policy as trailkeeper writes them",
-				Run: func(ctx context.Context) error {
-					return roles.putRole(ctx, ObserverRoleName, observerTrust(c), ObserverPolicy(st))
-				}})
+				Op: opOf("role.put", roleArgs{Name: ObserverRoleName, Trust: docText(observerTrust(c)), Policy: docText(ObserverPolicy(st))})})
 		}
 	}
 	if w == nil || w.Unreadable {
 		return nil
 	}
 	a := c.Archive.AccountID
-	arch := e.Archive.InRegion(c.Archive.Region)
-	roles := roleOps{e.Archive, a}
 	if !on {
 		if w.Schedule != nil {
 			p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "EventBridge rule " + WatchScheduleRule, Action: "delete", Summary: "watch is off in the config",
-				Run: func(ctx context.Context) error { return deleteRule(ctx, arch.Events, a, "", WatchScheduleRule) }})
+				Op: opOf("events.deleteRule", ruleArgs{Region: c.Archive.Region, Name: WatchScheduleRule})})
 		}
 		if w.Function != nil {
 			p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "function " + WatchFunctionName, Action: "delete", Summary: "watch is off in the config (its verdicts stay under " + WatchPrefix + ")",
-				Run: func(ctx context.Context) error {
-					_, err := arch.Lambda.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String(WatchFunctionName)})
-					return wrap(a, "lambda DeleteFunction", err)
-				}})
+				Op: opOf("lambda.deleteFunction", busArgs{c.Archive.Region, WatchFunctionName})})
 		}
 		if w.FunctionRole != nil {
 			p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "role " + WatchFunctionRole, Action: "delete", Summary: "watch is off in the config",
-				Run: func(ctx context.Context) error {
-					return roles.deleteRole(ctx, WatchFunctionRole, w.FunctionRole.Policy != nil)
-				}})
+				Op: opOf("role.delete", roleArgs{Name: WatchFunctionRole, HasPolicy: w.FunctionRole.Policy != nil})})
 		}
 		return nil
 	}
@@ -247,23 +234,17 @@ func (p *Plan) planWatchFunction(e *Env, w *WatchArchive, sources []*SourceState
 	case w.FunctionRole == nil:
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "role " + WatchFunctionRole, Action: "create",
 			Summary: "the watch function's role: assume the observer roles, read the archive, write under " + WatchPrefix + ", publish alerts",
-			Run: func(ctx context.Context) error {
-				return roles.createRole(ctx, WatchFunctionRole, "trailkeeper watch: the watch function's role", functionTrust(), FunctionPolicy(c))
-			}})
+			Op: opOf("role.create", roleArgs{Name: WatchFunctionRole, Description: "trailkeeper watch: the watch function's role",
+				Trust: docText(functionTrust()), Policy: docText(FunctionPolicy(c))})})
 	case !samePolicy(w.FunctionRole.Trust, functionTrust()) || !samePolicy(w.FunctionRole.Policy, FunctionPolicy(c)):
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "role " + WatchFunctionRole, Action: "update", Summary: "trust and policy as trailkeeper writes them",
-			Run: func(ctx context.Context) error {
-				return roles.putRole(ctx, WatchFunctionRole, functionTrust(), FunctionPolicy(c))
-			}})
+			Op: opOf("role.put", roleArgs{Name: WatchFunctionRole, Trust: docText(functionTrust()), Policy: docText(FunctionPolicy(c))})})
 	}
 	text := c.Text
 	if !bytes.Equal(text, w.ConfigText) {
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "object " + watchConfigKey(), Action: verb(w.ConfigText == nil),
 			Summary: "the config the watch function runs with (sources read through " + ObserverRoleName + ")",
-			Run: func(ctx context.Context) error {
-				_, err := e.Archive.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &c.Archive.Bucket, Key: aws.String(watchConfigKey()), Body: bytes.NewReader(text)})
-				return wrap(a, "s3 PutObject "+watchConfigKey(), err)
-			}})
+			Op:      opOf("archive.putObject", objectArgs{watchConfigKey(), text})})
 	}
 	build := ""
 	if w.Function != nil && opts.Drift {
@@ -278,13 +259,13 @@ func (p *Plan) planWatchFunction(e *Env, w *WatchArchive, sources []*SourceState
 	if w.Function == nil || w.Function.Build != build || w.Function.Config != configURL || w.Function.Role != RoleARN(a, WatchFunctionRole) {
 		p.add(&Step{Account: a, Phase: PhaseSources, Resource: "function " + WatchFunctionName, Action: verb(w.Function == nil),
 			Summary: "this trailkeeper build (" + build + ") as a provided.al2023 function, running status on the schedule",
-			Run:     func(ctx context.Context) error { return deployFunction(ctx, e, w.Function != nil, build, configURL) }})
+			Op:      opOf("lambda.deployWatch", functionArgs{w.Function != nil, build, configURL})})
 	}
 	target := ebtypes.Target{Id: aws.String("function"), Arn: aws.String("arn:aws:lambda:" + c.Archive.Region + ":" + a + ":function:" + WatchFunctionName),
 		Input: aws.String(`{"source":"trailkeeper-watch-schedule"}`)}
 	if !sameRuleSchedule(w.Schedule, target) || w.Function == nil || !w.Function.Scheduled {
 		p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "EventBridge rule " + WatchScheduleRule, Action: verb(w.Schedule == nil),
-			Summary: "run the watch function " + WatchSchedule, Run: func(ctx context.Context) error { return schedule(ctx, arch, a, target) }})
+			Summary: "run the watch function " + WatchSchedule, Op: opOf("events.scheduleWatch", scheduleArgs{target})})
 	}
 	return nil
 }
