@@ -124,12 +124,9 @@ func (s *Sandbox) ctCreateTrail(c *call, in map[string]any) (any, error) {
 func (s *Sandbox) ctUpdateTrail(c *call, in map[string]any) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, err := s.FindTrail(c, str(in, "Name"))
+	t, err := s.homeTrail(c, in)
 	if err != nil {
 		return nil, err
-	}
-	if t.HomeRegion != c.region {
-		return nil, errorf(400, "InvalidHomeRegionException", "This operation must be called from the trail's home region (%s).", t.HomeRegion)
 	}
 	cp := *t
 	if err := s.applyTrailSettings(c, &cp, in); err != nil {
@@ -205,15 +202,25 @@ func keyPrefix(t *trail) string {
 	return t.Prefix + "/"
 }
 
-func (s *Sandbox) ctDeleteTrail(c *call, in map[string]any) (any, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// homeTrail is the trail a request names, which it may change only from the
+// trail's home region. Callers hold s.mu.
+func (s *Sandbox) homeTrail(c *call, in map[string]any) (*trail, error) {
 	t, err := s.FindTrail(c, str(in, "Name"))
 	if err != nil {
 		return nil, err
 	}
 	if t.HomeRegion != c.region {
 		return nil, errorf(400, "InvalidHomeRegionException", "This operation must be called from the trail's home region (%s).", t.HomeRegion)
+	}
+	return t, nil
+}
+
+func (s *Sandbox) ctDeleteTrail(c *call, in map[string]any) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, err := s.homeTrail(c, in)
+	if err != nil {
+		return nil, err
 	}
 	delete(s.st.account(c.caller.Account).Trails, t.ARN)
 	s.changed()
@@ -293,12 +300,9 @@ func (s *Sandbox) ctListTrails(c *call, in map[string]any) (any, error) {
 func (s *Sandbox) ctStartLogging(c *call, in map[string]any) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, err := s.FindTrail(c, str(in, "Name"))
+	t, err := s.homeTrail(c, in)
 	if err != nil {
 		return nil, err
-	}
-	if t.HomeRegion != c.region {
-		return nil, errorf(400, "InvalidHomeRegionException", "This operation must be called from the trail's home region (%s).", t.HomeRegion)
 	}
 	if !t.Logging {
 		t.Logging, t.StartedLogging = true, time.Now().UTC()
@@ -310,14 +314,10 @@ func (s *Sandbox) ctStartLogging(c *call, in map[string]any) (any, error) {
 
 func (s *Sandbox) ctStopLogging(c *call, in map[string]any) (any, error) {
 	s.mu.Lock()
-	t, err := s.FindTrail(c, str(in, "Name"))
+	t, err := s.homeTrail(c, in)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
-	}
-	if t.HomeRegion != c.region {
-		s.mu.Unlock()
-		return nil, errorf(400, "InvalidHomeRegionException", "This operation must be called from the trail's home region (%s).", t.HomeRegion)
 	}
 	wasLogging := t.Logging
 	s.mu.Unlock()

@@ -302,17 +302,7 @@ func (s *Sandbox) resolveCaller(cr credential) (caller, error) {
 	return caller{Account: a, ARN: "arn:aws:iam::" + a + ":root", AccessKey: k}, nil
 }
 
-func isAccountID(s string) bool {
-	if len(s) != 12 {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
+func isAccountID(s string) bool { return len(s) == 12 && strings.Trim(s, "0123456789") == "" }
 
 func (s *Sandbox) writeError(c *call, err error) {
 	e, ok := err.(*awsError)

@@ -7,7 +7,9 @@
 package verify
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -196,36 +198,28 @@ func (r *Report) Totals() Chain {
 }
 
 func (r *Report) sort() {
-	sort.Slice(r.Chains, func(i, j int) bool {
-		a, b := r.Chains[i], r.Chains[j]
-		if a.Account != b.Account {
-			return a.Account < b.Account
-		}
-		if a.Region != b.Region {
-			return a.Region < b.Region
-		}
-		if a.Trail != b.Trail {
-			return a.Trail < b.Trail
-		}
-		return !a.Backfill && b.Backfill
+	slices.SortFunc(r.Chains, func(a, b *Chain) int {
+		// a chain before its backfill chain
+		return cmp.Or(cmp.Compare(a.Account, b.Account), cmp.Compare(a.Region, b.Region), cmp.Compare(a.Trail, b.Trail), compareBool(a.Backfill, b.Backfill))
 	})
-	sort.SliceStable(r.Findings, func(i, j int) bool {
-		a, b := r.Findings[i], r.Findings[j]
-		if a.Account != b.Account {
-			return a.Account < b.Account
-		}
-		if a.Region != b.Region {
-			return a.Region < b.Region
-		}
-		if a.Key != b.Key {
-			return a.Key < b.Key
-		}
-		return a.Code < b.Code
+	slices.SortStableFunc(r.Findings, func(a, b *Finding) int {
+		return cmp.Or(cmp.Compare(a.Account, b.Account), cmp.Compare(a.Region, b.Region), cmp.Compare(a.Key, b.Key), cmp.Compare(a.Code, b.Code))
 	})
 	for _, f := range r.Findings {
 		f.Kind = f.Code // the name verify's JSON used until schema 2, for one release
 	}
 	sort.Strings(r.Notes)
+}
+
+// compareBool orders false before true.
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
 }
 
 func plural(n int, one, many string) string {
