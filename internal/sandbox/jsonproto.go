@@ -2,7 +2,9 @@ package sandbox
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/trailkeeper/trailkeeper/internal/policy"
@@ -26,15 +28,31 @@ type jsonService struct {
 	selfLocked bool
 	// denied is the service's answer to a caller IAM does not allow.
 	denied func(format string, a ...any) error
+	// errors are the error codes its API reference lists that the sandbox
+	// answers with; an answer with another is the sandbox's mistake.
+	errors []string
 }
+
+// jsonCommonErrors are the protocol's own, any service's.
+var jsonCommonErrors = []string{"AccessDeniedException", "UnknownOperationException", "SerializationException",
+	"MissingAuthenticationTokenException", "ThrottlingException", "InternalFailure", "AccessDenied"}
 
 func (s *Sandbox) jsonServices() map[string]*jsonService {
 	deniedException := func(format string, a ...any) error { return errorf(400, "AccessDeniedException", format, a...) }
 	return map[string]*jsonService{
-		"cloudtrail": {name: "cloudtrail", target: "CloudTrail_20131101", handlers: s.cloudtrailActions(), selfLocked: true, denied: func(format string, a ...any) error { return accessDenied(format, a...) }},
-		"glue":       {name: "glue", target: "AWSGlue", handlers: s.glueActions(), denied: deniedException},
-		"athena":     {name: "athena", target: "AmazonAthena", handlers: s.athenaActions(), denied: deniedException},
-		"events":     {name: "events", target: "AWSEvents", handlers: s.eventsActions(), denied: deniedException},
+		"cloudtrail": {name: "cloudtrail", target: "CloudTrail_20131101", handlers: s.cloudtrailActions(), selfLocked: true,
+			denied: func(format string, a ...any) error { return accessDenied(format, a...) },
+			errors: []string{"TrailNotFoundException", "TrailAlreadyExistsException", "KmsKeyNotFoundException", "InvalidTrailNameException",
+				"InvalidTimeRangeException", "InvalidParameterCombinationException", "InvalidHomeRegionException",
+				"S3BucketDoesNotExistException", "InsufficientS3BucketPolicyException"}},
+		"glue": {name: "glue", target: "AWSGlue", handlers: s.glueActions(), denied: deniedException,
+			errors: []string{"AlreadyExistsException", "EntityNotFoundException", "InvalidInputException"}},
+		"athena": {name: "athena", target: "AmazonAthena", handlers: s.athenaActions(), denied: deniedException,
+			errors: []string{"InvalidRequestException"}},
+		"events": {name: "events", target: "AWSEvents", handlers: s.eventsActions(), denied: deniedException,
+			errors: []string{"ValidationException", "ResourceNotFoundException", "ResourceAlreadyExistsException", "PolicyLengthExceededException",
+				"NotAuthorizedForSourceException", "MalformedPolicyDocumentException", "LimitExceededException", "InvalidEventPatternException",
+				"InvalidArgument", "MalformedDetail"}}, // the last two as PutEvents' entry codes
 	}
 }
 
@@ -84,10 +102,20 @@ func (s *Sandbox) serveJSON(c *call, svc *jsonService) error {
 		s.mu.Unlock()
 	}
 	if err != nil {
-		return err
+		return svc.declared(err)
 	}
 	c.w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	data, _ := json.Marshal(out)
 	c.w.Write(data)
 	return nil
+}
+
+// declared passes an error the service declares; another is answered as
+// the sandbox's own failure, so that a test sees it.
+func (svc *jsonService) declared(err error) error {
+	var ae *awsError
+	if !errors.As(err, &ae) || slices.Contains(svc.errors, ae.Code) || slices.Contains(jsonCommonErrors, ae.Code) {
+		return err
+	}
+	return errorf(500, "InternalFailure", "the sandbox answered %s with %s, which %s does not declare: %s", svc.name, ae.Code, svc.name, ae.Message)
 }
