@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trailkeeper/trailkeeper/internal/config"
+	"github.com/trailkeeper/trailkeeper/internal/finding"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
 	"github.com/trailkeeper/trailkeeper/internal/status"
 	"github.com/trailkeeper/trailkeeper/internal/timerange"
@@ -86,8 +87,8 @@ func runStatus(ctx context.Context, streams IO, g *Globals, opts *StatusOptions)
 	} else {
 		printStatus(streams.Out, r)
 	}
-	if !r.Healthy {
-		return &exitError{code: ExitProblems, err: fmt.Errorf("")}
+	if code := finding.Exit(r.Findings); code != ExitOK {
+		return &exitError{code: code, err: fmt.Errorf("")}
 	}
 	return nil
 }

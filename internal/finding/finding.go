@@ -81,7 +81,8 @@ func Failures(fs []*Finding) int {
 }
 
 // Exit is the exit code findings give a command that ran to its end: 0
-// with no failing finding, 1 (problems) with one.
+// with no failing finding, 1 (problems) with one (status exits with it;
+// verify's verdict adds "sampled", exit 5, on top).
 func Exit(fs []*Finding) int {
 	if Failures(fs) > 0 {
 		return 1
