@@ -52,9 +52,11 @@ type execution struct {
 	acct string
 }
 
-// clients are the step's account's: a source's, else the archive's.
-func (x execution) clients() *awsapi.Clients {
-	if cl := x.e.Sources[x.acct]; cl != nil {
+// clients are the step's account's: a source's, else the archive's; the
+// archive's where the operation writes the archive's resources (the archive
+// account may be a source too, with other credentials).
+func (x execution) clients(archive bool) *awsapi.Clients {
+	if cl := x.e.Sources[x.acct]; cl != nil && !archive {
 		return cl
 	}
 	return x.e.Archive
@@ -65,10 +67,10 @@ func (x execution) archive() archiveOps {
 }
 
 func (x execution) source(t Trail) sourceOps {
-	return sourceOps{cl: x.clients(), c: x.e.Config, account: x.acct, trail: t}
+	return sourceOps{cl: x.clients(false), c: x.e.Config, account: x.acct, trail: t}
 }
 
-func (x execution) roles() roleOps { return roleOps{x.clients(), x.acct} }
+func (x execution) roles(archive bool) roleOps { return roleOps{x.clients(archive), x.acct} }
 
 type applier func(ctx context.Context, x execution, args json.RawMessage) error
 
@@ -114,6 +116,7 @@ type (
 		Name, Description string
 		Trust, Policy     string // JSON
 		HasPolicy         bool
+		Archive           bool // a role of the archive's (the watch function's), not a source's
 	}
 	policyArgs struct{ Planned, Want string } // the archive policy as planned and as it should be
 	wiringArgs struct {
@@ -141,6 +144,7 @@ type (
 	ruleArgs struct {
 		Region, Bus, Name, Pattern string
 		Target                     *ebtypes.Target
+		Archive                    bool // a rule of the archive's (on its bus, or the schedule)
 	}
 	busPolicyArgs struct{ Region, Policy string }
 	busArgs       struct{ Region, Name string }
@@ -200,7 +204,7 @@ func init() {
 			return x.archive().putPolicy(ctx, planned, want)
 		}),
 		"source.enableVersioning": with(func(ctx context.Context, x execution, a bucketArgs) error {
-			return enableVersioning(ctx, x.clients(), x.acct, a.Bucket)
+			return enableVersioning(ctx, x.clients(false), x.acct, a.Bucket)
 		}),
 		"source.enableValidation": with(func(ctx context.Context, x execution, a trailArgs) error {
 			return x.source(a.Trail).enableValidation(ctx)
@@ -219,34 +223,34 @@ func init() {
 			if err != nil {
 				return err
 			}
-			return x.roles().createRole(ctx, a.Name, a.Description, trust, pol)
+			return x.roles(a.Archive).createRole(ctx, a.Name, a.Description, trust, pol)
 		}),
 		"role.put": with(func(ctx context.Context, x execution, a roleArgs) error {
 			trust, pol, err := roleDocs(a)
 			if err != nil {
 				return err
 			}
-			return x.roles().putRole(ctx, a.Name, trust, pol)
+			return x.roles(a.Archive).putRole(ctx, a.Name, trust, pol)
 		}),
 		"role.updateTrust": with(func(ctx context.Context, x execution, a roleArgs) error {
 			trust, _, err := roleDocs(a)
 			if err != nil {
 				return err
 			}
-			return x.roles().updateTrust(ctx, a.Name, trust)
+			return x.roles(a.Archive).updateTrust(ctx, a.Name, trust)
 		}),
 		"role.putPolicy": with(func(ctx context.Context, x execution, a roleArgs) error {
 			_, pol, err := roleDocs(a)
 			if err != nil {
 				return err
 			}
-			return x.roles().putRolePolicy(ctx, a.Name, pol)
+			return x.roles(a.Archive).putRolePolicy(ctx, a.Name, pol)
 		}),
 		"role.deletePolicy": with(func(ctx context.Context, x execution, a roleArgs) error {
-			return x.roles().deleteRolePolicy(ctx, a.Name)
+			return x.roles(a.Archive).deleteRolePolicy(ctx, a.Name)
 		}),
 		"role.delete": with(func(ctx context.Context, x execution, a roleArgs) error {
-			return x.roles().deleteRole(ctx, a.Name, a.HasPolicy)
+			return x.roles(a.Archive).deleteRole(ctx, a.Name, a.HasPolicy)
 		}),
 		"topic.create": with(func(ctx context.Context, x execution, a topicArgs) error {
 			return x.archive().createTopic(ctx, &Topic{ARN: a.ARN, Region: a.Region})
@@ -310,10 +314,10 @@ func init() {
 			return wrap(x.acct, "athena named query "+a.Name, err)
 		}),
 		"events.putRule": with(func(ctx context.Context, x execution, a ruleArgs) error {
-			return putRule(ctx, x.clients().InRegion(a.Region).Events, x.acct, a.Bus, a.Name, a.Pattern, *a.Target)
+			return putRule(ctx, x.clients(a.Archive).InRegion(a.Region).Events, x.acct, a.Bus, a.Name, a.Pattern, *a.Target)
 		}),
 		"events.deleteRule": with(func(ctx context.Context, x execution, a ruleArgs) error {
-			return deleteRule(ctx, x.clients().InRegion(a.Region).Events, x.acct, a.Bus, a.Name)
+			return deleteRule(ctx, x.clients(a.Archive).InRegion(a.Region).Events, x.acct, a.Bus, a.Name)
 		}),
 		"events.createBus": with(func(ctx context.Context, x execution, a busArgs) error {
 			_, err := x.e.Archive.InRegion(a.Region).Events.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String(a.Name)})

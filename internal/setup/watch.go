@@ -333,7 +333,7 @@ func (p *Plan) planWatch(e *Env, w *WatchArchive, topics map[string]*Topic, sour
 		for _, r := range archiveRules() {
 			if w.Rules[r.Name] != nil {
 				p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "EventBridge rule " + r.Name, Action: "delete", Summary: "watch is off in the config",
-					Op: opOf("events.deleteRule", ruleArgs{Region: c.Archive.Region, Bus: WatchBusName, Name: r.Name})})
+					Op: opOf("events.deleteRule", ruleArgs{Region: c.Archive.Region, Bus: WatchBusName, Name: r.Name, Archive: true})})
 			}
 		}
 		if w.Bus {
@@ -380,7 +380,7 @@ func (p *Plan) planWatch(e *Env, w *WatchArchive, topics map[string]*Topic, sour
 		if !sameRule(w.Rules[r.Name], r.Pattern, target) {
 			p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "EventBridge rule " + r.Name + " on " + WatchBusName, Action: verb(w.Rules[r.Name] == nil),
 				Summary: "tell " + topic.ARN + " in one line what happened, where, by whom, and the fix",
-				Op:      opOf("events.putRule", ruleArgs{Region: c.Archive.Region, Bus: WatchBusName, Name: r.Name, Pattern: r.Pattern, Target: &target})})
+				Op:      opOf("events.putRule", ruleArgs{Region: c.Archive.Region, Bus: WatchBusName, Name: r.Name, Pattern: r.Pattern, Target: &target, Archive: true})})
 		}
 	}
 	var have *policy.Statement

@@ -218,7 +218,7 @@ func (p *Plan) planWatchFunction(e *Env, w *WatchArchive, sources []*SourceState
 	if !on {
 		if w.Schedule != nil {
 			p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "EventBridge rule " + WatchScheduleRule, Action: "delete", Summary: "watch is off in the config",
-				Op: opOf("events.deleteRule", ruleArgs{Region: c.Archive.Region, Name: WatchScheduleRule})})
+				Op: opOf("events.deleteRule", ruleArgs{Region: c.Archive.Region, Name: WatchScheduleRule, Archive: true})})
 		}
 		if w.Function != nil {
 			p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "function " + WatchFunctionName, Action: "delete", Summary: "watch is off in the config (its verdicts stay under " + WatchPrefix + ")",
@@ -226,7 +226,7 @@ func (p *Plan) planWatchFunction(e *Env, w *WatchArchive, sources []*SourceState
 		}
 		if w.FunctionRole != nil {
 			p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "role " + WatchFunctionRole, Action: "delete", Summary: "watch is off in the config",
-				Op: opOf("role.delete", roleArgs{Name: WatchFunctionRole, HasPolicy: w.FunctionRole.Policy != nil})})
+				Op: opOf("role.delete", roleArgs{Name: WatchFunctionRole, HasPolicy: w.FunctionRole.Policy != nil, Archive: true})})
 		}
 		return nil
 	}
@@ -235,10 +235,10 @@ func (p *Plan) planWatchFunction(e *Env, w *WatchArchive, sources []*SourceState
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "role " + WatchFunctionRole, Action: "create",
 			Summary: "the watch function's role: assume the observer roles, read the archive, write under " + WatchPrefix + ", publish alerts",
 			Op: opOf("role.create", roleArgs{Name: WatchFunctionRole, Description: "trailkeeper watch: the watch function's role",
-				Trust: docText(functionTrust()), Policy: docText(FunctionPolicy(c))})})
+				Trust: docText(functionTrust()), Policy: docText(FunctionPolicy(c)), Archive: true})})
 	case !samePolicy(w.FunctionRole.Trust, functionTrust()) || !samePolicy(w.FunctionRole.Policy, FunctionPolicy(c)):
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "role " + WatchFunctionRole, Action: "update", Summary: "trust and policy as trailkeeper writes them",
-			Op: opOf("role.put", roleArgs{Name: WatchFunctionRole, Trust: docText(functionTrust()), Policy: docText(FunctionPolicy(c))})})
+			Op: opOf("role.put", roleArgs{Name: WatchFunctionRole, Trust: docText(functionTrust()), Policy: docText(FunctionPolicy(c)), Archive: true})})
 	}
 	text := c.Text
 	if !bytes.Equal(text, w.ConfigText) {
