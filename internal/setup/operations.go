@@ -157,10 +157,11 @@ type (
 		Key  string
 		Body []byte
 	}
-	scheduleArgs  struct{ Target ebtypes.Target }
-	retentionArgs struct {
-		Short []ShortReplica
-		Poll  time.Duration // jobs only
+	scheduleArgs      struct{ Target ebtypes.Target }
+	retentionArgs     struct{ Short []ShortReplica }
+	retentionJobsArgs struct {
+		Jobs []retentionJob
+		Poll time.Duration // how often a job is asked about, at most
 	}
 )
 
@@ -347,8 +348,8 @@ func init() {
 		"archive.extendRetention": with(func(ctx context.Context, x execution, a retentionArgs) error {
 			return ExtendRetention(ctx, x.e.Archive, x.e.Config, a.Short)
 		}),
-		"archive.extendRetentionByJobs": with(func(ctx context.Context, x execution, a retentionArgs) error {
-			return ExtendRetentionByJobs(ctx, x.e.Archive, x.e.Config, a.Short, a.Poll)
+		"archive.extendRetentionByJobs": with(func(ctx context.Context, x execution, a retentionJobsArgs) error {
+			return extendRetentionByJobs(ctx, x.e.Archive, x.e.Config, a.Jobs, a.Poll)
 		}),
 	} {
 		appliers[kind] = a

@@ -149,12 +149,7 @@ func (p *Plan) planRetention(ctx context.Context, e *Env, sources []*SourceState
 		for _, short := range found {
 			all = append(all, short...)
 		}
-		jobs := retentionJobs(c.Archive.ObjectLock, all)
-		p.add(&Step{Account: c.Archive.AccountID, Phase: PhaseRetention, Resource: "replica retention", Action: "update",
-			Summary: fmt.Sprintf("extend %d replicas locked for less than %s with %s (one per month and mode, each until its newest replica's default ends) run by role %s",
-				total, c.Archive.ObjectLock, plural(len(jobs), "S3 Batch Operations job"), RetentionRoleName),
-			Op: opOf("archive.extendRetentionByJobs", retentionArgs{all, opts.poll()})})
-		return nil
+		return p.planRetentionJobs(ctx, e, retentionJobs(c.Archive.ObjectLock, all), total, opts)
 	}
 	for i, short := range found {
 		if len(short) == 0 {
@@ -163,7 +158,7 @@ func (p *Plan) planRetention(ctx context.Context, e *Env, sources []*SourceState
 		acct := sources[i].Config.AccountID
 		p.add(&Step{Account: c.Archive.AccountID, Phase: PhaseRetention, Resource: "replica retention of " + acct, Action: "update",
 			Summary: fmt.Sprintf("extend %d replicas locked for less than %s (first %s, until %s)", len(short), c.Archive.ObjectLock, short[0].Key, short[0].Until.Format("2006-01-02")),
-			Op:      opOf("archive.extendRetention", retentionArgs{Short: short})})
+			Op:      opOf("archive.extendRetention", retentionArgs{short})})
 	}
 	return nil
 }

@@ -106,28 +106,43 @@ func (j retentionJob) manifest(bucket string) []byte {
 	return buf.Bytes()
 }
 
-// ExtendRetentionByJobs extends the short replicas with retention jobs in
-// the archive account, run by RetentionRoleName (created or corrected
-// first), and waits for them: any task that failed is an error naming its
-// failure codes and the report.
-func ExtendRetentionByJobs(ctx context.Context, cl *awsapi.Clients, c *config.Config, short []ShortReplica, poll time.Duration) error {
-	a, bucket := c.Archive.AccountID, c.Archive.Bucket
-	roles := roleOps{cl, a}
-	role, err := getRole(ctx, cl, a, RetentionRoleName)
-	switch {
-	case err != nil:
-		return err
-	case role == nil:
-		err = roles.createRole(ctx, RetentionRoleName, "trailkeeper: extends replica retention in the archive "+bucket+" with S3 Batch Operations", BatchTrust(), RetentionRolePolicy(c))
-	case !samePolicy(role.Trust, BatchTrust()) || !samePolicy(role.Policy, RetentionRolePolicy(c)):
-		err = roles.putRole(ctx, RetentionRoleName, BatchTrust(), RetentionRolePolicy(c))
-	}
+// planRetentionJobs plans the archive's role for retention jobs (created or
+// corrected first, in the same account and phase, so before the jobs) and
+// the jobs, each with its mode, date and replicas.
+func (p *Plan) planRetentionJobs(ctx context.Context, e *Env, jobs []retentionJob, total int, opts Options) error {
+	c := e.Config
+	a := c.Archive.AccountID
+	role, err := getRole(ctx, e.Archive, a, RetentionRoleName)
 	if err != nil {
 		return err
 	}
-	jobs := retentionJobs(c.Archive.ObjectLock, short)
+	trust, pol := BatchTrust(), RetentionRolePolicy(c)
+	args := roleArgs{Name: RetentionRoleName, Description: "trailkeeper: extends replica retention in the archive " + c.Archive.Bucket + " with S3 Batch Operations",
+		Trust: docText(trust), Policy: docText(pol), Archive: true}
+	switch {
+	case role == nil:
+		p.add(&Step{Account: a, Phase: PhaseRetention, Resource: "role " + RetentionRoleName, Action: ActionCreate,
+			Summary: "the role the retention jobs run with, trusted by batchoperations.s3.amazonaws.com", Diff: diff("", canonicalPolicy(pol)),
+			Op: opOf("role.create", args)})
+	case !samePolicy(role.Trust, trust) || !samePolicy(role.Policy, pol):
+		p.add(&Step{Account: a, Phase: PhaseRetention, Resource: "role " + RetentionRoleName, Action: ActionUpdate,
+			Summary: "trust and policy as trailkeeper writes them", Diff: diff(canonicalPolicy(role.Policy), canonicalPolicy(pol)),
+			Op: opOf("role.put", args)})
+	}
+	p.add(&Step{Account: a, Phase: PhaseRetention, Resource: "replica retention", Action: ActionUpdate,
+		Summary: fmt.Sprintf("extend %d replicas locked for less than %s with %s (one per month and mode, each until its newest replica's default ends) run by role %s",
+			total, c.Archive.ObjectLock, plural(len(jobs), "S3 Batch Operations job"), RetentionRoleName),
+		Op: opOf("archive.extendRetentionByJobs", retentionJobsArgs{jobs, opts.poll()})})
+	return nil
+}
+
+// extendRetentionByJobs starts the jobs, waits for them, and makes any task
+// that failed an error naming its failure codes and the report.
+func extendRetentionByJobs(ctx context.Context, cl *awsapi.Clients, c *config.Config, jobs []retentionJob, poll time.Duration) error {
+	a, bucket := c.Archive.AccountID, c.Archive.Bucket
 	ids := make([]string, len(jobs))
 	for i, j := range jobs {
+		var err error
 		if ids[i], err = startRetentionJob(ctx, cl, c, j); err != nil {
 			return err
 		}
