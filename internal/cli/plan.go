@@ -272,19 +272,10 @@ func runApplySaved(ctx context.Context, streams IO, g *Globals, path string, par
 	if err != nil {
 		return err
 	}
-	sources := c.Sources
-	if len(saved.Options.Remove) > 0 {
-		sources = nil
-		for _, a := range saved.Options.Remove {
-			if s := c.Source(a); s != nil {
-				sources = append(sources, *s)
-			}
-		}
-	}
 	if !g.NoProgress {
-		fmt.Fprintf(streams.Err, "checking %s against %s...\n", path, plural(len(sources)+1, "account", "accounts"))
+		fmt.Fprintf(streams.Err, "checking %s against %s...\n", path, plural(len(c.Sources)+1, "account", "accounts"))
 	}
-	env, err := setup.Connect(ctx, c, sources, parallel)
+	env, err := setup.Connect(ctx, c, c.Sources, parallel)
 	if err != nil {
 		return err
 	}
@@ -297,11 +288,11 @@ func runApplySaved(ctx context.Context, streams IO, g *Globals, path string, par
 	}
 	if len(saved.Steps) == 0 {
 		fmt.Fprintln(streams.Out, "No changes: the saved plan has none, and every account still matches it.")
-		return forget(streams, c, saved.Options.Remove)
+		return nil
 	}
 	// The world is as planned: the saved steps, operations and documents
 	// as the reviewer saw them, are what runs.
-	return applyPlan(ctx, streams, g, env, saved.Plan(), &PlanOptions{Parallel: parallel, Remove: saved.Options.Remove}, start)
+	return applyPlan(ctx, streams, g, env, saved.Plan(), &PlanOptions{Parallel: parallel}, start)
 }
 
 func newShowCmd(streams IO, g *Globals) *cobra.Command {

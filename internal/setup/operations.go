@@ -147,7 +147,7 @@ type (
 		Archive                    bool // a rule of the archive's (on its bus, or the schedule)
 	}
 	busPolicyArgs struct{ Region, Policy string }
-	busArgs       struct{ Region, Name string }
+	regionalArgs  struct{ Region, Name string } // a resource by name in a region of the archive
 	topicStmtArgs struct{ ARN, Region, Statement string }
 	functionArgs  struct {
 		Update        bool
@@ -181,179 +181,176 @@ func statementOf(text string) (*policy.Statement, error) {
 	return &d.Statements[0], nil
 }
 
-var appliers = map[string]applier{}
+// onArchive runs an archiveOps method that takes no arguments.
+func onArchive(f func(archiveOps, context.Context) error) applier {
+	return with(func(ctx context.Context, x execution, _ none) error { return f(x.archive(), ctx) })
+}
 
-func init() {
-	archive := func(f func(archiveOps, context.Context) error) applier {
-		return with(func(ctx context.Context, x execution, _ none) error { return f(x.archive(), ctx) })
-	}
-	for kind, a := range map[string]applier{
-		"archive.createBucket":     archive(archiveOps.createBucket),
-		"archive.enableVersioning": archive(archiveOps.enableVersioning),
-		"archive.setRetention":     archive(archiveOps.setRetention),
-		"archive.blockPublic":      archive(archiveOps.blockPublic),
-		"archive.enforceOwner":     archive(archiveOps.enforceOwner),
-		"archive.putPolicy": with(func(ctx context.Context, x execution, a policyArgs) error {
-			planned, err := docOf(a.Planned, policy.Resource)
-			if err != nil {
-				return err
-			}
-			want, err := docOf(a.Want, policy.Resource)
-			if err != nil {
-				return err
-			}
-			return x.archive().putPolicy(ctx, planned, want)
-		}),
-		"source.enableVersioning": with(func(ctx context.Context, x execution, a bucketArgs) error {
-			return enableVersioning(ctx, x.clients(false), x.acct, a.Bucket)
-		}),
-		"source.enableValidation": with(func(ctx context.Context, x execution, a trailArgs) error {
-			return x.source(a.Trail).enableValidation(ctx)
-		}),
-		"source.putReplication": with(func(ctx context.Context, x execution, a replicateArgs) error {
-			return x.source(a.Trail).putReplication(ctx, a.Config)
-		}),
-		"source.deleteReplication": with(func(ctx context.Context, x execution, a trailArgs) error {
-			return x.source(a.Trail).deleteReplication(ctx)
-		}),
-		"source.putWiring": with(func(ctx context.Context, x execution, a wiringArgs) error {
-			return x.source(a.Trail).putWiring(ctx, a.Want)
-		}),
-		"role.create": with(func(ctx context.Context, x execution, a roleArgs) error {
-			trust, pol, err := roleDocs(a)
-			if err != nil {
-				return err
-			}
-			return x.roles(a.Archive).createRole(ctx, a.Name, a.Description, trust, pol)
-		}),
-		"role.put": with(func(ctx context.Context, x execution, a roleArgs) error {
-			trust, pol, err := roleDocs(a)
-			if err != nil {
-				return err
-			}
-			return x.roles(a.Archive).putRole(ctx, a.Name, trust, pol)
-		}),
-		"role.updateTrust": with(func(ctx context.Context, x execution, a roleArgs) error {
-			trust, _, err := roleDocs(a)
-			if err != nil {
-				return err
-			}
-			return x.roles(a.Archive).updateTrust(ctx, a.Name, trust)
-		}),
-		"role.putPolicy": with(func(ctx context.Context, x execution, a roleArgs) error {
-			_, pol, err := roleDocs(a)
-			if err != nil {
-				return err
-			}
-			return x.roles(a.Archive).putRolePolicy(ctx, a.Name, pol)
-		}),
-		"role.deletePolicy": with(func(ctx context.Context, x execution, a roleArgs) error {
-			return x.roles(a.Archive).deleteRolePolicy(ctx, a.Name)
-		}),
-		"role.delete": with(func(ctx context.Context, x execution, a roleArgs) error {
-			return x.roles(a.Archive).deleteRole(ctx, a.Name, a.HasPolicy)
-		}),
-		"topic.create": with(func(ctx context.Context, x execution, a topicArgs) error {
-			return x.archive().createTopic(ctx, &Topic{ARN: a.ARN, Region: a.Region})
-		}),
-		"topic.subscribe": with(func(ctx context.Context, x execution, a topicArgs) error {
-			return x.archive().subscribe(ctx, &Topic{ARN: a.ARN, Region: a.Region}, a.Endpoint)
-		}),
-		"topic.putS3Statement": with(func(ctx context.Context, x execution, a topicArgs) error {
-			planned, err := statementOf(a.Planned)
-			if err != nil {
-				return err
-			}
-			want, err := statementOf(a.Want)
-			if err != nil {
-				return err
-			}
-			return x.archive().putTopicPolicy(ctx, &Topic{ARN: a.ARN, Region: a.Region}, planned, want)
-		}),
-		"topic.addStatement": with(func(ctx context.Context, x execution, a topicStmtArgs) error {
-			stmt, err := statementOf(a.Statement)
-			if err != nil {
-				return err
-			}
-			return addTopicStatement(ctx, x.e.Archive.InRegion(a.Region).SNS, x.acct, a.ARN, a.Region, *stmt)
-		}),
-		"glue.createDatabase": with(func(ctx context.Context, x execution, a databaseArgs) error {
-			_, err := x.e.Archive.Glue.CreateDatabase(ctx, &glue.CreateDatabaseInput{DatabaseInput: &gluetypes.DatabaseInput{Name: &a.Name, Description: &a.Description}})
-			if awsapi.Code(err) == "AlreadyExistsException" {
-				err = nil
-			}
-			return wrap(x.acct, "glue CreateDatabase "+a.Name, err)
-		}),
-		"glue.putTable": with(func(ctx context.Context, x execution, a tableArgs) error {
-			var err error
-			if a.Create {
-				_, err = x.e.Archive.Glue.CreateTable(ctx, &glue.CreateTableInput{DatabaseName: &a.Database, TableInput: a.Table})
-			} else {
-				_, err = x.e.Archive.Glue.UpdateTable(ctx, &glue.UpdateTableInput{DatabaseName: &a.Database, TableInput: a.Table})
-			}
-			return wrap(x.acct, "glue table "+a.Database+"."+aws.ToString(a.Table.Name), err)
-		}),
-		"athena.putWorkgroup": with(func(ctx context.Context, x execution, a workgroupArgs) error {
-			var err error
-			if a.Create {
-				_, err = x.e.Archive.Athena.CreateWorkGroup(ctx, &athena.CreateWorkGroupInput{Name: &a.Name, Description: &a.Description,
-					Configuration: &athenatypes.WorkGroupConfiguration{ResultConfiguration: &athenatypes.ResultConfiguration{OutputLocation: &a.Results}}})
-				return wrap(x.acct, "athena CreateWorkGroup "+a.Name, err)
-			}
-			_, err = x.e.Archive.Athena.UpdateWorkGroup(ctx, &athena.UpdateWorkGroupInput{WorkGroup: &a.Name, ConfigurationUpdates: &athenatypes.WorkGroupConfigurationUpdates{
-				ResultConfigurationUpdates: &athenatypes.ResultConfigurationUpdates{OutputLocation: &a.Results}}})
-			return wrap(x.acct, "athena UpdateWorkGroup "+a.Name, err)
-		}),
-		"athena.putNamedQuery": with(func(ctx context.Context, x execution, a namedQueryArgs) error {
-			var err error
-			if a.ID != nil {
-				_, err = x.e.Archive.Athena.UpdateNamedQuery(ctx, &athena.UpdateNamedQueryInput{NamedQueryId: a.ID, Name: &a.Name, Description: &a.Description, QueryString: &a.SQL})
-			} else {
-				_, err = x.e.Archive.Athena.CreateNamedQuery(ctx, &athena.CreateNamedQueryInput{Name: &a.Name, Description: &a.Description, QueryString: &a.SQL,
-					Database: &a.Database, WorkGroup: &a.Workgroup})
-			}
-			return wrap(x.acct, "athena named query "+a.Name, err)
-		}),
-		"events.putRule": with(func(ctx context.Context, x execution, a ruleArgs) error {
-			return putRule(ctx, x.clients(a.Archive).InRegion(a.Region).Events, x.acct, a.Bus, a.Name, a.Pattern, *a.Target)
-		}),
-		"events.deleteRule": with(func(ctx context.Context, x execution, a ruleArgs) error {
-			return deleteRule(ctx, x.clients(a.Archive).InRegion(a.Region).Events, x.acct, a.Bus, a.Name)
-		}),
-		"events.createBus": with(func(ctx context.Context, x execution, a busArgs) error {
-			_, err := x.e.Archive.InRegion(a.Region).Events.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String(a.Name)})
-			if awsapi.Code(err) == "ResourceAlreadyExistsException" {
-				err = nil
-			}
-			return wrap(x.acct, "events CreateEventBus "+a.Name, err)
-		}),
-		"events.putBusPolicy": with(func(ctx context.Context, x execution, a busPolicyArgs) error {
-			_, err := x.e.Archive.InRegion(a.Region).Events.PutPermission(ctx, &eventbridge.PutPermissionInput{EventBusName: aws.String(WatchBusName), Policy: aws.String(a.Policy)})
-			return wrap(x.acct, "events PutPermission "+WatchBusName, err)
-		}),
-		"lambda.deleteFunction": with(func(ctx context.Context, x execution, a busArgs) error {
-			_, err := x.e.Archive.InRegion(a.Region).Lambda.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String(a.Name)})
-			return wrap(x.acct, "lambda DeleteFunction", err)
-		}),
-		"lambda.deployWatch": with(func(ctx context.Context, x execution, a functionArgs) error {
-			return deployFunction(ctx, x.e, a.Update, a.Build, a.Config)
-		}),
-		"events.scheduleWatch": with(func(ctx context.Context, x execution, a scheduleArgs) error {
-			return schedule(ctx, x.e.Archive.InRegion(x.e.Config.Archive.Region), x.acct, a.Target)
-		}),
-		"archive.putObject": with(func(ctx context.Context, x execution, a objectArgs) error {
-			_, err := x.e.Archive.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &x.e.Config.Archive.Bucket, Key: &a.Key, Body: bytes.NewReader(a.Body)})
-			return wrap(x.acct, "s3 PutObject "+a.Key, err)
-		}),
-		"archive.extendRetention": with(func(ctx context.Context, x execution, a retentionArgs) error {
-			return ExtendRetention(ctx, x.e.Archive, x.e.Config, a.Short)
-		}),
-		"archive.extendRetentionByJobs": with(func(ctx context.Context, x execution, a retentionJobsArgs) error {
-			return extendRetentionByJobs(ctx, x.e.Archive, x.e.Config, a.Jobs, a.Poll)
-		}),
-	} {
-		appliers[kind] = a
-	}
+// appliers are the operations a plan may hold, by kind.
+var appliers = map[string]applier{
+	"archive.createBucket":     onArchive(archiveOps.createBucket),
+	"archive.enableVersioning": onArchive(archiveOps.enableVersioning),
+	"archive.setRetention":     onArchive(archiveOps.setRetention),
+	"archive.blockPublic":      onArchive(archiveOps.blockPublic),
+	"archive.enforceOwner":     onArchive(archiveOps.enforceOwner),
+	"archive.putPolicy": with(func(ctx context.Context, x execution, a policyArgs) error {
+		planned, err := docOf(a.Planned, policy.Resource)
+		if err != nil {
+			return err
+		}
+		want, err := docOf(a.Want, policy.Resource)
+		if err != nil {
+			return err
+		}
+		return x.archive().putPolicy(ctx, planned, want)
+	}),
+	"source.enableVersioning": with(func(ctx context.Context, x execution, a bucketArgs) error {
+		return enableVersioning(ctx, x.clients(false), x.acct, a.Bucket)
+	}),
+	"source.enableValidation": with(func(ctx context.Context, x execution, a trailArgs) error {
+		return x.source(a.Trail).enableValidation(ctx)
+	}),
+	"source.putReplication": with(func(ctx context.Context, x execution, a replicateArgs) error {
+		return x.source(a.Trail).putReplication(ctx, a.Config)
+	}),
+	"source.deleteReplication": with(func(ctx context.Context, x execution, a trailArgs) error {
+		return x.source(a.Trail).deleteReplication(ctx)
+	}),
+	"source.putWiring": with(func(ctx context.Context, x execution, a wiringArgs) error {
+		return x.source(a.Trail).putWiring(ctx, a.Want)
+	}),
+	"role.create": with(func(ctx context.Context, x execution, a roleArgs) error {
+		trust, pol, err := roleDocs(a)
+		if err != nil {
+			return err
+		}
+		return x.roles(a.Archive).createRole(ctx, a.Name, a.Description, trust, pol)
+	}),
+	"role.put": with(func(ctx context.Context, x execution, a roleArgs) error {
+		trust, pol, err := roleDocs(a)
+		if err != nil {
+			return err
+		}
+		return x.roles(a.Archive).putRole(ctx, a.Name, trust, pol)
+	}),
+	"role.updateTrust": with(func(ctx context.Context, x execution, a roleArgs) error {
+		trust, _, err := roleDocs(a)
+		if err != nil {
+			return err
+		}
+		return x.roles(a.Archive).updateTrust(ctx, a.Name, trust)
+	}),
+	"role.putPolicy": with(func(ctx context.Context, x execution, a roleArgs) error {
+		_, pol, err := roleDocs(a)
+		if err != nil {
+			return err
+		}
+		return x.roles(a.Archive).putRolePolicy(ctx, a.Name, pol)
+	}),
+	"role.deletePolicy": with(func(ctx context.Context, x execution, a roleArgs) error {
+		return x.roles(a.Archive).deleteRolePolicy(ctx, a.Name)
+	}),
+	"role.delete": with(func(ctx context.Context, x execution, a roleArgs) error {
+		return x.roles(a.Archive).deleteRole(ctx, a.Name, a.HasPolicy)
+	}),
+	"topic.create": with(func(ctx context.Context, x execution, a topicArgs) error {
+		return x.archive().createTopic(ctx, &Topic{ARN: a.ARN, Region: a.Region})
+	}),
+	"topic.subscribe": with(func(ctx context.Context, x execution, a topicArgs) error {
+		return x.archive().subscribe(ctx, &Topic{ARN: a.ARN, Region: a.Region}, a.Endpoint)
+	}),
+	"topic.putS3Statement": with(func(ctx context.Context, x execution, a topicArgs) error {
+		planned, err := statementOf(a.Planned)
+		if err != nil {
+			return err
+		}
+		want, err := statementOf(a.Want)
+		if err != nil {
+			return err
+		}
+		return x.archive().putTopicPolicy(ctx, &Topic{ARN: a.ARN, Region: a.Region}, planned, want)
+	}),
+	"topic.addStatement": with(func(ctx context.Context, x execution, a topicStmtArgs) error {
+		stmt, err := statementOf(a.Statement)
+		if err != nil {
+			return err
+		}
+		return addTopicStatement(ctx, x.e.Archive.InRegion(a.Region).SNS, x.acct, a.ARN, a.Region, *stmt)
+	}),
+	"glue.createDatabase": with(func(ctx context.Context, x execution, a databaseArgs) error {
+		_, err := x.e.Archive.Glue.CreateDatabase(ctx, &glue.CreateDatabaseInput{DatabaseInput: &gluetypes.DatabaseInput{Name: &a.Name, Description: &a.Description}})
+		if awsapi.Code(err) == "AlreadyExistsException" {
+			err = nil
+		}
+		return wrap(x.acct, "glue CreateDatabase "+a.Name, err)
+	}),
+	"glue.putTable": with(func(ctx context.Context, x execution, a tableArgs) error {
+		var err error
+		if a.Create {
+			_, err = x.e.Archive.Glue.CreateTable(ctx, &glue.CreateTableInput{DatabaseName: &a.Database, TableInput: a.Table})
+		} else {
+			_, err = x.e.Archive.Glue.UpdateTable(ctx, &glue.UpdateTableInput{DatabaseName: &a.Database, TableInput: a.Table})
+		}
+		return wrap(x.acct, "glue table "+a.Database+"."+aws.ToString(a.Table.Name), err)
+	}),
+	"athena.putWorkgroup": with(func(ctx context.Context, x execution, a workgroupArgs) error {
+		var err error
+		if a.Create {
+			_, err = x.e.Archive.Athena.CreateWorkGroup(ctx, &athena.CreateWorkGroupInput{Name: &a.Name, Description: &a.Description,
+				Configuration: &athenatypes.WorkGroupConfiguration{ResultConfiguration: &athenatypes.ResultConfiguration{OutputLocation: &a.Results}}})
+			return wrap(x.acct, "athena CreateWorkGroup "+a.Name, err)
+		}
+		_, err = x.e.Archive.Athena.UpdateWorkGroup(ctx, &athena.UpdateWorkGroupInput{WorkGroup: &a.Name, ConfigurationUpdates: &athenatypes.WorkGroupConfigurationUpdates{
+			ResultConfigurationUpdates: &athenatypes.ResultConfigurationUpdates{OutputLocation: &a.Results}}})
+		return wrap(x.acct, "athena UpdateWorkGroup "+a.Name, err)
+	}),
+	"athena.putNamedQuery": with(func(ctx context.Context, x execution, a namedQueryArgs) error {
+		var err error
+		if a.ID != nil {
+			_, err = x.e.Archive.Athena.UpdateNamedQuery(ctx, &athena.UpdateNamedQueryInput{NamedQueryId: a.ID, Name: &a.Name, Description: &a.Description, QueryString: &a.SQL})
+		} else {
+			_, err = x.e.Archive.Athena.CreateNamedQuery(ctx, &athena.CreateNamedQueryInput{Name: &a.Name, Description: &a.Description, QueryString: &a.SQL,
+				Database: &a.Database, WorkGroup: &a.Workgroup})
+		}
+		return wrap(x.acct, "athena named query "+a.Name, err)
+	}),
+	"events.putRule": with(func(ctx context.Context, x execution, a ruleArgs) error {
+		return putRule(ctx, x.clients(a.Archive).InRegion(a.Region).Events, x.acct, a.Bus, a.Name, a.Pattern, *a.Target)
+	}),
+	"events.deleteRule": with(func(ctx context.Context, x execution, a ruleArgs) error {
+		return deleteRule(ctx, x.clients(a.Archive).InRegion(a.Region).Events, x.acct, a.Bus, a.Name)
+	}),
+	"events.createBus": with(func(ctx context.Context, x execution, a regionalArgs) error {
+		_, err := x.e.Archive.InRegion(a.Region).Events.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String(a.Name)})
+		if awsapi.Code(err) == "ResourceAlreadyExistsException" {
+			err = nil
+		}
+		return wrap(x.acct, "events CreateEventBus "+a.Name, err)
+	}),
+	"events.putBusPolicy": with(func(ctx context.Context, x execution, a busPolicyArgs) error {
+		_, err := x.e.Archive.InRegion(a.Region).Events.PutPermission(ctx, &eventbridge.PutPermissionInput{EventBusName: aws.String(WatchBusName), Policy: aws.String(a.Policy)})
+		return wrap(x.acct, "events PutPermission "+WatchBusName, err)
+	}),
+	"lambda.deleteFunction": with(func(ctx context.Context, x execution, a regionalArgs) error {
+		_, err := x.e.Archive.InRegion(a.Region).Lambda.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String(a.Name)})
+		return wrap(x.acct, "lambda DeleteFunction", err)
+	}),
+	"lambda.deployWatch": with(func(ctx context.Context, x execution, a functionArgs) error {
+		return deployFunction(ctx, x.e, a.Update, a.Build, a.Config)
+	}),
+	"events.scheduleWatch": with(func(ctx context.Context, x execution, a scheduleArgs) error {
+		return schedule(ctx, x.e.Archive.InRegion(x.e.Config.Archive.Region), x.acct, a.Target)
+	}),
+	"archive.putObject": with(func(ctx context.Context, x execution, a objectArgs) error {
+		_, err := x.e.Archive.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &x.e.Config.Archive.Bucket, Key: &a.Key, Body: bytes.NewReader(a.Body)})
+		return wrap(x.acct, "s3 PutObject "+a.Key, err)
+	}),
+	"archive.extendRetention": with(func(ctx context.Context, x execution, a retentionArgs) error {
+		return ExtendRetention(ctx, x.e.Archive, x.e.Config, a.Short)
+	}),
+	"archive.extendRetentionByJobs": with(func(ctx context.Context, x execution, a retentionJobsArgs) error {
+		return extendRetentionByJobs(ctx, x.e.Archive, x.e.Config, a.Jobs, a.Poll)
+	}),
 }
 
 func roleDocs(a roleArgs) (trust, pol *policy.Document, err error) {

@@ -44,13 +44,13 @@ type Saved struct {
 	Cost        *cost.Estimate    `json:"cost,omitempty"`
 }
 
-// SavedOptions are the plan options a saved plan was made with.
+// SavedOptions are the plan options a saved plan was made with (plan takes
+// no accounts out: remove-source applies at once).
 type SavedOptions struct {
-	Remove          []string `json:"remove"`
-	Prune           bool     `json:"prune,omitempty"`
-	AllowCompliance bool     `json:"allowCompliance,omitempty"`
-	ExtendRetention bool     `json:"extendRetention,omitempty"`
-	BatchAbove      int      `json:"batchAbove,omitempty"`
+	Prune           bool `json:"prune,omitempty"`
+	AllowCompliance bool `json:"allowCompliance,omitempty"`
+	ExtendRetention bool `json:"extendRetention,omitempty"`
+	BatchAbove      int  `json:"batchAbove,omitempty"`
 }
 
 // SavedStep is a step with the fingerprint apply compares.
@@ -69,6 +69,9 @@ func observedHash(s *Step) string {
 	sum := sha256.Sum256([]byte(s.Observed))
 	return hex.EncodeToString(sum[:])
 }
+
+// stepFingerprint is a fresh step's fingerprint.
+func stepFingerprint(s *Step) string { return fingerprint(s, observedHash(s)) }
 
 // fingerprint is what apply FILE compares of a step: all it says, its
 // operation with the documents it writes, and the hash of what it was
@@ -92,7 +95,7 @@ func ConfigHash(c *config.Config) string {
 // Save is the plan as plan --out writes it.
 func (p *Plan) Save(c *config.Config, opts Options, version string) *Saved {
 	s := &Saved{Kind: savedKind, Format: SavedFormat, Trailkeeper: version, Created: time.Now().UTC(), Config: c.Path, ConfigHash: ConfigHash(c),
-		Options: SavedOptions{Remove: append([]string{}, opts.Remove...), Prune: opts.Prune, AllowCompliance: opts.AllowCompliance,
+		Options: SavedOptions{Prune: opts.Prune, AllowCompliance: opts.AllowCompliance,
 			ExtendRetention: opts.ExtendRetention, BatchAbove: opts.BatchAbove},
 		Steps: []SavedStep{}, Notes: p.Notes, PolicyBytes: p.PolicyBytes, AccountsFit: p.AccountsFit, Accounts: p.Accounts, Cost: p.Cost}
 	for _, st := range p.Steps {
@@ -132,7 +135,7 @@ func errOr(err error, otherwise string) string {
 
 // PlanOptions are the options to plan with again.
 func (s *Saved) PlanOptions(parallel int) Options {
-	return Options{Remove: s.Options.Remove, Prune: s.Options.Prune, AllowCompliance: s.Options.AllowCompliance,
+	return Options{Prune: s.Options.Prune, AllowCompliance: s.Options.AllowCompliance,
 		ExtendRetention: s.Options.ExtendRetention, BatchAbove: s.Options.BatchAbove, Parallel: parallel}
 }
 
@@ -152,8 +155,8 @@ type Stale struct {
 }
 
 func (e *Stale) Error() string {
-	return fmt.Sprintf("%s no longer matches what is there (%d %s); nothing was written:\n  %s",
-		e.Path, len(e.Changes), map[bool]string{true: "difference", false: "differences"}[len(e.Changes) == 1], strings.Join(e.Changes, "\n  "))
+	return fmt.Sprintf("%s no longer matches what is there (%s); nothing was written:\n  %s",
+		e.Path, plural(len(e.Changes), "difference"), strings.Join(e.Changes, "\n  "))
 }
 
 // Check compares a fresh plan with the saved one: the same steps in the same
@@ -167,21 +170,20 @@ func (s *Saved) Check(fresh *Plan, c *config.Config, path string) error {
 		return "account " + st.Account + ": " + st.Resource + " (" + string(st.Action) + ")"
 	}
 	saved := map[string]int{} // fingerprint -> how many of the saved steps have it
+	savedNames := map[string]bool{}
 	for _, st := range s.Steps {
 		saved[st.Fingerprint]++
+		savedNames[name(&st.Step)] = true
 	}
-	byName := map[string]bool{}
-	for _, st := range s.Steps {
-		byName[name(&st.Step)] = true
-	}
+	prints := make([]string, len(fresh.Steps))
 	freshNames := map[string]bool{}
-	for _, st := range fresh.Steps {
-		fp := fingerprint(st, observedHash(st))
+	for i, st := range fresh.Steps {
+		prints[i] = stepFingerprint(st)
 		freshNames[name(st)] = true
 		switch {
-		case saved[fp] > 0:
-			saved[fp]--
-		case byName[name(st)]:
+		case saved[prints[i]] > 0:
+			saved[prints[i]]--
+		case savedNames[name(st)]:
 			stale.Changes = append(stale.Changes, name(st)+": differs from the saved step (someone changed it since): "+st.Summary)
 		default:
 			stale.Changes = append(stale.Changes, name(st)+": a change the saved plan does not have: "+st.Summary)
@@ -193,10 +195,10 @@ func (s *Saved) Check(fresh *Plan, c *config.Config, path string) error {
 			stale.Changes = append(stale.Changes, name(&st.Step)+": no longer needed (someone made it already, or the resource is gone): "+st.Summary)
 		}
 	}
-	if len(stale.Changes) == 0 && len(fresh.Steps) == len(s.Steps) {
-		for i, st := range fresh.Steps { // same steps, and in the saved order
-			if fingerprint(st, observedHash(st)) != s.Steps[i].Fingerprint {
-				stale.Changes = append(stale.Changes, "the steps come in another order than saved, from "+name(st))
+	if len(stale.Changes) == 0 && len(prints) == len(s.Steps) {
+		for i, fp := range prints { // the same steps, and in the saved order
+			if fp != s.Steps[i].Fingerprint {
+				stale.Changes = append(stale.Changes, "the steps come in another order than saved, from "+name(fresh.Steps[i]))
 				break
 			}
 		}

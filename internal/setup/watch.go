@@ -343,7 +343,7 @@ func (p *Plan) planWatch(e *Env, w *WatchArchive, topics map[string]*Topic, sour
 	}
 	if !w.Bus {
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "event bus " + WatchBusName, Action: "create",
-			Summary: "where the source accounts send the changes they make", Op: opOf("events.createBus", busArgs{c.Archive.Region, WatchBusName})})
+			Summary: "where the source accounts send the changes they make", Op: opOf("events.createBus", regionalArgs{c.Archive.Region, WatchBusName})})
 	}
 	// The bus policy: the accounts granted before stay unless removed (as the
 	// bucket policy's grants do), the accounts of this run are added.

@@ -222,7 +222,7 @@ func (p *Plan) planWatchFunction(e *Env, w *WatchArchive, sources []*SourceState
 		}
 		if w.Function != nil {
 			p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "function " + WatchFunctionName, Action: "delete", Summary: "watch is off in the config (its verdicts stay under " + WatchPrefix + ")",
-				Op: opOf("lambda.deleteFunction", busArgs{c.Archive.Region, WatchFunctionName})})
+				Op: opOf("lambda.deleteFunction", regionalArgs{c.Archive.Region, WatchFunctionName})})
 		}
 		if w.FunctionRole != nil {
 			p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "role " + WatchFunctionRole, Action: "delete", Summary: "watch is off in the config",
