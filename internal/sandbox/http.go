@@ -165,7 +165,7 @@ func (s *Sandbox) dispatch(c *call) error {
 	case "sns":
 		return s.serveQuery(c, snsNamespace, s.snsHandlers)
 	case "glue", "athena", "cloudtrail", "events":
-		return s.serveJSON(c, s.jsonHandlers[c.service])
+		return s.serveJSON(c, s.jsonServices[c.service])
 	case "lambda":
 		return s.serveLambda(c)
 	case "access-analyzer":

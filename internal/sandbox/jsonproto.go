@@ -37,7 +37,7 @@ type jsonService struct {
 var jsonCommonErrors = []string{"AccessDeniedException", "UnknownOperationException", "SerializationException",
 	"MissingAuthenticationTokenException", "ThrottlingException", "InternalFailure", "AccessDenied"}
 
-func (s *Sandbox) jsonServices() map[string]*jsonService {
+func (s *Sandbox) newJSONServices() map[string]*jsonService {
 	deniedException := func(format string, a ...any) error { return errorf(400, "AccessDeniedException", format, a...) }
 	return map[string]*jsonService{
 		"cloudtrail": {name: "cloudtrail", target: "CloudTrail_20131101", handlers: s.cloudtrailActions(), selfLocked: true,

@@ -107,7 +107,7 @@ type Sandbox struct {
 	// Built once in New: the handlers of each service, and parsed policy
 	// documents by text (guarded by mu), so requests do not redo either.
 	iamHandlers, stsHandlers, cfnHandlers, snsHandlers map[string]queryHandler
-	jsonHandlers                                       map[string]*jsonService // by service name, jsonproto.go
+	jsonServices                                       map[string]*jsonService // by service name, jsonproto.go
 	subresources                                       map[string]bucketHandler
 	parsed                                             map[parsedKey]*policy.Document
 }
@@ -208,7 +208,7 @@ func New(opts Options) (*Sandbox, error) {
 	s.SetLatency(opts.Latency)
 	s.iamHandlers, s.stsHandlers, s.cfnHandlers, s.snsHandlers = s.iamActions(), s.stsActions(), s.cfnActions(), s.snsActions()
 	s.subresources = s.bucketSubresources()
-	s.jsonHandlers = s.jsonServices()
+	s.jsonServices = s.newJSONServices()
 	s.parsed = map[parsedKey]*policy.Document{}
 	if opts.DataDir == "" {
 		s.blobs = &memBlobs{m: map[string]memBlob{}}

@@ -147,10 +147,6 @@ func List(ctx context.Context, s store.Store, opts Options) (*Listing, error) {
 	return &Listing{objects: objects, warnings: r.stats.Warnings, shadowed: r.stats.Shadowed}, err
 }
 
-// StatePrefix is where trailkeeper keeps its own records in an archive (the
-// policy lease, watch's verdicts, backfill's and retention's jobs): never logs.
-const StatePrefix = "trailkeeper/"
-
 type runner struct {
 	s       store.Store
 	opts    Options
@@ -193,7 +189,7 @@ func (r *runner) list(ctx context.Context) ([]object, error) {
 		var odd []string
 		versions := map[string]int{}
 		err := r.s.Versions(ctx, prefixes[i], func(v store.Version) error {
-			if len(bases) == 0 && strings.HasPrefix(v.Key, root+StatePrefix) {
+			if len(bases) == 0 && strings.HasPrefix(v.Key, root+store.StatePrefix) {
 				return nil // trailkeeper's own records in an archive with no logs yet
 			}
 			versions[v.Key]++

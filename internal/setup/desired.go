@@ -16,6 +16,7 @@ import (
 
 	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/policy"
+	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
 // Names trailkeeper writes; it recognises what it owns by them.
@@ -29,7 +30,7 @@ const (
 	BatchRoleName = "trailkeeper-batch-replication"
 	// BackfillPrefix is where backfill jobs write their completion reports and
 	// trailkeeper its record of them, in each trail bucket, outside AWSLogs/.
-	BackfillPrefix = "trailkeeper/backfill/"
+	BackfillPrefix = store.StatePrefix + "backfill/"
 )
 
 // The seed document's names, recognised for adoption.

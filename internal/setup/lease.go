@@ -20,6 +20,7 @@ import (
 
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/policy"
+	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
 // S3 has no conditional write for bucket policies, so two applies at once
@@ -28,7 +29,7 @@ import (
 // If-None-Match or If-Match, which S3 itself serialises. A holder that dies
 // (kill -9) blocks others only until its lease expires.
 const (
-	LeaseKey = "trailkeeper/policy-lease.json"
+	LeaseKey = store.StatePrefix + "policy-lease.json"
 	leaseTTL = 2 * time.Minute
 )
 

@@ -21,6 +21,7 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/batchjob"
 	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/policy"
+	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
 // Many short replicas (a source's Object Lock default over a year of logs)
@@ -36,7 +37,7 @@ const (
 	RetentionRoleName = "trailkeeper-retention"
 	// RetentionPrefix is where the jobs' manifests and completion reports go
 	// in the archive, outside every AWSLogs/ (they are locked like the rest).
-	RetentionPrefix = "trailkeeper/retention/"
+	RetentionPrefix = store.StatePrefix + "retention/"
 	// DefaultBatchAbove is how many short replicas are extended one by one
 	// before jobs take over: 100,000 PutObjectRetention calls take minutes at
 	// 16 at a time, and a job takes minutes to start.

@@ -25,6 +25,7 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/policy"
+	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
 // The scheduled verdict's side of watch: the function trailkeeper-watch in
@@ -32,7 +33,7 @@ import (
 // bootstrap), its role, the hourly schedule that invokes it, the config it
 // runs with, and in every source the read-only role it reads through.
 const (
-	WatchPrefix        = "trailkeeper/watch/" // in the archive: config, code, verdict, status
+	WatchPrefix        = store.StatePrefix + "watch/" // in the archive: config, code, verdict, status
 	WatchFunctionName  = "trailkeeper-watch"
 	WatchFunctionRole  = "trailkeeper-watch-function"
 	ObserverRoleName   = "trailkeeper-observer"

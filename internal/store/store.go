@@ -33,6 +33,11 @@ type Version struct {
 	Special bool
 }
 
+// StatePrefix is where trailkeeper keeps its own records in a bucket, beside
+// AWSLogs/ (the policy lease, watch's verdicts, backfill's and retention's
+// jobs): never logs.
+const StatePrefix = "trailkeeper/"
+
 // Store reads an archive.
 type Store interface {
 	// String names the store in messages: s3://bucket or a directory.

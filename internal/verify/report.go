@@ -197,7 +197,9 @@ func (r *Report) Totals() Chain {
 	return t
 }
 
-func (r *Report) sort() {
+// finish orders the report, names each finding's code under its old name
+// too, and gives the verdict.
+func (r *Report) finish() {
 	slices.SortFunc(r.Chains, func(a, b *Chain) int {
 		// a chain before its backfill chain
 		return cmp.Or(cmp.Compare(a.Account, b.Account), cmp.Compare(a.Region, b.Region), cmp.Compare(a.Trail, b.Trail), compareBool(a.Backfill, b.Backfill))
@@ -205,10 +207,11 @@ func (r *Report) sort() {
 	slices.SortStableFunc(r.Findings, func(a, b *Finding) int {
 		return cmp.Or(cmp.Compare(a.Account, b.Account), cmp.Compare(a.Region, b.Region), cmp.Compare(a.Key, b.Key), cmp.Compare(a.Code, b.Code))
 	})
+	sort.Strings(r.Notes)
 	for _, f := range r.Findings {
 		f.Kind = f.Code // the name verify's JSON used until schema 2, for one release
 	}
-	sort.Strings(r.Notes)
+	r.Verdict = r.verdict()
 }
 
 // compareBool orders false before true.

@@ -192,8 +192,7 @@ func Run(ctx context.Context, s store.Store, opts Options) (*Report, error) {
 	}
 	v.report.ObjectsRead = v.read.Load()
 	v.report.State = v.next
-	v.report.sort()
-	v.report.Verdict = v.report.verdict()
+	v.report.finish()
 	return v.report, nil
 }
 
