@@ -511,6 +511,21 @@ func (p *Plan) planRole(acct, bucket string, r *Role, name string, trust, want *
 	return nil
 }
 
+// planOwnRole plans a role only trailkeeper writes, in one phase: created
+// when absent, both documents put when either differs (args names it, says
+// in which account's part it lives, and describes it).
+func (p *Plan) planOwnRole(acct string, phase Phase, r *Role, trust, pol *policy.Document, args roleArgs, what string) {
+	args.Trust, args.Policy = docText(trust), docText(pol)
+	switch {
+	case r == nil:
+		p.add(&Step{Account: acct, Phase: phase, Resource: "role " + args.Name, Action: ActionCreate, Summary: what,
+			Diff: diff("", canonicalPolicy(pol)), Op: opOf("role.create", args)})
+	case !samePolicy(r.Trust, trust) || !samePolicy(r.Policy, pol):
+		p.add(&Step{Account: acct, Phase: phase, Resource: "role " + args.Name, Action: ActionUpdate, Summary: "trust and policy as trailkeeper writes them",
+			Diff: diff(canonicalPolicy(r.Policy), canonicalPolicy(pol)), Observed: canonicalPolicy(r.Trust) + canonicalPolicy(r.Policy), Op: opOf("role.put", args)})
+	}
+}
+
 func verb(create bool) Action {
 	if create {
 		return ActionCreate

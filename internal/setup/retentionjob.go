@@ -117,19 +117,9 @@ func (p *Plan) planRetentionJobs(ctx context.Context, e *Env, jobs []retentionJo
 	if err != nil {
 		return err
 	}
-	trust, pol := BatchTrust(), RetentionRolePolicy(c)
-	args := roleArgs{Name: RetentionRoleName, Description: "trailkeeper: extends replica retention in the archive " + c.Archive.Bucket + " with S3 Batch Operations",
-		Trust: docText(trust), Policy: docText(pol), Archive: true}
-	switch {
-	case role == nil:
-		p.add(&Step{Account: a, Phase: PhaseRetention, Resource: "role " + RetentionRoleName, Action: ActionCreate,
-			Summary: "the role the retention jobs run with, trusted by batchoperations.s3.amazonaws.com", Diff: diff("", canonicalPolicy(pol)),
-			Op: opOf("role.create", args)})
-	case !samePolicy(role.Trust, trust) || !samePolicy(role.Policy, pol):
-		p.add(&Step{Account: a, Phase: PhaseRetention, Resource: "role " + RetentionRoleName, Action: ActionUpdate,
-			Summary: "trust and policy as trailkeeper writes them", Diff: diff(canonicalPolicy(role.Policy), canonicalPolicy(pol)),
-			Op: opOf("role.put", args)})
-	}
+	p.planOwnRole(a, PhaseRetention, role, BatchTrust(), RetentionRolePolicy(c),
+		roleArgs{Name: RetentionRoleName, Description: "trailkeeper: extends replica retention in the archive " + c.Archive.Bucket + " with S3 Batch Operations", Archive: true},
+		"the role the retention jobs run with, trusted by batchoperations.s3.amazonaws.com")
 	p.add(&Step{Account: a, Phase: PhaseRetention, Resource: "replica retention", Action: ActionUpdate,
 		Summary: fmt.Sprintf("extend %d replicas locked for less than %s with %s (one per month and mode, each until its newest replica's default ends) run by role %s",
 			total, c.Archive.ObjectLock, plural(len(jobs), "S3 Batch Operations job"), RetentionRoleName),

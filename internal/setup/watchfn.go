@@ -202,14 +202,10 @@ func (p *Plan) planWatchFunction(e *Env, w *WatchArchive, sources []*SourceState
 			p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + ObserverRoleName, Action: "delete", Summary: "the watch function no longer reads this account",
 				Op: opOf("role.delete", roleArgs{Name: ObserverRoleName, HasPolicy: st.Observer.Policy != nil})})
 		case !on || removing[acct]:
-		case st.Observer == nil:
-			p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + ObserverRoleName, Action: "create",
-				Summary: "read-only role the watch function reads this account through, trusted by " + RoleARN(c.Archive.AccountID, WatchFunctionRole) + " only",
-				Op: opOf("role.create", roleArgs{Name: ObserverRoleName, Description: "trailkeeper watch: reads what status reads, for the watch function",
-					Trust: docText(observerTrust(c)), Policy: docText(ObserverPolicy(st))})})
-		case !samePolicy(st.Observer.Trust, observerTrust(c)) || !samePolicy(st.Observer.Policy, ObserverPolicy(st)):
-			p.add(&Step{Account: acct, Phase: PhaseSources, Resource: "role " + ObserverRoleName, Action: "update", Summary: "trust and read-only policy as trailkeeper writes them",
-				Op: opOf("role.put", roleArgs{Name: ObserverRoleName, Trust: docText(observerTrust(c)), Policy: docText(ObserverPolicy(st))})})
+		default:
+			p.planOwnRole(acct, PhaseSources, st.Observer, observerTrust(c), ObserverPolicy(st), roleArgs{Name: ObserverRoleName,
+				Description: "trailkeeper watch: reads what status reads, for the watch function"},
+				"read-only role the watch function reads this account through, trusted by "+RoleARN(c.Archive.AccountID, WatchFunctionRole)+" only")
 		}
 	}
 	if w == nil || w.Unreadable {
@@ -231,16 +227,9 @@ func (p *Plan) planWatchFunction(e *Env, w *WatchArchive, sources []*SourceState
 		}
 		return nil
 	}
-	switch {
-	case w.FunctionRole == nil:
-		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "role " + WatchFunctionRole, Action: "create",
-			Summary: "the watch function's role: assume the observer roles, read the archive, write under " + WatchPrefix + ", publish alerts",
-			Op: opOf("role.create", roleArgs{Name: WatchFunctionRole, Description: "trailkeeper watch: the watch function's role",
-				Trust: docText(functionTrust()), Policy: docText(FunctionPolicy(c)), Archive: true})})
-	case !samePolicy(w.FunctionRole.Trust, functionTrust()) || !samePolicy(w.FunctionRole.Policy, FunctionPolicy(c)):
-		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "role " + WatchFunctionRole, Action: "update", Summary: "trust and policy as trailkeeper writes them",
-			Op: opOf("role.put", roleArgs{Name: WatchFunctionRole, Trust: docText(functionTrust()), Policy: docText(FunctionPolicy(c)), Archive: true})})
-	}
+	p.planOwnRole(a, PhaseArchive, w.FunctionRole, functionTrust(), FunctionPolicy(c),
+		roleArgs{Name: WatchFunctionRole, Description: "trailkeeper watch: the watch function's role", Archive: true},
+		"the watch function's role: assume the observer roles, read the archive, write under "+WatchPrefix+", publish alerts")
 	text := c.Text
 	if !bytes.Equal(text, w.ConfigText) {
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "object " + watchConfigKey(), Action: verb(w.ConfigText == nil),
