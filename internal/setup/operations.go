@@ -346,7 +346,7 @@ var appliers = map[string]applier{
 		return wrap(x.acct, "s3 PutObject "+a.Key, err)
 	}),
 	"archive.extendRetention": with(func(ctx context.Context, x execution, a retentionArgs) error {
-		return ExtendRetention(ctx, x.e.Archive, x.e.Config, a.Short)
+		return extendRetention(ctx, x.e.Archive, x.e.Config, a.Short)
 	}),
 	"archive.extendRetentionByJobs": with(func(ctx context.Context, x execution, a retentionJobsArgs) error {
 		return extendRetentionByJobs(ctx, x.e.Archive, x.e.Config, a.Jobs, a.Poll)

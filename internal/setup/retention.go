@@ -20,8 +20,8 @@ import (
 // without one, and only as it stands when they arrive. The archive's owner
 // may always extend a retention; that is how apply repairs a short one.
 
-// RetainUntil is when the default retention lock ends for an object created at t.
-func RetainUntil(lock config.ObjectLock, t time.Time) time.Time {
+// retainUntil is when the default retention lock ends for an object created at t.
+func retainUntil(lock config.ObjectLock, t time.Time) time.Time {
 	return t.UTC().AddDate(lock.Years, 0, lock.Days)
 }
 
@@ -33,14 +33,14 @@ const retentionSlack = 24 * time.Hour
 // ShortRetention says whether a replica created at created and locked until
 // until falls short of the archive's default retention.
 func ShortRetention(lock config.ObjectLock, created, until time.Time) bool {
-	return until.Before(RetainUntil(lock, created).Add(-retentionSlack))
+	return until.Before(retainUntil(lock, created).Add(-retentionSlack))
 }
 
 // Shorter says whether a default retention ends before another for objects
 // created at the same time.
 func Shorter(a, b config.ObjectLock) bool {
 	t := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-	return RetainUntil(a, t).Before(RetainUntil(b, t))
+	return retainUntil(a, t).Before(retainUntil(b, t))
 }
 
 // ShortReplica is a replica whose retention ends before the archive's default.
@@ -49,11 +49,11 @@ type ShortReplica struct {
 	Created, Until       time.Time
 }
 
-// FindShortRetention reads the retention of every version under the account's
+// findShortRetention reads the retention of every version under the account's
 // folders in the archive (one GetObjectRetention each, 16 at a time) and
 // returns those that end before the archive's default would, and how many
 // it read.
-func FindShortRetention(ctx context.Context, cl *awsapi.Clients, c *config.Config, t Trail, account string) ([]ShortReplica, int, error) {
+func findShortRetention(ctx context.Context, cl *awsapi.Clients, c *config.Config, t Trail, account string) ([]ShortReplica, int, error) {
 	bucket, lock := c.Archive.Bucket, c.Archive.ObjectLock
 	prefix := t.LogPrefix() + account + "/"
 	var versions []ShortReplica // every version, with its retention once read
@@ -92,11 +92,11 @@ func FindShortRetention(ctx context.Context, cl *awsapi.Clients, c *config.Confi
 	return short, len(versions), nil
 }
 
-// ExtendRetention locks each replica until the archive's default would have:
+// extendRetention locks each replica until the archive's default would have:
 // in the archive's mode, or COMPLIANCE where the replica already has it (S3
 // allows no step down from COMPLIANCE, and nobody needs one). It never
 // shortens: a retention already as long is left alone by ShortRetention.
-func ExtendRetention(ctx context.Context, cl *awsapi.Clients, c *config.Config, short []ShortReplica) error {
+func extendRetention(ctx context.Context, cl *awsapi.Clients, c *config.Config, short []ShortReplica) error {
 	lock := c.Archive.ObjectLock
 	return forEach(ctx, 16, len(short), func(ctx context.Context, i int) error {
 		r := short[i]
@@ -104,7 +104,7 @@ func ExtendRetention(ctx context.Context, cl *awsapi.Clients, c *config.Config, 
 		if r.Mode == string(s3types.ObjectLockRetentionModeCompliance) {
 			mode = s3types.ObjectLockRetentionModeCompliance
 		}
-		until := RetainUntil(lock, r.Created)
+		until := retainUntil(lock, r.Created)
 		_, err := cl.S3.PutObjectRetention(ctx, &s3.PutObjectRetentionInput{Bucket: &c.Archive.Bucket, Key: &r.Key, VersionId: &r.VersionID,
 			Retention: &s3types.ObjectLockRetention{Mode: mode, RetainUntilDate: &until}})
 		if err != nil {
@@ -127,7 +127,7 @@ func (p *Plan) planRetention(ctx context.Context, e *Env, sources []*SourceState
 		if st == nil || removing[st.Config.AccountID] {
 			return nil
 		}
-		short, seen, err := FindShortRetention(ctx, e.Archive, c, st.Trail, st.Config.AccountID)
+		short, seen, err := findShortRetention(ctx, e.Archive, c, st.Trail, st.Config.AccountID)
 		if err != nil {
 			return err
 		}

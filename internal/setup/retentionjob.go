@@ -44,11 +44,11 @@ const (
 	DefaultBatchAbove = 100_000
 )
 
-// RetentionRolePolicy is what a retention job needs (User Guide, "S3 Object
+// retentionRolePolicy is what a retention job needs (User Guide, "S3 Object
 // Lock retention"): confirm the archive has Object Lock, extend the
 // retention of the logs under any [prefix/]AWSLogs/, read its manifest and
 // write its report under RetentionPrefix.
-func RetentionRolePolicy(c *config.Config) *policy.Document {
+func retentionRolePolicy(c *config.Config) *policy.Document {
 	b := bucketARN(c.Archive.Bucket)
 	return &policy.Document{Version: "2012-10-17", Statements: []policy.Statement{
 		{Sid: "ExtendRetention", Effect: policy.Allow, Action: policy.Strings{"s3:PutObjectRetention"}, Resource: policy.Strings{b + "/*AWSLogs/*"}},
@@ -82,7 +82,7 @@ func retentionJobs(lock config.ObjectLock, short []ShortReplica) []retentionJob 
 			groups[k] = g
 		}
 		g.Replicas = append(g.Replicas, r)
-		if until := RetainUntil(lock, r.Created); until.After(g.Until) {
+		if until := retainUntil(lock, r.Created); until.After(g.Until) {
 			g.Until = until
 		}
 	}
@@ -117,7 +117,7 @@ func (p *Plan) planRetentionJobs(ctx context.Context, e *Env, jobs []retentionJo
 	if err != nil {
 		return err
 	}
-	p.planOwnRole(a, PhaseRetention, role, BatchTrust(), RetentionRolePolicy(c),
+	p.planOwnRole(a, PhaseRetention, role, BatchTrust(), retentionRolePolicy(c),
 		roleArgs{Name: RetentionRoleName, Description: "trailkeeper: extends replica retention in the archive " + c.Archive.Bucket + " with S3 Batch Operations", Archive: true},
 		"the role the retention jobs run with, trusted by batchoperations.s3.amazonaws.com")
 	p.add(&Step{Account: a, Phase: PhaseRetention, Resource: "replica retention", Action: ActionUpdate,

@@ -25,7 +25,7 @@ func TestRetentionJobsByMonthAndMode(t *testing.T) {
 	for _, j := range jobs {
 		for _, r := range j.Replicas {
 			seen++
-			due := RetainUntil(lock, r.Created)
+			due := retainUntil(lock, r.Created)
 			if j.Until.Before(due) || j.Until.After(due.AddDate(0, 0, 31)) {
 				t.Errorf("%s (created %s) locked until %s, due %s", r.Key, r.Created, j.Until, due)
 			}

@@ -86,15 +86,15 @@ func fingerprint(s *Step, observed string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// ConfigHash is the SHA-256 of a config file's text.
-func ConfigHash(c *config.Config) string {
+// configHash is the SHA-256 of a config file's text.
+func configHash(c *config.Config) string {
 	sum := sha256.Sum256(c.Text)
 	return hex.EncodeToString(sum[:])
 }
 
 // Save is the plan as plan --out writes it.
 func (p *Plan) Save(c *config.Config, opts Options, version string) *Saved {
-	s := &Saved{Kind: savedKind, Format: SavedFormat, Trailkeeper: version, Created: time.Now().UTC(), Config: c.Path, ConfigHash: ConfigHash(c),
+	s := &Saved{Kind: savedKind, Format: SavedFormat, Trailkeeper: version, Created: time.Now().UTC(), Config: c.Path, ConfigHash: configHash(c),
 		Options: SavedOptions{Prune: opts.Prune, AllowCompliance: opts.AllowCompliance,
 			ExtendRetention: opts.ExtendRetention, BatchAbove: opts.BatchAbove},
 		Steps: []SavedStep{}, Notes: p.Notes, PolicyBytes: p.PolicyBytes, AccountsFit: p.AccountsFit, Accounts: p.Accounts, Cost: p.Cost}
@@ -163,7 +163,7 @@ func (e *Stale) Error() string {
 // order, each with the same fingerprint.
 func (s *Saved) Check(fresh *Plan, c *config.Config, path string) error {
 	stale := &Stale{Path: path}
-	if ConfigHash(c) != s.ConfigHash {
+	if configHash(c) != s.ConfigHash {
 		stale.Changes = append(stale.Changes, "the config "+c.Path+" changed since the plan was saved")
 	}
 	name := func(st *Step) string {
