@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trailkeeper/trailkeeper/internal/athena"
+	"github.com/trailkeeper/trailkeeper/internal/athenaquery"
+	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/index"
 	"github.com/trailkeeper/trailkeeper/internal/query"
 	"github.com/trailkeeper/trailkeeper/internal/store"
@@ -22,6 +24,7 @@ import (
 
 func newQueryCmd(streams IO, g *Globals) *cobra.Command {
 	var dir, named string
+	var onAthena bool
 	cmd := &cobra.Command{
 		Use:   "query [--index DIR] SQL | --named NAME",
 		Short: "SQL over the index (DuckDB): table events, views errors and console_logins",
@@ -33,7 +36,14 @@ statements run on Athena over the tables trailkeeper athena writes.
   trailkeeper query "SELECT eventname, count(*) AS n FROM errors GROUP BY ALL ORDER BY n DESC LIMIT 10"
   trailkeeper query -o csv "SELECT eventtime, useridentity.arn, sourceipaddress FROM console_logins"
 
-Exit codes: 0 answered, 2 usage error (bad SQL, no index).`,
+With --athena the statement runs in Athena instead, in the workgroup and database that apply made from the
+config's athena: section, over the tables of the log files themselves (the views are defined in front of the
+statement as a WITH clause). Athena's dialect is Trino's; the views and named queries run on both. The bytes
+scanned and their cost are shown on stderr. Needs athena:StartQueryExecution, GetQueryExecution,
+GetQueryResults, StopQueryExecution, glue:GetTable and GetDatabase, s3:GetObject and ListBucket on the archive,
+and s3:PutObject on the results location.
+
+Exit codes: 0 answered, 1 Athena failed the query for a reason of its own, 2 usage error (bad SQL, no index).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var names []string
@@ -46,9 +56,13 @@ Exit codes: 0 answered, 2 usage error (bad SQL, no index).`,
 			if len(args) != 1 {
 				return classify(usageErr("give one SQL statement, or --named with one of: "+strings.Join(names, ", "), "nothing to run"))
 			}
+			if onAthena {
+				return classify(runAthenaQuery(cmd.Context(), streams, g, args[0]))
+			}
 			return classify(runQuery(cmd.Context(), streams, g, dir, args[0]))
 		},
 	}
+	cmd.Flags().BoolVar(&onAthena, "athena", false, "run the statement in Athena (the config's athena: workgroup and database) instead of over the index")
 	cmd.Flags().StringVar(&dir, "index", "", "the index folder (default: the config's archive's, as trailkeeper index writes it)")
 	cmd.Flags().StringVar(&named, "named", "", "run a named query (trailkeeper athena lists them; they run unchanged in Athena)")
 	return cmd
@@ -80,7 +94,7 @@ func runQuery(ctx context.Context, streams IO, g *Globals, dir, sql string) erro
 	defer rows.Close()
 	out := bufio.NewWriterSize(streams.Out, 64<<10)
 	defer out.Flush()
-	n, err := writeRows(out, g.Output, rows)
+	n, err := writeRows(out, g.Output, rows.Columns, rows.Next)
 	if err != nil {
 		return usageErr("", "%v", err)
 	}
@@ -89,15 +103,49 @@ func runQuery(ctx context.Context, streams IO, g *Globals, dir, sql string) erro
 	return nil
 }
 
+// runAthenaQuery runs the statement in the config's Athena workgroup.
+func runAthenaQuery(ctx context.Context, streams IO, g *Globals, sql string) error {
+	c, err := loadConfig(g)
+	if err != nil {
+		return err
+	}
+	if !c.Athena.Enabled {
+		return usageErr("add an athena: section to the config (docs/query.md) and run trailkeeper apply", "%s has no athena: section: no workgroup to run in", g.Config)
+	}
+	cl, err := awsapi.New(ctx, awsapi.Target{Account: c.Archive.AccountID, Region: c.Archive.Region, Credentials: c.Archive.Credentials, Endpoint: c.EndpointURL})
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	answer, err := athenaquery.Run(ctx, cl.Athena, athenaquery.Request{SQL: sql, Database: c.Athena.Database, Workgroup: c.Athena.Workgroup})
+	var failed *athenaquery.Failed
+	if errors.As(err, &failed) && failed.User {
+		return usageErr("the tables are "+c.Athena.Database+".events (views: errors, console_logins); Athena's dialect is Trino's", "%v", err)
+	}
+	if err != nil {
+		return err
+	}
+	out := bufio.NewWriterSize(streams.Out, 64<<10)
+	defer out.Flush()
+	n, err := writeRows(out, g.Output, answer.Columns, func() ([]any, error) { return answer.Next(ctx) })
+	if err != nil {
+		return err
+	}
+	out.Flush()
+	fmt.Fprintf(streams.Err, "%s in %s; Athena scanned %s, about $%.6f (at $5 per TB, 10 MB at least); query %s, results %s\n",
+		plural(n, "row", "rows"), time.Since(start).Round(time.Millisecond), megabytes(answer.Scanned), athenaquery.Cost(answer.Scanned), answer.ID, answer.Output)
+	return nil
+}
+
 // writeRows prints an answer: a table for people, JSON Lines or CSV for scripts.
-func writeRows(w io.Writer, format string, rows *query.Rows) (int, error) {
+func writeRows(w io.Writer, format string, columns []string, next func() ([]any, error)) (int, error) {
 	var emit func([]any) error
 	var flush func() error
 	switch format {
 	case "json":
 		emit = func(row []any) error {
 			obj := make(map[string]any, len(row))
-			for i, c := range rows.Columns {
+			for i, c := range columns {
 				obj[c] = row[i]
 			}
 			data, err := json.Marshal(obj)
@@ -109,12 +157,12 @@ func writeRows(w io.Writer, format string, rows *query.Rows) (int, error) {
 		}
 	case "csv":
 		cw := csv.NewWriter(w)
-		cw.Write(rows.Columns)
+		cw.Write(columns)
 		emit = func(row []any) error { return cw.Write(cells(row)) }
 		flush = func() error { cw.Flush(); return cw.Error() }
 	default:
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, strings.ToUpper(strings.Join(rows.Columns, "\t")))
+		fmt.Fprintln(tw, strings.ToUpper(strings.Join(columns, "\t")))
 		emit = func(row []any) error {
 			c := cells(row)
 			for i := range c {
@@ -127,7 +175,7 @@ func writeRows(w io.Writer, format string, rows *query.Rows) (int, error) {
 	}
 	n := 0
 	for {
-		row, err := rows.Next()
+		row, err := next()
 		if err != nil {
 			return n, err
 		}

@@ -9,8 +9,8 @@ import (
 )
 
 // The Glue Data Catalog and Athena's workgroups and named queries, as far as
-// apply uses them: the catalog keeps databases and tables as given (no query
-// runs here), Athena keeps workgroups and named queries. JSON 1.1 protocol,
+// apply uses them: the catalog keeps databases and tables as given, Athena
+// keeps workgroups and named queries (its queries run in athenaquery.go). JSON 1.1 protocol,
 // with each service's own error codes.
 
 type glueDatabase struct {
@@ -190,7 +190,8 @@ func (s *Sandbox) athenaActions() map[string]jsonHandler {
 		}
 		return nil
 	}
-	return map[string]jsonHandler{
+	actions := s.athenaQueryActions(group, invalid)
+	for name, h := range map[string]jsonHandler{
 		"CreateWorkGroup": func(c *call, in map[string]any) (any, error) {
 			name := str(in, "Name")
 			if !workgroupNameRE().MatchString(name) {
@@ -293,5 +294,8 @@ func (s *Sandbox) athenaActions() map[string]jsonHandler {
 			q.Name, q.Description, q.QueryString = str(in, "Name"), str(in, "Description"), str(in, "QueryString")
 			return map[string]any{}, nil
 		},
+	} {
+		actions[name] = h
 	}
+	return actions
 }

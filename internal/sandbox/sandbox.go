@@ -97,9 +97,10 @@ type Sandbox struct {
 	faultRate      atomic.Uint64 // math.Float64bits of the share of requests that fail
 	latency        atomic.Int64  // time.Duration added to every answer
 	slowMu         sync.Mutex
-	slow           []slowRule      // requests to hold back, as a slow network would
-	url            atomic.Value    // string: where Start serves, for Lambda functions to call back
-	stopCtx        context.Context // cancelled by Close, for background invocations
+	slow           []slowRule                 // requests to hold back, as a slow network would
+	url            atomic.Value               // string: where Start serves, for Lambda functions to call back
+	stopCtx        context.Context            // cancelled by Close, for background invocations
+	queries        map[string]*queryExecution // Athena's, by ACCOUNT/REGION/id; kept in memory only
 	stopCtxOnce    sync.Once
 	codeMu         sync.Mutex
 	codeDirs       map[string]string // Lambda code unpacked, by its hash
