@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -71,7 +72,7 @@ func Run(ctx context.Context, api API, req Request) (*Answer, error) {
 		QueryExecutionContext: &types.QueryExecutionContext{Database: aws.String(req.Database)},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("athena StartQueryExecution in workgroup %s: %w", req.Workgroup, err)
+		return nil, fmt.Errorf("athena StartQueryExecution in workgroup %s (trailkeeper apply creates it from the config's athena: section): %w", req.Workgroup, err)
 	}
 	id := aws.ToString(start.QueryExecutionId)
 	wait := req.Poll
@@ -210,7 +211,9 @@ func Cost(scanned int64) float64 {
 	return float64(mb) * 5 / (1 << 20)
 }
 
-var withRE = regexp.MustCompile(`(?is)^(\s*(?:--[^\n]*\n\s*)*)WITH(\s+RECURSIVE)?\s`)
+// withRE finds a statement's own WITH; built on first use, as every
+// command pays only for what it uses.
+var withRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?is)^(\s*(?:--[^\n]*\n\s*)*)WITH(\s+RECURSIVE)?\s`) })
 
 // WithViews defines the views a statement names (errors, console_logins)
 // in front of it, as a WITH clause: the same text as trailkeeper athena
@@ -228,7 +231,7 @@ func WithViews(sql string) string {
 	if len(defs) == 0 {
 		return sql
 	}
-	if m := withRE.FindStringSubmatchIndex(sql); m != nil {
+	if m := withRE().FindStringSubmatchIndex(sql); m != nil {
 		return sql[:m[1]] + strings.Join(defs, ", ") + ", " + sql[m[1]:]
 	}
 	return "WITH " + strings.Join(defs, ", ") + "\n" + sql

@@ -56,6 +56,9 @@ Exit codes: 0 answered, 1 Athena failed the query for a reason of its own, 2 usa
 			if len(args) != 1 {
 				return classify(usageErr("give one SQL statement, or --named with one of: "+strings.Join(names, ", "), "nothing to run"))
 			}
+			if onAthena && dir != "" {
+				return classify(usageErr("give --athena to run in Athena, or --index DIR to run over a local index", "--athena and --index both given"))
+			}
 			if onAthena {
 				return classify(runAthenaQuery(cmd.Context(), streams, g, args[0]))
 			}

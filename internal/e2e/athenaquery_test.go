@@ -89,6 +89,13 @@ func TestQueryOnAthenaAgreesWithTheIndex(t *testing.T) {
 	if _, errOut, code := e.run("query", "--athena", "SELECT nothing FROM nowhere"); code != 2 || !strings.Contains(errOut, "nowhere") {
 		t.Errorf("bad SQL on Athena: exit %d\n%s", code, errOut)
 	}
+	if _, errOut, code := e.run("query", "--athena", "--index", index, "SELECT 1"); code != 2 || !strings.Contains(errOut, "--athena and --index both given") {
+		t.Errorf("--athena with --index: exit %d\n%s", code, errOut)
+	}
+	e.writeConfig([]string{acctA, acctB}, "")
+	if _, errOut, code := e.run("query", "--athena", "SELECT 1"); code != 2 || !strings.Contains(errOut, "no athena: section") {
+		t.Errorf("--athena without an athena: section: exit %d\n%s", code, errOut)
+	}
 }
 
 // replayToday writes the real log files of dir into the source's bucket as

@@ -391,7 +391,9 @@ func templateRE(template string, params map[string]string) (*regexp.Regexp, []st
 }
 
 // javaLayout turns a Java date format (yyyy/MM/dd) into Go's layout.
-var javaLayout = strings.NewReplacer("yyyy", "2006", "MM", "01", "dd", "02", "HH", "15", "mm", "04", "ss", "05")
+func javaLayout(format string) string {
+	return strings.NewReplacer("yyyy", "2006", "MM", "01", "dd", "02", "HH", "15", "mm", "04", "ss", "05").Replace(format)
+}
 
 func dateRE(format string) string {
 	return strings.NewReplacer("yyyy", `\d{4}`, "MM", `\d{2}`, "dd", `\d{2}`, "HH", `\d{2}`, "mm", `\d{2}`, "ss", `\d{2}`).Replace(regexp.QuoteMeta(format))
@@ -404,7 +406,7 @@ func inProjection(params map[string]string, name, value string) bool {
 	case "enum":
 		return slices.Contains(strings.Split(params[p+"values"], ","), value)
 	case "date":
-		layout := javaLayout.Replace(params[p+"format"])
+		layout := javaLayout(params[p+"format"])
 		at, err := time.Parse(layout, value)
 		if err != nil {
 			return false

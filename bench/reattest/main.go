@@ -1,0 +1,208 @@
+// Command reattest measures what proving an old archive again costs: a full
+// re-read (verify without a state), against a re-attestation by listing
+// (verify --state after a first run: the listing of every proven day is
+// fingerprinted and compared, nothing is read again but the chains' tails),
+// as the trailkeeper binary a user runs against an archive bucket of the
+// sandbox with a latency per request. Then it tampers with old objects (a
+// new version over a log, a delete marker on a digest) and shows which run
+// catches what. It counts the S3 requests of each run from the sandbox and
+// prints markdown.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/trailkeeper/trailkeeper/bench/internal/measure"
+	"github.com/trailkeeper/trailkeeper/internal/cloudtrail/fixture"
+	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+	"github.com/trailkeeper/trailkeeper/internal/store"
+	"github.com/trailkeeper/trailkeeper/internal/verify"
+	"github.com/trailkeeper/trailkeeper/internal/world"
+)
+
+const archiveAccount = "999999999999"
+
+func main() {
+	accounts := flag.Int("accounts", 100, "source accounts")
+	days := flag.Int("days", 30, "days of hourly digests per account (one region, one log file per digest)")
+	latency := flag.Duration("latency", 20*time.Millisecond, "delay of every sandbox answer during the runs")
+	flag.Parse()
+	ctx := context.Background()
+	work, err := os.MkdirTemp("", "bench-reattest")
+	check(err)
+	defer os.RemoveAll(work)
+	bin := filepath.Join(work, "trailkeeper")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/trailkeeper")
+	build.Stderr = os.Stderr
+	check(build.Run())
+
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	check(err)
+	sb, err := sandbox.New(sandbox.Options{SigningKey: key, DeliveryInterval: time.Hour, DigestInterval: time.Hour})
+	check(err)
+	defer sb.Close()
+	srv, err := sb.Start("127.0.0.1:0", false)
+	check(err)
+	defer srv.Close()
+	arch := world.S3(srv.URL, archiveAccount, "us-east-1")
+	bucket := "aggregation-cloudtrail-logs-" + archiveAccount
+	_, err = arch.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket})
+	check(err)
+	_, err = arch.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &bucket, VersioningConfiguration: &s3types.VersioningConfiguration{Status: "Enabled"}})
+	check(err)
+
+	hours := *days * 24
+	start := time.Now().UTC().Add(-time.Duration(hours+1) * time.Hour).Truncate(time.Hour)
+	b := fixture.Builder{Key: key, W: store.S3{Client: arch, Bucket: bucket}}
+	written := make([]*fixture.Written, *accounts)
+	t0 := time.Now()
+	forEach(*accounts, 8, func(i int) {
+		w, err := b.Write(ctx, fixture.Chain{Account: fmt.Sprintf("%012d", 100000000000+i), Region: "us-east-1", Trail: "Members",
+			Bucket: fmt.Sprintf("cm-members-cloudtrail-%012d", 100000000000+i), Start: start, Digests: hours, LogsPerDigest: 1})
+		check(err)
+		written[i] = w
+	})
+	objects := *accounts * hours * 2
+	fmt.Fprintf(os.Stderr, "wrote %d objects in %s\n", objects, time.Since(t0).Round(time.Second))
+
+	keys := filepath.Join(work, "keys.json")
+	data, _ := json.Marshal([]verify.PublicKey{{Region: "us-east-1", Fingerprint: b.Fingerprint(), Value: base64.StdEncoding.EncodeToString(b.PublicKeyDER())}})
+	check(os.WriteFile(keys, data, 0o600))
+	env := append(os.Environ(), "AWS_ACCESS_KEY_ID="+archiveAccount, "AWS_SECRET_ACCESS_KEY=x", "AWS_REGION=us-east-1",
+		"AWS_ENDPOINT_URL="+srv.URL, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+	state := filepath.Join(work, "state.json")
+	run := func(name string, withState bool) result {
+		args := []string{"verify", "s3://" + bucket, "--public-keys", keys, "--config", filepath.Join(work, "none.yaml"), "--no-progress", "--output", "json"}
+		if withState {
+			args = append(args, "--state", state)
+		}
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		sb.ResetCalls()
+		sb.SetLatency(*latency)
+		m, err := measure.Run(cmd)
+		sb.SetLatency(0)
+		if err != nil && len(m.Stdout) == 0 {
+			log.Fatalf("%s: %v", name, err)
+		}
+		var r verify.Report
+		if err := json.Unmarshal(m.Stdout, &r); err != nil {
+			log.Fatalf("%s: %v\n%s", name, err, m.Stdout)
+		}
+		res := result{name: name, wall: m.Wall, cpu: m.CPU, valid: r.Valid()}
+		for call, n := range sb.Calls() {
+			switch {
+			case strings.HasSuffix(call, " ListObjectVersions"), strings.HasSuffix(call, " ListObjectsV2"), strings.HasSuffix(call, " ListObjects"):
+				res.lists += n
+			case strings.HasSuffix(call, " GetObject"):
+				res.gets += n
+			case strings.HasSuffix(call, " HeadObject"):
+				res.heads += n
+			}
+		}
+		for _, f := range r.Findings {
+			if f.Severity == "error" || f.Severity == "warning" || f.Code == verify.ChangedSinceProven {
+				res.findings = append(res.findings, f.Code)
+			}
+		}
+		slices.Sort(res.findings)
+		res.findings = slices.Compact(res.findings)
+		return res
+	}
+
+	fmt.Printf("Machine: %d cores, %s/%s, %s. %d accounts x %d days of hourly digests (one region, one log file each): %d objects in one archive bucket of the sandbox. Latency per S3 request: %s.\n\n",
+		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), *accounts, *days, objects, *latency)
+	fmt.Println("| run | wall time | CPU time | LIST requests | GET requests | HEAD requests | verdict | findings |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
+	first := run("first run, full read (`verify --state`)", true)
+	first.print()
+	run("full re-read (`verify`, no state)", false).print()
+	again := run("re-attestation by listing (`verify --state`, nothing new)", true)
+	again.print()
+
+	// Old objects tampered with: a new version over a log of the second
+	// day, a delete marker on a digest of the third, in the first account.
+	w := written[0]
+	_, err = arch.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(w.Logs[30]), Body: strings.NewReader("forged")})
+	check(err)
+	_, err = arch.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: aws.String(w.Digests[50])})
+	check(err)
+	tamperedListing := run("after tampering: re-attestation by listing (`verify --state`)", true)
+	tamperedListing.print()
+	tamperedFull := run("after tampering: full re-read (`verify`, no state)", false)
+	tamperedFull.print()
+
+	fmt.Printf("\nRe-attestation by listing against a full re-read: %.1fx fewer requests, %.1fx less wall time.\n",
+		float64(first.requests())/float64(again.requests()), first.wall.Seconds()/again.wall.Seconds())
+	if !first.valid || !again.valid || tamperedListing.valid || tamperedFull.valid {
+		log.Fatal("a run's verdict is wrong: the intact archive must be valid, the tampered one not")
+	}
+	for _, r := range []result{tamperedListing, tamperedFull} {
+		if !slices.Contains(r.findings, verify.ShadowingVersion) || !slices.Contains(r.findings, verify.DeleteMarker) {
+			log.Fatalf("%s missed the tampering: %v", r.name, r.findings)
+		}
+	}
+}
+
+type result struct {
+	name               string
+	wall, cpu          time.Duration
+	lists, gets, heads int
+	valid              bool
+	findings           []string
+}
+
+func (r result) requests() int { return r.lists + r.gets + r.heads }
+
+func (r result) print() {
+	verdict := "valid"
+	if !r.valid {
+		verdict = "not valid"
+	}
+	fmt.Printf("| %s | %s | %s | %d | %d | %d | %s | %s |\n", r.name, r.wall.Round(10*time.Millisecond), r.cpu.Round(10*time.Millisecond),
+		r.lists, r.gets, r.heads, verdict, strings.Join(r.findings, ", "))
+}
+
+func forEach(n, workers int, fn func(i int)) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				fn(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
