@@ -13,7 +13,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -24,58 +23,43 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/trailkeeper/trailkeeper/bench/internal/measure"
+	"github.com/trailkeeper/trailkeeper/bench/internal/signedarchive"
 	"github.com/trailkeeper/trailkeeper/internal/cloudtrail/fixture"
-	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/store"
 	"github.com/trailkeeper/trailkeeper/internal/verify"
-	"github.com/trailkeeper/trailkeeper/internal/world"
 )
-
-const archiveAccount = "999999999999"
 
 func main() {
 	accounts := flag.Int("accounts", 100, "source accounts")
 	days := flag.Int("days", 30, "days of hourly digests per account (one region, one log file per digest)")
 	latency := flag.Duration("latency", 20*time.Millisecond, "delay of every sandbox answer during the runs")
 	flag.Parse()
+	if *days < 3 {
+		log.Fatal("-days: at least 3 (the tampering touches the second and third days)")
+	}
 	ctx := context.Background()
 	work, err := os.MkdirTemp("", "bench-reattest")
 	check(err)
 	defer os.RemoveAll(work)
-	bin := filepath.Join(work, "trailkeeper")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/trailkeeper")
-	build.Stderr = os.Stderr
-	check(build.Run())
-
+	bin := signedarchive.Build(work)
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	check(err)
-	sb, err := sandbox.New(sandbox.Options{SigningKey: key, DeliveryInterval: time.Hour, DigestInterval: time.Hour})
-	check(err)
-	defer sb.Close()
-	srv, err := sb.Start("127.0.0.1:0", false)
-	check(err)
-	defer srv.Close()
-	arch := world.S3(srv.URL, archiveAccount, "us-east-1")
-	bucket := "aggregation-cloudtrail-logs-" + archiveAccount
-	_, err = arch.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket})
-	check(err)
-	_, err = arch.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &bucket, VersioningConfiguration: &s3types.VersioningConfiguration{Status: "Enabled"}})
-	check(err)
+	a := signedarchive.Start(ctx, key)
+	defer a.Close()
+	sb, arch, bucket := a.Sandbox, a.S3, a.Bucket
 
 	hours := *days * 24
 	start := time.Now().UTC().Add(-time.Duration(hours+1) * time.Hour).Truncate(time.Hour)
 	b := fixture.Builder{Key: key, W: store.S3{Client: arch, Bucket: bucket}}
 	written := make([]*fixture.Written, *accounts)
 	t0 := time.Now()
-	forEach(*accounts, 8, func(i int) {
+	signedarchive.ForEach(*accounts, 8, func(i int) {
 		w, err := b.Write(ctx, fixture.Chain{Account: fmt.Sprintf("%012d", 100000000000+i), Region: "us-east-1", Trail: "Members",
 			Bucket: fmt.Sprintf("cm-members-cloudtrail-%012d", 100000000000+i), Start: start, Digests: hours, LogsPerDigest: 1})
 		check(err)
@@ -85,10 +69,7 @@ func main() {
 	fmt.Fprintf(os.Stderr, "wrote %d objects in %s\n", objects, time.Since(t0).Round(time.Second))
 
 	keys := filepath.Join(work, "keys.json")
-	data, _ := json.Marshal([]verify.PublicKey{{Region: "us-east-1", Fingerprint: b.Fingerprint(), Value: base64.StdEncoding.EncodeToString(b.PublicKeyDER())}})
-	check(os.WriteFile(keys, data, 0o600))
-	env := append(os.Environ(), "AWS_ACCESS_KEY_ID="+archiveAccount, "AWS_SECRET_ACCESS_KEY=x", "AWS_REGION=us-east-1",
-		"AWS_ENDPOINT_URL="+srv.URL, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+	signedarchive.PublicKeys(keys, b, "us-east-1")
 	state := filepath.Join(work, "state.json")
 	run := func(name string, withState bool) result {
 		args := []string{"verify", "s3://" + bucket, "--public-keys", keys, "--config", filepath.Join(work, "none.yaml"), "--no-progress", "--output", "json"}
@@ -96,7 +77,7 @@ func main() {
 			args = append(args, "--state", state)
 		}
 		cmd := exec.Command(bin, args...)
-		cmd.Env = env
+		cmd.Env = a.Env()
 		sb.ResetCalls()
 		sb.SetLatency(*latency)
 		m, err := measure.Run(cmd)
@@ -182,27 +163,4 @@ func (r result) print() {
 		r.lists, r.gets, r.heads, verdict, strings.Join(r.findings, ", "))
 }
 
-func forEach(n, workers int, fn func(i int)) {
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				fn(i)
-			}
-		}()
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-}
-
-func check(err error) {
-	if err != nil {
-		log.Fatal(err)
-	}
-}
+var check = signedarchive.Check

@@ -14,7 +14,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -23,21 +22,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-
 	"github.com/trailkeeper/trailkeeper/bench/internal/measure"
+	"github.com/trailkeeper/trailkeeper/bench/internal/signedarchive"
 	"github.com/trailkeeper/trailkeeper/internal/cloudtrail/fixture"
-	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/store"
 	"github.com/trailkeeper/trailkeeper/internal/verify"
-	"github.com/trailkeeper/trailkeeper/internal/world"
 )
-
-const archiveAccount = "999999999999"
 
 var regions = []string{"us-east-1", "eu-west-1"}
 
@@ -50,25 +42,12 @@ func main() {
 	work, err := os.MkdirTemp("", "bench-verifyscale")
 	check(err)
 	defer os.RemoveAll(work)
-	bin := filepath.Join(work, "trailkeeper")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/trailkeeper")
-	build.Stderr = os.Stderr
-	check(build.Run())
-
+	bin := signedarchive.Build(work)
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	check(err)
-	sb, err := sandbox.New(sandbox.Options{SigningKey: key, DeliveryInterval: time.Hour, DigestInterval: time.Hour})
-	check(err)
-	defer sb.Close()
-	srv, err := sb.Start("127.0.0.1:0", false)
-	check(err)
-	defer srv.Close()
-	arch := world.S3(srv.URL, archiveAccount, "us-east-1")
-	bucket := "aggregation-cloudtrail-logs-" + archiveAccount
-	_, err = arch.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket})
-	check(err)
-	_, err = arch.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &bucket, VersioningConfiguration: &s3types.VersioningConfiguration{Status: "Enabled"}})
-	check(err)
+	a := signedarchive.Start(ctx, key)
+	defer a.Close()
+	sb, arch, bucket := a.Sandbox, a.S3, a.Bucket
 	dir := filepath.Join(work, "copy")
 	both := tee{store.S3{Client: arch, Bucket: bucket}, store.Dir{Root: dir}}
 
@@ -84,7 +63,7 @@ func main() {
 	}
 	written := make([]*fixture.Written, len(jobs))
 	t0 := time.Now()
-	forEach(len(jobs), 8, func(i int) {
+	signedarchive.ForEach(len(jobs), 8, func(i int) {
 		j := jobs[i]
 		w, err := b.Write(ctx, fixture.Chain{Account: j.account, Region: j.region, Trail: "Members", Bucket: "cm-members-cloudtrail-" + j.account,
 			Start: start, Digests: *hours, LogsPerDigest: 1})
@@ -95,19 +74,11 @@ func main() {
 	fmt.Fprintf(os.Stderr, "wrote %d objects in %s\n", objects, time.Since(t0).Round(time.Second))
 
 	keys := filepath.Join(work, "keys.json")
-	var list []verify.PublicKey
-	for _, r := range regions {
-		list = append(list, verify.PublicKey{Region: r, Fingerprint: b.Fingerprint(), Value: base64.StdEncoding.EncodeToString(b.PublicKeyDER())})
-	}
-	data, _ := json.Marshal(list)
-	check(os.WriteFile(keys, data, 0o600))
-
-	env := append(os.Environ(), "AWS_ACCESS_KEY_ID="+archiveAccount, "AWS_SECRET_ACCESS_KEY=x", "AWS_REGION=us-east-1",
-		"AWS_ENDPOINT_URL="+srv.URL, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+	signedarchive.PublicKeys(keys, b, regions...)
 	noConfig := filepath.Join(work, "none.yaml")
 	run := func(args ...string) result {
 		cmd := exec.Command(bin, append(args, "--public-keys", keys, "--config", noConfig, "--no-progress", "--output", "json")...)
-		cmd.Env = env
+		cmd.Env = a.Env()
 		m, err := measure.Run(cmd)
 		check(err)
 		res := result{wall: m.Wall, rss: m.PeakKiB, cpu: m.CPU}
@@ -133,7 +104,7 @@ func main() {
 
 	// One more hour everywhere, then the incremental run.
 	sb.SetLatency(0)
-	forEach(len(jobs), 8, func(i int) {
+	signedarchive.ForEach(len(jobs), 8, func(i int) {
 		j := jobs[i]
 		_, err := b.Write(ctx, fixture.Chain{Account: j.account, Region: j.region, Trail: "Members", Bucket: "cm-members-cloudtrail-" + j.account,
 			Digests: 1, LogsPerDigest: 1, Continue: written[i]})
@@ -173,27 +144,4 @@ func (t tee) Put(ctx context.Context, key string, data []byte, meta map[string]s
 	return nil
 }
 
-func forEach(n, workers int, fn func(i int)) {
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				fn(i)
-			}
-		}()
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-}
-
-func check(err error) {
-	if err != nil {
-		log.Fatal(err)
-	}
-}
+var check = signedarchive.Check
