@@ -37,6 +37,7 @@ const (
 	maxQueryRows  = 100_000 // rows kept of one answer; a larger one fails (add a LIMIT)
 	maxQueryChars = 262_144 // StartQueryExecution's QueryString limit
 	maxRecordSize = 64 << 20
+	maxLogSize    = 256 << 20 // uncompressed, of one log file (CloudTrail's are a few MB)
 )
 
 type queryExecution struct {
@@ -673,8 +674,8 @@ func (s *Sandbox) cloudTrailRecords(f scanFile) ([]json.RawMessage, error) {
 		r = br
 	}
 	var doc struct{ Records []json.RawMessage }
-	if err := json.NewDecoder(io.LimitReader(r, 1<<30)).Decode(&doc); err != nil {
-		return nil, userError("HIVE_CURSOR_ERROR: %s: not a CloudTrail log file: %v", f.uri, err)
+	if err := json.NewDecoder(io.LimitReader(r, maxLogSize)).Decode(&doc); err != nil {
+		return nil, userError("HIVE_CURSOR_ERROR: %s: not a CloudTrail log file of at most %d MiB: %v", f.uri, maxLogSize>>20, err)
 	}
 	return doc.Records, nil
 }

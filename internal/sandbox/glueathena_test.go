@@ -169,6 +169,13 @@ func TestAthenaQueriesWithTheCLI(t *testing.T) {
 			t.Errorf("results of a failed query: %v", err)
 		}
 	}
+	// A file in a projected folder that is not a CloudTrail log fails the query, naming it.
+	os.WriteFile(filepath.Join(c.dir, "junk.gz"), []byte{0x1f, 0x8b, 8, 0, 0, 0}, 0o600)
+	c.ok(archiveAcct, "s3api", "put-object", "--bucket", "archive", "--key", folder(sourceAcct, today)+"junk.json.gz", "--body", filepath.Join(c.dir, "junk.gz"))
+	q = wait(start("SELECT count(*) FROM events", "--work-group", "wg"))
+	if st := q["Status"].(map[string]any); st["State"] != "FAILED" || !strings.Contains(st["StateChangeReason"].(string), "HIVE_CURSOR_ERROR: s3://archive/"+folder(sourceAcct, today)+"junk.json.gz") {
+		t.Errorf("a truncated gzip file: %v", st)
+	}
 	q = wait(start("SELECT count(*) FROM events", "--work-group", "wg", "--query-execution-context", "Database=nothing"))
 	if st := q["Status"].(map[string]any); st["State"] != "FAILED" || !strings.Contains(st["StateChangeReason"].(string), "SCHEMA_NOT_FOUND") {
 		t.Errorf("an unknown database: %v", st)
