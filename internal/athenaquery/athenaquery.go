@@ -34,6 +34,8 @@ type Request struct {
 	// Poll is the first wait between two looks at the query's state; it
 	// grows to 2 s. Default 200 ms.
 	Poll time.Duration
+	// Started, when set, is told the query's id as soon as Athena gives it.
+	Started func(id string)
 }
 
 // Failed is a query that Athena ran and that failed, or was cancelled.
@@ -75,6 +77,9 @@ func Run(ctx context.Context, api API, req Request) (*Answer, error) {
 		return nil, fmt.Errorf("athena StartQueryExecution in workgroup %s (trailkeeper apply creates it from the config's athena: section): %w", req.Workgroup, err)
 	}
 	id := aws.ToString(start.QueryExecutionId)
+	if req.Started != nil {
+		req.Started(id)
+	}
 	wait := req.Poll
 	if wait <= 0 {
 		wait = 200 * time.Millisecond

@@ -26,8 +26,8 @@ func newQueryCmd(streams IO, g *Globals) *cobra.Command {
 	var dir, named string
 	var onAthena bool
 	cmd := &cobra.Command{
-		Use:   "query [--index DIR] SQL | --named NAME",
-		Short: "SQL over the index (DuckDB): table events, views errors and console_logins",
+		Use:   "query [--index DIR | --athena] SQL | --named NAME",
+		Short: "SQL over the index (DuckDB) or in Athena: table events, views errors and console_logins",
 		Long: `query runs one SQL statement with DuckDB over the index that trailkeeper index wrote. The table events
 has Athena's CloudTrail column names (eventtime, eventname, useridentity.arn, requestparameters as JSON text, ...)
 and the partition columns account, region and day; the views errors and console_logins narrow it. The same
@@ -120,7 +120,12 @@ func runAthenaQuery(ctx context.Context, streams IO, g *Globals, sql string) err
 		return err
 	}
 	start := time.Now()
-	answer, err := athenaquery.Run(ctx, cl.Athena, athenaquery.Request{SQL: sql, Database: c.Athena.Database, Workgroup: c.Athena.Workgroup})
+	req := athenaquery.Request{SQL: sql, Database: c.Athena.Database, Workgroup: c.Athena.Workgroup, Started: func(id string) {
+		if !g.NoProgress {
+			fmt.Fprintf(streams.Err, "Athena query %s running in workgroup %s (Ctrl-C stops it)\n", id, c.Athena.Workgroup)
+		}
+	}}
+	answer, err := athenaquery.Run(ctx, cl.Athena, req)
 	var failed *athenaquery.Failed
 	if errors.As(err, &failed) && failed.User {
 		return usageErr("the tables are "+c.Athena.Database+".events (views: errors, console_logins); Athena's dialect is Trino's", "%v", err)
