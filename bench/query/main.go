@@ -19,6 +19,7 @@ import (
 
 	"github.com/trailkeeper/trailkeeper/bench/internal/corpus"
 	"github.com/trailkeeper/trailkeeper/bench/internal/measure"
+	"github.com/trailkeeper/trailkeeper/internal/eventschema"
 )
 
 var (
@@ -47,7 +48,22 @@ func main() {
 	fmt.Println("|---|---|---|---|---|")
 	fmt.Printf("| first (every object) | %s | %s | %d MiB | %.0f MB in %s Parquet files (%.0f%% of the gzip) |\n", first.Wall.Round(10*time.Millisecond),
 		corpus.Thousands(int(float64(events)/first.Wall.Seconds())), first.PeakKiB/1024, float64(size)/1e6, corpus.Thousands(parquet), 100*float64(size)/float64(gz))
-	fmt.Printf("| second (nothing new) | %s | - | %d MiB | |\n\n", second.Wall.Round(10*time.Millisecond), second.PeakKiB/1024)
+	fmt.Printf("| second (nothing new) | %s | - | %d MiB | |\n", second.Wall.Round(10*time.Millisecond), second.PeakKiB/1024)
+	if !*skipPeers {
+		// The peer: DuckDB converting the same files to one Parquet file of
+		// the same columns itself.
+		one := filepath.Join(os.TempDir(), "trailkeeper-bench-duckdb.parquet")
+		m, err := measure.Run(exec.Command(duck, convertSQL(filepath.Join(shape.Dir, "AWSLogs/*/CloudTrail/*/*/*/*/*.json.gz"), one)))
+		if err != nil {
+			log.Fatalf("DuckDB's conversion: %v", err)
+		}
+		info, err := os.Stat(one)
+		check(err)
+		fmt.Printf("| peer: DuckDB's own `COPY` of the gzip files to one Parquet file (the same columns) | %s | %s | %d MiB | %.0f MB in 1 file |\n",
+			m.Wall.Round(10*time.Millisecond), corpus.Thousands(int(float64(events)/m.Wall.Seconds())), m.PeakKiB/1024, float64(info.Size())/1e6)
+		os.Remove(one)
+	}
+	fmt.Println()
 
 	t := &corpus.Table{O: *shape}
 	t.Header()
@@ -83,6 +99,20 @@ func dirSize(dir string) (bytes int64, files int) {
 		return nil
 	})
 	return bytes, files
+}
+
+// convertSQL is the statement a DuckDB user would write to convert the log
+// files into one Parquet file with the index's columns (Athena's names).
+func convertSQL(glob, out string) string {
+	var sel, read []string
+	for _, c := range eventschema.Columns {
+		sel = append(sel, c.Select(`r."`+c.Key+`"`)+` AS "`+c.Name+`"`)
+		read = append(read, `"`+c.Key+`" `+c.ReadType())
+	}
+	records := "STRUCT(" + strings.Join(read, ", ") + ")[]"
+	return fmt.Sprintf(`COPY (SELECT %s, strftime(try_cast(r."eventTime" AS TIMESTAMP), '%%Y/%%m/%%d') AS day FROM
+(SELECT unnest(Records) AS r FROM read_json('%s', columns={'Records': '%s'}, compression='gzip', maximum_object_size=268435456)))
+TO '%s' (FORMAT parquet, COMPRESSION zstd)`, strings.Join(sel, ", "), glob, records, out)
 }
 
 func check(err error) {
