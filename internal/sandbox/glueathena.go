@@ -10,7 +10,7 @@ import (
 
 // The Glue Data Catalog and Athena's workgroups and named queries, as far as
 // apply uses them: the catalog keeps databases and tables as given, Athena
-// keeps workgroups and named queries (its queries run in athenaquery.go). JSON 1.1 protocol,
+// keeps workgroups and named queries (its queries: athenaquery.go, athenaexec.go). JSON 1.1 protocol,
 // with each service's own error codes.
 
 type glueDatabase struct {
