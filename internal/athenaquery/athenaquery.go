@@ -226,10 +226,10 @@ var withRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(
 // views were created.
 func WithViews(sql string) string {
 	var defs []string
-	for _, v := range eventschema.Views {
-		named := regexp.MustCompile(`(?i)\b` + v.Name + `\b`)
+	for _, v := range eventschema.ViewsNamed(sql) {
+		// A statement that defines its own view of that name keeps it.
 		own := regexp.MustCompile(`(?i)\b` + v.Name + `\s+AS\s*\(`)
-		if named.MatchString(sql) && !own.MatchString(sql) {
+		if !own.MatchString(sql) {
 			defs = append(defs, v.Name+" AS ("+v.SQL+")")
 		}
 	}

@@ -60,10 +60,37 @@ var Partitions = []string{"account", "region", "day"}
 
 // Views narrow events for the questions asked most, with the same text in
 // DuckDB and Athena.
-var Views = []struct{ Name, SQL string }{
+var Views = []View{
 	{"errors", "SELECT * FROM events WHERE errorcode IS NOT NULL"},
 	{"console_logins", "SELECT * FROM events WHERE eventname = 'ConsoleLogin'"},
 }
+
+// View is a view over events.
+type View struct{ Name, SQL string }
+
+// ViewsNamed are the views a statement names, as a whole word in any case.
+func ViewsNamed(sql string) []View {
+	var out []View
+	lower := strings.ToLower(sql)
+	for _, v := range Views {
+		for at := 0; ; {
+			i := strings.Index(lower[at:], v.Name)
+			if i < 0 {
+				break
+			}
+			i += at
+			end := i + len(v.Name)
+			if (i == 0 || !wordByte(lower[i-1])) && (end == len(lower) || !wordByte(lower[end])) {
+				out = append(out, v)
+				break
+			}
+			at = end
+		}
+	}
+	return out
+}
+
+func wordByte(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
 
 // HiveType is the field's type in Athena's DDL.
 func (f Field) HiveType() string {

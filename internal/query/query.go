@@ -62,9 +62,8 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 // view creates the views a statement names, on first use: each costs a few
 // milliseconds, a noticeable share of a query's.
 func (d *DB) view(ctx context.Context, query string) error {
-	q := strings.ToLower(query)
-	for _, v := range eventschema.Views {
-		if !d.views[v.Name] && strings.Contains(q, v.Name) {
+	for _, v := range eventschema.ViewsNamed(query) {
+		if !d.views[v.Name] {
 			if _, err := d.db.ExecContext(ctx, "CREATE VIEW "+v.Name+" AS "+v.SQL); err != nil {
 				return err
 			}
