@@ -104,15 +104,9 @@ func dirSize(dir string) (bytes int64, files int) {
 // convertSQL is the statement a DuckDB user would write to convert the log
 // files into one Parquet file with the index's columns (Athena's names).
 func convertSQL(glob, out string) string {
-	var sel, read []string
-	for _, c := range eventschema.Columns {
-		sel = append(sel, c.Select(`r."`+c.Key+`"`)+` AS "`+c.Name+`"`)
-		read = append(read, `"`+c.Key+`" `+c.ReadType())
-	}
-	records := "STRUCT(" + strings.Join(read, ", ") + ")[]"
 	return fmt.Sprintf(`COPY (SELECT %s, strftime(try_cast(r."eventTime" AS TIMESTAMP), '%%Y/%%m/%%d') AS day FROM
 (SELECT unnest(Records) AS r FROM read_json('%s', columns={'Records': '%s'}, compression='gzip', maximum_object_size=268435456)))
-TO '%s' (FORMAT parquet, COMPRESSION zstd)`, strings.Join(sel, ", "), glob, records, out)
+TO '%s' (FORMAT parquet, COMPRESSION zstd)`, eventschema.SelectColumns("r"), glob, eventschema.RecordType()+"[]", out)
 }
 
 func check(err error) {

@@ -16,9 +16,9 @@ import (
 
 	"github.com/trailkeeper/trailkeeper/internal/athena"
 	"github.com/trailkeeper/trailkeeper/internal/athenaquery"
-	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/index"
 	"github.com/trailkeeper/trailkeeper/internal/query"
+	"github.com/trailkeeper/trailkeeper/internal/setup"
 	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
@@ -115,7 +115,7 @@ func runAthenaQuery(ctx context.Context, streams IO, g *Globals, sql string) err
 	if !c.Athena.Enabled {
 		return usageErr("add an athena: section to the config (docs/query.md) and run trailkeeper apply", "%s has no athena: section: no workgroup to run in", g.Config)
 	}
-	cl, err := awsapi.New(ctx, awsapi.Target{Account: c.Archive.AccountID, Region: c.Archive.Region, Credentials: c.Archive.Credentials, Endpoint: c.EndpointURL})
+	env, err := setup.Connect(ctx, c, nil, 1) // the archive's credentials, checked as every command checks them
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func runAthenaQuery(ctx context.Context, streams IO, g *Globals, sql string) err
 			fmt.Fprintf(streams.Err, "Athena query %s running in workgroup %s (Ctrl-C stops it)\n", id, c.Athena.Workgroup)
 		}
 	}}
-	answer, err := athenaquery.Run(ctx, cl.Athena, req)
+	answer, err := athenaquery.Run(ctx, env.Archive.Athena, req)
 	var failed *athenaquery.Failed
 	if errors.As(err, &failed) && failed.User {
 		return usageErr("the tables are "+c.Athena.Database+".events (views: errors, console_logins); Athena's dialect is Trino's", "%v", err)

@@ -129,6 +129,19 @@ func (f Field) ReadType() string {
 	return "VARCHAR"
 }
 
+// RecordType is the DuckDB type read_json reads a whole record with.
+func RecordType() string { return "STRUCT(" + readFields(Columns) + ")" }
+
+// SelectColumns is the select list that turns a record read at expr (of
+// RecordType) into the events table's columns, under Athena's names.
+func SelectColumns(expr string) string {
+	parts := make([]string, len(Columns))
+	for i, c := range Columns {
+		parts[i] = c.Select(expr+"."+quote(c.Key)) + " AS " + quote(c.Name)
+	}
+	return strings.Join(parts, ", ")
+}
+
 func readFields(fs []Field) string {
 	parts := make([]string, len(fs))
 	for i, f := range fs {

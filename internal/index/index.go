@@ -296,18 +296,13 @@ func (b *batcher) discard() {
 // region and by the year and month of eventTime, in day order; day is a
 // column, as CloudTrail's folders write it.
 func copySQL(in, out, pattern string, ignoreErrors bool) string {
-	var sel, read []string
-	for _, c := range eventschema.Columns {
-		sel = append(sel, c.Select(`r."`+c.Key+`"`)+` AS "`+c.Name+`"`)
-		read = append(read, `"`+c.Key+`" `+c.ReadType())
-	}
-	columns := fmt.Sprintf("{'_a': 'VARCHAR', '_r': 'VARCHAR', 'r': %s}", literal("STRUCT("+strings.Join(read, ", ")+")"))
+	columns := fmt.Sprintf("{'_a': 'VARCHAR', '_r': 'VARCHAR', 'r': %s}", literal(eventschema.RecordType()))
 	day := `coalesce(strftime(try_cast(r."eventTime" AS TIMESTAMP), '%Y/%m/%d'), 'unknown/unknown/unknown')`
 	return fmt.Sprintf(`COPY (SELECT *, split_part(day, '/', 1) AS y, split_part(day, '/', 2) AS m
 FROM (SELECT %s, %s AS day, %s AS account, %s AS region
 FROM read_json(%s, format='newline_delimited', columns=%s, ignore_errors=%v)))
 TO %s (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (account, region, y, m), FILENAME_PATTERN %s)`,
-		strings.Join(sel, ", "), day, partitionValue("_a"), partitionValue("_r"), literal(in), columns, ignoreErrors, literal(out), literal(pattern))
+		eventschema.SelectColumns("r"), day, partitionValue("_a"), partitionValue("_r"), literal(in), columns, ignoreErrors, literal(out), literal(pattern))
 }
 
 // partitionValue keeps an account or region to one safe path element.
