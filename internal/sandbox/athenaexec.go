@@ -123,21 +123,29 @@ func (s *Sandbox) scanOf(c *call, name string, t map[string]any) (*scanTable, er
 	if s.authorize(c, b, "s3:ListBucket", bucketARN(bkt), map[string][]string{"s3:prefix": {prefix}}) != nil {
 		return nil, userError("Permission denied on S3 path: s3://%s/%s", bkt, prefix)
 	}
+	type partition struct {
+		group  int // of the key's match
+		allows func(string) bool
+	}
+	var parts []partition
+	for _, col := range out.columns[len(out.columns)-out.partitions:] {
+		j := slices.Index(names, col.name)
+		if j < 0 {
+			return nil, userError("table %s: storage.location.template does not name the partition key %s", name, col.name)
+		}
+		parts = append(parts, partition{j + 1, projection(params, col.name)})
+	}
 	for _, key := range sortedKeys(b, prefix) {
 		m := match.FindStringSubmatch(key)
 		base := key[strings.LastIndexByte(key, '/')+1:]
 		if m == nil || base == "" || base[0] == '_' || base[0] == '.' { // Hive skips hidden files
 			continue
 		}
-		values := make([]string, out.partitions)
+		values := make([]string, len(parts))
 		inRange := true
-		for i, col := range out.columns[len(out.columns)-out.partitions:] {
-			j := slices.Index(names, col.name)
-			if j < 0 {
-				return nil, userError("table %s: storage.location.template does not name the partition key %s", name, col.name)
-			}
-			values[i] = m[j+1]
-			inRange = inRange && inProjection(params, col.name, values[i])
+		for i, p := range parts {
+			values[i] = m[p.group]
+			inRange = inRange && p.allows(values[i])
 		}
 		v := findVersion(b, key, "")
 		if !inRange || v == nil || v.DeleteMarker {
@@ -194,19 +202,17 @@ func dateRE(format string) string {
 	return strings.NewReplacer("yyyy", `\d{4}`, "MM", `\d{2}`, "dd", `\d{2}`, "HH", `\d{2}`, "mm", `\d{2}`, "ss", `\d{2}`).Replace(regexp.QuoteMeta(format))
 }
 
-// inProjection says whether a partition value is one the projection names.
-func inProjection(params map[string]string, name, value string) bool {
+// projection is what a partition key's projection allows: the values of an
+// enum, the dates of a range (NOW as the query starts), the integers of a
+// range; anything for injected.
+func projection(params map[string]string, name string) func(string) bool {
 	p := "projection." + name + "."
 	switch params[p+"type"] {
 	case "enum":
-		return slices.Contains(strings.Split(params[p+"values"], ","), value)
+		values := strings.Split(params[p+"values"], ",")
+		return func(v string) bool { return slices.Contains(values, v) }
 	case "date":
 		layout := javaLayout(params[p+"format"])
-		at, err := time.Parse(layout, value)
-		if err != nil {
-			return false
-		}
-		from, to, _ := strings.Cut(params[p+"range"], ",")
 		bound := func(s string) time.Time {
 			if strings.HasPrefix(strings.TrimSpace(s), "NOW") {
 				return time.Now().UTC()
@@ -214,15 +220,22 @@ func inProjection(params map[string]string, name, value string) bool {
 			t, _ := time.Parse(layout, strings.TrimSpace(s))
 			return t
 		}
-		return !at.Before(bound(from)) && !at.After(bound(to))
+		from, to, _ := strings.Cut(params[p+"range"], ",")
+		first, last := bound(from), bound(to)
+		return func(v string) bool {
+			at, err := time.Parse(layout, v)
+			return err == nil && !at.Before(first) && !at.After(last)
+		}
 	case "integer":
-		n, err := strconv.Atoi(value)
 		lo, hi, _ := strings.Cut(params[p+"range"], ",")
 		l, _ := strconv.Atoi(strings.TrimSpace(lo))
 		h, _ := strconv.Atoi(strings.TrimSpace(hi))
-		return err == nil && n >= l && n <= h
+		return func(v string) bool {
+			n, err := strconv.Atoi(v)
+			return err == nil && n >= l && n <= h
+		}
 	}
-	return true
+	return func(string) bool { return true }
 }
 
 // runQuery runs a planned query without s.mu and records its end.
