@@ -13,8 +13,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,11 +27,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/trailkeeper/trailkeeper/bench/internal/measure"
+	"github.com/trailkeeper/trailkeeper/bench/internal/signedarchive"
 	ct "github.com/trailkeeper/trailkeeper/internal/cloudtrail"
 	"github.com/trailkeeper/trailkeeper/internal/cloudtrail/fixture"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/store"
-	"github.com/trailkeeper/trailkeeper/internal/verify"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
 
@@ -53,17 +51,13 @@ func main() {
 	work, err := os.MkdirTemp("", "verifyhostile")
 	check(err)
 	defer os.RemoveAll(work)
-	bin := filepath.Join(work, "trailkeeper")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/trailkeeper")
-	build.Stderr = os.Stderr
-	check(build.Run())
+	bin := signedarchive.Build(work)
 
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	check(err)
 	b := fixture.Builder{Key: key}
 	keyFile := filepath.Join(work, "keys.json")
-	keys, _ := json.Marshal([]verify.PublicKey{{Region: region, Fingerprint: b.Fingerprint(), Value: base64.StdEncoding.EncodeToString(b.PublicKeyDER())}})
-	check(os.WriteFile(keyFile, keys, 0o600))
+	signedarchive.PublicKeys(keyFile, b, region)
 
 	// The local copy.
 	dir := store.Dir{Root: filepath.Join(work, "copy")}
