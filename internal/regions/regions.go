@@ -2,8 +2,6 @@
 // a request fails early, as on AWS, instead of silently meaning nothing.
 package regions
 
-import "sort"
-
 var known = map[string]bool{
 	"us-east-1": true, "us-east-2": true, "us-west-1": true, "us-west-2": true, "af-south-1": true,
 	"ap-east-1": true, "ap-east-2": true, "ap-south-1": true, "ap-south-2": true, "ap-northeast-1": true, "ap-northeast-2": true,
@@ -16,16 +14,6 @@ var known = map[string]bool{
 
 // Known reports whether name is an AWS region.
 func Known(name string) bool { return known[name] }
-
-// All returns the regions, sorted.
-func All() []string {
-	out := make([]string, 0, len(known))
-	for r := range known {
-		out = append(out, r)
-	}
-	sort.Strings(out)
-	return out
-}
 
 // EnabledByDefault are the regions every account has without opting in (those
 // launched before March 2019): a multi-region trail logs in these.

@@ -2,7 +2,6 @@ package status
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -116,8 +115,3 @@ const failedFix = "find the reason in the s3:Replication:OperationFailedReplicat
 	"(AssumeRoleNotPermitted: fix the role's trust; SrcGetObjectNotPermitted: the role's source permissions; " +
 	"DstPutObjectNotPermitted: the archive policy grant; DstBucketUnversioned: archive versioning; " +
 	"DstKmsKeyNotFound: replication.replica_kms_key), run trailkeeper apply, then trailkeeper backfill (S3 never retries FAILED objects)"
-
-func mustJSON(v any) []byte {
-	data, _ := json.Marshal(v)
-	return data
-}
