@@ -328,6 +328,9 @@ func (s *Sandbox) bucketSubresources() map[string]bucketHandler {
 		"tagging": {get: rawGetter(func(b *bucket) *string { return &b.Tagging }, "", "NoSuchTagSet", "The TagSet does not exist"),
 			put: rawPutter(func(b *bucket) *string { return &b.Tagging }), del: rawDeleter(func(b *bucket) *string { return &b.Tagging }),
 			action: [3]string{"GetBucketTagging", "PutBucketTagging", "DeleteBucketTagging"}, iam: [3]string{"s3:GetBucketTagging", "s3:PutBucketTagging", "s3:PutBucketTagging"}},
+		"inventory": {get: s.getInventory, put: s.putInventory, del: s.deleteInventory,
+			action: [3]string{"GetBucketInventoryConfiguration", "PutBucketInventoryConfiguration", "DeleteBucketInventoryConfiguration"},
+			iam:    [3]string{"s3:GetInventoryConfiguration", "s3:PutInventoryConfiguration", "s3:PutInventoryConfiguration"}},
 		"acl": {get: func(c *call, b *bucket) error {
 			_, err := io.WriteString(c.w, ownerACL(b.Owner))
 			return err

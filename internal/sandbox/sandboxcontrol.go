@@ -51,6 +51,12 @@ func (s *Sandbox) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		reply(200, map[string]string{"status": "stopped"})
+	case "POST /_sandbox/s3/deliver-inventory":
+		if err := s.DeliverInventory(r.Context()); err != nil {
+			reply(500, map[string]string{"error": err.Error()})
+			return
+		}
+		reply(200, map[string]string{"status": "delivered"})
 	case "POST /_sandbox/events/run-schedules":
 		if err := s.RunSchedules(r.Context()); err != nil {
 			reply(500, map[string]string{"error": err.Error()})

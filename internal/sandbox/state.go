@@ -83,22 +83,23 @@ type session struct {
 }
 
 type bucket struct {
-	Name         string                `json:"name"`
-	Owner        string                `json:"owner"`
-	Region       string                `json:"region"`
-	Created      time.Time             `json:"created"`
-	Versioning   string                `json:"versioning,omitempty"` // "", Enabled, Suspended
-	ObjectLock   bool                  `json:"objectLock"`
-	LockRule     *lockRule             `json:"lockRule,omitempty"`
-	Policy       string                `json:"policy,omitempty"` // as stored: role principals as unique IDs
-	PAB          *publicAccessBlock    `json:"pab,omitempty"`
-	Ownership    string                `json:"ownership,omitempty"`
-	Encryption   string                `json:"encryption,omitempty"`   // raw XML
-	Notification string                `json:"notification,omitempty"` // raw XML
-	Replication  *replicationConfig    `json:"replication,omitempty"`
-	Tagging      string                `json:"tagging,omitempty"`
-	Objects      map[string][]*version `json:"objects"` // key -> versions, oldest first
-	Uploads      map[string]*upload    `json:"uploads"`
+	Name         string                      `json:"name"`
+	Owner        string                      `json:"owner"`
+	Region       string                      `json:"region"`
+	Created      time.Time                   `json:"created"`
+	Versioning   string                      `json:"versioning,omitempty"` // "", Enabled, Suspended
+	ObjectLock   bool                        `json:"objectLock"`
+	LockRule     *lockRule                   `json:"lockRule,omitempty"`
+	Policy       string                      `json:"policy,omitempty"` // as stored: role principals as unique IDs
+	PAB          *publicAccessBlock          `json:"pab,omitempty"`
+	Ownership    string                      `json:"ownership,omitempty"`
+	Encryption   string                      `json:"encryption,omitempty"`   // raw XML
+	Notification string                      `json:"notification,omitempty"` // raw XML
+	Replication  *replicationConfig          `json:"replication,omitempty"`
+	Tagging      string                      `json:"tagging,omitempty"`
+	Inventory    map[string]*inventoryConfig `json:"inventory,omitempty"` // S3 Inventory configurations by id
+	Objects      map[string][]*version       `json:"objects"`             // key -> versions, oldest first
+	Uploads      map[string]*upload          `json:"uploads"`
 
 	policyDoc    *policy.Document    // parsed Policy, rebuilt on load
 	notification *notificationConfig // parsed Notification, rebuilt on load
