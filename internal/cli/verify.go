@@ -5,18 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/spf13/cobra"
 
 	"github.com/trailkeeper/trailkeeper/internal/archive"
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/config"
+	"github.com/trailkeeper/trailkeeper/internal/inventory"
+	"github.com/trailkeeper/trailkeeper/internal/setup"
 	"github.com/trailkeeper/trailkeeper/internal/store"
 	"github.com/trailkeeper/trailkeeper/internal/timerange"
 	"github.com/trailkeeper/trailkeeper/internal/verify"
@@ -33,6 +38,7 @@ type VerifyOptions struct {
 	PublicKeys string
 	Parallel   int
 	State      string
+	Inventory  bool
 	// AcceptUnsignedTail lets a local copy's newest digests pass unproven.
 	AcceptUnsignedTail bool
 }
@@ -58,7 +64,10 @@ reported as chain-tail-missing.
 --state FILE makes daily runs incremental: it keeps each chain's newest proven digest and a fingerprint of
 the listing of every day before it. The next run lists everything again (listing, not reading), verifies in
 full any account and region whose earlier days changed (a new object or version, a delete marker), and reads
-only the days from the proven tail's on. --sample 1/N hashes one log file in N: its verdict is "sampled", never
+only the days from the proven tail's on. --inventory (with --state, over S3) reads the archive's newest S3 Inventory
+report (apply configures one when archive.inventory is set) instead of listing the days before the report's
+eve, and holds every version it lists to the archive's Object Lock retention (retention-short), which a
+listing cannot show. --sample 1/N hashes one log file in N: its verdict is "sampled", never
 "valid", and it leaves --state as it was.
 
 Times: RFC 3339, a date (2025-09-10) or a duration back from now (48h, 7d).
@@ -83,6 +92,7 @@ Exit codes: 0 valid (everything in range proven), 1 problems or unproven files f
 	f.StringVar(&opts.PublicKeys, "public-keys", "", "CloudTrail public keys from 'trailkeeper keys export', for offline verification")
 	f.IntVar(&opts.Parallel, "parallel", 0, "objects read at once (default 256 from S3, 8 per core from a directory)")
 	f.StringVar(&opts.State, "state", "", "incremental: read and update this state file of proven chain tails")
+	f.BoolVar(&opts.Inventory, "inventory", false, "with --state over S3: re-attest older days from the archive's S3 Inventory report and check every version's retention")
 	f.BoolVar(&opts.AcceptUnsignedTail, "accept-unsigned-tail", false, "on a local copy, accept each chain's newest digest unproven when it fits its chain")
 	return cmd
 }
@@ -134,16 +144,33 @@ func runVerify(ctx context.Context, streams IO, g *Globals, opts *VerifyOptions)
 			return usageErr("give the state file of this archive, or a new file name to start one", "--state: %v", err)
 		}
 	}
+	inv, shortRetention, err := openInventory(ctx, opts, a)
+	if err != nil {
+		return err
+	}
+	if inv != nil {
+		defer inv.Close()
+		fmt.Fprintf(streams.Err, "inventory: %s (taken %s, %d versions)\n", inv.Manifest, inv.At.Format(time.RFC3339), inv.Rows)
+	}
 	// A live bucket's chains must reach "now"; a local copy was taken at some time.
 	checkTail := opts.Until != "" || s.Live()
 	if until.IsZero() && s.Live() {
 		until = now
 	}
-	prog := newProgress(streams.Err, g, "verify", 0)
-	report, err := verify.Run(ctx, s, verify.Options{Root: root, Since: since, Until: until, CheckTail: checkTail, Accounts: opts.Accounts, Regions: opts.Regions,
+	vopts := verify.Options{Root: root, Since: since, Until: until, CheckTail: checkTail, Accounts: opts.Accounts, Regions: opts.Regions,
 		Registry: registry, Sample: sample, Parallel: opts.Parallel, Keys: keys, AcceptUnsignedTail: opts.AcceptUnsignedTail, State: state,
-		Progress: func(done, total int64) { prog.update(int(done), int(total)) }})
+	}
+	if inv != nil {
+		vopts.Inventory, vopts.ShortRetention = inv, shortRetention
+	}
+	prog := newProgress(streams.Err, g, "verify", 0)
+	vopts.Progress = func(done, total int64) { prog.update(int(done), int(total)) }
+	report, err := verify.Run(ctx, s, vopts)
 	prog.finish()
+	if inv != nil {
+		report.Notes = append(report.Notes, fmt.Sprintf("days before %s re-attested from the S3 Inventory report %s, taken %s; every version it lists was held to the archive's retention",
+			inv.At.UTC().Truncate(24*time.Hour).Add(-24*time.Hour).Format(time.DateOnly), inv.Manifest, inv.At.Format(time.RFC3339)))
+	}
 	if errors.Is(err, verify.ErrNoKeys) {
 		return usageErr("export the keys of every home region of the trails: trailkeeper keys export FILE --region R", "--public-keys %s: %v", opts.PublicKeys, err)
 	}
@@ -169,6 +196,47 @@ func runVerify(ctx context.Context, streams IO, g *Globals, opts *VerifyOptions)
 		return &exitError{code: ExitSampled, err: fmt.Errorf("%s: %s", report.Location, verdict(report))}
 	}
 	return &exitError{code: ExitProblems, err: fmt.Errorf("%s: %s", report.Location, verdict(report))}
+}
+
+// openInventory loads the archive's newest S3 Inventory report for
+// --inventory, and the rule its versions' retention is held to: the
+// config's Object Lock retention, or the bucket's default without a config.
+func openInventory(ctx context.Context, opts *VerifyOptions, a *archive.Access) (*inventory.Report, func(created, until time.Time) bool, error) {
+	if !opts.Inventory {
+		return nil, nil, nil
+	}
+	b, ok := a.Store.(store.S3)
+	if !ok || a.Clients == nil {
+		return nil, nil, usageErr("verify the archive bucket itself (s3://BUCKET or the config's archive)", "--inventory: %s is not an S3 bucket", a.Store)
+	}
+	if opts.State == "" {
+		return nil, nil, usageErr("pass --state FILE too: the report re-attests what an earlier run proved", "--inventory needs --state")
+	}
+	var lock config.ObjectLock
+	if a.Config != nil && a.Config.Archive.Bucket == b.Bucket {
+		lock = a.Config.Archive.ObjectLock
+	}
+	if lock.Mode == "" {
+		out, err := a.Clients.S3.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: &b.Bucket})
+		if err != nil && awsapi.Code(err) != "ObjectLockConfigurationNotFoundError" {
+			return nil, nil, archiveError(err, a.Store, a.Config)
+		}
+		if err == nil && out.ObjectLockConfiguration != nil && out.ObjectLockConfiguration.Rule != nil && out.ObjectLockConfiguration.Rule.DefaultRetention != nil {
+			r := out.ObjectLockConfiguration.Rule.DefaultRetention
+			lock = config.ObjectLock{Mode: string(r.Mode), Days: int(aws.ToInt32(r.Days)), Years: int(aws.ToInt32(r.Years))}
+		}
+	}
+	inv, err := inventory.Latest(ctx, a.Clients.S3, b.Bucket, os.TempDir())
+	if errors.Is(err, inventory.ErrNone) {
+		return nil, nil, usageErr("set archive.inventory in trailkeeper.yaml and run trailkeeper apply; S3 delivers the first report within 48 hours", "--inventory: %v", err)
+	}
+	if err != nil {
+		return nil, nil, archiveError(err, a.Store, a.Config)
+	}
+	if lock.Mode == "" {
+		return inv, nil, nil // no retention to hold versions to: archive-no-retention is status's finding
+	}
+	return inv, func(created, until time.Time) bool { return setup.ShortRetention(lock, created, until) }, nil
 }
 
 // archiveError names what went wrong reaching the archive, with exit code 3.

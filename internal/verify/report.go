@@ -67,6 +67,9 @@ const (
 	// ChangedSinceProven is a folder whose listing changed since an earlier
 	// run proved it: it is verified in full again.
 	ChangedSinceProven = "changed-since-proven"
+	// RetentionShort is a version whose Object Lock ends before the
+	// archive's retention says it should (the inventory report shows it).
+	RetentionShort = "retention-short"
 )
 
 // fixes says, per kind, what a person should do about a finding.
@@ -82,6 +85,7 @@ var fixes = map[string]string{
 	UnknownKey:               "treat the digest as forged (re-signed with a key CloudTrail does not publish); if you verify offline, re-export keys with trailkeeper keys export",
 	KeyNotValid:              "treat the digest as forged: CloudTrail signs with the key of the hour; if you verify offline, re-export keys for the whole range with trailkeeper keys export --since",
 	TailNotAccepted:          "treat the digest as forged; verify the bucket itself, where the signature is in its metadata",
+	RetentionShort:           "trailkeeper apply --extend-retention (the archive's owner may always extend a retention); then find who shortened it, or which source bucket's default retention replaced the archive's (trailkeeper status)",
 	ChangedSinceProven:       "nothing, if the findings of the full verification are clean (a backfill adds files); otherwise they say what changed",
 	MovedDigest:              "a digest was copied from another location: find who wrote it",
 	WrongBucket:              "set sources[].bucket in trailkeeper.yaml to the account's trail bucket, or treat the digest as planted",

@@ -147,12 +147,12 @@ func (s *State) Save(path string) error {
 // of one day arrives in one run: each run is hashed as it passes and only its
 // 32-byte sum is kept, whatever the folder holds.
 type fingerprinter struct {
-	days map[string][]byte // "2026-12-05" -> the sums of its runs, in order
+	days map[string]map[string][]byte // "2026-12-05" -> kind -> the sums of its runs
 	run  hash.Hash
 	at   string // the day and kind of the open run
 }
 
-func newFingerprinter() *fingerprinter { return &fingerprinter{days: map[string][]byte{}} }
+func newFingerprinter() *fingerprinter { return &fingerprinter{days: map[string]map[string][]byte{}} }
 
 // add takes one version whose key lies in day (YYYY/MM/DD) under kind.
 func (f *fingerprinter) add(v store.Version, kind, day string) {
@@ -168,9 +168,32 @@ func (f *fingerprinter) close() {
 	if f.run == nil {
 		return
 	}
-	day := strings.ReplaceAll(f.at[:10], "/", "-")
-	f.days[day] = append(append(f.days[day], f.at[11:]...), f.run.Sum(nil)...)
+	day, kind := strings.ReplaceAll(f.at[:10], "/", "-"), f.at[11:]
+	if f.days[day] == nil {
+		f.days[day] = map[string][]byte{}
+	}
+	f.days[day][kind] = append(f.days[day][kind], f.run.Sum(nil)...)
 	f.run = nil
+}
+
+// day is what a day's fingerprint hashes: each kind's name and the sums of
+// its runs, the kinds in the order a listing gives them ("CloudTrail-Digest/"
+// before "CloudTrail/"), however they arrived (a walk lists day folders side
+// by side).
+func (f *fingerprinter) day(k string) []byte {
+	kinds := make([]string, 0, len(f.days[k]))
+	for kind := range f.days[k] {
+		kinds = append(kinds, kind)
+	}
+	sort.Slice(kinds, func(i, j int) bool { return kinds[i]+"/" < kinds[j]+"/" })
+	var out []byte
+	for _, kind := range kinds {
+		sums := f.days[k][kind]
+		for i := 0; i < len(sums); i += sha256.Size {
+			out = append(append(out, kind...), sums[i:i+sha256.Size]...)
+		}
+	}
+	return out
 }
 
 // listed is the fingerprint of every day before cutoff.
@@ -187,7 +210,7 @@ func (f *fingerprinter) listed(cutoff time.Time) *Listed {
 	sort.Strings(keys)
 	months := map[string]hash.Hash{}
 	for _, k := range keys {
-		sum := sha256.Sum256(f.days[k])
+		sum := sha256.Sum256(f.day(k))
 		day := hex.EncodeToString(sum[:])
 		if k[:7] == month {
 			out.Days[k] = day

@@ -44,9 +44,24 @@ type Options struct {
 	// State, when set, is where an earlier run left off: only what follows each
 	// chain's proven tail is verified. Run returns the next state in Report.State.
 	State *State
+	// Inventory, with State, stands in for the listing of the days before the
+	// day ahead of its report (internal/inventory): only later days are
+	// listed. Every version it lists is held to ShortRetention.
+	Inventory Inventory
+	// ShortRetention says whether a version created at created and locked
+	// until until (zero: not locked) falls short of the archive's retention;
+	// nil checks nothing.
+	ShortRetention func(created, until time.Time) bool
 	// Progress hears how many objects are done of how many found so far; it is
 	// called from one goroutine at a time.
 	Progress func(done, total int64)
+}
+
+// Inventory lists the archive's object versions as of a time, with their
+// Object Lock retention.
+type Inventory interface {
+	Taken() time.Time
+	Versions(ctx context.Context, prefix string, fn func(v store.Version, retainUntil time.Time, mode string) error) error
 }
 
 // DefaultParallelS3 is how many requests verify keeps in flight to S3: at
@@ -432,21 +447,27 @@ func (v *verifier) listAccount(ctx context.Context, base, prefix, account string
 		return nil, v.s.Versions(ctx, prefix, l.collect) // not an account folder: everything in it is unexpected
 	}
 	var err error
-	switch {
-	case v.opts.State != nil:
+	if v.opts.State != nil {
 		// A folder the state knows is compared even when nothing of it is left.
 		for id := range v.opts.State.Folders {
 			if acct, region, _ := strings.Cut(id, "/"); acct == account && contains(v.opts.Regions, region) {
 				l.get(region)
 			}
 		}
+	}
+	switch {
+	case v.opts.State != nil && v.opts.Inventory != nil:
+		if err = l.fromInventory(ctx, prefix); err == nil {
+			err = l.recheck(ctx)
+		}
+	case v.opts.State != nil:
 		if err = v.s.Versions(ctx, prefix, l.collect); err == nil {
 			err = l.recheck(ctx)
 		}
 	case v.opts.Since.IsZero():
 		err = v.s.Versions(ctx, prefix, l.collect)
 	default:
-		err = l.walk(ctx, prefix)
+		err = l.walk(ctx, prefix, v.opts.Since)
 	}
 	out := make([]*folder, 0, len(l.folders))
 	for _, f := range l.folders {
@@ -563,7 +584,7 @@ func (l *lister) recheck(ctx context.Context) error {
 // walk lists an account folder level by level, and only the day folders in
 // range whole: files at the account, kind, region, year and month levels are
 // seen whatever the range.
-func (l *lister) walk(ctx context.Context, prefix string) error {
+func (l *lister) walk(ctx context.Context, prefix string, since time.Time) error {
 	v := l.v
 	var lists []string // day folders to list, all at once
 	var regionPrefixes []string
@@ -591,7 +612,7 @@ func (l *lister) walk(ctx context.Context, prefix string) error {
 			}
 		}
 	}
-	from, to := v.opts.Since.UTC().Add(-time.Hour).Format("2006/01/02/"), "9999/"
+	from, to := since.UTC().Add(-time.Hour).Format("2006/01/02/"), "9999/"
 	if !v.opts.Until.IsZero() {
 		to = v.opts.Until.UTC().Add(time.Hour).Format("2006/01/02/")
 	}

@@ -1,0 +1,71 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/trailkeeper/trailkeeper/internal/store"
+)
+
+// maxRetentionFindings bounds the retention findings of one account: a
+// source whose default retention replaced the archive's shortens every
+// replica it sent, and the first few say it.
+const maxRetentionFindings = 10
+
+// fromInventory sorts an account folder's versions: from the inventory
+// report for the day folders before the day ahead of the report's (S3 scans
+// a bucket for hours and replicas can arrive late, so that day may be
+// incomplete there), and from a walk of the live bucket for the days since
+// and for everything outside day folders. Every version the report lists is
+// held to the archive's retention.
+func (l *lister) fromInventory(ctx context.Context, prefix string) error {
+	v := l.v
+	from := v.opts.Inventory.Taken().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
+	fromDay := from.Format("2006/01/02/")
+	short := 0
+	err := v.opts.Inventory.Versions(ctx, prefix, func(ver store.Version, until time.Time, mode string) error {
+		if v.opts.ShortRetention != nil && !ver.DeleteMarker && v.opts.ShortRetention(ver.LastModified, until) {
+			if short++; short <= maxRetentionFindings {
+				l.retentionShort(ver, ver.Key[len(prefix):], until, mode, short == maxRetentionFindings)
+			}
+		}
+		if day, ok := dayFolder(ver.Key[len(prefix):]); ok && day < fromDay {
+			return l.collect(ver)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("inventory of %s: %w", prefix, err)
+	}
+	return l.walk(ctx, prefix, from.Add(time.Hour)) // walk starts an hour before since
+}
+
+func (l *lister) retentionShort(ver store.Version, rel string, until time.Time, mode string, last bool) {
+	locked := "is not locked"
+	if !until.IsZero() {
+		locked = fmt.Sprintf("is locked (%s) only until %s", mode, until.Format(time.DateOnly))
+	}
+	msg := fmt.Sprintf("created %s, it %s, short of the archive's retention: Object Lock stops protecting it early (S3 Inventory report)",
+		ver.LastModified.Format(time.DateOnly), locked)
+	if last {
+		msg += fmt.Sprintf("; further short versions of account %s are not listed one by one", l.account)
+	}
+	region := ""
+	if parts := strings.SplitN(rel, "/", 3); len(parts) == 3 {
+		region = parts[1]
+	}
+	l.v.add(&Finding{Severity: Error, Code: RetentionShort, Account: l.account, Region: region, Key: ver.Key, VersionID: ver.VersionID, Message: msg})
+}
+
+// dayFolder is the day folder ("2026/12/05/") of a key relative to an
+// account folder, KIND/REGION/YYYY/MM/DD/NAME, for CloudTrail's kinds.
+func dayFolder(rel string) (string, bool) {
+	parts := strings.SplitN(rel, "/", 6)
+	if len(parts) < 6 || (parts[0] != "CloudTrail" && parts[0] != "CloudTrail-Digest" && parts[0] != "CloudTrail-Insight") ||
+		!digits(parts[2]+"/", 4) || !digits(parts[3]+"/", 2) || !digits(parts[4]+"/", 2) {
+		return "", false
+	}
+	return parts[2] + "/" + parts[3] + "/" + parts[4] + "/", true
+}
