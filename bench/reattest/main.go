@@ -2,10 +2,12 @@
 // re-read (verify without a state), against a re-attestation by listing
 // (verify --state after a first run: the listing of every proven day is
 // fingerprinted and compared, nothing is read again but the chains' tails),
-// as the trailkeeper binary a user runs against an archive bucket of the
-// sandbox with a latency per request. Then it tampers with old objects (a
-// new version over a log, a delete marker on a digest) and shows which run
-// catches what. It counts the S3 requests of each run from the sandbox and
+// against a re-attestation from the archive's S3 Inventory report (verify
+// --state --inventory: the report stands in for the listing of older days),
+// as the trailkeeper binary a user runs against an Object Lock archive
+// bucket of the sandbox with a latency per request. Then it tampers with
+// old objects (a new version over a log, a delete marker on a digest, a
+// lowered retention) and shows which run catches what. It counts the S3 requests of each run from the sandbox and
 // prints markdown.
 package main
 
@@ -27,10 +29,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/trailkeeper/trailkeeper/bench/internal/measure"
 	"github.com/trailkeeper/trailkeeper/bench/internal/signedarchive"
 	"github.com/trailkeeper/trailkeeper/internal/cloudtrail/fixture"
+	"github.com/trailkeeper/trailkeeper/internal/inventory"
 	"github.com/trailkeeper/trailkeeper/internal/store"
 	"github.com/trailkeeper/trailkeeper/internal/verify"
 )
@@ -53,6 +57,7 @@ func main() {
 	a := signedarchive.Start(ctx, key)
 	defer a.Close()
 	sb, arch, bucket := a.Sandbox, a.S3, a.Bucket
+	lockArchive(ctx, arch, bucket)
 
 	hours := *days * 24
 	start := time.Now().UTC().Add(-time.Duration(hours+1) * time.Hour).Truncate(time.Hour)
@@ -71,10 +76,18 @@ func main() {
 	keys := filepath.Join(work, "keys.json")
 	signedarchive.PublicKeys(keys, b, "us-east-1")
 	state := filepath.Join(work, "state.json")
-	run := func(name string, withState bool) result {
+	const (
+		full = iota
+		listing
+		fromInventory
+	)
+	run := func(name string, how int) result {
 		args := []string{"verify", "s3://" + bucket, "--public-keys", keys, "--config", filepath.Join(work, "none.yaml"), "--no-progress", "--output", "json"}
-		if withState {
+		if how != full {
 			args = append(args, "--state", state)
+		}
+		if how == fromInventory {
+			args = append(args, "--inventory")
 		}
 		cmd := exec.Command(bin, args...)
 		cmd.Env = a.Env()
@@ -114,34 +127,78 @@ func main() {
 		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), *accounts, *days, objects, *latency)
 	fmt.Println("| run | wall time | CPU time | LIST requests | GET requests | HEAD requests | verdict | findings |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
-	first := run("first run, full read (`verify --state`)", true)
+	first := run("first run, full read (`verify --state`)", listing)
 	first.print()
-	run("full re-read (`verify`, no state)", false).print()
-	again := run("re-attestation by listing (`verify --state`, nothing new)", true)
+	run("full re-read (`verify`, no state)", full).print()
+	again := run("re-attestation by listing (`verify --state`, nothing new)", listing)
 	again.print()
+	check(sb.DeliverInventory(ctx)) // S3 writes the daily report; not timed
+	fromReport := run("re-attestation from the S3 Inventory report (`verify --state --inventory`, nothing new)", fromInventory)
+	fromReport.print()
+	proven, err := os.ReadFile(state)
+	check(err)
 
-	// Old objects tampered with: a new version over a log of the second
-	// day, a delete marker on a digest of the third, in the first account.
+	// Old objects tampered with, in the first account: a new version over a
+	// log of the second day, a delete marker on a digest of the third, and
+	// a log of the second day whose retention is lowered to a day (GOVERNANCE,
+	// with s3:BypassGovernanceRetention).
 	w := written[0]
-	_, err = arch.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(w.Logs[30]), Body: strings.NewReader("forged")})
+	_, err = arch.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(w.Logs[30]), Body: strings.NewReader("forged"), ChecksumAlgorithm: s3types.ChecksumAlgorithmCrc32})
 	check(err)
 	_, err = arch.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: aws.String(w.Digests[50])})
 	check(err)
-	tamperedListing := run("after tampering: re-attestation by listing (`verify --state`)", true)
+	_, err = arch.PutObjectRetention(ctx, &s3.PutObjectRetentionInput{Bucket: &bucket, Key: aws.String(w.Logs[40]), BypassGovernanceRetention: aws.Bool(true),
+		Retention: &s3types.ObjectLockRetention{Mode: s3types.ObjectLockRetentionModeGovernance, RetainUntilDate: aws.Time(time.Now().Add(24 * time.Hour))}, ChecksumAlgorithm: s3types.ChecksumAlgorithmCrc32})
+	check(err)
+	tamperedListing := run("after tampering: re-attestation by listing (`verify --state`)", listing)
 	tamperedListing.print()
-	tamperedFull := run("after tampering: full re-read (`verify`, no state)", false)
+	check(os.WriteFile(state, proven, 0o600)) // each run starts from what was proven before the tampering
+	check(sb.DeliverInventory(ctx))
+	tamperedReport := run("after tampering: re-attestation from the next S3 Inventory report (`verify --state --inventory`)", fromInventory)
+	tamperedReport.print()
+	tamperedFull := run("after tampering: full re-read (`verify`, no state)", full)
 	tamperedFull.print()
 
-	fmt.Printf("\nRe-attestation by listing against a full re-read: %.1fx fewer requests, %.1fx less wall time.\n",
-		float64(first.requests())/float64(again.requests()), first.wall.Seconds()/again.wall.Seconds())
-	if !first.valid || !again.valid || tamperedListing.valid || tamperedFull.valid {
+	fmt.Printf("\nAgainst a full re-read: re-attestation by listing %.1fx fewer requests and %.1fx less wall time; from the inventory report %.1fx fewer requests and %.1fx less wall time.\n",
+		float64(first.requests())/float64(again.requests()), first.wall.Seconds()/again.wall.Seconds(),
+		float64(first.requests())/float64(fromReport.requests()), first.wall.Seconds()/fromReport.wall.Seconds())
+	if !first.valid || !again.valid || !fromReport.valid || tamperedListing.valid || tamperedReport.valid || tamperedFull.valid {
 		log.Fatal("a run's verdict is wrong: the intact archive must be valid, the tampered one not")
 	}
-	for _, r := range []result{tamperedListing, tamperedFull} {
+	for _, r := range []result{tamperedListing, tamperedReport, tamperedFull} {
 		if !slices.Contains(r.findings, verify.ShadowingVersion) || !slices.Contains(r.findings, verify.DeleteMarker) {
 			log.Fatalf("%s missed the tampering: %v", r.name, r.findings)
 		}
 	}
+	if !slices.Contains(tamperedReport.findings, verify.RetentionShort) {
+		log.Fatalf("%s missed the lowered retention: %v", tamperedReport.name, tamperedReport.findings)
+	}
+}
+
+// lockArchive gives the archive bucket the Object Lock default retention
+// apply gives it, and an S3 Inventory configuration as apply writes it
+// (daily, every version, Parquet, the fields verify --inventory reads) into
+// a destination bucket whose policy lets S3 write.
+func lockArchive(ctx context.Context, arch *s3.Client, bucket string) {
+	_, err := arch.PutObjectLockConfiguration(ctx, &s3.PutObjectLockConfigurationInput{Bucket: &bucket, ObjectLockConfiguration: &s3types.ObjectLockConfiguration{
+		ObjectLockEnabled: s3types.ObjectLockEnabledEnabled, Rule: &s3types.ObjectLockRule{DefaultRetention: &s3types.DefaultRetention{Mode: s3types.ObjectLockRetentionModeGovernance, Days: aws.Int32(400)}}}})
+	check(err)
+	dest := "trailkeeper-inventory-" + signedarchive.Account
+	_, err = arch.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &dest})
+	check(err)
+	_, err = arch.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &dest, Policy: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+"Principal":{"Service":"s3.amazonaws.com"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::` + dest + `/*",
+"Condition":{"StringEquals":{"aws:SourceAccount":"` + signedarchive.Account + `","s3:x-amz-acl":"bucket-owner-full-control"},"ArnLike":{"aws:SourceArn":"arn:aws:s3:::` + bucket + `"}}}]}`)})
+	check(err)
+	fields := make([]s3types.InventoryOptionalField, len(inventory.Fields))
+	for i, f := range inventory.Fields {
+		fields[i] = s3types.InventoryOptionalField(f)
+	}
+	_, err = arch.PutBucketInventoryConfiguration(ctx, &s3.PutBucketInventoryConfigurationInput{Bucket: &bucket, Id: aws.String(inventory.ConfigID),
+		InventoryConfiguration: &s3types.InventoryConfiguration{Id: aws.String(inventory.ConfigID), IsEnabled: aws.Bool(true), IncludedObjectVersions: s3types.InventoryIncludedObjectVersionsAll,
+			Destination: &s3types.InventoryDestination{S3BucketDestination: &s3types.InventoryS3BucketDestination{Bucket: aws.String("arn:aws:s3:::" + dest), Format: s3types.InventoryFormatParquet}},
+			Schedule:    &s3types.InventorySchedule{Frequency: s3types.InventoryFrequencyDaily}, OptionalFields: fields}})
+	check(err)
 }
 
 type result struct {

@@ -49,7 +49,16 @@ func (b S3) Prefixes(ctx context.Context, prefix string) ([]string, error) {
 }
 
 func (b S3) Versions(ctx context.Context, prefix string, fn func(Version) error) error {
+	return b.VersionsAfter(ctx, prefix, "", fn)
+}
+
+// VersionsAfter lists the versions under prefix whose keys sort after
+// after (S3's key-marker): the recent days of a folder in one request.
+func (b S3) VersionsAfter(ctx context.Context, prefix, after string, fn func(Version) error) error {
 	in := &s3.ListObjectVersionsInput{Bucket: &b.Bucket, Prefix: &prefix}
+	if after != "" {
+		in.KeyMarker = &after
+	}
 	for {
 		page, err := b.Client.ListObjectVersions(ctx, in)
 		if err != nil {

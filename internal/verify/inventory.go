@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -15,31 +16,65 @@ import (
 const maxRetentionFindings = 10
 
 // fromInventory sorts an account folder's versions: from the inventory
-// report for the day folders before the day ahead of the report's (S3 scans
-// a bucket for hours and replicas can arrive late, so that day may be
-// incomplete there), and from a walk of the live bucket for the days since
-// and for everything outside day folders. Every version the report lists is
-// held to the archive's retention.
+// report for everything but the day folders from the day before the
+// report's (S3 scans a bucket for hours and replicas can arrive late, so
+// that day may be incomplete there), and those from a listing of the live
+// bucket: one per kind and region folder, starting past the day before.
+// Every version the report lists is held to the archive's retention.
 func (l *lister) fromInventory(ctx context.Context, prefix string) error {
 	v := l.v
-	from := v.opts.Inventory.Taken().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
-	fromDay := from.Format("2006/01/02/")
+	live, ok := v.s.(interface {
+		VersionsAfter(ctx context.Context, prefix, after string, fn func(store.Version) error) error
+	})
+	if !ok {
+		return fmt.Errorf("an inventory report vouches for an S3 bucket, not for %s", v.s)
+	}
+	fromDay := v.opts.Inventory.Taken().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour).Format("2006/01/02/")
+	folders := map[string]bool{}    // "KIND/REGION/" to list live
+	for region := range l.folders { // the state's, even when the report has nothing of them
+		for _, kind := range []string{"CloudTrail", "CloudTrail-Digest"} {
+			folders[kind+"/"+region+"/"] = true
+		}
+	}
 	short := 0
 	err := v.opts.Inventory.Versions(ctx, prefix, func(ver store.Version, until time.Time, mode string) error {
+		rel := ver.Key[len(prefix):]
 		if v.opts.ShortRetention != nil && !ver.DeleteMarker && v.opts.ShortRetention(ver.LastModified, until) {
 			if short++; short <= maxRetentionFindings {
-				l.retentionShort(ver, ver.Key[len(prefix):], until, mode, short == maxRetentionFindings)
+				l.retentionShort(ver, rel, until, mode, short == maxRetentionFindings)
 			}
 		}
-		if day, ok := dayFolder(ver.Key[len(prefix):]); ok && day < fromDay {
-			return l.collect(ver)
+		if day, ok := dayFolder(rel); ok {
+			parts := strings.SplitN(rel, "/", 3)
+			folders[parts[0]+"/"+parts[1]+"/"] = true
+			if day >= fromDay {
+				return nil // listed live
+			}
 		}
-		return nil
+		return l.collect(ver)
 	})
 	if err != nil {
 		return fmt.Errorf("inventory of %s: %w", prefix, err)
 	}
-	return l.walk(ctx, prefix, from.Add(time.Hour)) // walk starts an hour before since
+	list := make([]string, 0, len(folders))
+	for f := range folders {
+		list = append(list, f)
+	}
+	sort.Strings(list)
+	return v.each(ctx, len(list), func(ctx context.Context, i int) error {
+		var found []store.Version
+		err := live.VersionsAfter(ctx, prefix+list[i], prefix+list[i]+strings.TrimSuffix(fromDay, "/"), func(ver store.Version) error {
+			found = append(found, ver)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.collectAll(found)
+		return nil
+	})
 }
 
 func (l *lister) retentionShort(ver store.Version, rel string, until time.Time, mode string, last bool) {
