@@ -354,3 +354,39 @@ func purge(t *testing.T, c *s3.Client, bucket, key string) {
 		must(c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key, VersionId: v.VersionId})).OK(t)
 	}
 }
+
+// TestVerifyFromAnInventoryReport: on the archive apply built, --inventory
+// says what it needs when it cannot be used, and with an inventory
+// configured as docs/verify.md says, a --state run re-attests from the
+// report and says which report it read.
+func TestVerifyFromAnInventoryReport(t *testing.T) {
+	e := archived(t, 3, acctA)
+	state := filepath.Join(t.TempDir(), "state.json")
+	if _, errOut, code := e.run("verify", "--inventory"); code != 2 || !strings.Contains(errOut, "--inventory needs --state") {
+		t.Fatalf("--inventory without --state: exit %d\n%s", code, errOut)
+	}
+	if _, errOut, code := e.run("verify", "--state", state, "--inventory"); code != 2 || !strings.Contains(errOut, "no usable S3 Inventory report") || !strings.Contains(errOut, "ObjectLockRetainUntilDate") {
+		t.Fatalf("--inventory without an inventory: exit %d\n%s", code, errOut)
+	}
+	arch := world.S3(e.url, archiveAcct, region)
+	dest := "inventory-" + archiveAcct
+	must(arch.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(dest), CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(region)}})).OK(t)
+	must(arch.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(dest), Policy: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+"Principal":{"Service":"s3.amazonaws.com"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::` + dest + `/*",
+"Condition":{"StringEquals":{"aws:SourceAccount":"` + archiveAcct + `","s3:x-amz-acl":"bucket-owner-full-control"},"ArnLike":{"aws:SourceArn":"arn:aws:s3:::` + archive + `"}}}]}`)})).OK(t)
+	fields := []s3types.InventoryOptionalField{"Size", "LastModifiedDate", "ETag", "ObjectLockRetainUntilDate", "ObjectLockMode"}
+	must(arch.PutBucketInventoryConfiguration(ctx, &s3.PutBucketInventoryConfigurationInput{Bucket: aws.String(archive), Id: aws.String("daily"),
+		InventoryConfiguration: &s3types.InventoryConfiguration{Id: aws.String("daily"), IsEnabled: aws.Bool(true), IncludedObjectVersions: s3types.InventoryIncludedObjectVersionsAll,
+			Destination: &s3types.InventoryDestination{S3BucketDestination: &s3types.InventoryS3BucketDestination{Bucket: aws.String("arn:aws:s3:::" + dest), Format: s3types.InventoryFormatParquet}},
+			Schedule:    &s3types.InventorySchedule{Frequency: s3types.InventoryFrequencyDaily}, OptionalFields: fields}})).OK(t)
+	if out, errOut, code := e.run("verify", "--state", state); code != 0 {
+		t.Fatalf("first --state run: exit %d\n%s%s", code, out, errOut)
+	}
+	if err := e.sb.DeliverInventory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := e.run("verify", "--state", state, "--inventory", "--output", "json")
+	if code != 0 || !strings.Contains(errOut, "inventory: s3://"+dest+"/"+archive+"/daily/") || !strings.Contains(out, "re-attested from the S3 Inventory report") {
+		t.Fatalf("--state --inventory: exit %d\n%s%s", code, out, errOut)
+	}
+}
