@@ -65,7 +65,7 @@ reported as chain-tail-missing.
 the listing of every day before it. The next run lists everything again (listing, not reading), verifies in
 full any account and region whose earlier days changed (a new object or version, a delete marker), and reads
 only the days from the proven tail's on. --inventory (with --state, over S3) reads the archive's newest S3 Inventory
-report (docs/verify.md says which) instead of listing the days before the report's
+report (apply configures one with archive.inventory_bucket) instead of listing the days before the report's
 eve, and holds every version it lists to the archive's Object Lock retention (retention-short), which a
 listing cannot show. --sample 1/N hashes one log file in N: its verdict is "sampled", never
 "valid", and it leaves --state as it was.
@@ -228,8 +228,8 @@ func openInventory(ctx context.Context, opts *VerifyOptions, a *archive.Access) 
 	}
 	inv, err := inventory.Latest(ctx, a.Clients.S3, b.Bucket, os.TempDir())
 	if errors.Is(err, inventory.ErrNone) {
-		return nil, nil, usageErr("configure an inventory of the archive bucket: daily, every version, Parquet, the fields "+strings.Join(inventory.Fields, ", ")+
-			", into a bucket of the archive account whose policy lets s3.amazonaws.com write (docs/verify.md); S3 delivers the first report within 48 hours", "--inventory: %v", err)
+		return nil, nil, usageErr("set archive.inventory_bucket in trailkeeper.yaml and run trailkeeper apply (or configure one yourself: every version, Parquet or CSV, the fields "+
+			strings.Join(inventory.Fields, ", ")+"); S3 delivers the first report within 48 hours", "--inventory: %v", err)
 	}
 	if err != nil {
 		return nil, nil, archiveError(err, a.Store, a.Config)

@@ -50,6 +50,9 @@ type Archive struct {
 	Credentials  Credentials
 	ObjectLock   ObjectLock
 	StorageClass string
+	// InventoryBucket receives a daily S3 Inventory report of the archive
+	// (verify --inventory); "" for none.
+	InventoryBucket string
 }
 
 // ObjectLock is the archive's default retention.
@@ -375,6 +378,7 @@ func (p *parser) archive(n *yaml.Node, field string, a *Archive) {
 	h["account_id"] = func(n *yaml.Node, f string) { a.AccountID = p.accountID(n, f) }
 	h["region"] = func(n *yaml.Node, f string) { a.Region = p.region(n, f) }
 	h["bucket"] = func(n *yaml.Node, f string) { a.Bucket = p.bucket(n, f) }
+	h["inventory_bucket"] = func(n *yaml.Node, f string) { a.InventoryBucket = p.bucket(n, f) }
 	h["storage_class"] = func(n *yaml.Node, f string) {
 		a.StorageClass = p.str(n, f)
 		if p.err == nil && !storageClasses[a.StorageClass] {
@@ -414,6 +418,9 @@ func (p *parser) archive(n *yaml.Node, field string, a *Archive) {
 	}
 	if a.Bucket == "" {
 		a.Bucket = "aggregation-cloudtrail-logs-" + a.AccountID
+	}
+	if a.InventoryBucket == a.Bucket {
+		p.fail(n, join(field, "inventory_bucket"), "%q is the archive bucket: its reports would be locked for the archive's retention; name another bucket (apply creates it)", a.InventoryBucket)
 	}
 }
 

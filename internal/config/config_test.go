@@ -59,6 +59,8 @@ func TestErrorsNameFileLineAndField(t *testing.T) {
 		{"lock mode", strings.Replace(base, "  region: ap-northeast-1\n", "  region: ap-northeast-1\n  object_lock: {mode: FOREVER, days: 1}\n", 1), `archive.object_lock.mode: "FOREVER": use GOVERNANCE or COMPLIANCE`},
 		{"days not a number", strings.Replace(base, "  region: ap-northeast-1\n", "  region: ap-northeast-1\n  object_lock: {mode: GOVERNANCE, days: many}\n", 1), `archive.object_lock.days: "many" is not a whole number`},
 		{"bad bucket", strings.Replace(base, "  region: ap-northeast-1\n", "  region: ap-northeast-1\n  bucket: My_Bucket\n", 1), `t.yaml:4: archive.bucket: "My_Bucket" is not a valid S3 bucket name`},
+		{"inventory into the archive", strings.Replace(base, "  region: ap-northeast-1\n", "  region: ap-northeast-1\n  inventory_bucket: aggregation-cloudtrail-logs-999999999999\n", 1), `archive.inventory_bucket: "aggregation-cloudtrail-logs-999999999999" is the archive bucket`},
+		{"bad inventory bucket", strings.Replace(base, "  region: ap-northeast-1\n", "  region: ap-northeast-1\n  inventory_bucket: Inv\n", 1), `t.yaml:4: archive.inventory_bucket: "Inv" is not a valid S3 bucket name`},
 		{"role of another account", base + "    role_arn: arn:aws:iam::222222222222:role/x\n", `sources[0].role_arn: the role belongs to another account`},
 		{"not yaml", "archive: [\n", `t.yaml:1: not valid YAML`},
 		{"sources not a list", strings.Replace(base, "  - account_id: \"111111111111\"\n", "  account_id: 1\n", 1), `t.yaml:5: sources: must be a list`},

@@ -13,6 +13,8 @@ archive:
     mode: GOVERNANCE                  # COMPLIANCE cannot be shortened or removed by anyone, root included:
     days: 400                         #   apply refuses it without --allow-compliance
   storage_class: STANDARD             # the cheapest for CloudTrail's small files: IA and Glacier IR bill each as 128 KB
+  # inventory_bucket: trailkeeper-inventory-999999999999   # a daily S3 Inventory report of the archive, for
+  #                                    #   verify --state --inventory on archives too large to list nightly
 
 replication:
   role_name: trailkeeper-replication  # the role trailkeeper creates in each source account

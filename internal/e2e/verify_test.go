@@ -355,38 +355,63 @@ func purge(t *testing.T, c *s3.Client, bucket, key string) {
 	}
 }
 
-// TestVerifyFromAnInventoryReport: on the archive apply built, --inventory
-// says what it needs when it cannot be used, and with an inventory
-// configured as docs/verify.md says, a --state run re-attests from the
-// report and says which report it read.
+// TestVerifyFromAnInventoryReport: --inventory says what it needs when it
+// cannot be used; archive.inventory_bucket makes apply configure the
+// inventory (plan shows it, a second plan has nothing to do), and a --state
+// run re-attests from the report S3 delivers and says which report it read.
+// Without the setting, apply takes the configuration away again.
 func TestVerifyFromAnInventoryReport(t *testing.T) {
 	e := archived(t, 3, acctA)
 	state := filepath.Join(t.TempDir(), "state.json")
 	if _, errOut, code := e.run("verify", "--inventory"); code != 2 || !strings.Contains(errOut, "--inventory needs --state") {
 		t.Fatalf("--inventory without --state: exit %d\n%s", code, errOut)
 	}
-	if _, errOut, code := e.run("verify", "--state", state, "--inventory"); code != 2 || !strings.Contains(errOut, "no usable S3 Inventory report") || !strings.Contains(errOut, "ObjectLockRetainUntilDate") {
+	if _, errOut, code := e.run("verify", "--state", state, "--inventory"); code != 2 || !strings.Contains(errOut, "no usable S3 Inventory report") || !strings.Contains(errOut, "inventory_bucket") {
 		t.Fatalf("--inventory without an inventory: exit %d\n%s", code, errOut)
 	}
-	arch := world.S3(e.url, archiveAcct, region)
-	dest := "inventory-" + archiveAcct
-	must(arch.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(dest), CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(region)}})).OK(t)
-	must(arch.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(dest), Policy: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
-"Principal":{"Service":"s3.amazonaws.com"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::` + dest + `/*",
-"Condition":{"StringEquals":{"aws:SourceAccount":"` + archiveAcct + `","s3:x-amz-acl":"bucket-owner-full-control"},"ArnLike":{"aws:SourceArn":"arn:aws:s3:::` + archive + `"}}}]}`)})).OK(t)
-	fields := []s3types.InventoryOptionalField{"Size", "LastModifiedDate", "ETag", "ObjectLockRetainUntilDate", "ObjectLockMode"}
-	must(arch.PutBucketInventoryConfiguration(ctx, &s3.PutBucketInventoryConfigurationInput{Bucket: aws.String(archive), Id: aws.String("daily"),
-		InventoryConfiguration: &s3types.InventoryConfiguration{Id: aws.String("daily"), IsEnabled: aws.Bool(true), IncludedObjectVersions: s3types.InventoryIncludedObjectVersionsAll,
-			Destination: &s3types.InventoryDestination{S3BucketDestination: &s3types.InventoryS3BucketDestination{Bucket: aws.String("arn:aws:s3:::" + dest), Format: s3types.InventoryFormatParquet}},
-			Schedule:    &s3types.InventorySchedule{Frequency: s3types.InventoryFrequencyDaily}, OptionalFields: fields}})).OK(t)
+	plain, err := os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := "trailkeeper-inventory-" + archiveAcct
+	withInventory := strings.Replace(string(plain), "  object_lock:", "  inventory_bucket: "+dest+"\n  object_lock:", 1)
+	if err := os.WriteFile(e.config, []byte(withInventory), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := e.run("plan")
+	for _, want := range []string{"create bucket " + dest, "statement TrailkeeperInventoryReports", "daily S3 Inventory of every version"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("plan with inventory_bucket: exit %d, no %q\n%s%s", code, want, out, errOut)
+		}
+	}
+	if out, errOut, code := e.run("apply", "--yes"); code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, _, _ := e.run("plan"); !strings.Contains(out, "No changes") {
+		t.Fatalf("plan after apply:\n%s", out)
+	}
 	if out, errOut, code := e.run("verify", "--state", state); code != 0 {
 		t.Fatalf("first --state run: exit %d\n%s%s", code, out, errOut)
 	}
 	if err := e.sb.DeliverInventory(ctx); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code := e.run("verify", "--state", state, "--inventory", "--output", "json")
-	if code != 0 || !strings.Contains(errOut, "inventory: s3://"+dest+"/"+archive+"/daily/") || !strings.Contains(out, "re-attested from the S3 Inventory report") {
+	out, errOut, code = e.run("verify", "--state", state, "--inventory", "--output", "json")
+	if code != 0 || !strings.Contains(errOut, "inventory: s3://"+dest+"/"+archive+"/trailkeeper/") || !strings.Contains(out, "re-attested from the S3 Inventory report") {
 		t.Fatalf("--state --inventory: exit %d\n%s%s", code, out, errOut)
+	}
+
+	if err := os.WriteFile(e.config, plain, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := e.run("apply", "--yes"); code != 0 || !strings.Contains(out, "stop the daily S3 Inventory report") {
+		t.Fatalf("apply without inventory_bucket: exit %d\n%s%s", code, out, errOut)
+	}
+	arch := world.S3(e.url, archiveAcct, region)
+	if _, err := arch.GetBucketInventoryConfiguration(ctx, &s3.GetBucketInventoryConfigurationInput{Bucket: aws.String(archive), Id: aws.String("trailkeeper")}); err == nil {
+		t.Fatal("the inventory configuration is still there")
+	}
+	if pol := must(arch.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(dest)})).OK(t); !strings.Contains(aws.ToString(pol.Policy), "TrailkeeperInventoryReports") {
+		t.Fatalf("the inventory bucket's policy lost its statement: %s", aws.ToString(pol.Policy))
 	}
 }

@@ -31,9 +31,6 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
-// ConfigID is the id of the inventory configuration apply writes.
-const ConfigID = "trailkeeper"
-
 // Fields are the optional fields a report must carry to stand in for a
 // listing and to show each version's retention.
 var Fields = []string{"Size", "LastModifiedDate", "ETag", "ObjectLockRetainUntilDate", "ObjectLockMode"}

@@ -19,6 +19,7 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/inventory"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
+	"github.com/trailkeeper/trailkeeper/internal/sandbox/sandboxtest"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
 	"github.com/trailkeeper/trailkeeper/internal/store"
 	"github.com/trailkeeper/trailkeeper/internal/verify"
@@ -51,16 +52,8 @@ func start(t *testing.T, format s3types.InventoryFormat, versions s3types.Invent
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, err := sandbox.New(sandbox.Options{SigningKey: key, DeliveryInterval: time.Hour, DigestInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sb.Start("127.0.0.1:0", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close(); sb.Close() })
-	e := &env{sb: sb, s3: world.S3(srv.URL, archiveAcct, "us-east-1"), chains: map[string]*fixture.Written{}}
+	sb, url := sandboxtest.Start(t, sandbox.Options{SigningKey: key, DeliveryInterval: time.Hour, DigestInterval: time.Hour})
+	e := &env{sb: sb, s3: world.S3(url, archiveAcct, "us-east-1"), chains: map[string]*fixture.Written{}}
 	must := func(_ any, err error) {
 		t.Helper()
 		if err != nil {
@@ -78,8 +71,8 @@ func start(t *testing.T, format s3types.InventoryFormat, versions s3types.Invent
 	for i, f := range inventory.Fields {
 		fields[i] = s3types.InventoryOptionalField(f)
 	}
-	must(e.s3.PutBucketInventoryConfiguration(ctx, &s3.PutBucketInventoryConfigurationInput{Bucket: aws.String(archive), Id: aws.String(inventory.ConfigID),
-		InventoryConfiguration: &s3types.InventoryConfiguration{Id: aws.String(inventory.ConfigID), IsEnabled: aws.Bool(true), IncludedObjectVersions: versions,
+	must(e.s3.PutBucketInventoryConfiguration(ctx, &s3.PutBucketInventoryConfigurationInput{Bucket: aws.String(archive), Id: aws.String(setup.InventoryID),
+		InventoryConfiguration: &s3types.InventoryConfiguration{Id: aws.String(setup.InventoryID), IsEnabled: aws.Bool(true), IncludedObjectVersions: versions,
 			Destination: &s3types.InventoryDestination{S3BucketDestination: &s3types.InventoryS3BucketDestination{Bucket: aws.String("arn:aws:s3:::" + dest), Format: format, Prefix: aws.String("inventory")}},
 			Schedule:    &s3types.InventorySchedule{Frequency: s3types.InventoryFrequencyDaily}, OptionalFields: fields}}))
 	e.b = fixture.Builder{Key: key, W: store.S3{Client: e.s3, Bucket: archive}}

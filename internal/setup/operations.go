@@ -188,11 +188,15 @@ func onArchive(f func(archiveOps, context.Context) error) applier {
 
 // appliers are the operations a plan may hold, by kind.
 var appliers = map[string]applier{
-	"archive.createBucket":     onArchive(archiveOps.createBucket),
-	"archive.enableVersioning": onArchive(archiveOps.enableVersioning),
-	"archive.setRetention":     onArchive(archiveOps.setRetention),
-	"archive.blockPublic":      onArchive(archiveOps.blockPublic),
-	"archive.enforceOwner":     onArchive(archiveOps.enforceOwner),
+	"archive.createBucket":          onArchive(archiveOps.createBucket),
+	"archive.enableVersioning":      onArchive(archiveOps.enableVersioning),
+	"archive.setRetention":          onArchive(archiveOps.setRetention),
+	"archive.blockPublic":           onArchive(archiveOps.blockPublic),
+	"archive.enforceOwner":          onArchive(archiveOps.enforceOwner),
+	"archive.createInventoryBucket": onArchive(archiveOps.createInventoryBucket),
+	"archive.putInventoryStatement": onArchive(archiveOps.putInventoryStatement),
+	"archive.putInventory":          onArchive(archiveOps.putInventory),
+	"archive.deleteInventory":       onArchive(archiveOps.deleteInventory),
 	"archive.putPolicy": with(func(ctx context.Context, x execution, a policyArgs) error {
 		planned, err := docOf(a.Planned, policy.Resource)
 		if err != nil {

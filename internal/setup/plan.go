@@ -381,7 +381,7 @@ func (p *Plan) planArchive(e *Env, st *ArchiveState, opts Options) error {
 		p.add(&Step{Account: a, Phase: PhaseArchive, Resource: "ownership controls", Action: "update",
 			Summary: "bucket owner enforced: replicas belong to the archive account, ACLs off (was " + orOff(st.Ownership) + ")", Op: opOf("archive.enforceOwner", none{})})
 	}
-	return nil
+	return p.planInventory(c, st.Inventory)
 }
 
 func orOff(s string) string {
