@@ -436,3 +436,44 @@ func TestInsertedAtABoundary(t *testing.T) {
 		t.Fatalf("got %v", got)
 	}
 }
+
+// A --state run near its data fingerprints the cutoff's day by the hour: the
+// next run reads only from the proven tail's hour on, and what is slipped
+// into an earlier hour of that day is still seen (and a file named for
+// another day is no CloudTrail file there).
+func TestIncrementalRunsByTheHour(t *testing.T) {
+	k, _ := keys(t)
+	a := &archive{t: t, mem: store.NewMemory(), chains: map[string]*fixture.Written{}}
+	a.b = fixture.Builder{Key: k, W: a.mem}
+	w, err := a.b.Write(ctx, fixture.Chain{Account: acctA, Region: "us-east-1", HomeRegion: "us-east-1", Trail: "Members", Bucket: bucket + acctA,
+		Start: start, Digests: 60, LogsPerDigest: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.chains[acctA+"/us-east-1"] = w
+	only := map[string]string{acctA: bucket + acctA}
+	until := start.Add(61 * time.Hour)
+	first := a.verify(Options{State: &State{Location: a.mem.String()}, Registry: only, Until: until})
+	st := first.State.Folders[acctA+"/us-east-1"]
+	if !first.Valid() || st == nil || !st.Cutoff.Equal(start.Add(60*time.Hour)) || len(st.Hours) != 12 {
+		t.Fatalf("first run: %v, folder state %+v", failing(first), st)
+	}
+	again := a.verify(Options{State: first.State, Registry: only, Until: until})
+	if !again.Valid() || again.ObjectsRead > 6 {
+		t.Fatalf("a run with nothing new: %v, %d objects read (the tail's digest and the hour before the cutoff's files)", failing(again), again.ObjectsRead)
+	}
+
+	slipped := ct.LogKey("", acctA, "us-east-1", start.Add(50*time.Hour+10*time.Minute), "SLIPPEDslipped00")
+	otherDay := strings.Replace(ct.LogKey("", acctA, "us-east-1", start.Add(3*time.Hour+10*time.Minute), "ELSEWHEREelse000"), "/2025/09/10/", "/2025/09/12/", 1)
+	for _, key := range []string{slipped, otherDay} {
+		a.mem.Put(ctx, key, fixture.Gzip([]byte(`{"Records":[]}`)), nil)
+	}
+	r := a.verify(Options{State: again.State, Registry: only, Until: until})
+	if got := failing(r); r.Valid() || !has(got, UnreferencedLog+" "+slipped) || !has(got, UnexpectedObject+" "+otherDay) {
+		t.Fatalf("the slipped logs: %v", got)
+	}
+	changed := kindsOf(r)[ChangedSinceProven+" AWSLogs/"+acctA+"/"]
+	if changed == nil || !strings.Contains(changed.Message, "hour 2025-09-12T02") {
+		t.Fatalf("changed-since-proven: %+v", changed)
+	}
+}

@@ -17,10 +17,12 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
-// StateVersion is the version of the state file's format. A state of an
-// older version is read, but vouches for nothing before its tails: the first
-// run with it re-verifies everything once.
-const StateVersion = 2
+// StateVersion is the version of the state file's format; 3 fingerprints
+// the cutoff's day by the hour. A state of version 2 (midnight cutoffs) is
+// read as it is; one of version 1 kept no fingerprints, so it vouches for
+// nothing before its tails (the first run with it verifies everything once).
+// A newer one is refused: an older trailkeeper would not see its hours.
+const StateVersion = 3
 
 // State is what an earlier run proved, so that the next run reads only what
 // came after it. Per chain it keeps the newest proven digest, which is read
@@ -46,14 +48,17 @@ type Tail struct {
 	Proven    time.Time `json:"provenAt"`
 }
 
-// Listed fingerprints every object version of one account and region in the
-// days before Cutoff (a UTC midnight): whole months, and the days of Cutoff's
-// month. A day's fingerprint is the SHA-256 of its versions' "key, version id,
-// ETag, size, delete marker" lines in listing order; a month's, of its days'.
+// Listed fingerprints every object version of one account and region
+// before Cutoff (a UTC hour; a midnight when the hours of its day were not
+// kept): whole months, the days of Cutoff's month, and the hours of Cutoff's
+// day. A day's fingerprint is the SHA-256 of its versions' "key, version id,
+// ETag, size, delete marker" lines in listing order; a month's, of its days';
+// an hour's, of the versions whose names give that hour.
 type Listed struct {
 	Cutoff time.Time         `json:"cutoff"`
 	Months map[string]string `json:"months,omitempty"` // "2026-11"
 	Days   map[string]string `json:"days,omitempty"`   // "2026-12-05", of Cutoff's month
+	Hours  map[string]string `json:"hours,omitempty"`  // "2026-12-07T05", of Cutoff's day
 }
 
 func (id chainID) String() string {
@@ -142,67 +147,99 @@ func (s *State) Save(path string) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// fingerprinter hashes one folder's listing by day while it streams by. The
-// listing comes in key order, so one kind of file (logs, digests, Insights)
-// of one day arrives in one run: each run is hashed as it passes and only its
-// 32-byte sum is kept, whatever the folder holds.
+// fingerprinter hashes one folder's listing by day, and by hour for the
+// last days, while it streams by. The listing comes in key order, so one
+// kind of file (logs, digests, Insights) of one day arrives in one run: each
+// run is hashed as it passes and only its 32-byte sum is kept, whatever the
+// folder holds.
 type fingerprinter struct {
-	days map[string]map[string][]byte // "2026-12-05" -> kind -> the sums of its runs
-	run  hash.Hash
-	at   string // the day and kind of the open run
+	days  runs // by "2026-12-05"
+	hours runs // by "2026-12-05T07", for days from hourFrom
+	// hourFrom is the first day whose hours are kept: the next cutoff (the
+	// proven tail) lies in the last days, and hours of every day of a year
+	// would take memory for nothing.
+	hourFrom string
 }
 
-func newFingerprinter() *fingerprinter { return &fingerprinter{days: map[string]map[string][]byte{}} }
-
-// add takes one version whose key lies in day (YYYY/MM/DD) under kind.
-func (f *fingerprinter) add(v store.Version, kind, day string) {
-	at := day + " " + kind
-	if at != f.at {
-		f.close()
-		f.run, f.at = sha256.New(), at
-	}
-	f.run.Write([]byte(v.Key + "\t" + v.VersionID + "\t" + v.ETag + "\t" + strconv.FormatInt(v.Size, 10) + "\t" + strconv.FormatBool(v.DeleteMarker) + "\n"))
+func newFingerprinter(hourFrom time.Time) *fingerprinter {
+	return &fingerprinter{days: runs{sums: map[string]map[string][]byte{}}, hours: runs{sums: map[string]map[string][]byte{}}, hourFrom: hourFrom.UTC().Format(time.DateOnly)}
 }
 
-func (f *fingerprinter) close() {
-	if f.run == nil {
+// add takes one version whose key lies in day (YYYY/MM/DD) under kind and
+// names time t.
+func (f *fingerprinter) add(v store.Version, kind, day string, t time.Time) {
+	line := []byte(v.Key + "\t" + v.VersionID + "\t" + v.ETag + "\t" + strconv.FormatInt(v.Size, 10) + "\t" + strconv.FormatBool(v.DeleteMarker) + "\n")
+	day = strings.ReplaceAll(day, "/", "-")
+	f.days.add(day, kind, line)
+	if day < f.hourFrom {
 		return
 	}
-	day, kind := strings.ReplaceAll(f.at[:10], "/", "-"), f.at[11:]
-	if f.days[day] == nil {
-		f.days[day] = map[string][]byte{}
-	}
-	f.days[day][kind] = append(f.days[day][kind], f.run.Sum(nil)...)
-	f.run = nil
+	f.hours.add(day+"T"+t.UTC().Format("15"), kind, line) // a name's time lies in its folder's day (ct.ParseKey)
 }
 
-// day is what a day's fingerprint hashes: each kind's name and the sums of
-// its runs, the kinds in the order a listing gives them ("CloudTrail-Digest/"
-// before "CloudTrail/"), however they arrived (a walk lists day folders side
-// by side).
-func (f *fingerprinter) day(k string) []byte {
-	kinds := make([]string, 0, len(f.days[k]))
-	for kind := range f.days[k] {
+// runs hashes runs of lines by period and kind.
+type runs struct {
+	sums map[string]map[string][]byte // period -> kind -> the sums of its runs
+	run  hash.Hash
+	at   [2]string // the period and kind of the open run
+}
+
+func (r *runs) add(period, kind string, line []byte) {
+	if at := [2]string{period, kind}; at != r.at {
+		r.close()
+		r.run, r.at = sha256.New(), at
+	}
+	r.run.Write(line)
+}
+
+func (r *runs) close() {
+	if r.run == nil {
+		return
+	}
+	period, kind := r.at[0], r.at[1]
+	if r.sums[period] == nil {
+		r.sums[period] = map[string][]byte{}
+	}
+	r.sums[period][kind] = append(r.sums[period][kind], r.run.Sum(nil)...)
+	r.run = nil
+}
+
+// sum is a period's fingerprint: the SHA-256 of each kind's name and the
+// sums of its runs, the kinds in the order a listing gives them
+// ("CloudTrail-Digest/" before "CloudTrail/"), however they arrived (a walk
+// lists day folders side by side).
+func (r *runs) sum(period string) string {
+	kinds := make([]string, 0, len(r.sums[period]))
+	for kind := range r.sums[period] {
 		kinds = append(kinds, kind)
 	}
 	sort.Slice(kinds, func(i, j int) bool { return kinds[i]+"/" < kinds[j]+"/" })
-	var out []byte
+	h := sha256.New()
 	for _, kind := range kinds {
-		sums := f.days[k][kind]
+		sums := r.sums[period][kind]
 		for i := 0; i < len(sums); i += sha256.Size {
-			out = append(append(out, kind...), sums[i:i+sha256.Size]...)
+			h.Write([]byte(kind))
+			h.Write(sums[i : i+sha256.Size])
 		}
 	}
-	return out
+	return hex.EncodeToString(h.Sum(nil))
 }
 
-// listed is the fingerprint of every day before cutoff.
+// listed is the fingerprint of everything before cutoff: by the hour when
+// the hours of its day were kept, else by the day.
 func (f *fingerprinter) listed(cutoff time.Time) *Listed {
-	f.close()
-	out := &Listed{Cutoff: cutoff, Months: map[string]string{}, Days: map[string]string{}}
-	cut, month := cutoff.Format("2006-01-02"), cutoff.Format("2006-01")
-	keys := make([]string, 0, len(f.days))
-	for k := range f.days {
+	f.days.close()
+	f.hours.close()
+	cutoff = cutoff.UTC()
+	cut, month := cutoff.Format(time.DateOnly), cutoff.Format("2006-01")
+	if cut >= f.hourFrom {
+		cutoff = cutoff.Truncate(time.Hour)
+	} else {
+		cutoff = cutoff.Truncate(24 * time.Hour)
+	}
+	out := &Listed{Cutoff: cutoff, Months: map[string]string{}, Days: map[string]string{}, Hours: map[string]string{}}
+	keys := make([]string, 0, len(f.days.sums))
+	for k := range f.days.sums {
 		if k < cut {
 			keys = append(keys, k)
 		}
@@ -210,8 +247,7 @@ func (f *fingerprinter) listed(cutoff time.Time) *Listed {
 	sort.Strings(keys)
 	months := map[string]hash.Hash{}
 	for _, k := range keys {
-		sum := sha256.Sum256(f.day(k))
-		day := hex.EncodeToString(sum[:])
+		day := f.days.sum(k)
 		if k[:7] == month {
 			out.Days[k] = day
 			continue
@@ -224,6 +260,13 @@ func (f *fingerprinter) listed(cutoff time.Time) *Listed {
 	for m, h := range months {
 		out.Months[m] = hex.EncodeToString(h.Sum(nil))
 	}
+	if cut >= f.hourFrom {
+		for k := range f.hours.sums {
+			if k[:10] == cut && k[11:] < cutoff.Format("15") {
+				out.Hours[k] = f.hours.sum(k)
+			}
+		}
+	}
 	return out
 }
 
@@ -231,7 +274,7 @@ func (f *fingerprinter) listed(cutoff time.Time) *Listed {
 func (f *fingerprinter) changed(old *Listed) []string {
 	now := f.listed(old.Cutoff)
 	var out []string
-	for what, pair := range map[string][2]map[string]string{"month": {old.Months, now.Months}, "day": {old.Days, now.Days}} {
+	for what, pair := range map[string][2]map[string]string{"month": {old.Months, now.Months}, "day": {old.Days, now.Days}, "hour": {old.Hours, now.Hours}} {
 		for k := range union(pair[0], pair[1]) {
 			if pair[0][k] != pair[1][k] {
 				out = append(out, what+" "+k)

@@ -72,6 +72,10 @@ const DefaultParallelS3 = 256
 // typical digests (a few KB each) fit many times over, 8 of the largest.
 const fetchBudget = 64 << 20
 
+// hourDays is how many days back from Until a state run fingerprints by the
+// hour as well: the next cutoff, the proven tail, lies in them.
+const hourDays = 3
+
 // TailGrace is how long after an hour CloudTrail may take to deliver its digest.
 const TailGrace = 2 * time.Hour
 
@@ -149,6 +153,11 @@ func Run(ctx context.Context, s store.Store, opts Options) (*Report, error) {
 		v.buckets[a] = b
 	}
 	v.next = &State{Version: StateVersion, Location: s.String(), Chains: map[string]*Tail{}, Folders: map[string]*Listed{}}
+	v.hourFrom = opts.Until
+	if v.hourFrom.IsZero() {
+		v.hourFrom = time.Now()
+	}
+	v.hourFrom = v.hourFrom.AddDate(0, 0, -hourDays)
 	if opts.State != nil {
 		for id, t := range opts.State.Chains {
 			v.next.Chains[id] = t
@@ -287,7 +296,7 @@ func (v *verifier) advanceFolder(f *folder) {
 	if cut.IsZero() {
 		return
 	}
-	v.next.Folders[id] = f.fp.listed(cut.UTC().Truncate(24 * time.Hour))
+	v.next.Folders[id] = f.fp.listed(cut)
 }
 
 type verifier struct {
@@ -304,6 +313,7 @@ type verifier struct {
 	// problems counts failing findings per "ACCOUNT/REGION" ("ACCOUNT/" for
 	// the account's own), so that no state moves past one.
 	problems map[string]int
+	hourFrom time.Time // the first day fingerprinted by the hour too
 	done     atomic.Int64
 	total    atomic.Int64
 	listed   atomic.Int64
@@ -494,7 +504,7 @@ func (l *lister) get(region string) *folder {
 	f = &folder{prefix: l.base, account: l.account, region: region, since: v.opts.Since}
 	f.reset()
 	if v.opts.State != nil {
-		f.fp, f.full = newFingerprinter(), true
+		f.fp, f.full = newFingerprinter(v.hourFrom), true
 		if old := v.opts.State.Folders[l.account+"/"+region]; old != nil {
 			f.old, f.full = old, false
 			if old.Cutoff.After(f.since) {
@@ -522,7 +532,7 @@ func (l *lister) collect(ver store.Version) error {
 	}
 	f := l.get(k.Region)
 	if f.fp != nil {
-		f.fp.add(ver, strings.Split(ver.Key[len(l.base)+len("AWSLogs/"):], "/")[1], k.Day)
+		f.fp.add(ver, strings.Split(ver.Key[len(l.base)+len("AWSLogs/"):], "/")[1], k.Day, k.Time)
 	}
 	if !f.since.IsZero() && k.Time.Before(f.since.Add(-time.Hour)) {
 		return nil // before the range: only fingerprinted
