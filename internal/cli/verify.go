@@ -167,15 +167,15 @@ func runVerify(ctx context.Context, streams IO, g *Globals, opts *VerifyOptions)
 	vopts.Progress = func(done, total int64) { prog.update(int(done), int(total)) }
 	report, err := verify.Run(ctx, s, vopts)
 	prog.finish()
-	if inv != nil {
-		report.Notes = append(report.Notes, fmt.Sprintf("days before %s re-attested from the S3 Inventory report %s, taken %s; every version it lists was held to the archive's retention",
-			inv.At.UTC().Truncate(24*time.Hour).Add(-24*time.Hour).Format(time.DateOnly), inv.Manifest, inv.At.Format(time.RFC3339)))
-	}
 	if errors.Is(err, verify.ErrNoKeys) {
 		return usageErr("export the keys of every home region of the trails: trailkeeper keys export FILE --region R", "--public-keys %s: %v", opts.PublicKeys, err)
 	}
 	if err != nil {
 		return archiveError(err, s, c)
+	}
+	if inv != nil {
+		report.Notes = append(report.Notes, fmt.Sprintf("days before %s re-attested from the S3 Inventory report %s, taken %s; every version it lists was held to the archive's retention",
+			inv.At.UTC().Truncate(24*time.Hour).Add(-24*time.Hour).Format(time.DateOnly), inv.Manifest, inv.At.Format(time.RFC3339)))
 	}
 	if opts.State != "" {
 		if err := report.State.Save(opts.State); err != nil {

@@ -477,7 +477,7 @@ func (v *verifier) listAccount(ctx context.Context, base, prefix, account string
 	case v.opts.Since.IsZero():
 		err = v.s.Versions(ctx, prefix, l.collect)
 	default:
-		err = l.walk(ctx, prefix, v.opts.Since)
+		err = l.walk(ctx, prefix)
 	}
 	out := make([]*folder, 0, len(l.folders))
 	for _, f := range l.folders {
@@ -594,7 +594,7 @@ func (l *lister) recheck(ctx context.Context) error {
 // walk lists an account folder level by level, and only the day folders in
 // range whole: files at the account, kind, region, year and month levels are
 // seen whatever the range.
-func (l *lister) walk(ctx context.Context, prefix string, since time.Time) error {
+func (l *lister) walk(ctx context.Context, prefix string) error {
 	v := l.v
 	var lists []string // day folders to list, all at once
 	var regionPrefixes []string
@@ -622,7 +622,7 @@ func (l *lister) walk(ctx context.Context, prefix string, since time.Time) error
 			}
 		}
 	}
-	from, to := since.UTC().Add(-time.Hour).Format("2006/01/02/"), "9999/"
+	from, to := v.opts.Since.UTC().Add(-time.Hour).Format("2006/01/02/"), "9999/"
 	if !v.opts.Until.IsZero() {
 		to = v.opts.Until.UTC().Add(time.Hour).Format("2006/01/02/")
 	}
