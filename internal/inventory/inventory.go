@@ -41,6 +41,7 @@ const (
 	maxManifest = 64 << 20
 	maxChecksum = 64
 	maxDataFile = 32 << 30
+	maxReport   = 512 << 30 // Parquet takes well under 100 bytes an object: billions of versions
 )
 
 // ErrNone says the archive has no usable inventory configuration or report.
@@ -215,9 +216,13 @@ func parseManifest(data []byte, checksum, source, dest string) (*manifest, time.
 	case m.FileFormat != "Parquet" && m.FileFormat != "CSV":
 		return nil, time.Time{}, fmt.Errorf("format %q: trailkeeper reads Parquet and CSV reports", m.FileFormat)
 	}
+	var total int64
 	for _, f := range m.Files {
 		if f.Key == "" || f.Size < 0 || f.Size > maxDataFile || len(f.MD5checksum) != 32 {
 			return nil, time.Time{}, fmt.Errorf("file entry %q (size %d, MD5 %q) is not one S3 writes", f.Key, f.Size, f.MD5checksum)
+		}
+		if total += f.Size; total > maxReport {
+			return nil, time.Time{}, fmt.Errorf("its data files add up to more than %d GiB: not a report trailkeeper downloads", maxReport>>30)
 		}
 	}
 	if _, err := columns(&m); err != nil {

@@ -24,9 +24,10 @@ func FuzzParseManifest(f *testing.F) {
 		if m.SourceBucket != "archive" || at.IsZero() {
 			t.Fatalf("accepted %s", data)
 		}
+		var total int64
 		for _, f := range m.Files {
-			if f.Size < 0 || f.Size > maxDataFile {
-				t.Fatalf("accepted a file of %d bytes", f.Size)
+			if total += f.Size; f.Size < 0 || f.Size > maxDataFile || total > maxReport {
+				t.Fatalf("accepted a file of %d bytes (%d in all)", f.Size, total)
 			}
 		}
 		if _, _, err := parseManifest(data, "0", "archive", "inv"); err == nil {

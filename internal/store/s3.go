@@ -124,6 +124,22 @@ func versionsOf(page *s3.ListObjectVersionsOutput) []Version {
 }
 
 func (b S3) Open(ctx context.Context, key, versionID string) (io.ReadCloser, map[string]string, error) {
+	if c, ok := b.Client.(*s3.Client); ok {
+		resp, err := getterFor(c).open(ctx, b.Bucket, key, versionID)
+		if err == nil {
+			meta := map[string]string{}
+			for k, vs := range resp.Header {
+				if name, ok := strings.CutPrefix(strings.ToLower(k), "x-amz-meta-"); ok && len(vs) > 0 {
+					meta[name] = vs[0]
+				}
+			}
+			return resp.Body, meta, nil
+		}
+		var api smithy.APIError
+		if !errors.Is(err, errUseSDK) && !(errors.As(err, &api) && api.ErrorCode() == "RequestTimeTooSkewed") {
+			return nil, nil, b.getError(key, err)
+		}
+	}
 	in := &s3.GetObjectInput{Bucket: &b.Bucket, Key: &key}
 	if versionID != "" {
 		in.VersionId = &versionID
@@ -132,17 +148,22 @@ func (b S3) Open(ctx context.Context, key, versionID string) (io.ReadCloser, map
 	// of every response would only repeat that work.
 	out, err := b.Client.GetObject(ctx, in, func(o *s3.Options) { o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired })
 	if err != nil {
-		var api smithy.APIError
-		if errors.As(err, &api) && (api.ErrorCode() == "NoSuchKey" || api.ErrorCode() == "NoSuchVersion" || api.ErrorCode() == "MethodNotAllowed") {
-			return nil, nil, fmt.Errorf("s3://%s/%s: %w", b.Bucket, key, ErrNotFound)
-		}
-		return nil, nil, fmt.Errorf("get s3://%s/%s: %w", b.Bucket, key, err)
+		return nil, nil, b.getError(key, err)
 	}
 	meta := map[string]string{}
 	for k, v := range out.Metadata {
 		meta[strings.ToLower(k)] = v
 	}
 	return out.Body, meta, nil
+}
+
+// getError names the object; a missing key or version (or a delete marker's) is ErrNotFound.
+func (b S3) getError(key string, err error) error {
+	var api smithy.APIError
+	if errors.As(err, &api) && (api.ErrorCode() == "NoSuchKey" || api.ErrorCode() == "NoSuchVersion" || api.ErrorCode() == "MethodNotAllowed") {
+		return fmt.Errorf("s3://%s/%s: %w", b.Bucket, key, ErrNotFound)
+	}
+	return fmt.Errorf("get s3://%s/%s: %w", b.Bucket, key, err)
 }
 
 func (b S3) Put(ctx context.Context, key string, data []byte, meta map[string]string) error {
