@@ -81,9 +81,8 @@ func TestSampleIsNeverValid(t *testing.T) {
 	}
 }
 
-// threeDays is one account's chain over three days (so that an incremental
-// run re-attests two of them by listing), verified once with a state.
-func threeDays(t *testing.T) (*archive, *fixture.Written, *State) {
+// sixtyHours is one account's chain of 60 hourly digests from start, a log file each.
+func sixtyHours(t *testing.T) (*archive, *fixture.Written) {
 	k, _ := keys(t)
 	a := &archive{t: t, mem: store.NewMemory(), chains: map[string]*fixture.Written{}}
 	a.b = fixture.Builder{Key: k, W: a.mem}
@@ -93,6 +92,13 @@ func threeDays(t *testing.T) (*archive, *fixture.Written, *State) {
 		t.Fatal(err)
 	}
 	a.chains[acctA+"/us-east-1"] = w
+	return a, w
+}
+
+// threeDays is one account's chain over three days (so that an incremental
+// run re-attests two of them by listing), verified once with a state.
+func threeDays(t *testing.T) (*archive, *fixture.Written, *State) {
+	a, w := sixtyHours(t)
 	first := a.verify(Options{State: &State{Location: a.mem.String()}, Registry: map[string]string{acctA: bucket + acctA}})
 	if !first.Valid() || first.State.Folders[acctA+"/us-east-1"] == nil {
 		t.Fatalf("first run: %v, state %+v", failing(first), first.State)
@@ -442,15 +448,7 @@ func TestInsertedAtABoundary(t *testing.T) {
 // into an earlier hour of that day is still seen (and a file named for
 // another day is no CloudTrail file there).
 func TestIncrementalRunsByTheHour(t *testing.T) {
-	k, _ := keys(t)
-	a := &archive{t: t, mem: store.NewMemory(), chains: map[string]*fixture.Written{}}
-	a.b = fixture.Builder{Key: k, W: a.mem}
-	w, err := a.b.Write(ctx, fixture.Chain{Account: acctA, Region: "us-east-1", HomeRegion: "us-east-1", Trail: "Members", Bucket: bucket + acctA,
-		Start: start, Digests: 60, LogsPerDigest: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.chains[acctA+"/us-east-1"] = w
+	a, _ := sixtyHours(t)
 	only := map[string]string{acctA: bucket + acctA}
 	until := start.Add(61 * time.Hour)
 	first := a.verify(Options{State: &State{Location: a.mem.String()}, Registry: only, Until: until})
