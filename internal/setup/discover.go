@@ -33,7 +33,8 @@ type ArchiveState struct {
 	Topics map[string]*Topic
 	// Catalog is the Glue and Athena side, when the config has athena:.
 	Catalog *Catalog
-	// Inventory is the archive's S3 Inventory (nil for a new archive).
+	// Inventory is the archive's S3 Inventory, read by Build only: status's
+	// drift check (and the watch function's role) leave it to plan.
 	Inventory *InventoryState
 	// Watch is the archive side of watch (read whether or not the config has
 	// watch:, to take away what a config without it no longer wants).
@@ -139,10 +140,7 @@ func ObserveArchive(ctx context.Context, c *config.Config, cl *awsapi.Clients) (
 			st.Ownership = string(own.OwnershipControls.Rules[0].ObjectOwnership)
 		}
 	}
-	if st.Policy, err = getBucketPolicy(ctx, cl, c.Archive.AccountID, b); err != nil {
-		return nil, err
-	}
-	st.Inventory, err = observeInventory(ctx, c, cl)
+	st.Policy, err = getBucketPolicy(ctx, cl, c.Archive.AccountID, b)
 	return st, err
 }
 

@@ -118,16 +118,16 @@ func sameInventory(a, b *s3types.InventoryConfiguration) bool {
 // configuration; without archive.inventory_bucket, it takes trailkeeper's
 // configuration away (the reports delivered stay where they are).
 func (p *Plan) planInventory(c *config.Config, st *InventoryState) error {
+	if st == nil {
+		return nil // not observed: status's drift check leaves the inventory to plan
+	}
 	a, dest := c.Archive.AccountID, c.Archive.InventoryBucket
 	if dest == "" {
-		if st != nil && st.Config != nil {
+		if st.Config != nil {
 			p.add(&Step{Account: a, Phase: PhaseRevoke, Resource: "inventory " + InventoryID, Action: "delete",
 				Summary: "archive.inventory_bucket is gone: stop the daily S3 Inventory report (the reports delivered stay)", Op: opOf("archive.deleteInventory", none{})})
 		}
 		return nil
-	}
-	if st == nil {
-		st = &InventoryState{}
 	}
 	if st.BucketExists && st.BucketRegion != c.Archive.Region {
 		return &Conflict{Account: a, Msg: fmt.Sprintf("inventory bucket %s is in %s; S3 Inventory writes only into a bucket of the archive's region %s", dest, st.BucketRegion, c.Archive.Region),

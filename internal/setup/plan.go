@@ -194,6 +194,12 @@ func Build(ctx context.Context, e *Env, opts Options) (*Plan, error) {
 	if archive.Watch, err = ObserveWatch(ctx, c, e.Archive); err != nil {
 		return nil, err
 	}
+	archive.Inventory = &InventoryState{}
+	if archive.Exists {
+		if archive.Inventory, err = observeInventory(ctx, c, e.Archive); err != nil {
+			return nil, err
+		}
+	}
 	p, err := PlanFrom(ctx, e, archive, sources, opts)
 	if err != nil {
 		return nil, err
