@@ -66,7 +66,7 @@ func observeInventory(ctx context.Context, c *config.Config, cl *awsapi.Clients)
 	a, b := c.Archive.AccountID, c.Archive.Bucket
 	out, err := cl.S3.GetBucketInventoryConfiguration(ctx, &s3.GetBucketInventoryConfigurationInput{Bucket: &b, Id: aws.String(InventoryID)})
 	switch {
-	case awsapi.Code(err) == "NoSuchConfiguration":
+	case noInventory(err):
 	case err != nil:
 		return nil, wrap(a, "s3 GetBucketInventoryConfiguration "+b, err)
 	default:
@@ -205,8 +205,15 @@ func (o archiveOps) putInventory(ctx context.Context) error {
 func (o archiveOps) deleteInventory(ctx context.Context) error {
 	b := o.bucket()
 	_, err := o.cl.S3.DeleteBucketInventoryConfiguration(ctx, &s3.DeleteBucketInventoryConfigurationInput{Bucket: &b, Id: aws.String(InventoryID)})
-	if awsapi.Code(err) == "NoSuchConfiguration" {
+	if noInventory(err) {
 		return nil
 	}
 	return wrap(o.acct(), "s3 DeleteBucketInventoryConfiguration "+b, err)
+}
+
+// noInventory is S3's answer for a configuration id the bucket does not have
+// (moto says NoSuchInventoryConfig).
+func noInventory(err error) bool {
+	code := awsapi.Code(err)
+	return code == "NoSuchConfiguration" || code == "NoSuchInventoryConfig"
 }
