@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +31,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -122,10 +124,15 @@ func main() {
 		check(pprof.StartCPUProfile(f))
 		defer pprof.StopCPUProfile()
 	}
+	pooled := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) { t.MaxIdleConns, t.MaxIdleConnsPerHost = 512, 256 })
 	tkStart := time.Now()
 	var valid int
 	for _, acct := range accounts {
-		c := world.S3(srv.URL, acct, "us-east-1")
+		// As the binary's clients (internal/awsapi): as many idle connections
+		// as requests in flight, not the SDK's default few.
+		cfg := world.Config(srv.URL, acct, "us-east-1")
+		cfg.HTTPClient = pooled
+		c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
 		bucket := "cm-members-cloudtrail-" + acct
 		r, err := verify.Run(ctx, store.S3{Client: c, Bucket: bucket}, verify.Options{Registry: map[string]string{acct: bucket}, Parallel: *parallel,
 			Keys: verify.NewCloudTrailKeys(func(region string) *cloudtrail.Client {
