@@ -12,9 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/spf13/cobra"
 
 	"github.com/trailkeeper/trailkeeper/internal/archive"
@@ -173,10 +171,6 @@ func runVerify(ctx context.Context, streams IO, g *Globals, opts *VerifyOptions)
 	if err != nil {
 		return archiveError(err, s, c)
 	}
-	if inv != nil {
-		report.Notes = append(report.Notes, fmt.Sprintf("days before %s re-attested from the S3 Inventory report %s, taken %s; every version it lists was held to the archive's retention",
-			inv.At.UTC().Truncate(24*time.Hour).Add(-24*time.Hour).Format(time.DateOnly), inv.Manifest, inv.At.Format(time.RFC3339)))
-	}
 	if opts.State != "" {
 		if err := report.State.Save(opts.State); err != nil {
 			return fmt.Errorf("--state: %w", err)
@@ -212,18 +206,13 @@ func openInventory(ctx context.Context, opts *VerifyOptions, a *archive.Access) 
 	if opts.State == "" {
 		return nil, nil, usageErr("pass --state FILE too: the report re-attests what an earlier run proved", "--inventory needs --state")
 	}
-	var lock config.ObjectLock
+	var lock *config.ObjectLock
 	if a.Config != nil && a.Config.Archive.Bucket == b.Bucket {
-		lock = a.Config.Archive.ObjectLock
-	}
-	if lock.Mode == "" {
-		out, err := a.Clients.S3.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: &b.Bucket})
-		if err != nil && awsapi.Code(err) != "ObjectLockConfigurationNotFoundError" {
+		lock = &a.Config.Archive.ObjectLock
+	} else {
+		var err error
+		if lock, _, err = setup.DefaultRetention(ctx, a.Clients, b.Bucket); err != nil {
 			return nil, nil, archiveError(err, a.Store, a.Config)
-		}
-		if err == nil && out.ObjectLockConfiguration != nil && out.ObjectLockConfiguration.Rule != nil && out.ObjectLockConfiguration.Rule.DefaultRetention != nil {
-			r := out.ObjectLockConfiguration.Rule.DefaultRetention
-			lock = config.ObjectLock{Mode: string(r.Mode), Days: int(aws.ToInt32(r.Days)), Years: int(aws.ToInt32(r.Years))}
 		}
 	}
 	inv, err := inventory.Latest(ctx, a.Clients.S3, b.Bucket, os.TempDir())
@@ -234,10 +223,10 @@ func openInventory(ctx context.Context, opts *VerifyOptions, a *archive.Access) 
 	if err != nil {
 		return nil, nil, archiveError(err, a.Store, a.Config)
 	}
-	if lock.Mode == "" {
+	if lock == nil {
 		return inv, nil, nil // no retention to hold versions to: archive-no-retention is status's finding
 	}
-	return inv, func(created, until time.Time) bool { return setup.ShortRetention(lock, created, until) }, nil
+	return inv, func(created, until time.Time) bool { return setup.ShortRetention(*lock, created, until) }, nil
 }
 
 // archiveError names what went wrong reaching the archive, with exit code 3.

@@ -332,6 +332,9 @@ func (r *Report) load(ctx context.Context, cl *s3.Client, m *manifest, tmp strin
 // Taken is when S3 began scanning the bucket for the report.
 func (r *Report) Taken() time.Time { return r.At }
 
+// String names the report by its manifest.
+func (r *Report) String() string { return r.Manifest }
+
 // Versions calls fn with every version under prefix, in key order and
 // newest version first, as ListObjectVersions gives them, with its Object
 // Lock retention (zero: none) and mode.

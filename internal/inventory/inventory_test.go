@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/cloudtrail/fixture"
 	"github.com/trailkeeper/trailkeeper/internal/config"
 	"github.com/trailkeeper/trailkeeper/internal/inventory"
+	"github.com/trailkeeper/trailkeeper/internal/policy"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox/sandboxtest"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
@@ -64,17 +66,18 @@ func start(t *testing.T, format s3types.InventoryFormat, versions s3types.Invent
 	must(e.s3.PutObjectLockConfiguration(ctx, &s3.PutObjectLockConfigurationInput{Bucket: aws.String(archive), ObjectLockConfiguration: &s3types.ObjectLockConfiguration{
 		ObjectLockEnabled: s3types.ObjectLockEnabledEnabled, Rule: &s3types.ObjectLockRule{DefaultRetention: &s3types.DefaultRetention{Mode: "GOVERNANCE", Days: aws.Int32(400)}}}}))
 	must(e.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(dest)}))
-	must(e.s3.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(dest), Policy: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
-"Principal":{"Service":"s3.amazonaws.com"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::` + dest + `/*",
-"Condition":{"StringEquals":{"aws:SourceAccount":"` + archiveAcct + `","s3:x-amz-acl":"bucket-owner-full-control"},"ArnLike":{"aws:SourceArn":"arn:aws:s3:::` + archive + `"}}}]}`)}))
-	fields := make([]s3types.InventoryOptionalField, len(inventory.Fields))
-	for i, f := range inventory.Fields {
-		fields[i] = s3types.InventoryOptionalField(f)
+	// What apply writes (setup), but for the format and versions under test.
+	pol, err := json.Marshal(&policy.Document{Version: "2012-10-17", Statements: []policy.Statement{
+		setup.InventoryStatement(&config.Config{Archive: config.Archive{AccountID: archiveAcct, Bucket: archive}}, dest)}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	must(e.s3.PutBucketInventoryConfiguration(ctx, &s3.PutBucketInventoryConfigurationInput{Bucket: aws.String(archive), Id: aws.String(setup.InventoryID),
-		InventoryConfiguration: &s3types.InventoryConfiguration{Id: aws.String(setup.InventoryID), IsEnabled: aws.Bool(true), IncludedObjectVersions: versions,
-			Destination: &s3types.InventoryDestination{S3BucketDestination: &s3types.InventoryS3BucketDestination{Bucket: aws.String("arn:aws:s3:::" + dest), Format: format, Prefix: aws.String("inventory")}},
-			Schedule:    &s3types.InventorySchedule{Frequency: s3types.InventoryFrequencyDaily}, OptionalFields: fields}}))
+	must(e.s3.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(dest), Policy: aws.String(string(pol))}))
+	cfg := setup.InventoryConfiguration(dest)
+	cfg.IncludedObjectVersions = versions
+	cfg.Destination.S3BucketDestination.Format = format
+	cfg.Destination.S3BucketDestination.Prefix = aws.String("inventory")
+	must(e.s3.PutBucketInventoryConfiguration(ctx, &s3.PutBucketInventoryConfigurationInput{Bucket: aws.String(archive), Id: cfg.Id, InventoryConfiguration: cfg}))
 	e.b = fixture.Builder{Key: key, W: store.S3{Client: e.s3, Bucket: archive}}
 	e.keys = verify.StaticKeys([]string{"us-east-1"}, e.b.PublicKeyDER())
 	begin := time.Now().UTC().Add(-4 * 24 * time.Hour).Truncate(time.Hour)

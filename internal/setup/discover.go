@@ -96,16 +96,12 @@ func (st *SourceState) HasRule() bool {
 func ObserveArchive(ctx context.Context, c *config.Config, cl *awsapi.Clients) (*ArchiveState, error) {
 	b := c.Archive.Bucket
 	st := &ArchiveState{}
-	if _, err := cl.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &b, ExpectedBucketOwner: &c.Archive.AccountID}); err != nil {
-		switch code := awsapi.Code(err); {
-		case code == "NotFound" || code == "NoSuchBucket":
-			return st, nil
-		case code == "Forbidden" || code == "AccessDenied" || code == "403":
-			return nil, &Conflict{Account: c.Archive.AccountID, Msg: fmt.Sprintf("archive bucket %s exists but does not belong to account %s (or the credentials may not read it)", b, c.Archive.AccountID),
-				Hint: "bucket names are global: choose another archive.bucket, or use the credentials of the account that owns it"}
-		default:
-			return nil, wrap(c.Archive.AccountID, "s3 HeadBucket "+b, err)
-		}
+	exists, err := ownedBucket(ctx, cl, c.Archive.AccountID, b, "archive bucket", "archive.bucket")
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		return st, nil
 	}
 	st.Exists = true
 	v, err := cl.S3.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: &b})
@@ -178,7 +174,7 @@ func ObserveSource(ctx context.Context, c *config.Config, src config.Source, cl 
 		return nil, wrap(src.AccountID, "s3 GetBucketVersioning "+b, err)
 	}
 	st.Versioning = string(v.Status)
-	st.Lock, st.LockEnabled, st.LockUnread = defaultRetention(ctx, cl, b)
+	st.Lock, st.LockEnabled, st.LockUnread = DefaultRetention(ctx, cl, b)
 	if st.LockUnread != nil && !awsapi.IsAccess(st.LockUnread) {
 		return nil, wrap(src.AccountID, "s3 GetObjectLockConfiguration "+b, st.LockUnread)
 	}
@@ -213,9 +209,27 @@ func ObserveSource(ctx context.Context, c *config.Config, src config.Source, cl 
 	return st, nil
 }
 
-// defaultRetention reads a bucket's default Object Lock retention, nil when
+// ownedBucket says whether bucket exists in account; one that exists in
+// another account (or that the credentials may not read) is a Conflict
+// naming the setting that chose its name.
+func ownedBucket(ctx context.Context, cl *awsapi.Clients, account, bucket, what, setting string) (bool, error) {
+	_, err := cl.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &bucket, ExpectedBucketOwner: &account})
+	switch code := awsapi.Code(err); {
+	case err == nil:
+		return true, nil
+	case code == "NotFound" || code == "NoSuchBucket":
+		return false, nil
+	case code == "Forbidden" || code == "AccessDenied" || code == "403":
+		return false, &Conflict{Account: account, Msg: fmt.Sprintf("%s %s exists but does not belong to account %s (or the credentials may not read it)", what, bucket, account),
+			Hint: "bucket names are global: choose another " + setting + ", or use the credentials of the account that owns it"}
+	default:
+		return false, wrap(account, "s3 HeadBucket "+bucket, err)
+	}
+}
+
+// DefaultRetention reads a bucket's default Object Lock retention, nil when
 // it has none.
-func defaultRetention(ctx context.Context, cl *awsapi.Clients, bucket string) (lock *config.ObjectLock, enabled bool, err error) {
+func DefaultRetention(ctx context.Context, cl *awsapi.Clients, bucket string) (lock *config.ObjectLock, enabled bool, err error) {
 	out, err := cl.S3.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: &bucket})
 	if awsapi.Code(err) == "ObjectLockConfigurationNotFoundError" {
 		return nil, false, nil

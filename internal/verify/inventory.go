@@ -16,10 +16,9 @@ import (
 const maxRetentionFindings = 10
 
 // fromInventory sorts an account folder's versions: from the inventory
-// report for everything but the day folders from the day before the
-// report's (S3 scans a bucket for hours and replicas can arrive late, so
-// that day may be incomplete there), and those from a listing of the live
-// bucket: one per kind and region folder, starting past the day before.
+// report for everything but the day folders from inventoryFrom on, and those
+// from a listing of the live bucket: one per kind and region folder,
+// starting past the day before.
 // Every version the report lists is held to the archive's retention.
 func (l *lister) fromInventory(ctx context.Context, prefix string) error {
 	v := l.v
@@ -29,7 +28,7 @@ func (l *lister) fromInventory(ctx context.Context, prefix string) error {
 	if !ok {
 		return fmt.Errorf("an inventory report vouches for an S3 bucket, not for %s", v.s)
 	}
-	fromDay := v.opts.Inventory.Taken().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour).Format("2006/01/02/")
+	fromDay := inventoryFrom(v.opts.Inventory).Format("2006/01/02/")
 	folders := map[string]bool{}    // "KIND/REGION/" to list live
 	for region := range l.folders { // the state's, even when the report has nothing of them
 		for _, kind := range []string{"CloudTrail", "CloudTrail-Digest"} {
@@ -75,6 +74,13 @@ func (l *lister) fromInventory(ctx context.Context, prefix string) error {
 		l.collectAll(found)
 		return nil
 	})
+}
+
+// inventoryFrom is the first day listed live rather than taken from the
+// report: the day before the report's (S3 scans a bucket for hours, and
+// replicas can arrive late).
+func inventoryFrom(inv Inventory) time.Time {
+	return inv.Taken().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
 }
 
 func (l *lister) retentionShort(ver store.Version, rel string, until time.Time, mode string, last bool) {

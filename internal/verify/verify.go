@@ -60,6 +60,7 @@ type Options struct {
 // Inventory lists the archive's object versions as of a time, with their
 // Object Lock retention.
 type Inventory interface {
+	fmt.Stringer // names the report
 	Taken() time.Time
 	Versions(ctx context.Context, prefix string, fn func(v store.Version, retainUntil time.Time, mode string) error) error
 }
@@ -207,6 +208,10 @@ func Run(ctx context.Context, s store.Store, opts Options) (*Report, error) {
 		return nil, err
 	}
 	v.report.ObjectsListed = v.listed.Load()
+	if opts.State != nil && opts.Inventory != nil {
+		v.note("days before %s re-attested from the S3 Inventory report %s, taken %s; every version it lists was held to the archive's retention",
+			inventoryFrom(opts.Inventory).Format(time.DateOnly), opts.Inventory, opts.Inventory.Taken().UTC().Format(time.RFC3339))
+	}
 	v.expected(func(account string) bool { _, ok := seen.Load(account); return ok })
 	if !s.Versioned() && len(v.report.Chains) > 0 {
 		v.note("%s is a local copy without object metadata: a digest's signature is read from its successor, so the newest digest of each chain is unproven unless --state vouches for it", s)
