@@ -20,8 +20,9 @@ import (
 // --inventory reads instead of listing an archive too large to list nightly.
 
 // InventoryID is the id of the configuration apply writes; internal/inventory
-// reads any configuration that lists what it needs (a test holds the two
-// together: this package stays free of the DuckDB that one loads reports with).
+// reads any configuration that lists what it needs (TestReattestFromInventory
+// reads reports of this one: this package stays free of the DuckDB that one
+// loads reports with).
 const InventoryID = "trailkeeper"
 
 // inventoryFields are the optional fields verify --inventory reads.
@@ -76,18 +77,12 @@ func observeInventory(ctx context.Context, c *config.Config, cl *awsapi.Clients)
 	if dest == "" {
 		return st, nil
 	}
-	if _, err := cl.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &dest, ExpectedBucketOwner: &a}); err != nil {
-		switch code := awsapi.Code(err); code {
-		case "NotFound", "NoSuchBucket":
-			return st, nil
-		case "Forbidden", "AccessDenied", "403":
-			return nil, &Conflict{Account: a, Msg: fmt.Sprintf("inventory bucket %s exists but does not belong to account %s", dest, a),
-				Hint: "bucket names are global: choose another archive.inventory_bucket"}
-		default:
-			return nil, wrap(a, "s3 HeadBucket "+dest, err)
-		}
+	if st.BucketExists, err = ownedBucket(ctx, cl, a, dest, "inventory bucket", "archive.inventory_bucket"); err != nil {
+		return nil, err
 	}
-	st.BucketExists = true
+	if !st.BucketExists {
+		return st, nil
+	}
 	loc, err := cl.S3.GetBucketLocation(ctx, &s3.GetBucketLocationInput{Bucket: &dest})
 	if err != nil {
 		return nil, wrap(a, "s3 GetBucketLocation "+dest, err)
@@ -157,23 +152,10 @@ func (p *Plan) planInventory(c *config.Config, st *InventoryState) error {
 
 func (o archiveOps) createInventoryBucket(ctx context.Context) error {
 	dest := o.c.Archive.InventoryBucket
-	in := &s3.CreateBucketInput{Bucket: &dest, ObjectOwnership: s3types.ObjectOwnershipBucketOwnerEnforced}
-	if r := o.c.Archive.Region; r != "us-east-1" {
-		in.CreateBucketConfiguration = &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(r)}
+	if err := o.create(ctx, dest, false, "archive.inventory_bucket"); err != nil {
+		return err
 	}
-	_, err := o.cl.S3.CreateBucket(ctx, in)
-	switch awsapi.Code(err) {
-	case "BucketAlreadyOwnedByYou":
-		err = nil // a previous, interrupted run created it
-	case "BucketAlreadyExists":
-		return &Conflict{Account: o.acct(), Msg: "bucket name " + dest + " is taken by another account", Hint: "choose another archive.inventory_bucket"}
-	}
-	if err != nil {
-		return wrap(o.acct(), "s3 CreateBucket "+dest, err)
-	}
-	_, err = o.cl.S3.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: &dest, PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{
-		BlockPublicAcls: aws.Bool(true), IgnorePublicAcls: aws.Bool(true), BlockPublicPolicy: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true)}})
-	return wrap(o.acct(), "s3 PutPublicAccessBlock "+dest, err)
+	return o.putBlockPublic(ctx, dest)
 }
 
 // putInventoryStatement adds or replaces trailkeeper's statement in the

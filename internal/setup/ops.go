@@ -36,24 +36,34 @@ func (o archiveOps) acct() string   { return o.c.Archive.AccountID }
 func (o archiveOps) bucket() string { return o.c.Archive.Bucket }
 
 func (o archiveOps) createBucket(ctx context.Context) error {
-	in := &s3.CreateBucketInput{Bucket: aws.String(o.bucket()), ObjectLockEnabledForBucket: aws.Bool(true),
-		ObjectOwnership: s3types.ObjectOwnershipBucketOwnerEnforced}
-	if r := o.c.Archive.Region; r != "us-east-1" {
-		in.CreateBucketConfiguration = &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(r)}
-	}
-	_, err := o.cl.S3.CreateBucket(ctx, in)
-	if code := awsapi.Code(err); code == "BucketAlreadyOwnedByYou" {
-		err = nil // a previous, interrupted run created it
-	} else if code == "BucketAlreadyExists" {
-		return &Conflict{Account: o.acct(), Msg: "bucket name " + o.bucket() + " is taken by another account", Hint: "choose another archive.bucket"}
-	}
-	if err != nil {
-		return wrap(o.acct(), "s3 CreateBucket "+o.bucket(), err)
+	if err := o.create(ctx, o.bucket(), true, "archive.bucket"); err != nil {
+		return err
 	}
 	if _, err := o.cl.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(o.bucket()), ExpectedBucketOwner: aws.String(o.acct())}); err != nil {
 		return wrap(o.acct(), "s3 HeadBucket "+o.bucket(), err)
 	}
 	return nil
+}
+
+// create makes a bucket of the archive account in the archive's region,
+// owner enforced (with Object Lock when lock); one an interrupted run made is
+// taken as made, one of another account is a Conflict naming setting.
+func (o archiveOps) create(ctx context.Context, bucket string, lock bool, setting string) error {
+	in := &s3.CreateBucketInput{Bucket: &bucket, ObjectOwnership: s3types.ObjectOwnershipBucketOwnerEnforced}
+	if lock {
+		in.ObjectLockEnabledForBucket = aws.Bool(true)
+	}
+	if r := o.c.Archive.Region; r != "us-east-1" {
+		in.CreateBucketConfiguration = &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(r)}
+	}
+	_, err := o.cl.S3.CreateBucket(ctx, in)
+	switch awsapi.Code(err) {
+	case "BucketAlreadyOwnedByYou":
+		return nil // a previous, interrupted run created it
+	case "BucketAlreadyExists":
+		return &Conflict{Account: o.acct(), Msg: "bucket name " + bucket + " is taken by another account", Hint: "choose another " + setting}
+	}
+	return wrap(o.acct(), "s3 CreateBucket "+bucket, err)
 }
 
 func (o archiveOps) enableVersioning(ctx context.Context) error {
@@ -100,9 +110,8 @@ func (o archiveOps) setRetention(ctx context.Context) error {
 
 func (o archiveOps) blockPublic(ctx context.Context) error {
 	b := o.bucket()
-	if _, err := o.cl.S3.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: &b, PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{
-		BlockPublicAcls: aws.Bool(true), IgnorePublicAcls: aws.Bool(true), BlockPublicPolicy: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true)}}); err != nil {
-		return wrap(o.acct(), "s3 PutPublicAccessBlock "+b, err)
+	if err := o.putBlockPublic(ctx, b); err != nil {
+		return err
 	}
 	got, err := o.cl.S3.GetPublicAccessBlock(ctx, &s3.GetPublicAccessBlockInput{Bucket: &b})
 	if err != nil {
@@ -112,6 +121,12 @@ func (o archiveOps) blockPublic(ctx context.Context) error {
 		return notConverged(o.acct(), "public access block of "+b)
 	}
 	return nil
+}
+
+func (o archiveOps) putBlockPublic(ctx context.Context, bucket string) error {
+	_, err := o.cl.S3.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: &bucket, PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{
+		BlockPublicAcls: aws.Bool(true), IgnorePublicAcls: aws.Bool(true), BlockPublicPolicy: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true)}})
+	return wrap(o.acct(), "s3 PutPublicAccessBlock "+bucket, err)
 }
 
 func (o archiveOps) enforceOwner(ctx context.Context) error {
