@@ -143,6 +143,7 @@ func (s *Sandbox) deleteInventory(c *call, b *bucket) error {
 
 func validateInventory(id string, cfg *inventoryConfig) error {
 	bad := func(format string, a ...any) error { return errorf(400, "InvalidArgument", format, a...) }
+	malformed := errorf(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema")
 	d := cfg.Destination.S3BucketDestination
 	switch {
 	case !inventoryIDRE.MatchString(id):
@@ -150,20 +151,20 @@ func validateInventory(id string, cfg *inventoryConfig) error {
 	case cfg.ID != id:
 		return bad("The Id in the configuration does not match the id in the request.")
 	case !strings.HasPrefix(d.Bucket, "arn:aws:s3:::") || len(d.Bucket) == len("arn:aws:s3:::"):
-		return errorf(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema")
+		return malformed
 	case d.Format != "CSV" && d.Format != "ORC" && d.Format != "Parquet":
-		return errorf(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema")
+		return malformed
 	case cfg.IncludedObjectVersions != "All" && cfg.IncludedObjectVersions != "Current":
-		return errorf(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema")
+		return malformed
 	case cfg.Schedule.Frequency != "Daily" && cfg.Schedule.Frequency != "Weekly":
-		return errorf(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema")
+		return malformed
 	case d.AccountID != "" && !accountIDRE.MatchString(d.AccountID):
 		return bad("Invalid destination account id.")
 	}
 	if cfg.OptionalFields != nil {
 		for _, f := range cfg.OptionalFields.Field {
 			if !slices.ContainsFunc(inventoryFields, func(x struct{ name, column string }) bool { return x.name == f }) {
-				return errorf(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema")
+				return malformed
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -79,13 +80,13 @@ func (g *signedGet) open(ctx context.Context, bucket, key, versionID string) (*h
 	if err != nil {
 		return nil, err
 	}
-	url := base + "/" + escape(key, true)
+	target := base + "/" + escape(key, true)
 	if versionID != "" {
-		url += "?versionId=" + escape(versionID, false)
+		target += "?versionId=" + escape(versionID, false)
 	}
 	attempts := max(g.o.RetryMaxAttempts, 3)
 	for attempt := 1; ; attempt++ {
-		resp, err := g.once(ctx, url)
+		resp, err := g.once(ctx, target)
 		if err == nil && resp.StatusCode == http.StatusOK {
 			return resp, nil
 		}
@@ -105,8 +106,8 @@ func (g *signedGet) open(ctx context.Context, bucket, key, versionID string) (*h
 	}
 }
 
-func (g *signedGet) once(ctx context.Context, url string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+func (g *signedGet) once(ctx context.Context, target string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +154,9 @@ func (e *httpError) Unwrap() error { return &e.GenericAPIError }
 func retryable(err error) bool {
 	var h *httpError
 	if !errors.As(err, &h) {
-		return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) // the network: connection reset, timeouts
+		// The network (a reset, a timeout), not the context nor the credentials.
+		var ue *url.Error
+		return errors.As(err, &ue) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 	}
 	switch h.Code {
 	case "RequestTimeTooSkewed":

@@ -158,18 +158,17 @@ type fingerprinter struct {
 	// hourFrom is the first day whose hours are kept: the next cutoff (the
 	// proven tail) lies in the last days, and hours of every day of a year
 	// would take memory for nothing.
-	hourFrom string
+	hourFrom string // "2026/12/02", as key folders name days
 }
 
 func newFingerprinter(hourFrom time.Time) *fingerprinter {
-	return &fingerprinter{days: runs{sums: map[string]map[string][]byte{}}, hours: runs{sums: map[string]map[string][]byte{}}, hourFrom: hourFrom.UTC().Format(time.DateOnly)}
+	return &fingerprinter{days: runs{sums: map[string]map[string][]byte{}}, hours: runs{sums: map[string]map[string][]byte{}}, hourFrom: hourFrom.UTC().Format("2006/01/02")}
 }
 
 // add takes one version whose key lies in day (YYYY/MM/DD) under kind and
 // names time t.
 func (f *fingerprinter) add(v store.Version, kind, day string, t time.Time) {
 	line := []byte(v.Key + "\t" + v.VersionID + "\t" + v.ETag + "\t" + strconv.FormatInt(v.Size, 10) + "\t" + strconv.FormatBool(v.DeleteMarker) + "\n")
-	day = strings.ReplaceAll(day, "/", "-")
 	f.days.add(day, kind, line)
 	if day < f.hourFrom {
 		return
@@ -196,7 +195,7 @@ func (r *runs) close() {
 	if r.run == nil {
 		return
 	}
-	period, kind := r.at[0], r.at[1]
+	period, kind := strings.ReplaceAll(r.at[0], "/", "-"), r.at[1] // "2026/12/05" -> "2026-12-05", once a run
 	if r.sums[period] == nil {
 		r.sums[period] = map[string][]byte{}
 	}
@@ -232,7 +231,8 @@ func (f *fingerprinter) listed(cutoff time.Time) *Listed {
 	f.hours.close()
 	cutoff = cutoff.UTC()
 	cut, month := cutoff.Format(time.DateOnly), cutoff.Format("2006-01")
-	if cut >= f.hourFrom {
+	hours := cutoff.Format("2006/01/02") >= f.hourFrom
+	if hours {
 		cutoff = cutoff.Truncate(time.Hour)
 	} else {
 		cutoff = cutoff.Truncate(24 * time.Hour)
@@ -260,7 +260,7 @@ func (f *fingerprinter) listed(cutoff time.Time) *Listed {
 	for m, h := range months {
 		out.Months[m] = hex.EncodeToString(h.Sum(nil))
 	}
-	if cut >= f.hourFrom {
+	if hours {
 		for k := range f.hours.sums {
 			if k[:10] == cut && k[11:] < cutoff.Format("15") {
 				out.Hours[k] = f.hours.sum(k)
