@@ -1,15 +1,14 @@
 // Package index converts an archive's CloudTrail log files into Parquet,
 // partitioned by account, region and day, once: a rerun reads only objects it
 // does not hold yet, an interrupted run resumes, and an object rewritten in
-// the archive is reported, not indexed again. DuckDB (embedded) writes the
-// Parquet; search's reader finds and splits the records.
+// the archive is reported, not indexed again. Search's reader finds and
+// splits the records, eventparquet writes them as they come, and DuckDB
+// (embedded) merges a month's files once they are many.
 package index
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -23,7 +22,7 @@ import (
 
 	_ "github.com/duckdb/duckdb-go/v2" // the database/sql driver "duckdb"
 
-	"github.com/trailkeeper/trailkeeper/internal/eventschema"
+	"github.com/trailkeeper/trailkeeper/internal/eventparquet"
 	"github.com/trailkeeper/trailkeeper/internal/search"
 	"github.com/trailkeeper/trailkeeper/internal/store"
 )
@@ -54,11 +53,11 @@ type Result struct {
 	Dir        string   `json:"dir"`
 	Objects    int      `json:"objectsIndexed"` // read now
 	Events     int64    `json:"eventsIndexed"`
-	Held       int      `json:"objectsHeld"` // in the index before this run, not read again
-	Rewritten  []string `json:"rewritten"`   // keys whose version changed since indexed: reported, not indexed again
-	Unreadable []string `json:"unreadable"`  // not indexed, with why; tried again next run
-	Shadowed   []string `json:"shadowed"`    // keys with several versions in the archive: the newest is indexed
-	Dropped    int64    `json:"eventsDropped"`
+	Held       int      `json:"objectsHeld"`   // in the index before this run, not read again
+	Rewritten  []string `json:"rewritten"`     // keys whose version changed since indexed: reported, not indexed again
+	Unreadable []string `json:"unreadable"`    // not indexed, with why; tried again next run
+	Shadowed   []string `json:"shadowed"`      // keys with several versions in the archive: the newest is indexed
+	Dropped    int64    `json:"eventsDropped"` // records that are not JSON where they are read
 	Batches    int      `json:"batches"`
 	Merged     int      `json:"foldersMerged"` // month folders whose files were merged into one
 	Bytes      int64    `json:"parquetBytes"`  // the whole index's Parquet files
@@ -104,7 +103,7 @@ func Build(ctx context.Context, s store.Store, dir string, opts Options) (*Resul
 	}
 
 	res := &Result{Dir: dir, Held: len(m.objects), Rewritten: []string{}, Unreadable: []string{}, Shadowed: []string{}}
-	b := &batcher{ctx: ctx, db: db, dir: dir, m: m, res: res, limit: opts.BatchEvents}
+	b := &batcher{dir: dir, m: m, res: res, limit: opts.BatchEvents}
 	defer b.discard()
 	var mu sync.Mutex
 	stats, err := search.Run(ctx, s, search.Options{Root: opts.Root, Parallel: opts.Parallel, WholeObjects: true,
@@ -132,7 +131,8 @@ func Build(ctx context.Context, s store.Store, dir string, opts Options) (*Resul
 			if b.err != nil {
 				return b.err
 			}
-			return b.add(mt)
+			b.add(mt)
+			return nil
 		})
 	if err == nil {
 		err = b.err
@@ -156,79 +156,74 @@ func Build(ctx context.Context, s store.Store, dir string, opts Options) (*Resul
 	return res, err
 }
 
-// batcher gathers records into a newline-delimited JSON file that DuckDB turns
-// into Parquet: {"_a":ACCOUNT,"_r":REGION,"r":RECORD} per line.
+// batcher writes a batch's records as they come, one Parquet file per
+// account, region and month: events/account=A/region=R/YYYY/MM/bNNNNNN_I.parquet.
+// Day folders would hold a few hundred events each in most archives, and
+// every query would pay for opening thousands of tiny files (on the
+// benchmark corpus 2,487 files, 245 MB and 3 s a query, against 25 ms from
+// one file): the day is a column instead, which Parquet's statistics prune
+// by, with the value the Athena table over the log files projects
+// ('2026/12/03'), so that one SQL statement runs on both. The files grow in
+// a staging folder and move into place when the batch is committed.
 type batcher struct {
-	ctx     context.Context
-	db      *sql.DB
 	dir     string
 	m       *manifest
 	res     *Result
 	limit   int
-	f       *os.File
-	w       *bufio.Writer
-	lines   int
+	w       *writers        // the batch's files, once it has a record
+	lines   int             // records given in this batch
 	objects []store.Version // read to their end, in this batch
 	err     error
 }
 
-func (b *batcher) path() string {
-	return filepath.Join(b.dir, "tmp", fmt.Sprintf("b%06d.ndjson", b.m.next))
+func (b *batcher) stage(batch int) string {
+	return filepath.Join(b.dir, "tmp", fmt.Sprintf("stage-%06d", batch))
 }
 
-func (b *batcher) add(mt search.Match) error {
-	if b.f == nil {
-		f, err := os.Create(b.path())
-		if err != nil {
-			return err
-		}
-		b.f, b.w = f, bufio.NewWriterSize(f, 1<<20)
+func (b *batcher) add(mt search.Match) {
+	day := eventparquet.DayOf(mt.Raw)
+	y, m := "unknown", "unknown"
+	if day != eventparquet.Unknown {
+		y, m = day[:4], day[5:7]
 	}
-	account, _ := json.Marshal(mt.Account) // folder names and record fields: any bytes
-	region, _ := json.Marshal(mt.Region)
-	b.w.WriteString(`{"_a":`)
-	b.w.Write(account)
-	b.w.WriteString(`,"_r":`)
-	b.w.Write(region)
-	b.w.WriteString(`,"r":`)
-	// Line breaks can only be whitespace between tokens in JSON: within
-	// strings they are escaped. One record, one line.
-	for _, c := range mt.Raw {
-		if c == '\n' || c == '\r' {
-			c = ' '
-		}
-		b.w.WriteByte(c)
+	if b.w == nil {
+		b.w = newWriters(b.stage(b.m.next), b.m.next)
 	}
-	_, err := b.w.WriteString("}\n")
+	b.w.add(filepath.Join("account="+partitionValue(mt.Account), "region="+partitionValue(mt.Region), y, m), mt.Raw)
 	b.lines++
-	return err
 }
 
-// flush writes the batch's Parquet files, then records its objects.
+// flush finishes the batch's Parquet files, moves them into place, then
+// records its objects.
 func (b *batcher) flush() error {
 	if len(b.objects) == 0 && b.lines == 0 {
 		return nil
 	}
 	batch := b.m.next
-	if b.f != nil {
-		if err := b.w.Flush(); err != nil {
-			return err
-		}
-		if err := b.f.Close(); err != nil {
-			return err
-		}
-		b.f = nil
-		n, err := b.copy(batch, false)
+	if b.w != nil {
+		folders, taken, refused, err := b.w.finish()
+		b.w = nil
 		if err != nil {
-			// A record whose fields are not of CloudTrail's types: index the
-			// rest and say how many were left out.
-			if n, err = b.copy(batch, true); err != nil {
-				return fmt.Errorf("index batch %d: %w", batch, err)
+			return fmt.Errorf("index batch %d: %w", batch, err)
+		}
+		stage := b.stage(batch)
+		for _, folder := range folders {
+			if err := os.MkdirAll(filepath.Join(b.dir, "events", folder), 0o755); err != nil {
+				return err
+			}
+			names, err := filepath.Glob(filepath.Join(stage, folder, "*.parquet"))
+			if err != nil {
+				return err
+			}
+			for _, name := range names {
+				if err := os.Rename(name, filepath.Join(b.dir, "events", folder, filepath.Base(name))); err != nil {
+					return err
+				}
 			}
 		}
-		b.res.Dropped += int64(b.lines) - n
-		b.res.Events += n
-		os.Remove(b.path())
+		os.RemoveAll(stage)
+		b.res.Events += taken
+		b.res.Dropped += refused
 	}
 	if err := b.m.commit(batch, b.objects); err != nil {
 		return err
@@ -240,77 +235,27 @@ func (b *batcher) flush() error {
 	return nil
 }
 
-// copy writes the batch as Parquet files, one per account, region and month:
-// events/account=A/region=R/YYYY/MM/bNNNNNN_I.parquet, rows in day order.
-// Day folders would hold a few hundred events each in most archives, and
-// every query would pay for opening thousands of tiny files (on the
-// benchmark corpus 2,487 files, 245 MB and 3 s a query, against 25 ms from
-// one file): the day is a column instead, which Parquet's statistics prune
-// by, with the value the Athena table over the log files projects
-// ('2026/12/03'), so that one SQL statement runs on both. DuckDB writes the
-// files in one pass into a staging folder (y=YYYY/m=MM), and they move into
-// place.
-func (b *batcher) copy(batch int, ignoreErrors bool) (int64, error) {
-	stage := filepath.Join(b.dir, "tmp", fmt.Sprintf("stage-%06d", batch))
-	os.RemoveAll(stage)
-	defer os.RemoveAll(stage)
-	r, err := b.db.ExecContext(b.ctx, copySQL(b.path(), stage, fmt.Sprintf("b%06d_{i}", batch), ignoreErrors))
-	if err != nil {
-		return 0, err
-	}
-	n, err := r.RowsAffected()
-	if err != nil {
-		return 0, err
-	}
-	err = filepath.WalkDir(stage, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(stage, path)
-		parts := strings.Split(filepath.ToSlash(rel), "/") // account=A/region=R/y=Y/m=M/file
-		if len(parts) != 5 {
-			return fmt.Errorf("unexpected staged file %s", rel)
-		}
-		for i := 2; i < 4; i++ {
-			parts[i] = parts[i][strings.IndexByte(parts[i], '=')+1:]
-		}
-		dest := filepath.Join(append([]string{b.dir, "events"}, parts...)...)
-		if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-			return err
-		}
-		return os.Rename(path, dest)
-	})
-	return n, err
-}
-
-// discard removes an unfinished batch's file.
+// discard stops an unfinished batch's writers; the next run removes its files.
 func (b *batcher) discard() {
-	if b.f != nil {
-		b.f.Close()
-		os.Remove(b.path())
+	if b.w != nil {
+		b.w.finish()
 	}
-}
-
-// copySQL is the statement that writes a batch file, in Athena's shape, as
-// Parquet files under out, partitioned by the archive folder's account and
-// region and by the year and month of eventTime, in day order; day is a
-// column, as CloudTrail's folders write it.
-func copySQL(in, out, pattern string, ignoreErrors bool) string {
-	columns := fmt.Sprintf("{'_a': 'VARCHAR', '_r': 'VARCHAR', 'r': %s}", literal(eventschema.RecordType()))
-	day := `coalesce(strftime(try_cast(r."eventTime" AS TIMESTAMP), '%Y/%m/%d'), 'unknown/unknown/unknown')`
-	return fmt.Sprintf(`COPY (SELECT *, split_part(day, '/', 1) AS y, split_part(day, '/', 2) AS m
-FROM (SELECT %s, %s AS day, %s AS account, %s AS region
-FROM read_json(%s, format='newline_delimited', columns=%s, ignore_errors=%v)))
-TO %s (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (account, region, y, m), FILENAME_PATTERN %s)`,
-		eventschema.SelectColumns("r"), day, partitionValue("_a"), partitionValue("_r"), literal(in), columns, ignoreErrors, literal(out), literal(pattern))
 }
 
 // partitionValue keeps an account or region to one safe path element.
-func partitionValue(col string) string {
-	// Account ids and region names are letters, digits and hyphens; a record
-	// outside the archive layout may claim anything (a NUL, "../.."), and a
-	// folder name must not fail the batch or leave events/.
-	return fmt.Sprintf("CASE WHEN coalesce(%[1]s, '') IN ('', '.', '..') THEN 'unknown' ELSE regexp_replace(%[1]s, '[^A-Za-z0-9._-]', '_', 'g') END", col)
+// Account ids and region names are letters, digits and hyphens; a record
+// outside the archive layout may claim anything (a NUL, "../.."), and a
+// folder name must not fail the batch or leave events/.
+func partitionValue(v string) string {
+	if v == "" || v == "." || v == ".." {
+		return "unknown"
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' {
+			return r
+		}
+		return '_'
+	}, v)
 }
 
 // literal is s as an SQL string literal.

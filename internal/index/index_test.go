@@ -324,12 +324,14 @@ func FuzzManifestKeys(f *testing.F) {
 
 // TestHostileRecords: a record whose fields are not of CloudTrail's types is
 // indexed with those fields empty (as Athena's SerDe reads them), the others
-// as they are; a file that is not a log is named, not indexed.
+// as they are; one that is not JSON where it is read is counted, not
+// indexed; a file that is not a log is named, not indexed.
 func TestHostileRecords(t *testing.T) {
 	root := t.TempDir()
 	os.WriteFile(filepath.Join(root, "odd.json"), []byte(`{"Records":[{"eventName":"Kept","eventTime":"2026-12-01T00:00:00Z"},
 {"eventName":"Odd","userIdentity":"not an object","eventTime":"2026-12-01T00:00:00Z"},
 {"eventName":"AlsoKept","resources":[{"ARN":"arn:aws:s3:::b"}],"requestParameters":"a string, not an object"},
+{"eventName":"Broken","errorCode":tru},
 {"eventName":"Escaping","recipientAccountId":"../../../x\u0000y","awsRegion":"..","eventTime":"2026-12-01T00:00:00Z"}]}`), 0o644)
 	os.WriteFile(filepath.Join(root, "cut.json.gz"), []byte{0x1f, 0x8b, 8, 0, 0}, 0o644)
 	dir := t.TempDir()
@@ -337,7 +339,7 @@ func TestHostileRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Events != 4 || res.Dropped != 0 || len(res.Unreadable) != 1 || !strings.Contains(res.Unreadable[0], "cut.json.gz") {
+	if res.Events != 4 || res.Dropped != 1 || len(res.Unreadable) != 1 || !strings.Contains(res.Unreadable[0], "cut.json.gz") {
 		t.Fatalf("indexed %d, dropped %d, unreadable %v", res.Events, res.Dropped, res.Unreadable)
 	}
 	db, err := query.Open(context.Background(), dir)
