@@ -291,7 +291,7 @@ func (r *Report) load(ctx context.Context, cl *s3.Client, m *manifest, tmp strin
 	if r.db, err = sql.Open("duckdb", filepath.Join(dir, "inventory.duckdb")); err != nil {
 		return err
 	}
-	setup := fmt.Sprintf("SET threads=2; SET memory_limit='256MB'; SET temp_directory=%s; SET preserve_insertion_order=true", quote(dir))
+	setup := fmt.Sprintf("SET threads=2; SET memory_limit='1GB'; SET temp_directory=%s; SET preserve_insertion_order=true", quote(dir))
 	if _, err := r.db.ExecContext(ctx, setup); err != nil {
 		return err
 	}
