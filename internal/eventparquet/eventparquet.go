@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -39,10 +40,10 @@ const rowGroup = 16_384
 // each column of each file being written holds one.
 const pageSize = 256 << 10
 
-// unique are the columns whose values rarely repeat: a dictionary of them
-// would cost a hash of every value and be dropped when it grew too large.
-var unique = []string{"eventtime", "eventid", "requestid", "sharedeventid", "requestparameters", "responseelements",
-	"additionaleventdata", "serviceeventdetails", "edgedevicedetails"}
+// unique are the columns whose values rarely repeat, the JSON text ones
+// and these: a dictionary of them would cost a hash of every value and be
+// dropped when it grew too large.
+var unique = []string{"eventtime", "eventid", "requestid", "sharedeventid"}
 
 // chunk is how many rows are buffered before they are encoded.
 const chunk = 512
@@ -77,7 +78,6 @@ type Writer struct {
 	top  *node // the record, as a struct of the columns
 	day  *array.StringBuilder
 	rows int // buffered in rb
-	n    int // appended in all
 
 	// The record being appended: its planned builder calls, the text
 	// they append that is not in the record as it is, and which call is
@@ -100,8 +100,10 @@ func NewWriter(w io.Writer) (*Writer, error) {
 		parquet.WithDictionaryPageSizeLimit(pageSize),
 		parquet.WithCreatedBy("trailkeeper"),
 	}
-	for _, c := range unique {
-		opts = append(opts, parquet.WithDictionaryFor(c, false))
+	for _, c := range eventschema.Columns {
+		if c.Kind == eventschema.JSONText || slices.Contains(unique, c.Name) {
+			opts = append(opts, parquet.WithDictionaryFor(c.Name, false))
+		}
 	}
 	props := parquet.NewWriterProperties(opts...)
 	fw, err := pqarrow.NewFileWriter(Schema, w, props, pqarrow.NewArrowWriterProperties())
@@ -109,17 +111,10 @@ func NewWriter(w io.Writer) (*Writer, error) {
 		return nil, err
 	}
 	rb := array.NewRecordBuilder(memory.DefaultAllocator, Schema)
-	top := &node{field: eventschema.Field{Kind: eventschema.Struct, Fields: eventschema.Columns}}
-	top.children = make([]*node, len(eventschema.Columns))
-	for i, f := range eventschema.Columns {
-		top.children[i] = newNode(f, rb.Field(i))
-	}
-	top.index()
+	// The record is a struct of the columns whose builders are the record batch's.
+	top := structNode(eventschema.Field{Kind: eventschema.Struct, Fields: eventschema.Columns}, nil, rb.Field)
 	return &Writer{fw: fw, rb: rb, top: top, day: rb.Field(len(eventschema.Columns)).(*array.StringBuilder), eventTime: top.children[eventTime]}, nil
 }
-
-// Rows is how many records the file holds so far.
-func (w *Writer) Rows() int { return w.n }
 
 // Append adds one record (a JSON object). A field that is not of its type
 // (userIdentity a string, resources an object) is NULL; a record that is not
@@ -138,11 +133,10 @@ func (w *Writer) Append(rec []byte) error {
 	w.apply()
 	day := Unknown
 	if w.timeOp >= 0 {
-		day = Day(w.opText(w.ops[w.timeOp]))
+		day = Day(string(w.opText(w.ops[w.timeOp])))
 	}
 	w.day.Append(day)
 	w.rows++
-	w.n++
 	if w.rows == chunk {
 		return w.flush()
 	}
@@ -182,42 +176,13 @@ func (w *Writer) Close() error {
 
 // Day is the UTC day of an eventTime as CloudTrail's folders write it
 // (2026/12/03), or Unknown.
-func Day(eventTime []byte) string {
+func Day(eventTime string) string {
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
-		if t, err := time.Parse(layout, string(eventTime)); err == nil {
+		if t, err := time.Parse(layout, eventTime); err == nil {
 			return t.UTC().Format("2006/01/02")
 		}
 	}
 	return Unknown
-}
-
-// DayOf is Day of a record's eventTime, as Append writes it in the day
-// column: for choosing the record's file before it is appended.
-func DayOf(rec []byte) string {
-	var day string
-	i := jsonscan.Space(rec, 0)
-	if i >= len(rec) || rec[i] != '{' {
-		return Unknown
-	}
-	err := jsonscan.Members(rec, i, "a record", func(key []byte, at int) (int, bool, error) {
-		if string(key) != "eventTime" {
-			return 0, false, nil
-		}
-		end, err := jsonscan.Value(rec, at)
-		if err != nil {
-			return 0, true, err
-		}
-		if v := rec[at:end]; !isNull(v) {
-			if text, _, err := scalarText(nil, v); err == nil {
-				day = Day(text)
-			}
-		}
-		return 0, true, nil // the first, as Append takes
-	})
-	if err != nil || day == "" {
-		return Unknown
-	}
-	return day
 }
 
 // node is a field of the schema with its builder.
@@ -229,30 +194,25 @@ type node struct {
 }
 
 func newNode(f eventschema.Field, b array.Builder) *node {
-	n := &node{field: f, b: b}
 	switch f.Kind {
 	case eventschema.Struct:
-		sb := b.(*array.StructBuilder)
-		for i, c := range f.Fields {
-			n.children = append(n.children, newNode(c, sb.FieldBuilder(i)))
-		}
+		return structNode(f, b, b.(*array.StructBuilder).FieldBuilder)
 	case eventschema.StructArray:
 		sb := b.(*array.ListBuilder).ValueBuilder().(*array.StructBuilder)
 		elem := eventschema.Field{Kind: eventschema.Struct, Fields: f.Fields}
-		n.children = []*node{newNode(elem, sb)}
+		return &node{field: f, b: b, children: []*node{newNode(elem, sb)}}
 	}
-	n.index()
-	return n
+	return &node{field: f, b: b}
 }
 
-func (n *node) index() {
-	if n.field.Kind != eventschema.Struct {
-		return
-	}
-	n.keys = make(map[string]int, len(n.field.Fields))
-	for i, c := range n.field.Fields {
+// structNode is a struct field whose i-th field appends to field(i).
+func structNode(f eventschema.Field, b array.Builder, field func(i int) array.Builder) *node {
+	n := &node{field: f, b: b, keys: make(map[string]int, len(f.Fields))}
+	for i, c := range f.Fields {
+		n.children = append(n.children, newNode(c, field(i)))
 		n.keys[c.Key] = i
 	}
+	return n
 }
 
 // op is one builder call of a record, kept until the whole record is known
@@ -280,7 +240,7 @@ func (w *Writer) put(n *node, v []byte) error {
 	}
 	switch n.field.Kind {
 	case eventschema.Struct:
-		at := make([][]byte, len(n.children)) // on the stack: a struct has a few fields
+		at := make([][]byte, len(n.children)) // each field's value, or nil
 		err := jsonscan.Members(v, 0, n.name(), func(key []byte, from int) (int, bool, error) {
 			if i, ok := n.keys[string(key)]; ok && at[i] == nil { // the first of repeated keys, as DuckDB
 				end, err := jsonscan.Value(v, from)
@@ -295,7 +255,7 @@ func (w *Writer) put(n *node, v []byte) error {
 		if err != nil {
 			return err
 		}
-		if n != w.top { // the record's columns are the record batch's
+		if n.b != nil { // the record's own columns are the record batch's
 			w.ops = append(w.ops, op{b: n.b, kind: opValid})
 		}
 		for i, c := range n.children {

@@ -9,9 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+
+	_ "github.com/duckdb/duckdb-go/v2" // the database/sql driver "duckdb"
 )
 
 // Compaction merges the files a month folder gathers over many runs (a daily
@@ -94,9 +97,19 @@ func (m *manifest) finishCompactions() error {
 // compact merges every month folder that holds more than above files: not
 // only those this run wrote to, so that a merge an interrupted run did not
 // reach is made by the next one. progress hears merged of total.
-func (m *manifest) compact(ctx context.Context, db *sql.DB, above int, progress func(done, total int)) (int, error) {
+func (m *manifest) compact(ctx context.Context, above int, progress func(done, total int)) (int, error) {
 	folders, err := m.crowded(above)
+	if err != nil || len(folders) == 0 {
+		return 0, err
+	}
+	db, err := sql.Open("duckdb", "")
 	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, fmt.Sprintf("SET threads=%d; SET memory_limit='1GB'; SET temp_directory=%s",
+		runtime.NumCPU(), literal(filepath.Join(m.dir, "tmp")))); err != nil {
 		return 0, err
 	}
 	merged := 0
@@ -122,9 +135,7 @@ func (m *manifest) compact(ctx context.Context, db *sql.DB, above int, progress 
 		}
 		merged++
 	}
-	if len(folders) > 0 {
-		progress(len(folders), len(folders))
-	}
+	progress(len(folders), len(folders))
 	return merged, nil
 }
 

@@ -8,19 +8,15 @@ package index
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
-
-	_ "github.com/duckdb/duckdb-go/v2" // the database/sql driver "duckdb"
 
 	"github.com/trailkeeper/trailkeeper/internal/eventparquet"
 	"github.com/trailkeeper/trailkeeper/internal/search"
@@ -91,17 +87,6 @@ func Build(ctx context.Context, s store.Store, dir string, opts Options) (*Resul
 		return nil, err
 	}
 	defer m.close()
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, fmt.Sprintf("SET threads=%d; SET memory_limit='1GB'; SET temp_directory=%s",
-		runtime.NumCPU(), literal(filepath.Join(dir, "tmp")))); err != nil {
-		return nil, err
-	}
-
 	res := &Result{Dir: dir, Held: len(m.objects), Rewritten: []string{}, Unreadable: []string{}, Shadowed: []string{}}
 	b := &batcher{dir: dir, m: m, res: res, limit: opts.BatchEvents}
 	defer b.discard()
@@ -141,7 +126,7 @@ func Build(ctx context.Context, s store.Store, dir string, opts Options) (*Resul
 		err = b.flush()
 	}
 	if err == nil {
-		res.Merged, err = m.compact(ctx, db, opts.MergeAbove, func(done, total int) {
+		res.Merged, err = m.compact(ctx, opts.MergeAbove, func(done, total int) {
 			if opts.Progress != nil {
 				opts.Progress(Progress{Merged: done, ToMerge: total, Events: res.Events})
 			}
@@ -181,7 +166,9 @@ func (b *batcher) stage(batch int) string {
 }
 
 func (b *batcher) add(mt search.Match) {
-	day := eventparquet.DayOf(mt.Raw)
+	// The file's month: search has read eventTime already (when a record
+	// repeats the key, the file's day column takes the first, this the last).
+	day := eventparquet.Day(mt.Event.EventTime)
 	y, m := "unknown", "unknown"
 	if day != eventparquet.Unknown {
 		y, m = day[:4], day[5:7]
@@ -201,24 +188,19 @@ func (b *batcher) flush() error {
 	}
 	batch := b.m.next
 	if b.w != nil {
-		folders, taken, refused, err := b.w.finish()
+		files, taken, refused, err := b.w.finish()
 		b.w = nil
 		if err != nil {
 			return fmt.Errorf("index batch %d: %w", batch, err)
 		}
 		stage := b.stage(batch)
-		for _, folder := range folders {
-			if err := os.MkdirAll(filepath.Join(b.dir, "events", folder), 0o755); err != nil {
+		for _, rel := range files {
+			dest := filepath.Join(b.dir, "events", rel)
+			if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 				return err
 			}
-			names, err := filepath.Glob(filepath.Join(stage, folder, "*.parquet"))
-			if err != nil {
+			if err := os.Rename(filepath.Join(stage, rel), dest); err != nil {
 				return err
-			}
-			for _, name := range names {
-				if err := os.Rename(name, filepath.Join(b.dir, "events", folder, filepath.Base(name))); err != nil {
-					return err
-				}
 			}
 		}
 		os.RemoveAll(stage)

@@ -22,13 +22,13 @@ type writers struct {
 	in      chan []item
 	pending []item
 	wg      sync.WaitGroup
-	started bool
 }
 
 // lane is one goroutine's share: its files and what it was given.
 type lane struct {
 	id      int
 	files   map[string]*eventparquet.Writer // by folder under events/
+	made    []string                        // the files, relative to the stage
 	taken   int64
 	refused int64
 	err     error
@@ -42,32 +42,29 @@ type item struct {
 // sendEvery is how many records a lane takes at once.
 const sendEvery = 256
 
+// newWriters starts the lanes of a batch; finish ends them.
 func newWriters(stage string, batch int) *writers {
-	w := &writers{stage: stage, batch: batch}
-	for i := range runtime.GOMAXPROCS(0) {
-		w.lanes = append(w.lanes, &lane{id: i, files: map[string]*eventparquet.Writer{}})
+	n := runtime.GOMAXPROCS(0)
+	w := &writers{stage: stage, batch: batch, in: make(chan []item, n)}
+	for i := range n {
+		l := &lane{id: i, files: map[string]*eventparquet.Writer{}}
+		w.lanes = append(w.lanes, l)
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for items := range w.in {
+				for _, it := range items {
+					l.write(w, it)
+				}
+			}
+			l.close() // the files' last row groups are encoded here, in parallel too
+		}()
 	}
 	return w
 }
 
 // add hands a record to the next free lane.
 func (w *writers) add(folder string, raw []byte) {
-	if !w.started {
-		w.started = true
-		w.in = make(chan []item, len(w.lanes))
-		for _, l := range w.lanes {
-			w.wg.Add(1)
-			go func() {
-				defer w.wg.Done()
-				for items := range w.in {
-					for _, it := range items {
-						l.write(w, it)
-					}
-				}
-				l.close() // the files' last row groups are encoded here, in parallel too
-			}()
-		}
-	}
 	w.pending = append(w.pending, item{folder: folder, raw: raw})
 	if len(w.pending) == sendEvery {
 		w.in <- w.pending
@@ -82,8 +79,8 @@ func (l *lane) write(w *writers, it item) {
 	pw := l.files[it.folder]
 	if pw == nil {
 		// Names are unique in the batch: the lane's index and its count.
-		name := fmt.Sprintf("b%06d_%d.parquet", w.batch, len(w.lanes)*len(l.files)+l.id)
-		path := filepath.Join(w.stage, it.folder, name)
+		rel := filepath.Join(it.folder, fmt.Sprintf("b%06d_%d.parquet", w.batch, len(w.lanes)*len(l.files)+l.id))
+		path := filepath.Join(w.stage, rel)
 		if l.err = os.MkdirAll(filepath.Dir(path), 0o755); l.err != nil {
 			return
 		}
@@ -97,6 +94,7 @@ func (l *lane) write(w *writers, it item) {
 			return
 		}
 		l.files[it.folder] = pw
+		l.made = append(l.made, rel)
 	}
 	if err := pw.Append(it.raw); err != nil {
 		l.refused++ // not JSON where it is read: the rest is indexed, and this counted
@@ -114,26 +112,23 @@ func (l *lane) close() {
 	}
 }
 
-// finish writes every file's footer and says what the batch holds: the
-// folders it wrote, the records taken and refused.
-func (w *writers) finish() (folders []string, taken, refused int64, err error) {
-	if w.started {
-		if len(w.pending) > 0 {
-			w.in <- w.pending
-			w.pending = nil
-		}
-		close(w.in)
-		w.wg.Wait()
+// finish writes every file's footer and says what the batch holds: its
+// files (relative to the stage, as under events/), the records taken and
+// refused.
+func (w *writers) finish() (files []string, taken, refused int64, err error) {
+	if len(w.pending) > 0 {
+		w.in <- w.pending
+		w.pending = nil
 	}
+	close(w.in)
+	w.wg.Wait()
 	for _, l := range w.lanes {
-		for folder := range l.files {
-			folders = append(folders, folder)
-		}
+		files = append(files, l.made...)
 		taken += l.taken
 		refused += l.refused
 		if err == nil {
 			err = l.err
 		}
 	}
-	return folders, taken, refused, err
+	return files, taken, refused, err
 }

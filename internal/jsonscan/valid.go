@@ -38,48 +38,35 @@ func (v *validator) value(i, depth int) int {
 	switch c := b[i]; {
 	case c == '"':
 		return v.str(i)
-	case c == '{':
+	case c == '{' || c == '[':
+		closer := byte(']')
+		if c == '{' {
+			closer = '}'
+		}
 		i = v.space(i + 1)
-		if i < len(b) && b[i] == '}' {
+		if i < len(b) && b[i] == closer {
 			return i + 1
 		}
 		for {
-			if i >= len(b) || b[i] != '"' {
-				return -1
+			if closer == '}' { // an object's member starts with its key
+				if i >= len(b) || b[i] != '"' {
+					return -1
+				}
+				if i = v.str(i); i < 0 {
+					return -1
+				}
+				if i = v.space(i); i >= len(b) || b[i] != ':' {
+					return -1
+				}
+				i = v.space(i + 1)
 			}
-			if i = v.str(i); i < 0 {
-				return -1
-			}
-			if i = v.space(i); i >= len(b) || b[i] != ':' {
-				return -1
-			}
-			if i = v.value(v.space(i+1), depth+1); i < 0 {
-				return -1
-			}
-			if i = v.space(i); i >= len(b) {
-				return -1
-			}
-			if b[i] == '}' {
-				return i + 1
-			}
-			if b[i] != ',' {
-				return -1
-			}
-			i = v.space(i + 1)
-		}
-	case c == '[':
-		i = v.space(i + 1)
-		if i < len(b) && b[i] == ']' {
-			return i + 1
-		}
-		for {
 			if i = v.value(i, depth+1); i < 0 {
 				return -1
 			}
 			if i = v.space(i); i >= len(b) {
 				return -1
 			}
-			if b[i] == ']' {
+			if b[i] == closer {
 				return i + 1
 			}
 			if b[i] != ',' {
