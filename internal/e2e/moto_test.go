@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +25,7 @@ import (
 	"github.com/trailkeeper/trailkeeper/internal/cli"
 	"github.com/trailkeeper/trailkeeper/internal/sandbox"
 	"github.com/trailkeeper/trailkeeper/internal/setup"
+	"github.com/trailkeeper/trailkeeper/internal/store"
 	"github.com/trailkeeper/trailkeeper/internal/world"
 )
 
@@ -179,4 +183,60 @@ func TestApplyAgainstMoto(t *testing.T) {
 	if code := cli.Main([]string{"backfill", "--no-progress", "--config", motoConfig}, strings.NewReader(""), &bout, &bout); code != 3 || !strings.Contains(bout.String(), "has no S3 Batch Operations") {
 		t.Fatalf("backfill on moto: exit %d (want 3, no S3 Batch Operations):\n%s", code, bout.String())
 	}
+}
+
+// TestLeanListingAgainstMoto: verify's own ListObjectVersions (not the
+// SDK's) reads moto's and the sandbox's listings as the SDK does: keys that
+// XML must escape, versions over versions, delete markers, folders, pages.
+func TestLeanListingAgainstMoto(t *testing.T) {
+	motoURL := testenv.StartMoto(t)
+	sb := newEnv(t, sandbox.Options{})
+	for name, cfg := range map[string]aws.Config{"moto": asAccount(motoURL, acctA), "sandbox": world.Config(sb.url, acctA, region)} {
+		var lists leanLists
+		cfg.HTTPClient = &lists
+		c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+		bucket := "listing-" + acctA
+		must(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket, CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
+		must(c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &bucket, VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled}})).OK(t)
+		keys := []string{"AWSLogs/a & b <c>.json.gz", "AWSLogs/d'\"é中.json.gz", "AWSLogs/111111111111/x.json.gz", "AWSLogs/e+f=g h.json.gz"}
+		for i := range 1100 { // more than a page
+			keys = append(keys, fmt.Sprintf("AWSLogs/many/%04d", i))
+		}
+		for _, k := range keys {
+			must(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(k), Body: strings.NewReader(k)})).OK(t)
+		}
+		must(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &keys[0], Body: strings.NewReader("again")})).OK(t)
+		must(c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &keys[1]})).OK(t)
+
+		lean, sdk := store.S3{Client: c, Bucket: bucket}, store.S3{Client: struct{ store.S3API }{c}, Bucket: bucket}
+		for _, prefix := range []string{"AWSLogs/", "AWSLogs/many/"} {
+			lf, lv, err := lean.Level(ctx, prefix)
+			if err != nil {
+				t.Fatalf("%s: lean listing of %s: %v", name, prefix, err)
+			}
+			sf, sv, err := sdk.Level(ctx, prefix)
+			if err != nil {
+				t.Fatalf("%s: SDK listing of %s: %v", name, prefix, err)
+			}
+			if !reflect.DeepEqual(lf, sf) || !reflect.DeepEqual(lv, sv) {
+				t.Fatalf("%s: %s: lean listing %d folders, %d versions; the SDK's %d, %d:\n%+v\n%+v", name, prefix, len(lf), len(lv), len(sf), len(sv), lv, sv)
+			}
+			if lists.n.Load() == 0 {
+				t.Fatalf("%s: the listing went through the SDK, not the lean path", name)
+			}
+			if prefix == "AWSLogs/" && (len(lv) != 5 || len(lf) != 2) || prefix != "AWSLogs/" && len(lv) != 1100 {
+				t.Errorf("%s: %s: %d folders, %d versions", name, prefix, len(lf), len(lv))
+			}
+		}
+	}
+}
+
+// leanLists counts the listings sent without the SDK's x-id parameter.
+type leanLists struct{ n atomic.Int64 }
+
+func (l *leanLists) Do(r *http.Request) (*http.Response, error) {
+	if q := r.URL.Query(); q.Has("versions") && !q.Has("x-id") {
+		l.n.Add(1)
+	}
+	return http.DefaultClient.Do(r)
 }

@@ -55,51 +55,84 @@ func (b S3) Versions(ctx context.Context, prefix string, fn func(Version) error)
 // VersionsAfter lists the versions under prefix whose keys sort after
 // after (S3's key-marker): the recent days of a folder in one request.
 func (b S3) VersionsAfter(ctx context.Context, prefix, after string, fn func(Version) error) error {
-	in := &s3.ListObjectVersionsInput{Bucket: &b.Bucket, Prefix: &prefix}
-	if after != "" {
-		in.KeyMarker = &after
-	}
-	for {
-		page, err := b.Client.ListObjectVersions(ctx, in)
-		if err != nil {
-			return fmt.Errorf("list versions of s3://%s/%s: %w", b.Bucket, prefix, err)
-		}
-		for _, v := range versionsOf(page) {
+	return b.pages(ctx, prefix, "", after, func(p *versionsPage) error {
+		for _, v := range p.versions {
 			if err := fn(v); err != nil {
 				return err
 			}
 		}
-		if !aws.ToBool(page.IsTruncated) {
-			return nil
-		}
-		in.KeyMarker, in.VersionIdMarker = page.NextKeyMarker, page.NextVersionIdMarker
-	}
+		return nil
+	})
 }
 
 func (b S3) Level(ctx context.Context, prefix string) ([]string, []Version, error) {
-	in := &s3.ListObjectVersionsInput{Bucket: &b.Bucket, Prefix: &prefix, Delimiter: aws.String("/")}
 	var folders []string
 	var objects []Version
+	err := b.pages(ctx, prefix, "/", "", func(p *versionsPage) error {
+		folders = append(folders, p.prefixes...)
+		objects = append(objects, p.versions...)
+		return nil
+	})
+	return folders, objects, err
+}
+
+// pages lists the versions under prefix page by page.
+func (b S3) pages(ctx context.Context, prefix, delimiter, keyMarker string, fn func(*versionsPage) error) error {
+	var versionIDMarker string
 	for {
-		page, err := b.Client.ListObjectVersions(ctx, in)
+		p, err := b.page(ctx, prefix, delimiter, keyMarker, versionIDMarker)
 		if err != nil {
-			return nil, nil, fmt.Errorf("list versions of s3://%s/%s: %w", b.Bucket, prefix, err)
+			return fmt.Errorf("list versions of s3://%s/%s: %w", b.Bucket, prefix, err)
 		}
-		for _, cp := range page.CommonPrefixes {
-			folders = append(folders, aws.ToString(cp.Prefix))
+		if err := fn(p); err != nil {
+			return err
 		}
-		objects = append(objects, versionsOf(page)...)
-		if !aws.ToBool(page.IsTruncated) {
-			return folders, objects, nil
+		if !p.truncated {
+			return nil
 		}
-		in.KeyMarker, in.VersionIdMarker = page.NextKeyMarker, page.NextVersionIdMarker
+		if p.nextKey == "" || p.nextKey == keyMarker && p.nextVersionID == versionIDMarker {
+			return fmt.Errorf("list versions of s3://%s/%s: a truncated page without a next marker", b.Bucket, prefix)
+		}
+		keyMarker, versionIDMarker = p.nextKey, p.nextVersionID
 	}
 }
 
-// versionsOf merges a page's versions and delete markers, which S3 lists
-// apart, back into key order, each key's newest first. S3's own order is kept
-// where times tie (they have one-second resolution): only it knows which of
-// two versions written in one second came last.
+// page is one ListObjectVersions call: the lean one for the SDK's own client,
+// the SDK's for anything else (and for what the lean one leaves to it).
+func (b S3) page(ctx context.Context, prefix, delimiter, keyMarker, versionIDMarker string) (*versionsPage, error) {
+	if c, ok := b.Client.(*s3.Client); ok {
+		p, err := getterFor(c).listVersions(ctx, b.Bucket, prefix, delimiter, keyMarker, versionIDMarker)
+		if err == nil {
+			sortVersions(p.versions)
+			return p, nil
+		}
+		var api smithy.APIError
+		if !errors.Is(err, errUseSDK) && !(errors.As(err, &api) && api.ErrorCode() == "RequestTimeTooSkewed") {
+			return nil, err
+		}
+	}
+	in := &s3.ListObjectVersionsInput{Bucket: &b.Bucket, Prefix: &prefix}
+	for _, p := range []struct {
+		v  *string
+		to **string
+	}{{&delimiter, &in.Delimiter}, {&keyMarker, &in.KeyMarker}, {&versionIDMarker, &in.VersionIdMarker}} {
+		if *p.v != "" {
+			*p.to = p.v
+		}
+	}
+	out, err := b.Client.ListObjectVersions(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	p := &versionsPage{versions: versionsOf(out), truncated: aws.ToBool(out.IsTruncated), nextKey: aws.ToString(out.NextKeyMarker), nextVersionID: aws.ToString(out.NextVersionIdMarker)}
+	for _, cp := range out.CommonPrefixes {
+		p.prefixes = append(p.prefixes, aws.ToString(cp.Prefix))
+	}
+	return p, nil
+}
+
+// versionsOf merges a page's versions and delete markers, which the SDK
+// lists apart, back into key order.
 func versionsOf(page *s3.ListObjectVersionsOutput) []Version {
 	var batch []Version
 	for _, v := range page.Versions {
@@ -110,6 +143,14 @@ func versionsOf(page *s3.ListObjectVersionsOutput) []Version {
 		batch = append(batch, Version{Key: aws.ToString(m.Key), VersionID: aws.ToString(m.VersionId), Latest: aws.ToBool(m.IsLatest),
 			DeleteMarker: true, LastModified: aws.ToTime(m.LastModified)})
 	}
+	sortVersions(batch)
+	return batch
+}
+
+// sortVersions puts a page in key order, each key's newest first. S3's own
+// order is kept where times tie (they have one-second resolution): only it
+// knows which of two versions written in one second came last.
+func sortVersions(batch []Version) {
 	sort.SliceStable(batch, func(i, j int) bool {
 		a, b := batch[i], batch[j]
 		switch {
@@ -120,7 +161,6 @@ func versionsOf(page *s3.ListObjectVersionsOutput) []Version {
 		}
 		return a.LastModified.After(b.LastModified)
 	})
-	return batch
 }
 
 func (b S3) Open(ctx context.Context, key, versionID string) (io.ReadCloser, map[string]string, error) {

@@ -84,6 +84,11 @@ func (g *signedGet) open(ctx context.Context, bucket, key, versionID string) (*h
 	if versionID != "" {
 		target += "?versionId=" + escape(versionID, false)
 	}
+	return g.get(ctx, target)
+}
+
+// get sends a signed GET, again after a throttle or a server's error.
+func (g *signedGet) get(ctx context.Context, target string) (*http.Response, error) {
 	attempts := max(g.o.RetryMaxAttempts, 3)
 	for attempt := 1; ; attempt++ {
 		resp, err := g.once(ctx, target)
