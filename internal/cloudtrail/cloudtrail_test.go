@@ -8,6 +8,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,5 +167,31 @@ func FuzzReadDigest(f *testing.F) {
 			_ = d.SigningString()
 		}
 		HashLog(bytes.NewReader(data), 0)
+	})
+}
+
+// FuzzKeyNames: the quick reading of file names and days gives what the regular
+// expressions give, for any name.
+func FuzzKeyNames(f *testing.F) {
+	at := time.Date(2026, 12, 7, 1, 5, 0, 0, time.UTC)
+	for _, k := range []string{
+		LogKey("", "111111111111", "ap-northeast-1", at, "ABCDEFGHabcdefgh"),
+		DigestKey("", "111111111111", "ap-northeast-1", "a.b_c-d", "us-east-1", at, true),
+		DigestKey("", "111111111111", "eu-west-1", "Members", "us-gov-west-1", at, false),
+		"111111111111_CloudTrail-Insight_us-east-1_20261207T0105Z_ABCDEFGHabcdefgh.json.gz",
+		"111111111111_CloudTrail-Digest_us-east-1_a_b_us-east-1_us-east-1_20261207T010500Z_backfill.json.gz",
+	} {
+		f.Add(k[strings.LastIndexByte(k, '/')+1:])
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if got, want := matchLogName(name), logNameRE.FindStringSubmatch(name); !slices.Equal(got, want) {
+			t.Fatalf("log name %q: %q, the expression %q", name, got, want)
+		}
+		if got, want := matchDigestName(name), digestNameRE.FindStringSubmatch(name); !slices.Equal(got, want) {
+			t.Fatalf("digest name %q: %q, the expression %q", name, got, want)
+		}
+		if got, want := isDay(name), regexp.MustCompile(`^\d{4}/\d{2}/\d{2}$`).MatchString(name); got != want {
+			t.Fatalf("day %q: %v, the expression %v", name, got, want)
+		}
 	})
 }

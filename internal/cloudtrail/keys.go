@@ -39,7 +39,6 @@ type Key struct {
 var (
 	logNameRE    = regexp.MustCompile(`^(\d{12})_CloudTrail(-Insight)?_([a-z0-9-]+)_(\d{8}T\d{4}Z)_([A-Za-z0-9]{16})\.json\.gz$`)
 	digestNameRE = regexp.MustCompile(`^(\d{12})_CloudTrail-Digest_([a-z0-9-]+)_(.+)_([a-z]{2}(?:-[a-z]+)+-\d)_(\d{8}T\d{6}Z)(_backfill)?\.json\.gz$`)
-	dayRE        = regexp.MustCompile(`^\d{4}/\d{2}/\d{2}$`)
 )
 
 // ParseKey reads a key of the layout
@@ -62,12 +61,12 @@ func ParseKey(key string) (Key, error) {
 	}
 	k.Account, k.Region, k.Day = parts[0], parts[2], strings.Join(parts[3:6], "/")
 	name := parts[6]
-	if !dayRE.MatchString(k.Day) {
+	if !isDay(k.Day) {
 		return k, fmt.Errorf("%s: bad date path %s", key, k.Day)
 	}
 	switch parts[1] {
 	case "CloudTrail", "CloudTrail-Insight":
-		m := logNameRE.FindStringSubmatch(name)
+		m := matchLogName(name)
 		if m == nil {
 			return k, fmt.Errorf("%s: not a CloudTrail log file name", key)
 		}
@@ -87,7 +86,7 @@ func ParseKey(key string) (Key, error) {
 		}
 		k.Time, k.Suffix = t, m[5]
 	case "CloudTrail-Digest":
-		m := digestNameRE.FindStringSubmatch(name)
+		m := matchDigestName(name)
 		if m == nil {
 			return k, fmt.Errorf("%s: not a CloudTrail digest file name", key)
 		}
@@ -102,7 +101,7 @@ func ParseKey(key string) (Key, error) {
 	default:
 		return k, fmt.Errorf("%s: unknown CloudTrail folder %s", key, parts[1])
 	}
-	if k.Time.Format("2006/01/02") != k.Day {
+	if y, m, d := k.Time.Date(); y != atoi(k.Day[:4]) || int(m) != atoi(k.Day[5:7]) || d != atoi(k.Day[8:]) {
 		return k, fmt.Errorf("%s: the name's date differs from the path", key)
 	}
 	return k, nil
@@ -132,4 +131,95 @@ func DigestKey(prefix, account, region, trail, homeRegion string, end time.Time,
 	}
 	return DigestFolder(prefix, account, region) + end.UTC().Format("2006/01/02/") +
 		fmt.Sprintf("%s_CloudTrail-Digest_%s_%s_%s_%s%s.json.gz", account, region, trail, homeRegion, end.UTC().Format("20060102T150405Z"), b)
+}
+
+// matchLogName is logNameRE.FindStringSubmatch, without the regular
+// expression for the names CloudTrail writes (verify parses every key of an
+// archive): the expression only for what the quick reading does not take.
+func matchLogName(name string) []string {
+	rest, ok := strings.CutSuffix(name, ".json.gz")
+	if !ok || len(rest) < 12+len("_CloudTrail_x_")+14+1+16 {
+		return logNameRE.FindStringSubmatch(name)
+	}
+	account, rest := rest[:12], rest[12:]
+	rest, ok = strings.CutPrefix(rest, "_CloudTrail")
+	insight := ""
+	if ok && strings.HasPrefix(rest, "-Insight") {
+		insight, rest = "-Insight", rest[len("-Insight"):]
+	}
+	suffix := rest[max(len(rest)-16, 0):]
+	rest = rest[:len(rest)-len(suffix)]
+	region, stamp, found := strings.Cut(strings.TrimPrefix(rest, "_"), "_")
+	if !ok || !found || !strings.HasPrefix(rest, "_") || len(stamp) != 15 || stamp[14] != '_' || !digits(account) || !isStamp(stamp[:14], 4) ||
+		region == "" || !every(region, func(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' }) ||
+		!every(suffix, func(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' }) {
+		return logNameRE.FindStringSubmatch(name)
+	}
+	return []string{name, account, insight, region, stamp[:14], suffix}
+}
+
+// matchDigestName is digestNameRE.FindStringSubmatch, as matchLogName.
+func matchDigestName(name string) []string {
+	rest, ok := strings.CutSuffix(name, ".json.gz")
+	backfill := ""
+	if ok && strings.HasSuffix(rest, "_backfill") {
+		backfill, rest = "_backfill", strings.TrimSuffix(rest, "_backfill")
+	}
+	if !ok || len(rest) < 12+len("_CloudTrail-Digest_x_x_xx-x-0_")+16 || !strings.HasPrefix(rest[12:], "_CloudTrail-Digest_") {
+		return digestNameRE.FindStringSubmatch(name)
+	}
+	account, stamp := rest[:12], rest[len(rest)-16:]
+	rest = rest[12+len("_CloudTrail-Digest_") : len(rest)-16]
+	region, rest, _ := strings.Cut(rest, "_")
+	i := strings.LastIndexByte(strings.TrimSuffix(rest, "_"), '_')
+	if i < 1 || !strings.HasSuffix(rest, "_") || !digits(account) || !isStamp(stamp, 6) || region == "" ||
+		!every(region, func(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' }) ||
+		strings.IndexByte(rest, '\n') >= 0 || !isRegion(rest[i+1:len(rest)-1]) {
+		return digestNameRE.FindStringSubmatch(name)
+	}
+	return []string{name, account, region, rest[:i], rest[i+1 : len(rest)-1], stamp, backfill}
+}
+
+func every(s string, ok func(byte) bool) bool {
+	for i := 0; i < len(s); i++ {
+		if !ok(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func digits(s string) bool { return every(s, func(c byte) bool { return '0' <= c && c <= '9' }) }
+
+// atoi reads digits, as isDay checked them.
+func atoi(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		n = n*10 + int(s[i]-'0')
+	}
+	return n
+}
+
+// isDay says whether s is YYYY/MM/DD.
+func isDay(s string) bool {
+	return len(s) == 10 && digits(s[:4]) && s[4] == '/' && digits(s[5:7]) && s[7] == '/' && digits(s[8:])
+}
+
+// isStamp says whether s is YYYYMMDDTHHMM[SS]Z with n digits after the T.
+func isStamp(s string, n int) bool {
+	return len(s) == 8+1+n+1 && digits(s[:8]) && s[8] == 'T' && digits(s[9:9+n]) && s[9+n] == 'Z'
+}
+
+// isRegion matches [a-z]{2}(?:-[a-z]+)+-\d.
+func isRegion(s string) bool {
+	parts := strings.Split(s, "-")
+	if len(parts) < 3 || len(parts[0]) != 2 || len(parts[len(parts)-1]) != 1 || !digits(parts[len(parts)-1]) {
+		return false
+	}
+	for _, p := range parts[:len(parts)-1] {
+		if p == "" || !every(p, func(c byte) bool { return 'a' <= c && c <= 'z' }) {
+			return false
+		}
+	}
+	return true
 }
