@@ -175,8 +175,10 @@ func main() {
 			log.Fatalf("%s missed the tampering: %v", r.name, r.findings)
 		}
 	}
-	if !slices.Contains(tamperedReport.findings, verify.RetentionShort) {
-		log.Fatalf("%s missed the lowered retention: %v", tamperedReport.name, tamperedReport.findings)
+	for _, r := range []result{tamperedReport, tamperedFull} {
+		if !slices.Contains(r.findings, verify.RetentionShort) {
+			log.Fatalf("%s missed the lowered retention: %v", r.name, r.findings)
+		}
 	}
 }
 

@@ -160,6 +160,12 @@ func runVerify(ctx context.Context, streams IO, g *Globals, opts *VerifyOptions)
 	}
 	if inv != nil {
 		vopts.Inventory, vopts.ShortRetention = inv, shortRetention
+	} else if b, ok := s.(store.S3); ok && a.Clients != nil {
+		// S3 sends each version's retention with its bytes: a version read is
+		// held to the archive's retention too.
+		if vopts.ShortRetention, err = retentionRule(ctx, a, b.Bucket); err != nil {
+			fmt.Fprintf(streams.Err, "retention of the versions read not checked: %v\n", err)
+		}
 	}
 	prog := newProgress(streams.Err, g, "verify", 0)
 	vopts.Progress = func(done, total int64) { prog.update(int(done), int(total)) }
@@ -206,15 +212,6 @@ func openInventory(ctx context.Context, opts *VerifyOptions, a *archive.Access) 
 	if opts.State == "" {
 		return nil, nil, usageErr("pass --state FILE too: the report re-attests what an earlier run proved", "--inventory needs --state")
 	}
-	var lock *config.ObjectLock
-	if a.Config != nil && a.Config.Archive.Bucket == b.Bucket {
-		lock = &a.Config.Archive.ObjectLock
-	} else {
-		var err error
-		if lock, _, err = setup.DefaultRetention(ctx, a.Clients, b.Bucket); err != nil {
-			return nil, nil, archiveError(err, a.Store, a.Config)
-		}
-	}
 	inv, err := inventory.Latest(ctx, a.Clients.S3, b.Bucket, os.TempDir())
 	if errors.Is(err, inventory.ErrNone) {
 		return nil, nil, usageErr("set archive.inventory_bucket in trailkeeper.yaml and run trailkeeper apply (or configure one yourself: every version, Parquet or CSV, the fields "+
@@ -223,10 +220,28 @@ func openInventory(ctx context.Context, opts *VerifyOptions, a *archive.Access) 
 	if err != nil {
 		return nil, nil, archiveError(err, a.Store, a.Config)
 	}
-	if lock == nil {
-		return inv, nil, nil // no retention to hold versions to: archive-no-retention is status's finding
+	short, err := retentionRule(ctx, a, b.Bucket)
+	if err != nil {
+		inv.Close()
+		return nil, nil, archiveError(err, a.Store, a.Config)
 	}
-	return inv, func(created, until time.Time) bool { return setup.ShortRetention(*lock, created, until) }, nil
+	return inv, short, nil // without a rule, archive-no-retention is status's finding
+}
+
+// retentionRule is what the retention of the archive's versions is held to:
+// the config's Object Lock retention, or the bucket's default without a
+// config; nil when there is none.
+func retentionRule(ctx context.Context, a *archive.Access, bucket string) (func(created, until time.Time) bool, error) {
+	var lock *config.ObjectLock
+	if a.Config != nil && a.Config.Archive.Bucket == bucket {
+		lock = &a.Config.Archive.ObjectLock
+	} else {
+		var err error
+		if lock, _, err = setup.DefaultRetention(ctx, a.Clients, bucket); err != nil || lock == nil {
+			return nil, err
+		}
+	}
+	return func(created, until time.Time) bool { return setup.ShortRetention(*lock, created, until) }, nil
 }
 
 // archiveError names what went wrong reaching the archive, with exit code 3.

@@ -92,14 +92,15 @@ func start(t *testing.T, format s3types.InventoryFormat, versions s3types.Invent
 	return e
 }
 
-// verify runs verify over the archive bucket as the CLI does with --state
-// (and --inventory when a report is given).
+// verify runs verify over the archive bucket as the CLI does, holding every
+// version it reads (and, with --inventory, every version the report lists)
+// to the archive's retention.
 func (e *env) verify(t *testing.T, state *verify.State, rep *inventory.Report) *verify.Report {
 	t.Helper()
-	opts := verify.Options{Keys: e.keys, State: state, Until: time.Now().UTC(), CheckTail: true}
+	opts := verify.Options{Keys: e.keys, State: state, Until: time.Now().UTC(), CheckTail: true,
+		ShortRetention: func(created, until time.Time) bool { return setup.ShortRetention(lock, created, until) }}
 	if rep != nil {
 		opts.Inventory = rep
-		opts.ShortRetention = func(created, until time.Time) bool { return setup.ShortRetention(lock, created, until) }
 	}
 	r, err := verify.Run(context.Background(), store.S3{Client: e.s3, Bucket: archive}, opts)
 	if err != nil {
@@ -131,7 +132,9 @@ func codes(r *verify.Report) []string {
 
 // TestReattestFromInventory: a state run re-attests old days from the
 // report, and a report delivered after an old object was tampered with
-// (a new version, a delete marker, a lowered retention) shows all three.
+// (a new version, a delete marker, a lowered retention) shows all three; a
+// full read sees the lowered retention in the answer to its GET, and an
+// untouched archive is valid both ways.
 func TestReattestFromInventory(t *testing.T) {
 	for _, format := range []s3types.InventoryFormat{s3types.InventoryFormatParquet, s3types.InventoryFormatCsv} {
 		t.Run(string(format), func(t *testing.T) {
@@ -177,9 +180,19 @@ func TestReattestFromInventory(t *testing.T) {
 			if caught.Verdict == "valid" {
 				t.Errorf("verdict %q after tampering", caught.Verdict)
 			}
-			for _, f := range caught.Findings {
-				if f.Code == verify.RetentionShort && f.Key != b.Logs[4] {
-					t.Errorf("retention-short on %s, only %s was shortened", f.Key, b.Logs[4])
+			// A full read sees the lowered retention too: S3 sends it with the bytes.
+			full := e.verify(t, nil, nil)
+			for _, r := range []*verify.Report{caught, full} {
+				shortened := 0
+				for _, f := range r.Findings {
+					if f.Code == verify.RetentionShort {
+						if shortened++; f.Key != b.Logs[4] {
+							t.Errorf("retention-short on %s, only %s was shortened", f.Key, b.Logs[4])
+						}
+					}
+				}
+				if shortened != 1 || r.Verdict == "valid" {
+					t.Errorf("%d retention-short findings, verdict %s: %v", shortened, r.Verdict, codes(r))
 				}
 			}
 		})

@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -173,6 +174,9 @@ func (b S3) Open(ctx context.Context, key, versionID string) (io.ReadCloser, map
 					meta[name] = vs[0]
 				}
 			}
+			if until := resp.Header.Get("X-Amz-Object-Lock-Retain-Until-Date"); until != "" {
+				meta[RetainUntil] = until
+			}
 			return resp.Body, meta, nil
 		}
 		var api smithy.APIError
@@ -193,6 +197,9 @@ func (b S3) Open(ctx context.Context, key, versionID string) (io.ReadCloser, map
 	meta := map[string]string{}
 	for k, v := range out.Metadata {
 		meta[strings.ToLower(k)] = v
+	}
+	if out.ObjectLockRetainUntilDate != nil {
+		meta[RetainUntil] = out.ObjectLockRetainUntilDate.UTC().Format(time.RFC3339)
 	}
 	return out.Body, meta, nil
 }

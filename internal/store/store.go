@@ -57,9 +57,16 @@ type Store interface {
 	// folders a walk descends into is seen too.
 	Level(ctx context.Context, prefix string) (folders []string, objects []Version, err error)
 	// Open reads one version ("" for the latest). Metadata names are lower case
-	// without x-amz-meta-; nil where the store keeps none.
+	// without x-amz-meta-; nil where the store keeps none. A bucket's answer
+	// also gives the version's Object Lock retain-until date under RetainUntil.
 	Open(ctx context.Context, key, versionID string) (io.ReadCloser, map[string]string, error)
 }
+
+// RetainUntil names, in Open's metadata, the Object Lock retain-until date
+// (RFC 3339) S3 sent with the object: only to a caller allowed
+// s3:GetObjectRetention, so its absence says nothing. No user metadata has
+// this name (a header name has no space).
+const RetainUntil = "object lock retain-until"
 
 // Writer adds objects; fixtures and tests write archives with it.
 type Writer interface {

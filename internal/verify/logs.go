@@ -155,7 +155,7 @@ type unreadableError struct{ err error }
 func (e *unreadableError) Error() string { return e.err.Error() }
 
 func (v *verifier) hash(ctx context.Context, key string, ver store.Version) (string, error) {
-	r, _, err := v.open(ctx, key, ver.VersionID)
+	r, _, err := v.open(ctx, key, ver)
 	if errors.Is(err, store.ErrNotRegular) {
 		return "", &unreadableError{err}
 	}

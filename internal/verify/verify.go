@@ -324,7 +324,9 @@ type verifier struct {
 	listed   atomic.Int64
 	read     atomic.Int64
 	progMu   sync.Mutex
-	top      []string // the folders at the root, for the hint when nothing is found
+	// shortRead counts the versions read whose retention fell short.
+	shortRead int
+	top       []string // the folders at the root, for the hint when nothing is found
 }
 
 func (v *verifier) note(format string, a ...any) {
@@ -355,10 +357,37 @@ func (v *verifier) tick(n int64) {
 	}
 }
 
-// open reads one object version, counting reads.
-func (v *verifier) open(ctx context.Context, key, version string) (io.ReadCloser, map[string]string, error) {
+// open reads one object version, counting reads, and holds its retention,
+// when the store tells it, to the archive's.
+func (v *verifier) open(ctx context.Context, key string, ver store.Version) (io.ReadCloser, map[string]string, error) {
 	v.read.Add(1)
-	return v.s.Open(ctx, key, version)
+	r, meta, err := v.s.Open(ctx, key, ver.VersionID)
+	if err == nil && v.opts.ShortRetention != nil && meta[store.RetainUntil] != "" {
+		until, perr := time.Parse(time.RFC3339, meta[store.RetainUntil])
+		if perr == nil && v.opts.ShortRetention(ver.LastModified, until) {
+			v.readShort(key, ver, until)
+		}
+	}
+	return r, meta, err
+}
+
+// readShort reports a version read whose retention falls short, up to
+// maxRetentionFindings in a run.
+func (v *verifier) readShort(key string, ver store.Version, until time.Time) {
+	k, _ := ct.ParseKey(key)
+	v.mu.Lock()
+	v.shortRead++
+	n := v.shortRead
+	v.mu.Unlock()
+	if n > maxRetentionFindings {
+		return
+	}
+	msg := fmt.Sprintf("created %s, it is locked only until %s, short of the archive's retention: Object Lock stops protecting it early (S3's answer to the GET)",
+		ver.LastModified.Format(time.DateOnly), until.Format(time.DateOnly))
+	if n == maxRetentionFindings {
+		msg += "; further short versions are not listed one by one"
+	}
+	v.add(&Finding{Severity: Error, Code: RetentionShort, Account: k.Account, Region: k.Region, Key: key, VersionID: ver.VersionID, Message: msg})
 }
 
 // each runs fn for 0..n-1 on the run's read workers and returns the first error.
@@ -773,7 +802,7 @@ func (v *verifier) fetch(ctx context.Context, key string, ver store.Version) ([]
 		return nil, nil, err
 	}
 	defer v.fetching.Release(size)
-	r, meta, err := v.open(ctx, key, ver.VersionID)
+	r, meta, err := v.open(ctx, key, ver)
 	if err != nil {
 		return nil, nil, err
 	}
