@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -342,4 +343,43 @@ func loggingTrail(t *testing.T, e *env, acct, name, bucket string) {
 	must(s.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &bucket, Policy: aws.String(trailBucketPolicy(bucket, acct, arn, ""))})).OK(t)
 	must(ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: &name, S3BucketName: &bucket})).OK(t)
 	must(ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: &name})).OK(t)
+}
+
+// TestVersionsByFolderPaginate: ListObjectVersions with a delimiter hands out
+// a page that ends on a folder with that folder as the next key marker, as
+// S3 does, and the next page starts after everything in it.
+func TestVersionsByFolderPaginate(t *testing.T) {
+	e := newEnv(t, Options{})
+	c := e.s3(sourceAcct)
+	b := "folders-" + sourceAcct
+	must(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
+	must(c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &b, VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})).OK(t)
+	for _, k := range []string{"AWSLogs/a.json.gz", "AWSLogs/1/x", "AWSLogs/1/y", "AWSLogs/2/x", "AWSLogs/3/x", "AWSLogs/3/y", "AWSLogs/z.json.gz"} {
+		must(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: aws.String(k), Body: strings.NewReader(k)})).OK(t)
+	}
+	var got []string
+	in := &s3.ListObjectVersionsInput{Bucket: &b, Prefix: aws.String("AWSLogs/"), Delimiter: aws.String("/"), MaxKeys: aws.Int32(2)}
+	for pages := 1; ; pages++ {
+		if pages > 5 {
+			t.Fatalf("the listing does not end: %q", got)
+		}
+		out := must(c.ListObjectVersions(ctx, in)).OK(t)
+		for _, cp := range out.CommonPrefixes {
+			got = append(got, *cp.Prefix)
+		}
+		for _, v := range out.Versions {
+			got = append(got, *v.Key)
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			break
+		}
+		if out.NextKeyMarker == nil || *out.NextKeyMarker == aws.ToString(in.KeyMarker) {
+			t.Fatalf("page %d: next key marker %v after %q", pages, out.NextKeyMarker, got)
+		}
+		in.KeyMarker, in.VersionIdMarker = out.NextKeyMarker, out.NextVersionIdMarker
+	}
+	slices.Sort(got)
+	if want := []string{"AWSLogs/1/", "AWSLogs/2/", "AWSLogs/3/", "AWSLogs/a.json.gz", "AWSLogs/z.json.gz"}; !slices.Equal(got, want) {
+		t.Fatalf("folders and files %q, want %q", got, want)
+	}
 }

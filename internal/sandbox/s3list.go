@@ -242,13 +242,14 @@ func (s *Sandbox) listVersions(c *call, bkt string, q url.Values) error {
 		if delim != "" {
 			if i := strings.Index(k[len(prefix):], delim); i >= 0 {
 				cp := k[:len(prefix)+i+len(delim)]
-				if !seen[cp] {
+				if !seen[cp] && cp > keyMarker { // a folder handed out as the marker is done
 					if count >= limit {
 						truncated = true
 						break
 					}
 					seen[cp] = true
 					prefixes = append(prefixes, commonPrefix{esc(cp)})
+					nextKey, nextVid = cp, ""
 					count++
 				}
 				continue

@@ -54,9 +54,10 @@ func (g *signedGet) listVersions(ctx context.Context, bucket, prefix, delimiter,
 }
 
 // parseVersionsPage reads a ListVersionsResult as the SDK's decoder does
-// (element names matched without case, the last of two wins) from the XML S3 writes: elements, text, the
-// five entities and character references, attributes on the root only.
-// Anything else, which S3 does not send, is refused rather than guessed.
+// (element names matched without case, the last of two wins) from the XML
+// S3 writes: elements, text, the five entities and character references,
+// attributes on the root only. Anything else, which S3 does not send, is
+// refused rather than guessed.
 func parseVersionsPage(data []byte) (*versionsPage, error) {
 	s := &xmlScanner{data: data}
 	if err := s.prolog(); err != nil {
