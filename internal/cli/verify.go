@@ -164,7 +164,7 @@ func runVerify(ctx context.Context, streams IO, g *Globals, opts *VerifyOptions)
 		// S3 sends each version's retention with its bytes: a version read is
 		// held to the archive's retention too.
 		if vopts.ShortRetention, err = retentionRule(ctx, a, b.Bucket); err != nil {
-			fmt.Fprintf(streams.Err, "retention of the versions read not checked: %v\n", err)
+			fmt.Fprintf(streams.Err, "retention of the versions read not checked (allow s3:GetBucketObjectLockConfiguration on %s to check it): %v\n", b.Bucket, err)
 		}
 	}
 	prog := newProgress(streams.Err, g, "verify", 0)
