@@ -24,11 +24,7 @@ import (
 )
 
 func TestListingAndVersions(t *testing.T) {
-	e := newEnv(t, Options{})
-	c := e.s3(sourceAcct)
-	b := "list-" + sourceAcct
-	must(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
-	must(c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &b, VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})).OK(t)
+	c, b := versionedBucket(t, "list-"+sourceAcct)
 	var keys []string
 	for _, day := range []string{"01", "02", "03"} {
 		for i := range 4 {
@@ -349,11 +345,7 @@ func loggingTrail(t *testing.T, e *env, acct, name, bucket string) {
 // a page that ends on a folder with that folder as the next key marker, as
 // S3 does, and the next page starts after everything in it.
 func TestVersionsByFolderPaginate(t *testing.T) {
-	e := newEnv(t, Options{})
-	c := e.s3(sourceAcct)
-	b := "folders-" + sourceAcct
-	must(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
-	must(c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &b, VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})).OK(t)
+	c, b := versionedBucket(t, "folders-"+sourceAcct)
 	for _, k := range []string{"AWSLogs/a.json.gz", "AWSLogs/1/x", "AWSLogs/1/y", "AWSLogs/2/x", "AWSLogs/3/x", "AWSLogs/3/y", "AWSLogs/z.json.gz"} {
 		must(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: aws.String(k), Body: strings.NewReader(k)})).OK(t)
 	}
@@ -382,4 +374,12 @@ func TestVersionsByFolderPaginate(t *testing.T) {
 	if want := []string{"AWSLogs/1/", "AWSLogs/2/", "AWSLogs/3/", "AWSLogs/a.json.gz", "AWSLogs/z.json.gz"}; !slices.Equal(got, want) {
 		t.Fatalf("folders and files %q, want %q", got, want)
 	}
+}
+
+// versionedBucket starts a sandbox with a versioned bucket of the source account.
+func versionedBucket(t *testing.T, b string) (*s3.Client, string) {
+	c := newEnv(t, Options{}).s3(sourceAcct)
+	must(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)
+	must(c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &b, VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})).OK(t)
+	return c, b
 }

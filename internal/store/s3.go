@@ -107,20 +107,12 @@ func (b S3) page(ctx context.Context, prefix, delimiter, keyMarker, versionIDMar
 			sortVersions(p.versions)
 			return p, nil
 		}
-		var api smithy.APIError
-		if !errors.Is(err, errUseSDK) && !(errors.As(err, &api) && api.ErrorCode() == "RequestTimeTooSkewed") {
+		if !leftToSDK(err) {
 			return nil, err
 		}
 	}
-	in := &s3.ListObjectVersionsInput{Bucket: &b.Bucket, Prefix: &prefix}
-	for _, p := range []struct {
-		v  *string
-		to **string
-	}{{&delimiter, &in.Delimiter}, {&keyMarker, &in.KeyMarker}, {&versionIDMarker, &in.VersionIdMarker}} {
-		if *p.v != "" {
-			*p.to = p.v
-		}
-	}
+	in := &s3.ListObjectVersionsInput{Bucket: &b.Bucket, Prefix: &prefix,
+		Delimiter: optional(delimiter), KeyMarker: optional(keyMarker), VersionIdMarker: optional(versionIDMarker)}
 	out, err := b.Client.ListObjectVersions(ctx, in)
 	if err != nil {
 		return nil, err
@@ -130,6 +122,22 @@ func (b S3) page(ctx context.Context, prefix, delimiter, keyMarker, versionIDMar
 		p.prefixes = append(p.prefixes, aws.ToString(cp.Prefix))
 	}
 	return p, nil
+}
+
+// leftToSDK says whether a lean request's error is one the SDK handles:
+// a request the lean path does not make, or a skewed clock, which the SDK
+// corrects before it tries again.
+func leftToSDK(err error) bool {
+	var api smithy.APIError
+	return errors.Is(err, errUseSDK) || errors.As(err, &api) && api.ErrorCode() == "RequestTimeTooSkewed"
+}
+
+// optional is nil for "", as the SDK leaves a parameter out.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // versionsOf merges a page's versions and delete markers, which the SDK
@@ -179,8 +187,7 @@ func (b S3) Open(ctx context.Context, key, versionID string) (io.ReadCloser, map
 			}
 			return resp.Body, meta, nil
 		}
-		var api smithy.APIError
-		if !errors.Is(err, errUseSDK) && !(errors.As(err, &api) && api.ErrorCode() == "RequestTimeTooSkewed") {
+		if !leftToSDK(err) {
 			return nil, nil, b.getError(key, err)
 		}
 	}

@@ -84,20 +84,30 @@ func inventoryFrom(inv Inventory) time.Time {
 }
 
 func (l *lister) retentionShort(ver store.Version, rel string, until time.Time, mode string, last bool) {
-	locked := "is not locked"
-	if !until.IsZero() {
-		locked = fmt.Sprintf("is locked (%s) only until %s", mode, until.Format(time.DateOnly))
-	}
-	msg := fmt.Sprintf("created %s, it %s, short of the archive's retention: Object Lock stops protecting it early (S3 Inventory report)",
-		ver.LastModified.Format(time.DateOnly), locked)
-	if last {
-		msg += fmt.Sprintf("; further short versions of account %s are not listed one by one", l.account)
-	}
 	region := ""
 	if parts := strings.SplitN(rel, "/", 3); len(parts) == 3 {
 		region = parts[1]
 	}
-	l.v.add(&Finding{Severity: Error, Code: RetentionShort, Account: l.account, Region: region, Key: ver.Key, VersionID: ver.VersionID, Message: msg})
+	f := retentionFinding(ver, l.account, region, until, mode, "S3 Inventory report")
+	if last {
+		f.Message += fmt.Sprintf("; further short versions of account %s are not listed one by one", l.account)
+	}
+	l.v.add(f)
+}
+
+// retentionFinding is a version locked for less than the archive's
+// retention, as source told.
+func retentionFinding(ver store.Version, account, region string, until time.Time, mode, source string) *Finding {
+	locked := "is not locked"
+	if !until.IsZero() {
+		locked = fmt.Sprintf("is locked (%s) only until %s", mode, until.Format(time.DateOnly))
+		if mode == "" {
+			locked = "is locked only until " + until.Format(time.DateOnly)
+		}
+	}
+	msg := fmt.Sprintf("created %s, it %s, short of the archive's retention: Object Lock stops protecting it early (%s)",
+		ver.LastModified.Format(time.DateOnly), locked, source)
+	return &Finding{Severity: Error, Code: RetentionShort, Account: account, Region: region, Key: ver.Key, VersionID: ver.VersionID, Message: msg}
 }
 
 // dayFolder is the day folder ("2026/12/05/") of a key relative to an

@@ -382,12 +382,12 @@ func (v *verifier) readShort(key string, ver store.Version, until time.Time) {
 	if n > maxRetentionFindings {
 		return
 	}
-	msg := fmt.Sprintf("created %s, it is locked only until %s, short of the archive's retention: Object Lock stops protecting it early (S3's answer to the GET)",
-		ver.LastModified.Format(time.DateOnly), until.Format(time.DateOnly))
+	ver.Key = key
+	f := retentionFinding(ver, k.Account, k.Region, until, "", "S3's answer to the GET")
 	if n == maxRetentionFindings {
-		msg += "; further short versions are not listed one by one"
+		f.Message += "; further short versions are not listed one by one"
 	}
-	v.add(&Finding{Severity: Error, Code: RetentionShort, Account: k.Account, Region: k.Region, Key: key, VersionID: ver.VersionID, Message: msg})
+	v.add(f)
 }
 
 // each runs fn for 0..n-1 on the run's read workers and returns the first error.
