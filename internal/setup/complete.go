@@ -8,8 +8,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
+	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
 // Completeness compares what a source's trail bucket holds with what the
@@ -119,14 +121,19 @@ func Compare(ctx context.Context, src *awsapi.Clients, archive *awsapi.Clients, 
 
 // listFrom lists the keys under prefix after startAfter, all pages.
 func listFrom(ctx context.Context, cl *awsapi.Clients, bucket, prefix, startAfter string, fn func(Log)) error {
-	pages := s3.NewListObjectsV2Paginator(cl.S3, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix, StartAfter: &startAfter})
+	pages := s3.NewListObjectsV2Paginator(cl.S3, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix, StartAfter: &startAfter,
+		EncodingType: s3types.EncodingTypeUrl})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return fmt.Errorf("list s3://%s/%s: %w", bucket, prefix, err)
 		}
 		for _, o := range page.Contents {
-			fn(Log{aws.ToString(o.Key), aws.ToInt64(o.Size), aws.ToTime(o.LastModified)})
+			key, err := store.ListedKey(page.EncodingType, aws.ToString(o.Key))
+			if err != nil {
+				return fmt.Errorf("list s3://%s/%s: %w", bucket, prefix, err)
+			}
+			fn(Log{key, aws.ToInt64(o.Size), aws.ToTime(o.LastModified)})
 		}
 	}
 	return nil

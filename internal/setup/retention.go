@@ -12,6 +12,7 @@ import (
 
 	"github.com/trailkeeper/trailkeeper/internal/awsapi"
 	"github.com/trailkeeper/trailkeeper/internal/config"
+	"github.com/trailkeeper/trailkeeper/internal/store"
 )
 
 // A replica's retention is not always the archive's: S3 replicates each
@@ -57,14 +58,18 @@ func findShortRetention(ctx context.Context, cl *awsapi.Clients, c *config.Confi
 	bucket, lock := c.Archive.Bucket, c.Archive.ObjectLock
 	prefix := t.LogPrefix() + account + "/"
 	var versions []ShortReplica // every version, with its retention once read
-	pages := s3.NewListObjectVersionsPaginator(cl.S3, &s3.ListObjectVersionsInput{Bucket: &bucket, Prefix: &prefix})
+	pages := s3.NewListObjectVersionsPaginator(cl.S3, &s3.ListObjectVersionsInput{Bucket: &bucket, Prefix: &prefix, EncodingType: s3types.EncodingTypeUrl})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return nil, 0, wrap(c.Archive.AccountID, "list s3://"+bucket+"/"+prefix, err)
 		}
 		for _, v := range page.Versions {
-			versions = append(versions, ShortReplica{Key: aws.ToString(v.Key), VersionID: aws.ToString(v.VersionId), Created: aws.ToTime(v.LastModified)})
+			key, err := store.ListedKey(page.EncodingType, aws.ToString(v.Key))
+			if err != nil {
+				return nil, 0, wrap(c.Archive.AccountID, "list s3://"+bucket+"/"+prefix, err)
+			}
+			versions = append(versions, ShortReplica{Key: key, VersionID: aws.ToString(v.VersionId), Created: aws.ToTime(v.LastModified)})
 		}
 	}
 	err := forEach(ctx, 16, len(versions), func(ctx context.Context, i int) error {

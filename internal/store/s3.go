@@ -36,14 +36,19 @@ func (b S3) Live() bool      { return true }
 
 func (b S3) Prefixes(ctx context.Context, prefix string) ([]string, error) {
 	var out []string
-	p := s3.NewListObjectsV2Paginator(b.Client, &s3.ListObjectsV2Input{Bucket: &b.Bucket, Prefix: &prefix, Delimiter: aws.String("/")})
+	p := s3.NewListObjectsV2Paginator(b.Client, &s3.ListObjectsV2Input{Bucket: &b.Bucket, Prefix: &prefix, Delimiter: aws.String("/"),
+		EncodingType: s3types.EncodingTypeUrl})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("list s3://%s/%s: %w", b.Bucket, prefix, err)
 		}
 		for _, cp := range page.CommonPrefixes {
-			out = append(out, aws.ToString(cp.Prefix))
+			folder, err := ListedKey(page.EncodingType, aws.ToString(cp.Prefix))
+			if err != nil {
+				return nil, fmt.Errorf("list s3://%s/%s: %w", b.Bucket, prefix, err)
+			}
+			out = append(out, folder)
 		}
 	}
 	return out, nil
@@ -105,23 +110,24 @@ func (b S3) page(ctx context.Context, prefix, delimiter, keyMarker, versionIDMar
 		p, err := getterFor(c).listVersions(ctx, b.Bucket, prefix, delimiter, keyMarker, versionIDMarker)
 		if err == nil {
 			sortVersions(p.versions)
-			return p, nil
+			return p, p.urlDecode()
 		}
 		if !leftToSDK(err) {
 			return nil, err
 		}
 	}
-	in := &s3.ListObjectVersionsInput{Bucket: &b.Bucket, Prefix: &prefix,
+	in := &s3.ListObjectVersionsInput{Bucket: &b.Bucket, Prefix: &prefix, EncodingType: s3types.EncodingTypeUrl,
 		Delimiter: optional(delimiter), KeyMarker: optional(keyMarker), VersionIdMarker: optional(versionIDMarker)}
 	out, err := b.Client.ListObjectVersions(ctx, in)
 	if err != nil {
 		return nil, err
 	}
-	p := &versionsPage{versions: versionsOf(out), truncated: aws.ToBool(out.IsTruncated), nextKey: aws.ToString(out.NextKeyMarker), nextVersionID: aws.ToString(out.NextVersionIdMarker)}
+	p := &versionsPage{versions: versionsOf(out), truncated: aws.ToBool(out.IsTruncated), nextKey: aws.ToString(out.NextKeyMarker),
+		nextVersionID: aws.ToString(out.NextVersionIdMarker), encoding: string(out.EncodingType)}
 	for _, cp := range out.CommonPrefixes {
 		p.prefixes = append(p.prefixes, aws.ToString(cp.Prefix))
 	}
-	return p, nil
+	return p, p.urlDecode()
 }
 
 // leftToSDK says whether a lean request's error is one the SDK handles:

@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	smithytime "github.com/aws/smithy-go/time"
 )
 
@@ -18,6 +20,7 @@ type versionsPage struct {
 	prefixes               []string
 	truncated              bool
 	nextKey, nextVersionID string
+	encoding               string // "url": S3 URL-encoded the keys, prefixes and next key marker
 }
 
 // maxListPage caps a listing's body: S3's page of 1,000 versions is under 1 MB.
@@ -32,7 +35,7 @@ func (g *signedGet) listVersions(ctx context.Context, bucket, prefix, delimiter,
 	if err != nil {
 		return nil, err
 	}
-	target := base + "?versions=&prefix=" + escape(prefix, false)
+	target := base + "?versions=&encoding-type=url&prefix=" + escape(prefix, false)
 	for _, p := range [][2]string{{"delimiter", delimiter}, {"key-marker", keyMarker}, {"version-id-marker", versionIDMarker}} {
 		if p[1] != "" {
 			target += "&" + p[0] + "=" + escape(p[1], false)
@@ -98,35 +101,88 @@ func parseVersionsPage(data []byte) (*versionsPage, error) {
 	return p, nil
 }
 
-// A fieldSetter sets a field of T from an element's text. An empty element
-// is an empty string, and no bool, number or time (as the SDK reads it).
+// urlDecode undoes S3's encoding-type=url on what S3 encodes in a version
+// listing: keys, common prefixes and the next key marker.
+func (p *versionsPage) urlDecode() error {
+	enc := s3types.EncodingType(p.encoding)
+	var err error
+	for i := range p.versions {
+		if p.versions[i].Key, err = ListedKey(enc, p.versions[i].Key); err != nil {
+			return err
+		}
+	}
+	for i := range p.prefixes {
+		if p.prefixes[i], err = ListedKey(enc, p.prefixes[i]); err != nil {
+			return err
+		}
+	}
+	p.nextKey, err = ListedKey(enc, p.nextKey)
+	return err
+}
+
+// ListedKey is a key or folder as a listing gave it, URL-decoded when the
+// listing says S3 encoded it ('+' a space, as botocore reads it). Every
+// listing of an archive asks for encoding-type=url: a key may hold
+// characters XML 1.0 cannot carry (a control character), which S3 only
+// sends encoded. A store that does not encode (moto's version listing)
+// does not say so, and its keys are taken as they are.
+func ListedKey(encoding s3types.EncodingType, s string) (string, error) {
+	if encoding != s3types.EncodingTypeUrl || !strings.ContainsAny(s, "%+") {
+		return s, nil
+	}
+	k, err := url.QueryUnescape(s)
+	if err != nil {
+		return "", fmt.Errorf("a key in the listing is not URL-encoded as asked (%q): %w", s, err)
+	}
+	return k, nil
+}
+
+// A fieldSetter sets a field of T from an element's text, or reads the
+// element's children. An empty element is an empty string, and no bool,
+// number or time (as the SDK reads it). Typed fields the tool does not use
+// are checked as the SDK checks them, so that the lean listing accepts no
+// page the SDK would refuse.
 type fieldSetter[T any] struct {
-	name string
-	set  func(*T, []byte) error
+	name     string
+	set      func(*T, []byte) error
+	children []fieldSetter[T] // when set is nil
+}
+
+func checkBool[T any](_ *T, t []byte) error { _, err := strconv.ParseBool(string(t)); return err }
+func checkInt[T any](_ *T, t []byte) error  { _, err := strconv.ParseInt(string(t), 10, 64); return err }
+func checkTime[T any](_ *T, t []byte) error {
+	_, err := smithytime.ParseDateTime(string(t))
+	return err
 }
 
 var (
 	pageFields = []fieldSetter[versionsPage]{
-		{"IsTruncated", func(p *versionsPage, t []byte) (err error) {
+		{name: "IsTruncated", set: func(p *versionsPage, t []byte) (err error) {
 			p.truncated, err = strconv.ParseBool(string(t))
 			return err
 		}},
-		{"NextKeyMarker", func(p *versionsPage, t []byte) error { p.nextKey = string(t); return nil }},
-		{"NextVersionIdMarker", func(p *versionsPage, t []byte) error { p.nextVersionID = string(t); return nil }},
+		{name: "NextKeyMarker", set: func(p *versionsPage, t []byte) error { p.nextKey = string(t); return nil }},
+		{name: "NextVersionIdMarker", set: func(p *versionsPage, t []byte) error { p.nextVersionID = string(t); return nil }},
+		{name: "EncodingType", set: func(p *versionsPage, t []byte) error { p.encoding = string(t); return nil }},
+		{name: "MaxKeys", set: checkInt[versionsPage]},
 	}
 	versionFields = []fieldSetter[Version]{
-		{"Key", func(v *Version, t []byte) error { v.Key = string(t); return nil }},
-		{"VersionId", func(v *Version, t []byte) error { v.VersionID = string(t); return nil }},
-		{"IsLatest", func(v *Version, t []byte) (err error) { v.Latest, err = strconv.ParseBool(string(t)); return err }},
-		{"Size", func(v *Version, t []byte) (err error) { v.Size, err = strconv.ParseInt(string(t), 10, 64); return err }},
-		{"ETag", func(v *Version, t []byte) error { v.ETag = strings.Trim(string(t), `"`); return nil }},
-		{"LastModified", func(v *Version, t []byte) (err error) {
+		{name: "Key", set: func(v *Version, t []byte) error { v.Key = string(t); return nil }},
+		{name: "VersionId", set: func(v *Version, t []byte) error { v.VersionID = string(t); return nil }},
+		{name: "IsLatest", set: func(v *Version, t []byte) (err error) { v.Latest, err = strconv.ParseBool(string(t)); return err }},
+		{name: "Size", set: func(v *Version, t []byte) (err error) { v.Size, err = strconv.ParseInt(string(t), 10, 64); return err }},
+		{name: "ETag", set: func(v *Version, t []byte) error { v.ETag = strings.Trim(string(t), `"`); return nil }},
+		{name: "LastModified", set: func(v *Version, t []byte) (err error) {
 			v.LastModified, err = smithytime.ParseDateTime(string(t))
 			return err
 		}},
+		{name: "RestoreStatus", children: []fieldSetter[Version]{
+			{name: "IsRestoreInProgress", set: checkBool[Version]},
+			{name: "RestoreExpiryDate", set: checkTime[Version]},
+		}},
 	}
 	prefixFields = []fieldSetter[struct{ prefix string }]{
-		{"Prefix", func(p *struct{ prefix string }, t []byte) error { p.prefix = string(t); return nil }},
+		{name: "Prefix", set: func(p *struct{ prefix string }, t []byte) error { p.prefix = string(t); return nil }},
 	}
 )
 
@@ -141,6 +197,9 @@ func field[T any](s *xmlScanner, name string, empty bool, depth int, known []fie
 	for _, f := range known {
 		if !strings.EqualFold(name, f.name) {
 			continue
+		}
+		if f.set == nil {
+			return s.children(name, empty, depth, func(child string, empty bool) error { return field(s, child, empty, depth+1, f.children, into) })
 		}
 		t, err := s.leaf(name, empty)
 		if err != nil {

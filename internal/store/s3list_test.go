@@ -124,6 +124,40 @@ func TestLeanListingMatchesSDK(t *testing.T) {
 	}
 }
 
+// TestURLEncodedListing: both listings ask S3 to URL-encode keys, and read
+// back the keys, folders and next marker of a page that says it did, as
+// botocore does ('+' a space); a key that is not URL-encoded is an error.
+func TestURLEncodedListing(t *testing.T) {
+	encoded := `<ListVersionsResult><EncodingType>url</EncodingType><IsTruncated>true</IsTruncated><NextKeyMarker>AWSLogs/a%01+b%2B.json.gz</NextKeyMarker>
+  <Version><Key>AWSLogs/a%01+b%2B.json.gz</Key><VersionId>v1</VersionId><IsLatest>true</IsLatest><ETag>"e1"</ETag><Size>1</Size></Version>
+  <CommonPrefixes><Prefix>AWSLogs/%E4%B8%AD%20x/</Prefix></CommonPrefixes></ListVersionsResult>`
+	last := `<ListVersionsResult><EncodingType>url</EncodingType><IsTruncated>false</IsTruncated>
+  <DeleteMarker><Key>AWSLogs/c%25d</Key><VersionId>dm</VersionId><IsLatest>true</IsLatest></DeleteMarker></ListVersionsResult>`
+	ctx := context.Background()
+	for _, which := range []string{"lean", "SDK"} {
+		d := &listDouble{pages: map[string]string{"": encoded, "AWSLogs/a\x01 b+.json.gz": last}}
+		lean, sdk := listClients(t, d)
+		b := map[string]S3{"lean": lean, "SDK": sdk}[which]
+		folders, objects, err := b.Level(ctx, "AWSLogs/")
+		if err != nil {
+			t.Fatalf("%s: %v", which, err)
+		}
+		if len(objects) != 2 || objects[0].Key != "AWSLogs/a\x01 b+.json.gz" || objects[1].Key != "AWSLogs/c%d" ||
+			len(folders) != 1 || folders[0] != "AWSLogs/中 x/" {
+			t.Errorf("%s: %q %+v", which, folders, objects)
+		}
+		for _, r := range d.requests {
+			if r.URL.Query().Get("encoding-type") != "url" {
+				t.Errorf("%s: %s does not ask for URL-encoded keys", which, r.RequestURI)
+			}
+		}
+		d.pages[""] = strings.Replace(encoded, "%01", "%zz", 1)
+		if _, _, err := b.Level(ctx, "AWSLogs/"); err == nil || !strings.Contains(err.Error(), "s3://archive/AWSLogs/") || !strings.Contains(err.Error(), "%zz") {
+			t.Errorf("%s: a key that is not URL-encoded: %v", which, err)
+		}
+	}
+}
+
 // TestHostileListings: a listing that is not S3's well-formed XML, or whose
 // pages do not advance, is an error naming the bucket and prefix, never a
 // shorter list or a loop.
@@ -167,6 +201,7 @@ func FuzzParseVersionsPage(f *testing.F) {
 	f.Add(firstPage)
 	f.Add(secondPage)
 	f.Add(`<ListVersionsResult><Version/><DeleteMarker></DeleteMarker><CommonPrefixes/></ListVersionsResult>`)
+	f.Add(`<ListVersionsResult><EncodingType>url</EncodingType><NextKeyMarker>a%20b</NextKeyMarker><Version><Key>a+%01</Key></Version><CommonPrefixes><Prefix>%E4%B8%AD/</Prefix></CommonPrefixes></ListVersionsResult>`)
 	f.Add(`<?xml version='1.0'?><ListVersionsResult a='1' xmlns:x="y"><version><KEY>&#x41;&#10;</KEY><isLatest>1</isLatest></version></ListVersionsResult>`)
 	var mu sync.Mutex
 	var body string
@@ -177,6 +212,9 @@ func FuzzParseVersionsPage(f *testing.F) {
 	}))
 	f.Fuzz(func(t *testing.T, data string) {
 		p, err := parseVersionsPage([]byte(data))
+		if err == nil {
+			err = p.urlDecode()
+		}
 		if err != nil {
 			return
 		}
@@ -190,7 +228,7 @@ func FuzzParseVersionsPage(f *testing.F) {
 		// Versions that tie on key, latest and time are in S3's order in
 		// the lean list, versions before delete markers in the SDK's.
 		if !reflect.DeepEqual(inAnyOrder(p.versions), inAnyOrder(q.versions)) ||
-			!reflect.DeepEqual(p.prefixes, q.prefixes) || p.truncated != q.truncated || p.nextKey != q.nextKey || p.nextVersionID != q.nextVersionID {
+			!reflect.DeepEqual(p.prefixes, q.prefixes) || p.truncated != q.truncated || p.nextKey != q.nextKey || p.nextVersionID != q.nextVersionID || p.encoding != q.encoding {
 			t.Fatalf("lean %+v\nSDK  %+v\nfrom %q", p, q, data)
 		}
 	})

@@ -81,6 +81,24 @@ func conformance(t *testing.T, s writable) {
 	if s.Versioned() && objects[0].ETag == objects[1].ETag {
 		t.Fatalf("two versions of other bytes share an ETag: %+v", objects)
 	}
+
+	// A key S3 can hold and XML 1.0 cannot carry (a control character),
+	// beside the characters URL encoding changes, is listed as it is.
+	const odd = "AWSLogs/3 +%41\x01/k\x02 b+c%2F&<é.json.gz"
+	put(odd, "four", nil)
+	if prefixes, err := s.Prefixes(ctx, "AWSLogs/"); err != nil || len(prefixes) != 3 || prefixes[2] != "AWSLogs/3 +%41\x01/" {
+		t.Fatalf("Prefixes of an odd key: %q %v", prefixes, err)
+	}
+	if _, objects, err := s.Level(ctx, "AWSLogs/3 +%41\x01/"); err != nil || len(objects) != 1 || objects[0].Key != odd {
+		t.Fatalf("Level of an odd key: %+v %v", objects, err)
+	}
+	got = nil
+	if err := s.Versions(ctx, "AWSLogs/3", func(v Version) error { got = append(got, v); return nil }); err != nil || len(got) != 1 || got[0].Key != odd {
+		t.Fatalf("Versions of an odd key: %+v %v", got, err)
+	}
+	if data, _ := read(odd, ""); data != "four" {
+		t.Fatalf("odd key: %q", data)
+	}
 }
 
 func TestMemory(t *testing.T) { conformance(t, NewMemory()) }
