@@ -25,6 +25,7 @@ import (
 var (
 	shape     = corpus.Flags()
 	skipPeers = flag.Bool("skip-peers", false, "only trailkeeper")
+	wide      = flag.Int("wide", 1000, "then time a one-account query over an index of this many accounts x 4 regions x 12 months (0: skip)")
 )
 
 func main() {
@@ -78,7 +79,7 @@ func main() {
 		if !*skipPeers {
 			_, jq, duckdb = t.Peers(q, duck)
 		}
-		ours := t.Row(q, "**trailkeeper query** (the index)", exec.Command(bin, "query", "--index", dir, "-o", "csv", "--config", "/nonexistent", q.SQL), 0, "")
+		ours := t.Row(q, "**trailkeeper query** (the index)", exec.Command(bin, append(append([]string{"query", "--index", dir, "-o", "csv", "--config", "/nonexistent"}, q.Scope...), q.SQL)...), 0, "")
 		if !*skipPeers {
 			summary = append(summary, ratios{q.Name, jq.Seconds() / ours.Seconds(), duckdb.Seconds() / ours.Seconds()})
 		}
@@ -87,6 +88,59 @@ func main() {
 	for _, r := range summary {
 		fmt.Printf("- %s: **%.0fx** faster than `zcat | jq`, **%.0fx** faster than DuckDB on the gzip files\n", r.name, r.jq, r.duck)
 	}
+	if *wide > 0 {
+		wideIndex(bin, dir, *wide)
+	}
+}
+
+// wideIndex times one account's count over an index of a year of many
+// accounts, with and without --account: its folders are what a statement
+// over the whole table lists. The index's files are links to one small
+// file of the real index, one per account, region and month.
+func wideIndex(bin, real string, accounts int) {
+	var small string
+	filepath.Walk(filepath.Join(real, "events"), func(p string, info os.FileInfo, err error) error {
+		if err == nil && strings.HasSuffix(p, ".parquet") && (small == "" || info.Size() < sizeOf(small)) {
+			small = p
+		}
+		return nil
+	})
+	dir := filepath.Join(os.TempDir(), "trailkeeper-bench-wide-index")
+	check(os.RemoveAll(dir))
+	defer os.RemoveAll(dir)
+	for a := range accounts {
+		for _, r := range []string{"us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1"} {
+			for m := 1; m <= 12; m++ {
+				folder := filepath.Join(dir, "events", fmt.Sprintf("account=%012d", 100000000000+a), "region="+r, "2025", fmt.Sprintf("%02d", m))
+				check(os.MkdirAll(folder, 0o755))
+				check(os.Link(small, filepath.Join(folder, "b000000_0.parquet")))
+			}
+		}
+	}
+	acct := fmt.Sprintf("%012d", 100000000000+accounts/2)
+	sql := "SELECT count(*) FROM events WHERE account = '" + acct + "'"
+	fmt.Printf("\nOne account's count over an index of %s accounts x 4 regions x 12 months (%s files), three runs each:\n\n", corpus.Thousands(accounts), corpus.Thousands(accounts*48))
+	fmt.Println("| query | wall time | CPU time | peak RSS |")
+	fmt.Println("|---|---|---|---|")
+	var answer string // the same from every run, and not 0
+	for _, scope := range [][]string{nil, {"--account", acct}} {
+		for range 3 {
+			m, err := measure.Run(exec.Command(bin, append(append([]string{"query", "--index", dir, "-o", "csv", "--config", "/nonexistent"}, scope...), sql)...))
+			if answer == "" {
+				answer = string(m.Stdout)
+			}
+			if err != nil || string(m.Stdout) != answer || strings.HasSuffix(answer, "\n0\n") {
+				log.Fatalf("wide index: %v %q, before %q", err, m.Stdout, answer)
+			}
+			fmt.Printf("| `query %s` | %s | %s | %d MiB |\n", strings.Join(scope, " "), m.Wall.Round(time.Millisecond), m.CPU.Round(time.Millisecond), m.PeakKiB/1024)
+		}
+	}
+}
+
+func sizeOf(p string) int64 {
+	info, err := os.Stat(p)
+	check(err)
+	return info.Size()
 }
 
 // dirSize is the Parquet files' total size and count.

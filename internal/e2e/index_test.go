@@ -53,6 +53,19 @@ func TestIndexThenQueryTheArchive(t *testing.T) {
 	if _, errOut, code := e.run("query", "SELECT nothing FROM nowhere"); code != 2 || !strings.Contains(errOut, "nowhere") {
 		t.Errorf("bad SQL: exit %d\n%s", code, errOut)
 	}
+	// Narrowed to an account and the last two days, the table holds what the
+	// whole one holds of them.
+	narrowed, errOut, code := e.run("query", "-o", "csv", "--account", acctA, "--since", "2d", "SELECT count(*) AS n FROM events")
+	whole, _, _ := e.run("query", "-o", "csv", "SELECT count(*) AS n FROM events WHERE account = '"+acctA+"' AND CAST(eventtime AS TIMESTAMPTZ) >= now() - INTERVAL 2 DAY")
+	if code != 0 || narrowed != whole || narrowed == "n\n0\n" {
+		t.Errorf("query --account --since: %q (exit %d, %s), the whole table says %q", narrowed, code, errOut, whole)
+	}
+	if _, errOut, code := e.run("query", "--since", "last tuesday", "SELECT 1"); code != 2 || !strings.Contains(errOut, "--since") {
+		t.Errorf("a --since that is not a time: exit %d\n%s", code, errOut)
+	}
+	if _, errOut, code := e.run("query", "--athena", "--account", acctA, "SELECT 1"); code != 2 || !strings.Contains(errOut, "narrow the statement's WHERE") {
+		t.Errorf("--athena with --account: exit %d\n%s", code, errOut)
+	}
 	// The named queries run here as they would in Athena, on the day values
 	// both have: today's events are in the last 7 days.
 	recent, errOut, code := e.run("query", "-o", "csv", "SELECT count(*) AS n FROM events WHERE day >= replace(CAST(CAST(current_date - INTERVAL '7' DAY AS date) AS varchar), '-', '/')")

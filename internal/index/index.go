@@ -19,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/trailkeeper/trailkeeper/internal/eventparquet"
+	"github.com/trailkeeper/trailkeeper/internal/query"
 	"github.com/trailkeeper/trailkeeper/internal/search"
 	"github.com/trailkeeper/trailkeeper/internal/store"
 )
@@ -176,7 +177,7 @@ func (b *batcher) add(mt search.Match) {
 	if b.w == nil {
 		b.w = newWriters(b.stage(b.m.next), b.m.next)
 	}
-	b.w.add(filepath.Join("account="+partitionValue(mt.Account), "region="+partitionValue(mt.Region), y, m), mt.Raw)
+	b.w.add(filepath.Join("account="+query.PartitionValue(mt.Account), "region="+query.PartitionValue(mt.Region), y, m), mt.Raw)
 	b.lines++
 }
 
@@ -222,22 +223,6 @@ func (b *batcher) discard() {
 	if b.w != nil {
 		b.w.finish()
 	}
-}
-
-// partitionValue keeps an account or region to one safe path element.
-// Account ids and region names are letters, digits and hyphens; a record
-// outside the archive layout may claim anything (a NUL, "../.."), and a
-// folder name must not fail the batch or leave events/.
-func partitionValue(v string) string {
-	if v == "" || v == "." || v == ".." {
-		return "unknown"
-	}
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' {
-			return r
-		}
-		return '_'
-	}, v)
 }
 
 // literal is s as an SQL string literal.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -148,7 +149,7 @@ func queryAll(t *testing.T, db *query.DB, sql string) [][]any {
 // agree checks the index's answers against the reference's.
 func agree(t *testing.T, dir string, ref reference) {
 	t.Helper()
-	db, err := query.Open(context.Background(), dir)
+	db, err := query.Open(context.Background(), dir, query.Scope{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +343,7 @@ func TestHostileRecords(t *testing.T) {
 	if res.Events != 4 || res.Dropped != 1 || len(res.Unreadable) != 1 || !strings.Contains(res.Unreadable[0], "cut.json.gz") {
 		t.Fatalf("indexed %d, dropped %d, unreadable %v", res.Events, res.Dropped, res.Unreadable)
 	}
-	db, err := query.Open(context.Background(), dir)
+	db, err := query.Open(context.Background(), dir, query.Scope{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,4 +448,138 @@ func TestCompactionIsCrashSafe(t *testing.T) {
 		}
 	}
 	agree(t, fresh, ref)
+}
+
+// TestScopedTableAgreesWithTheFiles: a table narrowed to accounts, regions
+// and a span of eventTime holds what a plain reading of the files says those
+// hold, reads none of the folders outside it, and a scope no folder matches
+// is a table with no rows.
+func TestScopedTableAgreesWithTheFiles(t *testing.T) {
+	root := dataset(t, "stratus-red-team-detonation-logs") // 35 accounts, 34 regions, five months
+	dir := t.TempDir()
+	if _, err := Build(context.Background(), store.Dir{Root: root}, dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	ref := computeReference(t, root)
+	// The busiest account, region and day, and a day between the first and the last.
+	busiest := func(part int) string {
+		n := map[string]int{}
+		for k, c := range ref.byPartition {
+			n[strings.Split(k, "/")[part]] += c
+		}
+		best := ""
+		for v, c := range n {
+			if c > n[best] || c == n[best] && v < best {
+				best = v
+			}
+		}
+		return best
+	}
+	acct, region := busiest(0), busiest(1)
+	var days []string
+	for k := range ref.byPartition {
+		if p := strings.SplitN(k, "/", 3); p[2] != "unknown/unknown/unknown" && !slices.Contains(days, p[2]) {
+			days = append(days, p[2])
+		}
+	}
+	sort.Strings(days)
+	if len(days) < 3 {
+		t.Fatalf("the set spans %d days; the test needs three", len(days))
+	}
+	day := func(s string) time.Time { d, _ := time.Parse("2006/01/02", s); return d }
+	mid := day(days[len(days)/2])
+	want := func(s query.Scope) (n int) {
+		for k, c := range ref.byPartition {
+			p := strings.SplitN(k, "/", 3)
+			switch {
+			case len(s.Accounts) > 0 && !slices.Contains(s.Accounts, p[0]), len(s.Regions) > 0 && !slices.Contains(s.Regions, p[1]):
+			case (!s.Since.IsZero() || !s.Until.IsZero()) && p[2] == "unknown/unknown/unknown":
+			case !s.Since.IsZero() && day(p[2]).Before(s.Since), !s.Until.IsZero() && !day(p[2]).Before(s.Until):
+			default:
+				n += c
+			}
+		}
+		return n
+	}
+	scopes := map[string]query.Scope{
+		"an account":                  {Accounts: []string{acct}},
+		"a region":                    {Regions: []string{region}},
+		"two days":                    {Since: mid, Until: mid.AddDate(0, 0, 2)},
+		"an account from a day on":    {Accounts: []string{acct, acct}, Since: mid},
+		"a region before a day":       {Regions: []string{region}, Until: mid},
+		"an account that has no logs": {Accounts: []string{"000000000000"}},
+		"a span before the logs":      {Until: day(days[0])},
+	}
+	for name, s := range scopes {
+		db, err := query.Open(context.Background(), dir, s)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got, w := count(t, db, "SELECT count(*) FROM events"), want(s); got != w {
+			t.Errorf("%s: %d events, the files say %d", name, got, w)
+		}
+		if got, w := count(t, db, "SELECT count(*) FROM errors"), 0; name == "an account that has no logs" && got != w {
+			t.Errorf("%s: %d errors", name, got)
+		}
+		db.Close()
+	}
+	if want(scopes["an account"]) == ref.events || want(scopes["two days"]) == 0 || want(scopes["an account that has no logs"]) != 0 {
+		t.Fatalf("the scopes do not narrow the set: %d of %d, %d", want(scopes["an account"]), ref.events, want(scopes["two days"]))
+	}
+	// To the second: --since takes an event at that time, --until leaves it.
+	whole, err := query.Open(context.Background(), dir, query.Scope{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := fmt.Sprint(queryAll(t, whole, "SELECT min(eventtime) FROM events WHERE day = '"+mid.Format("2006/01/02")+"'")[0][0])
+	t0, err := time.Parse(time.RFC3339, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		scope query.Scope
+		where string
+	}{
+		{query.Scope{Since: t0, Until: t0.Add(time.Second)}, "eventtime = '" + at + "'"},
+		{query.Scope{Until: t0}, "eventtime < '" + at + "'"},
+		{query.Scope{Since: t0}, "eventtime >= '" + at + "'"},
+	} {
+		db, err := query.Open(context.Background(), dir, c.scope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, w := count(t, db, "SELECT count(*) FROM events"), count(t, whole, "SELECT count(*) FROM events WHERE "+c.where); got != w || w == 0 {
+			t.Errorf("%+v: %d events, %d where %s", c.scope, got, w, c.where)
+		}
+		db.Close()
+	}
+	whole.Close()
+
+	// Another account's files are not read: broken, they fail the whole
+	// table and not the account's.
+	err = filepath.WalkDir(filepath.Join(dir, "events"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.Contains(p, "account="+acct+string(filepath.Separator)) {
+			err = os.WriteFile(p, []byte("not parquet"), 0o644)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := query.Open(context.Background(), dir, scopes["an account"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got, w := count(t, db, "SELECT count(*) FROM events"), want(scopes["an account"]); got != w {
+		t.Errorf("beside broken files of other accounts: %d events, the files say %d", got, w)
+	}
+	all, err := query.Open(context.Background(), dir, query.Scope{})
+	if err == nil {
+		defer all.Close()
+		_, err = all.Query(context.Background(), "SELECT count(*) FROM events")
+	}
+	if err == nil {
+		t.Error("the whole table reads the broken files without an error: the check above proves nothing")
+	}
 }

@@ -58,9 +58,10 @@ type Query struct {
 	Name   string
 	Args   []string // trailkeeper search's filters
 	JQ     string
-	DuckDB string // over the gzip files
-	SQL    string // over trailkeeper's index
-	Files  string // a shell pipeline printing the files to read, NUL-separated
+	DuckDB string   // over the gzip files
+	SQL    string   // over trailkeeper's index
+	Scope  []string // trailkeeper query's flags narrowing its table to what the peers read
+	Files  string   // a shell pipeline printing the files to read, NUL-separated
 }
 
 // Source is one real record, with what the queries are chosen by.
@@ -263,6 +264,7 @@ func Choose(o Options, pool []Source) []Query {
 		{Name: "rare event name (" + rare + ")", Args: []string{"--event-name", rare}, Files: all, SQL: indexed("eventname = '" + rare + "'"),
 			JQ: `.Records[] | select(.eventName == "` + rare + `")`, DuckDB: sql(glob, "json_extract_string(r, '$.eventName') = '"+rare+"'")},
 		{Name: "principal " + principal + " in one account, 7 days", Files: weekFiles, SQL: indexed(days + " AND " + principalSQL),
+			Scope:  []string{"--account", acct, "--since", since.Format(time.RFC3339), "--until", until.Format(time.RFC3339)},
 			Args:   []string{"--principal", principal, "--account", acct, "--since", since.Format(time.RFC3339), "--until", until.Format(time.RFC3339)},
 			JQ:     `.Records[] | select(((.userIdentity.arn // "") | contains("` + principal + `")) or ((.userIdentity.userName // "") | contains("` + principal + `")) or ((.userIdentity.sessionContext.sessionIssuer.userName // "") | contains("` + principal + `"))) | select(.eventTime >= "` + since.Format(time.RFC3339) + `" and .eventTime < "` + until.Format(time.RFC3339) + `")`,
 			DuckDB: sql(weekGlob, "(contains(coalesce(json_extract_string(r, '$.userIdentity.arn'),''), '"+principal+"') OR contains(coalesce(json_extract_string(r, '$.userIdentity.userName'),''), '"+principal+"') OR contains(coalesce(json_extract_string(r, '$.userIdentity.sessionContext.sessionIssuer.userName'),''), '"+principal+"')) AND json_extract_string(r, '$.eventTime') >= '"+since.Format(time.RFC3339)+"' AND json_extract_string(r, '$.eventTime') < '"+until.Format(time.RFC3339)+"'")},
