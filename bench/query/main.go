@@ -132,7 +132,7 @@ func wideIndex(bin, real string, accounts int) {
 			if err != nil || string(m.Stdout) != answer || strings.HasSuffix(answer, "\n0\n") {
 				log.Fatalf("wide index: %v %q, before %q", err, m.Stdout, answer)
 			}
-			fmt.Printf("| `query %s` | %s | %s | %d MiB |\n", strings.Join(scope, " "), m.Wall.Round(time.Millisecond), m.CPU.Round(time.Millisecond), m.PeakKiB/1024)
+			fmt.Printf("| `%s` | %s | %s | %d MiB |\n", strings.Join(append([]string{"query"}, scope...), " "), m.Wall.Round(time.Millisecond), m.CPU.Round(time.Millisecond), m.PeakKiB/1024)
 		}
 	}
 }

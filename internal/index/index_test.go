@@ -501,6 +501,13 @@ func TestScopedTableAgreesWithTheFiles(t *testing.T) {
 		}
 		return n
 	}
+	// An empty month folder and a stray file in the account's folders read as nothing.
+	empty := filepath.Join(dir, "events", "account="+acct, "region="+region, "2099", "01")
+	if err := os.MkdirAll(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "events", "account="+acct, "region="+region, "notes.txt"), []byte("x"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "events", "account="+acct, "region="+region, mid.Format("2006"), mid.Format("01"), "sub"), 0o755)
 	scopes := map[string]query.Scope{
 		"an account":                  {Accounts: []string{acct}},
 		"a region":                    {Regions: []string{region}},
