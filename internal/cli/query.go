@@ -28,7 +28,7 @@ func newQueryCmd(streams IO, g *Globals) *cobra.Command {
 	var onAthena bool
 	var scope query.Scope
 	cmd := &cobra.Command{
-		Use:   "query [--index DIR | --athena] SQL | --named NAME",
+		Use:   "query [--index DIR | --athena] [--account ID] [--region R] [--since T] [--until T] SQL | --named NAME",
 		Short: "SQL over the index (DuckDB) or in Athena: table events, views errors and console_logins",
 		Long: `query runs one SQL statement with DuckDB over the index that trailkeeper index wrote. The table events
 has Athena's CloudTrail column names (eventtime, eventname, useridentity.arn, requestparameters as JSON text, ...)
