@@ -99,32 +99,35 @@ func (s Scope) files(root string) (files []string, where string, err error) {
 	if len(s.Accounts) == 0 && len(s.Regions) == 0 && !s.timed() {
 		return []string{literal(filepath.Join(root, "*", "*", "*", "*", "*.parquet"))}, "", nil // account=A/region=R/YYYY/MM/
 	}
-	accounts, err := subfolders(root, "account=", s.Accounts)
-	for _, a := range accounts {
-		regions, rerr := subfolders(a, "region=", s.Regions)
-		for _, r := range regions {
-			years, yerr := subfolders(r, "", nil)
-			for _, y := range years {
-				months, merr := subfolders(y, "", nil)
-				for _, m := range months {
-					if s.holdsMonth(filepath.Base(y), filepath.Base(m)) {
-						entries, ferr := os.ReadDir(m)
-						for _, e := range entries {
-							if !e.IsDir() && strings.HasSuffix(e.Name(), ".parquet") {
-								files = append(files, literal(filepath.Join(m, e.Name())))
-							}
-						}
-						err = errors.Join(err, ferr)
-					}
-				}
-				err = errors.Join(err, merr)
+	// account=A/region=R/YYYY/MM, level by level.
+	folders := []string{root}
+	for _, level := range []struct {
+		prefix string
+		only   []string
+	}{{"account=", s.Accounts}, {"region=", s.Regions}, {"", nil}, {"", nil}} {
+		var next []string
+		for _, f := range folders {
+			sub, err := subfolders(f, level.prefix, level.only)
+			if err != nil {
+				return nil, "", err
 			}
-			err = errors.Join(err, yerr)
+			next = append(next, sub...)
 		}
-		err = errors.Join(err, rerr)
+		folders = next
 	}
-	if err != nil {
-		return nil, "", err
+	for _, m := range folders {
+		if !s.holdsMonth(filepath.Base(filepath.Dir(m)), filepath.Base(m)) {
+			continue
+		}
+		entries, err := os.ReadDir(m)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, e := range entries {
+			if !e.IsDir() && strings.HasSuffix(e.Name(), ".parquet") {
+				files = append(files, literal(filepath.Join(m, e.Name())))
+			}
+		}
 	}
 	if len(files) == 0 {
 		one, err := anyFile(root)
