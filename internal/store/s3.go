@@ -109,8 +109,7 @@ func (b S3) page(ctx context.Context, prefix, delimiter, keyMarker, versionIDMar
 	if c, ok := b.Client.(*s3.Client); ok {
 		p, err := getterFor(c).listVersions(ctx, b.Bucket, prefix, delimiter, keyMarker, versionIDMarker)
 		if err == nil {
-			sortVersions(p.versions)
-			return p, p.urlDecode()
+			return p, p.inKeyOrder()
 		}
 		if !leftToSDK(err) {
 			return nil, err
@@ -127,7 +126,18 @@ func (b S3) page(ctx context.Context, prefix, delimiter, keyMarker, versionIDMar
 	for _, cp := range out.CommonPrefixes {
 		p.prefixes = append(p.prefixes, aws.ToString(cp.Prefix))
 	}
-	return p, p.urlDecode()
+	return p, p.inKeyOrder()
+}
+
+// inKeyOrder decodes the page's keys, then puts its versions in key order:
+// S3's order is the keys', not their URL encodings' ("a b" before "a!",
+// "a+b" after "a%21").
+func (p *versionsPage) inKeyOrder() error {
+	if err := p.urlDecode(); err != nil {
+		return err
+	}
+	sortVersions(p.versions)
+	return nil
 }
 
 // leftToSDK says whether a lean request's error is one the SDK handles:
@@ -146,8 +156,8 @@ func optional(s string) *string {
 	return &s
 }
 
-// versionsOf merges a page's versions and delete markers, which the SDK
-// lists apart, back into key order.
+// versionsOf gathers a page's versions and delete markers, which the SDK
+// lists apart (inKeyOrder merges them back).
 func versionsOf(page *s3.ListObjectVersionsOutput) []Version {
 	var batch []Version
 	for _, v := range page.Versions {
@@ -158,7 +168,6 @@ func versionsOf(page *s3.ListObjectVersionsOutput) []Version {
 		batch = append(batch, Version{Key: aws.ToString(m.Key), VersionID: aws.ToString(m.VersionId), Latest: aws.ToBool(m.IsLatest),
 			DeleteMarker: true, LastModified: aws.ToTime(m.LastModified)})
 	}
-	sortVersions(batch)
 	return batch
 }
 

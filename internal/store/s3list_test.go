@@ -131,8 +131,10 @@ func TestURLEncodedListing(t *testing.T) {
 	encoded := `<ListVersionsResult><EncodingType>url</EncodingType><IsTruncated>true</IsTruncated><NextKeyMarker>AWSLogs/a%01+b%2B.json.gz</NextKeyMarker>
   <Version><Key>AWSLogs/a%01+b%2B.json.gz</Key><VersionId>v1</VersionId><IsLatest>true</IsLatest><ETag>"e1"</ETag><Size>1</Size></Version>
   <CommonPrefixes><Prefix>AWSLogs/%E4%B8%AD%20x/</Prefix></CommonPrefixes></ListVersionsResult>`
+	// In S3's order, the keys': "c d" before "c!", whose encodings sort the other way.
 	last := `<ListVersionsResult><EncodingType>url</EncodingType><IsTruncated>false</IsTruncated>
-  <DeleteMarker><Key>AWSLogs/c%25d</Key><VersionId>dm</VersionId><IsLatest>true</IsLatest></DeleteMarker></ListVersionsResult>`
+  <DeleteMarker><Key>AWSLogs/c+d</Key><VersionId>dm</VersionId><IsLatest>true</IsLatest></DeleteMarker>
+  <Version><Key>AWSLogs/c%21</Key><VersionId>v2</VersionId><IsLatest>true</IsLatest><ETag>"e2"</ETag><Size>1</Size></Version></ListVersionsResult>`
 	ctx := context.Background()
 	for _, which := range []string{"lean", "SDK"} {
 		d := &listDouble{pages: map[string]string{"": encoded, "AWSLogs/a\x01 b+.json.gz": last}}
@@ -142,7 +144,7 @@ func TestURLEncodedListing(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", which, err)
 		}
-		if len(objects) != 2 || objects[0].Key != "AWSLogs/a\x01 b+.json.gz" || objects[1].Key != "AWSLogs/c%d" ||
+		if len(objects) != 3 || objects[0].Key != "AWSLogs/a\x01 b+.json.gz" || objects[1].Key != "AWSLogs/c d" || objects[2].Key != "AWSLogs/c!" ||
 			len(folders) != 1 || folders[0] != "AWSLogs/中 x/" {
 			t.Errorf("%s: %q %+v", which, folders, objects)
 		}
