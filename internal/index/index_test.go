@@ -461,7 +461,7 @@ func TestScopedTableAgreesWithTheFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := computeReference(t, root)
-	// The busiest account, region and day, and a day between the first and the last.
+	// The busiest account and region, and a day between the first and the last.
 	busiest := func(part int) string {
 		n := map[string]int{}
 		for k, c := range ref.byPartition {
@@ -525,8 +525,8 @@ func TestScopedTableAgreesWithTheFiles(t *testing.T) {
 		if got, w := count(t, db, "SELECT count(*) FROM events"), want(s); got != w {
 			t.Errorf("%s: %d events, the files say %d", name, got, w)
 		}
-		if got, w := count(t, db, "SELECT count(*) FROM errors"), 0; name == "an account that has no logs" && got != w {
-			t.Errorf("%s: %d errors", name, got)
+		if name == "an account that has no logs" && count(t, db, "SELECT count(*) FROM errors") != 0 { // the views work on no rows
+			t.Errorf("%s: errors found", name)
 		}
 		db.Close()
 	}
