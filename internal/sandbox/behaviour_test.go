@@ -377,6 +377,30 @@ func TestVersionsByFolderPaginate(t *testing.T) {
 }
 
 // versionedBucket starts a sandbox with a versioned bucket of the source account.
+// TestListingsEncodeKeysAsS3Does: with encoding-type=url a key is listed as
+// S3 lists "a+ b.txt" ("a%2B+b.txt", the slashes as they are), with a
+// control character XML cannot carry encoded too; any other encoding is
+// InvalidArgument.
+func TestListingsEncodeKeysAsS3Does(t *testing.T) {
+	c, b := versionedBucket(t, "encoded-"+sourceAcct)
+	for _, k := range []string{"d/a+ b.txt", "d/x\x01y"} {
+		must(c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b, Key: aws.String(k), Body: strings.NewReader(k)})).OK(t)
+	}
+	want := []string{"d/a%2B+b.txt", "d/x%01y"}
+	objects := must(c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b, EncodingType: types.EncodingTypeUrl})).OK(t)
+	versions := must(c.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: &b, EncodingType: types.EncodingTypeUrl})).OK(t)
+	for i, w := range want {
+		if *objects.Contents[i].Key != w || *versions.Versions[i].Key != w {
+			t.Errorf("listed %q and %q, S3 lists %q", *objects.Contents[i].Key, *versions.Versions[i].Key, w)
+		}
+	}
+	_, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b, EncodingType: "base64"})
+	_, verr := c.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: &b, EncodingType: "base64"})
+	if errCode(err) != "InvalidArgument" || errCode(verr) != "InvalidArgument" {
+		t.Errorf("encoding-type=base64: %v, %v", err, verr)
+	}
+}
+
 func versionedBucket(t *testing.T, b string) (*s3.Client, string) {
 	c := newEnv(t, Options{}).s3(sourceAcct)
 	must(c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b, CreateBucketConfiguration: &types.CreateBucketConfiguration{LocationConstraint: region}})).OK(t)

@@ -59,6 +59,21 @@ func (s *Sandbox) maxKeys(q url.Values) (int, error) {
 	return mk, nil
 }
 
+// keyEncoding is how a listing writes keys: as they are, or with
+// encoding-type=url as S3 encodes them, a space as '+' and '/' left as it is
+// (S3 lists "a+ b.txt" as "a%2B+b.txt" and "한글/x.txt" as
+// "%ED%95%9C%EA%B8%80/x.txt"). Any other encoding is S3's InvalidArgument.
+func keyEncoding(q url.Values) (func(string) string, error) {
+	switch e := q.Get("encoding-type"); e {
+	case "":
+		return func(k string) string { return k }, nil
+	case "url":
+		return func(k string) string { return strings.ReplaceAll(url.QueryEscape(k), "%2F", "/") }, nil
+	default:
+		return nil, errorf(400, "InvalidArgument", "Invalid Encoding Method specified in Request")
+	}
+}
+
 // walk visits keys after marker, folding those with a delimiter after the prefix
 // into common prefixes, until max entries; it returns the last key or prefix seen
 // and whether more remain.
@@ -101,9 +116,12 @@ func (s *Sandbox) listObjects(c *call, bkt string, q url.Values) error {
 	if err != nil {
 		return err
 	}
+	esc, err := keyEncoding(q)
+	if err != nil {
+		return err
+	}
 	v2 := q.Get("list-type") == "2"
 	prefix, delim := q.Get("prefix"), q.Get("delimiter")
-	enc := q.Get("encoding-type") == "url"
 	marker := q.Get("marker")
 	if v2 {
 		marker = q.Get("start-after")
@@ -116,12 +134,6 @@ func (s *Sandbox) listObjects(c *call, bkt string, q url.Values) error {
 	b, err := s.bucketFor(c, bkt, "s3:ListBucket", "", map[string][]string{"s3:prefix": {prefix}, "s3:delimiter": {delim}, "s3:max-keys": {strconv.Itoa(limit)}})
 	if err != nil {
 		return err
-	}
-	esc := func(k string) string {
-		if enc {
-			return strings.ReplaceAll(url.QueryEscape(k), "+", "%20")
-		}
-		return k
 	}
 	var contents []listEntry
 	var prefixes []commonPrefix
@@ -214,15 +226,12 @@ func (s *Sandbox) listVersions(c *call, bkt string, q url.Values) error {
 	if err != nil {
 		return err
 	}
+	esc, err := keyEncoding(q)
+	if err != nil {
+		return err
+	}
 	prefix, delim := q.Get("prefix"), q.Get("delimiter")
 	keyMarker, vidMarker := q.Get("key-marker"), q.Get("version-id-marker")
-	enc := q.Get("encoding-type") == "url"
-	esc := func(k string) string {
-		if enc {
-			return strings.ReplaceAll(url.QueryEscape(k), "+", "%20")
-		}
-		return k
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b, err := s.bucketFor(c, bkt, "s3:ListBucketVersions", "", map[string][]string{"s3:prefix": {prefix}})
