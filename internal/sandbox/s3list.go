@@ -126,7 +126,13 @@ func (s *Sandbox) listObjects(c *call, bkt string, q url.Values) error {
 	if v2 {
 		marker = q.Get("start-after")
 		if tok := q.Get("continuation-token"); tok != "" {
-			marker = tok
+			// Opaque, as S3's: the last key handed out, in base64, so
+			// that a key XML cannot carry survives the round trip.
+			last, err := base64.RawURLEncoding.DecodeString(tok)
+			if err != nil {
+				return errorf(400, "InvalidArgument", "The continuation token provided is incorrect")
+			}
+			marker = string(last)
 		}
 	}
 	s.mu.Lock()
@@ -180,7 +186,7 @@ func (s *Sandbox) listObjects(c *call, bkt string, q url.Values) error {
 		}{common.Name, common.Prefix, common.Delimiter, limit, common.EncodingType, truncated, len(contents) + len(prefixes),
 			q.Get("continuation-token"), "", esc(q.Get("start-after")), contents, prefixes}
 		if truncated {
-			out.NextContinuationToken = last
+			out.NextContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(last))
 		}
 		return writeXML(c, "ListBucketResult", out)
 	}
