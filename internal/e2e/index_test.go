@@ -31,6 +31,15 @@ func TestIndexThenQueryTheArchive(t *testing.T) {
 	if code != 0 || fromIndex != scanned || !strings.Contains(errOut, "from the index") {
 		t.Errorf("search --count from the index: %q (exit %d, %s), from the files %q", fromIndex, code, errOut, scanned)
 	}
+	// And over a span, which the index's table is narrowed to: the events
+	// are all of the last minutes.
+	for span, want := range map[string]string{"--since=2d": scanned, "--until=1h": "0\n"} {
+		fromIndex, errOut, code = e.run("search", "--count", "--event-name", "ListBuckets", "--account", acctA, span)
+		files, _, _ := e.run("search", "--count", "--no-index", "--event-name", "ListBuckets", "--account", acctA, span)
+		if code != 0 || fromIndex != files || files != want || !strings.Contains(errOut, "from the index") {
+			t.Errorf("search --count %s from the index: %q (exit %d, %s), from the files %q, want %q", span, fromIndex, code, errOut, files, want)
+		}
+	}
 	got, errOut, code := e.run("query", "-o", "csv", "SELECT count(*) AS n FROM events WHERE eventname = 'ListBuckets'")
 	if code != 0 || strings.TrimSpace(strings.TrimPrefix(got, "n\n")) != strings.TrimSpace(want) || strings.TrimSpace(want) == "0" {
 		t.Fatalf("query says %q (exit %d, %s), search says %q", got, code, errOut, want)

@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	_ "github.com/duckdb/duckdb-go/v2" // the database/sql driver "duckdb"
+
+	"github.com/trailkeeper/trailkeeper/internal/query"
 )
 
 // Compaction merges the files a month folder gathers over many runs (a daily
@@ -109,7 +111,7 @@ func (m *manifest) compact(ctx context.Context, above int, progress func(done, t
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 	if _, err := db.ExecContext(ctx, fmt.Sprintf("SET threads=%d; SET memory_limit='1GB'; SET temp_directory=%s",
-		runtime.NumCPU(), literal(filepath.Join(m.dir, "tmp")))); err != nil {
+		runtime.NumCPU(), query.Literal(filepath.Join(m.dir, "tmp")))); err != nil {
 		return 0, err
 	}
 	merged := 0
@@ -177,10 +179,10 @@ func (m *manifest) merge(ctx context.Context, db *sql.DB, rel string, above int)
 	quoted := make([]string, len(files))
 	for i, f := range files {
 		c.old = append(c.old, filepath.Base(f))
-		quoted[i] = literal(f)
+		quoted[i] = query.Literal(f)
 	}
 	tmp := filepath.Join(folder, c.merged()+".tmp")
-	q := fmt.Sprintf("COPY (SELECT * FROM read_parquet([%s], hive_partitioning=false)) TO %s (FORMAT parquet, COMPRESSION zstd)", strings.Join(quoted, ", "), literal(tmp))
+	q := fmt.Sprintf("COPY (SELECT * FROM read_parquet([%s], hive_partitioning=false)) TO %s (FORMAT parquet, COMPRESSION zstd)", strings.Join(quoted, ", "), query.Literal(tmp))
 	if _, err := db.ExecContext(ctx, q); err != nil {
 		os.Remove(tmp)
 		return c, false, fmt.Errorf("merge %s: %w", rel, err)

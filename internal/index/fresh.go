@@ -6,8 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
+	"github.com/trailkeeper/trailkeeper/internal/query"
 	"github.com/trailkeeper/trailkeeper/internal/search"
 	"github.com/trailkeeper/trailkeeper/internal/store"
 )
@@ -35,9 +35,10 @@ func Holds(dir string, objects []store.Version) bool {
 	return true
 }
 
-// CountSQL is search's filter as a count over the index, or ok false for
-// filters whose meaning the index's columns cannot keep exactly (--resource
-// looks into the strings of requestParameters, not its JSON text).
+// CountSQL is search's filter as a count over the index narrowed to the
+// filter's Scope (its accounts, regions and span), or ok false for filters
+// whose meaning the index's columns cannot keep exactly (--resource looks
+// into the strings of requestParameters, not its JSON text).
 func CountSQL(f search.Filter) (sql string, ok bool) {
 	if f.Resource != "" {
 		return "", false
@@ -49,41 +50,39 @@ func CountSQL(f search.Filter) (sql string, ok bool) {
 		}
 		q := make([]string, len(vals))
 		for i, v := range vals {
-			q[i] = literal(v)
+			q[i] = query.Literal(v)
 		}
 		where = append(where, fmt.Sprintf("%s IN (%s)", col, strings.Join(q, ", ")))
 	}
 	in("eventname", f.EventNames)
-	in("account", f.Accounts)
-	in("region", f.Regions)
 	if f.EventSource != "" {
-		where = append(where, "eventsource = "+literal(f.EventSource))
+		where = append(where, "eventsource = "+query.Literal(f.EventSource))
 	}
 	if f.AccessKey != "" {
-		where = append(where, "useridentity.accesskeyid = "+literal(f.AccessKey))
+		where = append(where, "useridentity.accesskeyid = "+query.Literal(f.AccessKey))
 	}
 	if f.SourceIP != "" {
-		where = append(where, "sourceipaddress = "+literal(f.SourceIP))
+		where = append(where, "sourceipaddress = "+query.Literal(f.SourceIP))
 	}
 	if f.AnyError {
 		where = append(where, "coalesce(errorcode, '') <> ''") // search counts an empty errorCode as none
 	}
 	if f.ErrorCode != "" {
-		where = append(where, "errorcode = "+literal(f.ErrorCode))
+		where = append(where, "errorcode = "+query.Literal(f.ErrorCode))
 	}
 	if p := f.Principal; p != "" {
-		where = append(where, fmt.Sprintf("(contains(coalesce(useridentity.arn, ''), %[1]s) OR contains(coalesce(useridentity.username, ''), %[1]s) OR contains(coalesce(useridentity.sessioncontext.sessionissuer.username, ''), %[1]s))", literal(p)))
-	}
-	// Times as search compares them: on the instant, whatever the offset.
-	if !f.Since.IsZero() {
-		where = append(where, "day >= "+literal(f.Since.UTC().Format("2006/01/02")), "try_cast(eventtime AS TIMESTAMPTZ) >= "+literal(f.Since.UTC().Format(time.RFC3339Nano)))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "day <= "+literal(f.Until.UTC().Format("2006/01/02")), "try_cast(eventtime AS TIMESTAMPTZ) < "+literal(f.Until.UTC().Format(time.RFC3339Nano)))
+		where = append(where, fmt.Sprintf("(contains(coalesce(useridentity.arn, ''), %[1]s) OR contains(coalesce(useridentity.username, ''), %[1]s) OR contains(coalesce(useridentity.sessioncontext.sessionissuer.username, ''), %[1]s))", query.Literal(p)))
 	}
 	sql = "SELECT count(*) FROM events"
 	if len(where) > 0 {
 		sql += " WHERE " + strings.Join(where, " AND ")
 	}
 	return sql, true
+}
+
+// Scope is the part of search's filter the index's folders and the events
+// table's view narrow by: accounts, regions and the span, whose times are
+// compared as search compares them, on the instant whatever the offset.
+func Scope(f search.Filter) query.Scope {
+	return query.Scope{Accounts: f.Accounts, Regions: f.Regions, Since: f.Since, Until: f.Until}
 }

@@ -225,9 +225,6 @@ func (b *batcher) discard() {
 	}
 }
 
-// literal is s as an SQL string literal.
-func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
 func parquetBytes(root string) int64 {
 	var n int64
 	filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {

@@ -57,7 +57,7 @@ func Count(ctx context.Context, s store.Store, root string, f search.Filter) (n 
 	if !Holds(dir, l.Versions()) {
 		return 0, "", l, false
 	}
-	db, err := query.Open(ctx, dir, query.Scope{Accounts: f.Accounts, Regions: f.Regions, Since: f.Since, Until: f.Until})
+	db, err := query.Open(ctx, dir, Scope(f))
 	if err != nil {
 		return 0, "", l, false
 	}

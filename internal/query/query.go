@@ -97,7 +97,7 @@ func (s Scope) timed() bool { return !s.Since.IsZero() || !s.Until.IsZero() }
 // row.
 func (s Scope) files(root string) (files []string, where string, err error) {
 	if len(s.Accounts) == 0 && len(s.Regions) == 0 && !s.timed() {
-		return []string{literal(filepath.Join(root, "*", "*", "*", "*", "*.parquet"))}, "", nil // account=A/region=R/YYYY/MM/
+		return []string{Literal(filepath.Join(root, "*", "*", "*", "*", "*.parquet"))}, "", nil // account=A/region=R/YYYY/MM/
 	}
 	// account=A/region=R/YYYY/MM, level by level.
 	folders := []string{root}
@@ -125,7 +125,7 @@ func (s Scope) files(root string) (files []string, where string, err error) {
 		}
 		for _, e := range entries {
 			if !e.IsDir() && strings.HasSuffix(e.Name(), ".parquet") {
-				files = append(files, literal(filepath.Join(m, e.Name())))
+				files = append(files, Literal(filepath.Join(m, e.Name())))
 			}
 		}
 	}
@@ -134,18 +134,18 @@ func (s Scope) files(root string) (files []string, where string, err error) {
 		if err != nil {
 			return nil, "", err
 		}
-		return []string{literal(one)}, " WHERE false", nil
+		return []string{Literal(one)}, " WHERE false", nil
 	}
 	if s.timed() {
 		// The day column (UTC, as the folders) lets Parquet's statistics
 		// skip row groups; eventTime itself decides.
 		var conds []string
 		if !s.Since.IsZero() {
-			conds = append(conds, "day >= "+literal(s.Since.UTC().Format("2006/01/02")),
+			conds = append(conds, "day >= "+Literal(s.Since.UTC().Format("2006/01/02")),
 				"try_cast(eventtime AS TIMESTAMPTZ) >= "+timestamp(s.Since))
 		}
 		if !s.Until.IsZero() {
-			conds = append(conds, "day <= "+literal(s.Until.Add(-time.Nanosecond).UTC().Format("2006/01/02")),
+			conds = append(conds, "day <= "+Literal(s.Until.Add(-time.Nanosecond).UTC().Format("2006/01/02")),
 				"try_cast(eventtime AS TIMESTAMPTZ) < "+timestamp(s.Until))
 		}
 		where = " WHERE " + strings.Join(conds, " AND ")
@@ -221,10 +221,11 @@ func PartitionValue(v string) string {
 	}, v)
 }
 
-func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+// Literal is s as an SQL string literal.
+func Literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func timestamp(t time.Time) string {
-	return "TIMESTAMPTZ " + literal(t.UTC().Format("2006-01-02 15:04:05.999999")+"+00")
+	return "TIMESTAMPTZ " + Literal(t.UTC().Format("2006-01-02 15:04:05.999999")+"+00")
 }
 
 // Close releases the database.
