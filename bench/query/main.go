@@ -99,9 +99,10 @@ func main() {
 // file of the real index, one per account, region and month.
 func wideIndex(bin, real string, accounts int) {
 	var small string
+	var smallest int64
 	filepath.Walk(filepath.Join(real, "events"), func(p string, info os.FileInfo, err error) error {
-		if err == nil && strings.HasSuffix(p, ".parquet") && (small == "" || info.Size() < sizeOf(small)) {
-			small = p
+		if err == nil && strings.HasSuffix(p, ".parquet") && (small == "" || info.Size() < smallest) {
+			small, smallest = p, info.Size()
 		}
 		return nil
 	})
@@ -135,12 +136,6 @@ func wideIndex(bin, real string, accounts int) {
 			fmt.Printf("| `%s` | %s | %s | %d MiB |\n", strings.Join(append([]string{"query"}, scope...), " "), m.Wall.Round(time.Millisecond), m.CPU.Round(time.Millisecond), m.PeakKiB/1024)
 		}
 	}
-}
-
-func sizeOf(p string) int64 {
-	info, err := os.Stat(p)
-	check(err)
-	return info.Size()
 }
 
 // dirSize is the Parquet files' total size and count.

@@ -317,16 +317,15 @@ type verifier struct {
 	buckets             map[string]string // account -> bucket digests must name
 	// problems counts failing findings per "ACCOUNT/REGION" ("ACCOUNT/" for
 	// the account's own), so that no state moves past one.
-	problems map[string]int
-	hourFrom time.Time // the first day fingerprinted by the hour too
-	done     atomic.Int64
-	total    atomic.Int64
-	listed   atomic.Int64
-	read     atomic.Int64
-	progMu   sync.Mutex
-	// shortRead counts the versions read whose retention fell short.
-	shortRead int
-	top       []string // the folders at the root, for the hint when nothing is found
+	problems  map[string]int
+	hourFrom  time.Time // the first day fingerprinted by the hour too
+	done      atomic.Int64
+	total     atomic.Int64
+	listed    atomic.Int64
+	read      atomic.Int64
+	progMu    sync.Mutex
+	shortRead atomic.Int64 // versions read whose retention fell short
+	top       []string     // the folders at the root, for the hint when nothing is found
 }
 
 func (v *verifier) note(format string, a ...any) {
@@ -375,10 +374,7 @@ func (v *verifier) open(ctx context.Context, key string, ver store.Version) (io.
 // maxRetentionFindings in a run.
 func (v *verifier) readShort(key string, ver store.Version, until time.Time) {
 	k, _ := ct.ParseKey(key)
-	v.mu.Lock()
-	v.shortRead++
-	n := v.shortRead
-	v.mu.Unlock()
+	n := v.shortRead.Add(1)
 	if n > maxRetentionFindings {
 		return
 	}
